@@ -1,0 +1,121 @@
+"""Names and limits of protocol version 1, as written in docs/protocol.md.
+
+Kept as ``StrEnum``s so that the values are the wire strings themselves and a
+typo in either side's code is an ``AttributeError``, not a silent mismatch.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+SUBPROTOCOL = "parley.v1"
+WS_PATH = "/ws"
+MAX_FRAME_BYTES = 64 * 1024
+MAX_ID_LENGTH = 64
+PING_INTERVAL_S = 20.0
+SILENCE_TIMEOUT_S = 60.0
+RING_TIMEOUT_S = 45.0
+RECONNECT_GRACE_S = 30.0
+TOKEN_LIFETIME_S = 30 * 24 * 3600
+SEARCH_LIMIT = 20
+HISTORY_DEFAULT_LIMIT = 50
+HISTORY_MAX_LIMIT = 200
+
+ECHO_USERNAME = "echo"
+ECHO_DISPLAY_NAME = "Echo Test"
+
+
+class RequestType(StrEnum):
+    """Every request a client may send."""
+
+    REGISTER = "register"
+    LOGIN = "login"
+    LOGOUT = "logout"
+    CONTACTS_LIST = "contacts.list"
+    CONTACTS_REQUEST = "contacts.request"
+    CONTACTS_ACCEPT = "contacts.accept"
+    CONTACTS_REMOVE = "contacts.remove"
+    USERS_SEARCH = "users.search"
+    PRESENCE_SET = "presence.set"
+    PROFILE_UPDATE = "profile.update"
+    CALL_INVITE = "call.invite"
+    CALL_ACCEPT = "call.accept"
+    CALL_DECLINE = "call.decline"
+    CALL_CANCEL = "call.cancel"
+    CALL_HANGUP = "call.hangup"
+    RTC_SIGNAL = "rtc.signal"
+    HISTORY_LIST = "history.list"
+
+
+class EventType(StrEnum):
+    """Every message the server sends: the two replies and the events."""
+
+    OK = "ok"
+    ERROR = "error"
+    PRESENCE = "presence"
+    CONTACT = "contact"
+    CALL_INCOMING = "call.incoming"
+    CALL_RINGING = "call.ringing"
+    CALL_ACCEPTED = "call.accepted"
+    CALL_ENDED = "call.ended"
+    RTC_SIGNAL = "rtc.signal"
+
+
+class ErrorCode(StrEnum):
+    """The ``code`` of an ``error`` reply."""
+
+    BAD_JSON = "bad_json"
+    BAD_MESSAGE = "bad_message"
+    UNKNOWN_TYPE = "unknown_type"
+    UNAUTHENTICATED = "unauthenticated"
+    BAD_CREDENTIALS = "bad_credentials"
+    TAKEN = "taken"
+    NOT_FOUND = "not_found"
+    FORBIDDEN = "forbidden"
+    BUSY = "busy"
+    RATE_LIMITED = "rate_limited"
+    INTERNAL = "internal"
+
+
+class Presence(StrEnum):
+    """What contacts see of a user."""
+
+    ONLINE = "online"
+    AWAY = "away"
+    DND = "dnd"
+    IN_CALL = "in_call"
+    OFFLINE = "offline"
+
+
+#: The presence values a client may choose with ``presence.set``.
+SETTABLE_PRESENCE = frozenset({Presence.ONLINE, Presence.AWAY, Presence.DND})
+
+
+class ContactStatus(StrEnum):
+    """Where a contact relation stands, seen from one side.
+
+    ``REMOVED`` is an addition to version 1: it appears only in a ``contact``
+    event, to say the relation is gone; ``contacts.list`` never shows it.
+    """
+
+    ACCEPTED = "accepted"
+    INCOMING = "incoming"
+    OUTGOING = "outgoing"
+    REMOVED = "removed"
+
+
+class CallReason(StrEnum):
+    """Why a call ended."""
+
+    DECLINED = "declined"
+    CANCELLED = "cancelled"
+    HANGUP = "hangup"
+    BUSY = "busy"
+    TIMEOUT = "timeout"
+    OFFLINE = "offline"
+    ANSWERED_ELSEWHERE = "answered_elsewhere"
+    LOST = "lost"
+
+
+#: Requests allowed before logging in.
+UNAUTHENTICATED_REQUESTS = frozenset({RequestType.REGISTER, RequestType.LOGIN})

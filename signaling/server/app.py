@@ -1,0 +1,263 @@
+"""The signaling server as an object: WebSocket transport, HTTP probes, life cycle.
+
+``SignalingServer`` owns the store, the password vault and the :class:`Hub`,
+and runs on whatever asyncio loop is current, so the CLI, the tests and the
+desktop app (which embeds it) all start it the same way::
+
+    server = SignalingServer(ServerConfig(port=0, db_path=path))
+    await server.start()
+    print(server.url)
+    ...
+    await server.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import itertools
+import ssl
+import time
+from collections.abc import Sequence
+from http import HTTPStatus
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed, NegotiationError
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+from signaling import __version__
+from signaling.protocol.constants import (
+    MAX_FRAME_BYTES,
+    PING_INTERVAL_S,
+    SILENCE_TIMEOUT_S,
+    SUBPROTOCOL,
+    WS_PATH,
+    CallReason,
+)
+from signaling.protocol.messages import Json, encode
+from signaling.server.config import ServerConfig
+from signaling.server.credentials import PasswordVault
+from signaling.server.hub import Hub
+from signaling.server.logs import log_event
+from signaling.server.metrics import Metrics
+from signaling.server.store import SQLiteStore, Store, StoreError
+
+
+class StartupError(Exception):
+    """The server cannot start; the message is one line meant for a person."""
+
+
+class WebSocketPeer:
+    """A hub :class:`Peer` on a WebSocket: sends are queued and written in order by one task.
+
+    A connection that does not read what it is sent (its queue passes
+    ``max_queue``) is closed with 1008 rather than allowed to hold memory.
+    """
+
+    def __init__(self, conn_id: int, ws: ServerConnection, max_queue: int) -> None:
+        self.id = conn_id
+        self.ws = ws
+        remote = ws.remote_address
+        self.address = str(remote[0]) if remote else "unknown"
+        self._max_queue = max_queue
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._writer = asyncio.get_running_loop().create_task(self._write())
+
+    def send(self, message: Json) -> None:
+        """Queue ``message``; never blocks."""
+        if self._queue.qsize() >= self._max_queue:
+            log_event("conn.stuck", conn=self.id, queued=self._queue.qsize())
+            self._writer.cancel()
+            asyncio.get_running_loop().create_task(self.ws.close(1008, "not reading"))
+            return
+        self._queue.put_nowait(encode(message))
+
+    async def _write(self) -> None:
+        try:
+            while True:
+                text = await self._queue.get()
+                await self.ws.send(text)
+        except ConnectionClosed:
+            pass
+
+    def close(self) -> None:
+        """Stop the writer (the connection is closed; nothing more can be sent)."""
+        self._writer.cancel()
+
+
+class SignalingServer:
+    """One signaling server: start it on a running loop, stop it the same way."""
+
+    def __init__(self, config: ServerConfig | None = None, store: Store | None = None) -> None:
+        self.config = config or ServerConfig()
+        self.store = store or SQLiteStore(self.config.db_path)
+        self.metrics = Metrics()
+        self.vault: PasswordVault | None = None
+        self.hub: Hub | None = None
+        self._server: Server | None = None
+        self._ids = itertools.count(1)
+        self._peers: dict[int, WebSocketPeer] = {}
+        self.port: int | None = None
+
+    @property
+    def url(self) -> str:
+        """The WebSocket URL clients connect to."""
+        scheme = "wss" if self.config.tls_cert else "ws"
+        host = self.config.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{scheme}://{host}:{self.port}{WS_PATH}"
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        cert, key = self.config.tls_cert, self.config.tls_key
+        if cert is None and key is None:
+            return None
+        if cert is None or key is None:
+            raise StartupError("TLS needs both --tls-cert and --tls-key")
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            context.load_cert_chain(cert, key)
+        except FileNotFoundError as exc:
+            raise StartupError(f"cannot read TLS file {exc.filename}: no such file") from None
+        except PermissionError as exc:
+            raise StartupError(f"cannot read TLS file {exc.filename}: permission denied") from None
+        except (ssl.SSLError, OSError) as exc:
+            raise StartupError(
+                f"cannot use TLS certificate {cert} with key {key}: {exc.strerror or exc}"
+            ) from None
+        return context
+
+    async def start(self) -> None:
+        """Open the store, then listen. Raises :class:`StartupError` with a one-line reason."""
+        context = self._ssl_context()
+        try:
+            await self.store.open()
+        except StoreError as exc:
+            raise StartupError(str(exc)) from None
+        lost = await self.store.end_unfinished_calls(time.time(), CallReason.LOST.value)
+        if lost:
+            log_event("calls.closed_at_start", count=lost)
+        self.vault = PasswordVault(self.config.hash_parameters)
+        self.hub = Hub(self.store, self.vault, self.config, self.metrics)
+        hub = self.hub
+        self.metrics.gauge(
+            "parley_connections", "Open WebSocket connections.", lambda: len(hub.sessions)
+        )
+        self.metrics.gauge(
+            "parley_logged_in_users",
+            "Users with at least one logged-in connection.",
+            lambda: len(hub.by_user),
+        )
+        self.metrics.gauge(
+            "parley_calls_active", "Calls ringing or in progress.", lambda: len(hub.calls)
+        )
+        try:
+            self._server = await serve(
+                self._handle,
+                self.config.host,
+                self.config.port,
+                ssl=context,
+                process_request=self._process_request,
+                select_subprotocol=_select_subprotocol,
+                subprotocols=[Subprotocol(SUBPROTOCOL)],
+                compression=None,
+                max_size=MAX_FRAME_BYTES,
+                max_queue=16,
+                ping_interval=PING_INTERVAL_S,
+                ping_timeout=SILENCE_TIMEOUT_S - PING_INTERVAL_S,
+                server_header=f"parley-server/{__version__}",
+            )
+        except OSError as exc:
+            await self._release()
+            if exc.errno == errno.EADDRINUSE:
+                raise StartupError(
+                    f"port {self.config.port} on {self.config.host} is already in use"
+                ) from None
+            raise StartupError(
+                f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror or exc}"
+            ) from None
+        self.port = self._server.sockets[0].getsockname()[1]
+        log_event("server.started", url=self.url)
+
+    async def stop(self) -> None:
+        """Close every connection with 1001 (going away), then release the store."""
+        if self._server is not None:
+            self._server.close(close_connections=True)
+            await self._server.wait_closed()
+            self._server = None
+        if self.hub is not None:
+            await self.hub.shutdown()
+        await self._release()
+        log_event("server.stopped")
+
+    async def _release(self) -> None:
+        await self.store.close()
+        if self.vault is not None:
+            self.vault.close()
+            self.vault = None
+
+    async def serve_forever(self) -> None:
+        """Run until cancelled."""
+        assert self._server is not None
+        await self._server.wait_closed()
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path == WS_PATH:
+            return None
+        if path == "/healthz":
+            return _text_response(HTTPStatus.OK, "ok\n")
+        if path == "/metrics":
+            return _text_response(
+                HTTPStatus.OK, self.metrics.render(), "text/plain; version=0.0.4; charset=utf-8"
+            )
+        return _text_response(HTTPStatus.NOT_FOUND, "not found\n")
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        assert self.hub is not None
+        hub = self.hub
+        peer = WebSocketPeer(next(self._ids), ws, self.config.max_send_queue)
+        self._peers[peer.id] = peer
+        session = hub.connect(peer)
+        log_event("conn.open", conn=peer.id, addr=peer.address)
+        try:
+            async for data in ws:
+                await hub.receive(session, data)
+        except ConnectionClosed:
+            pass
+        finally:
+            await hub.disconnect(session)
+            peer.close()
+            self._peers.pop(peer.id, None)
+            code = ws.close_code
+            log_event("conn.close", conn=peer.id, code=code)
+
+
+def _select_subprotocol(
+    connection: ServerConnection, subprotocols: Sequence[Subprotocol]
+) -> Subprotocol | None:
+    """Pick ``parley.v1``.
+
+    A client that asks for no subprotocol is served anyway; one that asks only
+    for others is refused (HTTP 400).
+    """
+    if SUBPROTOCOL in subprotocols:
+        return Subprotocol(SUBPROTOCOL)
+    if not subprotocols:
+        return None
+    raise NegotiationError(f"unsupported subprotocol; this server speaks {SUBPROTOCOL}")
+
+
+def _text_response(status: HTTPStatus, body: str, content_type: str = "text/plain") -> Response:
+    data = body.encode("utf-8")
+    headers = Headers(
+        [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(data))),
+            ("Connection", "close"),
+        ]
+    )
+    return Response(status.value, status.phrase, headers, data)

@@ -1,0 +1,142 @@
+"""``parley-server``: run a signaling server from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from signaling import __version__
+from signaling.server.app import SignalingServer, StartupError
+from signaling.server.config import ServerConfig, default_db_path
+from signaling.server.logs import configure
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("a port is from 0 to 65535 (0 picks a free one)")
+    return value
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line, with help for each option."""
+    parser = argparse.ArgumentParser(
+        prog="parley-server",
+        description="Run a Parley signaling server: accounts, contacts, presence and call "
+        "routing over WebSocket (protocol parley.v1, see docs/protocol.md).",
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on; 0.0.0.0 (or ::) serves other computers (default: 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--port", type=_port, default=8765, help="TCP port; 0 picks a free one (default: 8765)"
+    )
+    parser.add_argument(
+        "--db",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help=f"SQLite database file, created if missing (default: {default_db_path()})",
+    )
+    parser.add_argument(
+        "--tls-cert",
+        type=Path,
+        metavar="C",
+        help="PEM certificate (chain) to serve wss:// instead of ws://; needs --tls-key",
+    )
+    parser.add_argument("--tls-key", type=Path, metavar="K", help="PEM private key for --tls-cert")
+    parser.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        default="info",
+        help="how much to log to stderr, one logfmt line per event (default: info)",
+    )
+    parser.add_argument(
+        "--ring-timeout",
+        type=_positive,
+        default=None,
+        metavar="S",
+        help="seconds an unanswered call rings before it ends with 'timeout' (default: 45)",
+    )
+    parser.add_argument(
+        "--reconnect-grace",
+        type=_positive,
+        default=None,
+        metavar="S",
+        help="seconds a call waits for a party that lost its connection (default: 30)",
+    )
+    parser.add_argument("--version", action="version", version=f"parley-server {__version__}")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    """A :class:`ServerConfig` from parsed arguments."""
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        db_path=args.db if args.db is not None else default_db_path(),
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+    )
+    overrides: dict[str, float] = {}
+    if args.ring_timeout is not None:
+        overrides["ring_timeout_s"] = args.ring_timeout
+    if args.reconnect_grace is not None:
+        overrides["reconnect_grace_s"] = args.reconnect_grace
+    if overrides:
+        config = replace(config, **overrides)  # type: ignore[arg-type]
+    return config
+
+
+async def run(config: ServerConfig) -> int:
+    """Serve until SIGINT or SIGTERM; returns the exit status."""
+    server = SignalingServer(config)
+    try:
+        await server.start()
+    except StartupError as exc:
+        print(f"parley-server: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"Parley signaling server listening on {server.url}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(signum)
+        await server.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``parley-server``."""
+    args = build_parser().parse_args(argv)
+    configure(args.log_level)
+    return asyncio.run(run(config_from_args(args)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

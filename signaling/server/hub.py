@@ -1,0 +1,802 @@
+"""The routing core: who is connected, who may reach whom, and where each message goes.
+
+The hub knows nothing of WebSockets. A transport hands it a :class:`Peer`
+(something with an id, an address and a non-blocking ``send``) and the raw
+frames it received; the hub decodes them, checks them, changes state through
+the :class:`Store` and calls ``send`` on the peers that must hear of it. The
+tests drive it with plain objects in place of sockets.
+
+Order of effects for every request: validate, change state in memory
+(synchronously, so concurrent requests see it), commit to the store, reply,
+then send the events the change causes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from signaling.protocol.constants import (
+    ECHO_USERNAME,
+    SEARCH_LIMIT,
+    TOKEN_LIFETIME_S,
+    UNAUTHENTICATED_REQUESTS,
+    CallReason,
+    ContactStatus,
+    ErrorCode,
+    EventType,
+    Presence,
+    RequestType,
+)
+from signaling.protocol.errors import ProtocolError, bad_message
+from signaling.protocol.messages import (
+    CallAction,
+    CallInvite,
+    ContactsAccept,
+    ContactsRemove,
+    ContactsRequest,
+    FrameError,
+    HistoryList,
+    Json,
+    Login,
+    PresenceSet,
+    ProfileUpdate,
+    Register,
+    Request,
+    RtcSignal,
+    UsersSearch,
+    decode_object,
+    error_message,
+    event_message,
+    ok_message,
+    parse_fields,
+    read_id,
+    read_type,
+)
+from signaling.server.calls import Call, CallPhase, CallTable
+from signaling.server.config import ServerConfig
+from signaling.server.credentials import PasswordVault, new_token, token_hash
+from signaling.server.logs import log_event
+from signaling.server.metrics import Metrics
+from signaling.server.ratelimit import FailureLimiter, TokenBucket
+from signaling.server.store import CallIdTaken, CallRecord, Store, UsernameTaken, UserRecord
+
+ECHO_USER = UserRecord(ECHO_USERNAME, "Echo Test")
+
+
+class Peer(Protocol):
+    """What the hub needs of one client connection."""
+
+    id: int
+    address: str
+
+    def send(self, message: Json) -> None:
+        """Queue a message for this connection, in order, without blocking."""
+
+
+@dataclass(eq=False, slots=True)
+class Session:
+    """One connection and who is logged in on it."""
+
+    peer: Peer
+    bucket: TokenBucket
+    user: UserRecord | None = None
+    token_hash: str | None = None
+    closed: bool = False
+
+    @property
+    def id(self) -> int:
+        """The connection's id."""
+        return self.peer.id
+
+
+FollowUp = Callable[[], Awaitable[None] | None]
+
+
+@dataclass(slots=True)
+class Result:
+    """A handler's outcome: the ``ok`` reply's fields and what to do once it is sent."""
+
+    fields: Json = field(default_factory=dict)
+    then: FollowUp | None = None
+
+
+def iso(timestamp: float | None) -> str | None:
+    """ISO 8601 UTC with milliseconds, as the protocol writes times."""
+    if timestamp is None:
+        return None
+    return (
+        datetime.fromtimestamp(timestamp, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+class Hub:
+    """Routes requests and events between the sessions of one server."""
+
+    def __init__(
+        self,
+        store: Store,
+        vault: PasswordVault,
+        config: ServerConfig,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.vault = vault
+        self.config = config
+        self.metrics = metrics or Metrics()
+        self.clock = clock
+        self.sessions: dict[int, Session] = {}
+        self.by_user: dict[str, set[Session]] = {}
+        self.chosen_presence: dict[str, Presence] = {}
+        self.calls = CallTable(unlimited=frozenset({ECHO_USERNAME}))
+        limits = config.rate_limits
+        self._user_failures = FailureLimiter(limits.login_failures_per_user, limits.login_window_s)
+        self._address_failures = FailureLimiter(
+            limits.login_failures_per_address, limits.login_window_s
+        )
+        self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._handlers: dict[RequestType, Callable[[Session, Any], Awaitable[Result]]] = {
+            RequestType.REGISTER: self._register,
+            RequestType.LOGIN: self._login,
+            RequestType.LOGOUT: self._logout,
+            RequestType.CONTACTS_LIST: self._contacts_list,
+            RequestType.CONTACTS_REQUEST: self._contacts_request,
+            RequestType.CONTACTS_ACCEPT: self._contacts_accept,
+            RequestType.CONTACTS_REMOVE: self._contacts_remove,
+            RequestType.USERS_SEARCH: self._users_search,
+            RequestType.PRESENCE_SET: self._presence_set,
+            RequestType.PROFILE_UPDATE: self._profile_update,
+            RequestType.CALL_INVITE: self._call_invite,
+            RequestType.CALL_ACCEPT: self._call_accept,
+            RequestType.CALL_DECLINE: self._call_decline,
+            RequestType.CALL_CANCEL: self._call_cancel,
+            RequestType.CALL_HANGUP: self._call_hangup,
+            RequestType.RTC_SIGNAL: self._rtc_signal,
+            RequestType.HISTORY_LIST: self._history_list,
+        }
+
+    # Connections ----------------------------------------------------------
+
+    def connect(self, peer: Peer) -> Session:
+        """A connection opened."""
+        limits = self.config.rate_limits
+        session = Session(
+            peer, TokenBucket(limits.requests_per_s, limits.request_burst, self._now())
+        )
+        self.sessions[peer.id] = session
+        self.metrics.connections_total += 1
+        return session
+
+    async def disconnect(self, session: Session) -> None:
+        """A connection closed: the user may go offline and its call starts its grace period."""
+        session.closed = True
+        self.sessions.pop(session.id, None)
+        if session.user is not None:
+            await self._detach(session)
+
+    async def shutdown(self) -> None:
+        """Stop timers and wait for background work (the server is stopping)."""
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _now(self) -> float:
+        return self.clock()
+
+    # Sending --------------------------------------------------------------
+
+    def _send(self, session: Session, message: Json) -> None:
+        if session.closed:
+            return
+        self.metrics.messages_out[message["type"]] += 1
+        session.peer.send(message)
+
+    def _send_user(self, username: str, message: Json, *, skip: Session | None = None) -> None:
+        for session in list(self.by_user.get(username, ())):
+            if session is not skip:
+                self._send(session, message)
+
+    def _send_bound(self, call: Call, username: str, message: Json) -> None:
+        conn = call.bound_conn(username)
+        session = self.sessions.get(conn) if conn is not None else None
+        if session is not None and session.user is not None and session.user.username == username:
+            self._send(session, message)
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log_event("internal", 40, where="background", error=repr(task.exception()))
+
+    # Receiving ------------------------------------------------------------
+
+    async def receive(self, session: Session, data: str | bytes) -> None:
+        """Handle one frame: reply to it and send whatever it causes."""
+        request_id: str | None = None
+        kind: str = "invalid"
+        try:
+            message = decode_object(data)
+            request_id = read_id(message)
+            request_type = read_type(message, request_id)
+            kind = request_type.value
+            self.metrics.messages_in[kind] += 1
+            wait = session.bucket.take(self._now())
+            if wait is not None:
+                raise ProtocolError(
+                    ErrorCode.RATE_LIMITED, "too many requests; slow down", retry_after=wait
+                )
+            if session.user is None and request_type not in UNAUTHENTICATED_REQUESTS:
+                raise ProtocolError(ErrorCode.UNAUTHENTICATED, "log in first")
+            request = parse_fields(request_type, message, request_id)
+            result = await self._handlers[request_type](session, request)
+        except ProtocolError as exc:
+            if isinstance(exc, FrameError):
+                request_id = exc.request_id
+            if kind == "invalid":
+                self.metrics.messages_in[kind] += 1
+            self._reply_error(session, request_id, kind, exc)
+            return
+        except Exception as exc:
+            log_event("internal", 40, conn=session.id, type=kind, error=repr(exc))
+            self._reply_error(
+                session, request_id, kind, ProtocolError(ErrorCode.INTERNAL, "server error")
+            )
+            return
+        self._send(session, ok_message(request_id, **result.fields))
+        if result.then is not None:
+            outcome = result.then()
+            if outcome is not None:
+                await outcome
+
+    def _reply_error(
+        self, session: Session, request_id: str | None, kind: str, exc: ProtocolError
+    ) -> None:
+        self.metrics.errors[exc.code.value] += 1
+        log_event("request.error", conn=session.id, type=kind, code=exc.code.value)
+        self._send(session, error_message(request_id, exc.code, exc.message, exc.retry_after))
+
+    # Accounts -------------------------------------------------------------
+
+    async def _register(self, session: Session, req: Register) -> Result:
+        if session.user is not None:
+            raise bad_message("already logged in; log out first")
+        if req.username == ECHO_USERNAME or await self.store.get_user(req.username):
+            raise ProtocolError(ErrorCode.TAKEN, f"the username '{req.username}' is taken")
+        password_hash = await self.vault.hash(req.password)
+        try:
+            user = await self.store.create_user(
+                req.username, req.display_name or req.username, password_hash
+            )
+        except UsernameTaken:
+            raise ProtocolError(
+                ErrorCode.TAKEN, f"the username '{req.username}' is taken"
+            ) from None
+        log_event("account.created", conn=session.id, user=user.username)
+        return await self._start_session(session, user)
+
+    async def _login(self, session: Session, req: Login) -> Result:
+        if session.user is not None:
+            raise bad_message("already logged in; log out first")
+        now = self._now()
+        address = session.peer.address
+        wait = self._address_failures.blocked(address, now)
+        if req.token is not None:
+            if wait is not None:
+                raise _rate_limited(wait)
+            user = await self.store.user_for_token(token_hash(req.token), now)
+            if user is None:
+                self._address_failures.failed(address, now)
+                raise ProtocolError(ErrorCode.BAD_CREDENTIALS, "the token is invalid or expired")
+            return await self._start_session(session, user, req.token)
+        assert req.username is not None and req.password is not None
+        wait = wait or self._user_failures.blocked(req.username, now)
+        if wait is not None:
+            raise _rate_limited(wait)
+        found = await self.store.get_user(req.username)
+        stored_hash = found.password_hash if found else None
+        if not await self.vault.verify(stored_hash, req.password):
+            now = self._now()
+            self._user_failures.failed(req.username, now)
+            self._address_failures.failed(address, now)
+            log_event("login.failed", conn=session.id, user=req.username)
+            raise ProtocolError(ErrorCode.BAD_CREDENTIALS, "wrong username or password")
+        assert found is not None and stored_hash is not None
+        self._user_failures.succeeded(req.username)
+        if self.vault.needs_rehash(stored_hash):
+            await self.store.set_password_hash(found.username, await self.vault.hash(req.password))
+        return await self._start_session(session, found)
+
+    async def _start_session(
+        self, session: Session, user: UserRecord, token: str | None = None
+    ) -> Result:
+        """Log ``session`` in as ``user``, issuing a token unless one was presented."""
+        if token is None:
+            token = new_token()
+            await self.store.add_token(
+                token_hash(token), user.username, self._now() + TOKEN_LIFETIME_S
+            )
+        if session.closed:
+            return Result()
+        before = self.presence_of(user.username)
+        session.user = user
+        session.token_hash = token_hash(token)
+        sessions = self.by_user.setdefault(user.username, set())
+        if not sessions:
+            self.chosen_presence[user.username] = Presence.ONLINE
+        sessions.add(session)
+        log_event("login", conn=session.id, user=user.username)
+
+        async def after() -> None:
+            self._replay_call(session)
+            await self._presence_changed(user.username, before)
+
+        return Result({"user": user.public(), "token": token}, after)
+
+    async def _logout(self, session: Session, _: object) -> Result:
+        assert session.token_hash is not None
+        await self.store.revoke_token(session.token_hash)
+        log_event("logout", conn=session.id, user=session.user.username if session.user else None)
+        return Result(then=lambda: self._detach(session))
+
+    async def _detach(self, session: Session) -> None:
+        """``session`` is no longer logged in (logout or closed)."""
+        user = session.user
+        if user is None:
+            return
+        username = user.username
+        before = self.presence_of(username)
+        session.user = None
+        session.token_hash = None
+        sessions = self.by_user.get(username)
+        if sessions is not None:
+            sessions.discard(session)
+            if not sessions:
+                del self.by_user[username]
+                self.chosen_presence.pop(username, None)
+        call = self.calls.of_user(username)
+        if call is not None:
+            if call.bound_conn(username) == session.id:
+                call.bind(username, None)
+                self._start_grace(call, username)
+            elif (
+                call.phase is CallPhase.RINGING
+                and username == call.callee
+                and username not in self.by_user
+            ):
+                self._start_grace(call, username)
+        await self._presence_changed(username, before)
+
+    # Presence -------------------------------------------------------------
+
+    def presence_of(self, username: str) -> Presence:
+        """What ``username``'s accepted contacts see now."""
+        if username == ECHO_USERNAME:
+            return Presence.ONLINE
+        if username not in self.by_user:
+            return Presence.OFFLINE
+        call = self.calls.of_user(username)
+        if call is not None and call.phase is CallPhase.ACCEPTED:
+            return Presence.IN_CALL
+        return self.chosen_presence.get(username, Presence.ONLINE)
+
+    async def _presence_changed(
+        self, username: str, before: Presence | None, *, force: bool = False
+    ) -> None:
+        """Tell accepted contacts if what they see of ``username`` changed."""
+        if not force and self.presence_of(username) == before:
+            return
+        contacts = await self.store.accepted_contacts(username)
+        # Read again after the await: the last broadcast always carries the current state.
+        presence = self.presence_of(username)
+        user = await self._user(username)
+        message = event_message(
+            EventType.PRESENCE,
+            username=username,
+            presence=presence.value,
+            display_name=user.display_name if user else username,
+        )
+        for contact in contacts:
+            self._send_user(contact, message)
+
+    async def _presence_set(self, session: Session, req: PresenceSet) -> Result:
+        username = _me(session)
+        before = self.presence_of(username)
+        self.chosen_presence[username] = req.status
+        return Result(then=lambda: self._presence_changed(username, before))
+
+    async def _user(self, username: str) -> UserRecord | None:
+        if username == ECHO_USERNAME:
+            return ECHO_USER
+        sessions = self.by_user.get(username)
+        if sessions:
+            user = next(iter(sessions)).user
+            if user is not None:
+                return user
+        return await self.store.get_user(username)
+
+    async def _profile_update(self, session: Session, req: ProfileUpdate) -> Result:
+        username = _me(session)
+        user = await self.store.set_display_name(username, req.display_name)
+        for other in self.by_user.get(username, ()):
+            other.user = user
+        return Result(
+            {"user": user.public()},
+            lambda: self._presence_changed(username, None, force=True),
+        )
+
+    # Contacts -------------------------------------------------------------
+
+    def _contact_json(self, user: UserRecord, status: ContactStatus) -> Json:
+        presence = (
+            self.presence_of(user.username)
+            if status is ContactStatus.ACCEPTED
+            else Presence.OFFLINE
+        )
+        return {**user.public(), "status": status.value, "presence": presence.value}
+
+    async def _contacts_list(self, session: Session, _: object) -> Result:
+        username = _me(session)
+        records = await self.store.list_contacts(username)
+        contacts = [self._contact_json(ECHO_USER, ContactStatus.ACCEPTED)]
+        contacts += [self._contact_json(r.user, r.status) for r in records]
+        return Result({"contacts": contacts})
+
+    async def _existing_peer(self, session: Session, username: str) -> UserRecord:
+        if username == _me(session):
+            raise bad_message("that is you")
+        user = await self._user(username)
+        if user is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"no user '{username}'")
+        return user
+
+    def _tell_contact(
+        self, me: UserRecord, peer: UserRecord, my_status: ContactStatus, skip: Session
+    ) -> None:
+        """Send ``contact`` events to both sides of a relation that changed."""
+        peer_status = {
+            ContactStatus.OUTGOING: ContactStatus.INCOMING,
+            ContactStatus.INCOMING: ContactStatus.OUTGOING,
+        }.get(my_status, my_status)
+        self._send_user(
+            me.username,
+            event_message(EventType.CONTACT, contact=self._contact_json(peer, my_status)),
+            skip=skip,
+        )
+        self._send_user(
+            peer.username,
+            event_message(EventType.CONTACT, contact=self._contact_json(me, peer_status)),
+        )
+
+    async def _contacts_request(self, session: Session, req: ContactsRequest) -> Result:
+        me = _me_user(session)
+        peer = await self._existing_peer(session, req.username)
+        if peer.username == ECHO_USERNAME:
+            return Result({"contact": self._contact_json(peer, ContactStatus.ACCEPTED)})
+        status = await self.store.request_contact(me.username, peer.username)
+        log_event("contact.request", user=me.username, peer=peer.username, status=status.value)
+        return Result(
+            {"contact": self._contact_json(peer, status)},
+            lambda: self._contact_changed(me, peer, status, session),
+        )
+
+    async def _contact_changed(
+        self, me: UserRecord, peer: UserRecord, status: ContactStatus, skip: Session
+    ) -> None:
+        self._tell_contact(me, peer, status, skip)
+        if status is ContactStatus.ACCEPTED:
+            # Each side now sees the other's presence; send it so lists update at once.
+            for a, b in ((me, peer), (peer, me)):
+                self._send_user(
+                    b.username,
+                    event_message(
+                        EventType.PRESENCE,
+                        username=a.username,
+                        presence=self.presence_of(a.username).value,
+                        display_name=a.display_name,
+                    ),
+                )
+
+    async def _contacts_accept(self, session: Session, req: ContactsAccept) -> Result:
+        me = _me_user(session)
+        peer = await self._existing_peer(session, req.username)
+        if peer.username == ECHO_USERNAME:
+            return Result({"contact": self._contact_json(peer, ContactStatus.ACCEPTED)})
+        if not await self.store.accept_contact(me.username, peer.username):
+            raise ProtocolError(ErrorCode.FORBIDDEN, f"no pending request from '{peer.username}'")
+        log_event("contact.accept", user=me.username, peer=peer.username)
+        return Result(
+            {"contact": self._contact_json(peer, ContactStatus.ACCEPTED)},
+            lambda: self._contact_changed(me, peer, ContactStatus.ACCEPTED, session),
+        )
+
+    async def _contacts_remove(self, session: Session, req: ContactsRemove) -> Result:
+        me = _me_user(session)
+        peer = await self._existing_peer(session, req.username)
+        if peer.username == ECHO_USERNAME:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "the Echo Test cannot be removed")
+        if not await self.store.remove_contact(me.username, peer.username):
+            return Result()
+        log_event("contact.remove", user=me.username, peer=peer.username)
+        return Result(then=lambda: self._tell_contact(me, peer, ContactStatus.REMOVED, session))
+
+    async def _users_search(self, session: Session, req: UsersSearch) -> Result:
+        me = _me(session)
+        found = await self.store.search_users(req.query, SEARCH_LIMIT + 1)
+        users = [u.public() for u in found if u.username != me][:SEARCH_LIMIT]
+        return Result({"users": users})
+
+    # Calls ----------------------------------------------------------------
+
+    async def _call_invite(self, session: Session, req: CallInvite) -> Result:
+        me = _me(session)
+        if req.to == me:
+            raise bad_message("you cannot call yourself")
+        if self.calls.of_user(me) is not None:
+            raise ProtocolError(ErrorCode.BUSY, "you are already in a call")
+        if req.to != ECHO_USERNAME:
+            status = await self.store.contact_status(me, req.to)
+            if status is not ContactStatus.ACCEPTED:
+                if await self.store.get_user(req.to) is None:
+                    raise ProtocolError(ErrorCode.NOT_FOUND, f"no user '{req.to}'")
+                raise ProtocolError(ErrorCode.FORBIDDEN, f"'{req.to}' is not your contact")
+        if self.calls.get(req.call_id) is not None:
+            raise bad_message("'call_id' is already in use")
+        now = self._now()
+        call = Call(req.call_id, me, req.to, req.media, now, caller_conn=session.id)
+        # Decided now, synchronously, so that two invites racing see each other.
+        immediate: CallReason | None = None
+        if self.calls.of_user(me) is not None:
+            raise ProtocolError(ErrorCode.BUSY, "you are already in a call")
+        if req.to == ECHO_USERNAME:
+            immediate = CallReason.OFFLINE  # The Echo Test answers once the call engine lands.
+        elif self.calls.of_user(req.to) is not None:
+            immediate = CallReason.BUSY
+        elif req.to not in self.by_user:
+            immediate = CallReason.OFFLINE
+        if immediate is None:
+            self.calls.add(call)
+        record = CallRecord(req.call_id, me, req.to, req.media, now)
+        if immediate is not None:
+            call.end(immediate, now)
+            record = CallRecord(
+                req.call_id, me, req.to, req.media, now, ended_at=now, reason=immediate.value
+            )
+        try:
+            await self.store.insert_call(record)
+        except CallIdTaken:
+            self.calls.remove(call)
+            raise bad_message("'call_id' is already in use") from None
+        except BaseException:
+            self.calls.remove(call)
+            raise
+        log_event("call.invite", call=call.call_id, caller=me, callee=req.to)
+
+        def after() -> None:
+            if immediate is not None:
+                self._count_end(call)
+                self._send(session, _ended(call))
+                return
+            incoming = event_message(
+                EventType.CALL_INCOMING,
+                call_id=call.call_id,
+                **{"from": session.user.public() if session.user else {"username": me}},
+                media=call.media.to_json(),
+            )
+            self._send_user(call.callee, incoming)
+            self._send(session, event_message(EventType.CALL_RINGING, call_id=call.call_id))
+            log_event("call.ringing", call=call.call_id)
+            self._start_timer(call, "ring", self.config.ring_timeout_s, CallReason.TIMEOUT)
+
+        return Result(then=after)
+
+    def _active_call(self, session: Session, call_id: str) -> Call:
+        call = self.calls.get(call_id)
+        if call is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, "no such call in progress")
+        if not call.is_party(_me(session)):
+            raise ProtocolError(ErrorCode.FORBIDDEN, "you are not a party to this call")
+        return call
+
+    async def _call_accept(self, session: Session, req: CallAction) -> Result:
+        me = _me(session)
+        call = self._active_call(session, req.call_id)
+        before = {u: self.presence_of(u) for u in (call.caller, call.callee)}
+        call.accept(me, session.id, self._now())
+        self._cancel_timer(call, "ring")
+        self._cancel_timer(call, me)
+        assert call.answered_at is not None
+        await self.store.call_answered(call.call_id, call.answered_at)
+        log_event("call.accepted", call=call.call_id)
+
+        async def after() -> None:
+            self._send_bound(
+                call, call.caller, event_message(EventType.CALL_ACCEPTED, call_id=call.call_id)
+            )
+            elsewhere = event_message(
+                EventType.CALL_ENDED,
+                call_id=call.call_id,
+                reason=CallReason.ANSWERED_ELSEWHERE.value,
+            )
+            self._send_user(call.callee, elsewhere, skip=session)
+            for user, presence in before.items():
+                await self._presence_changed(user, presence)
+
+        return Result(then=after)
+
+    async def _call_decline(self, session: Session, req: CallAction) -> Result:
+        call = self._active_call(session, req.call_id)
+        call.check_decline(_me(session))
+        return await self._finish(call, CallReason.DECLINED)
+
+    async def _call_cancel(self, session: Session, req: CallAction) -> Result:
+        call = self._active_call(session, req.call_id)
+        call.check_cancel(_me(session))
+        return await self._finish(call, CallReason.CANCELLED)
+
+    async def _call_hangup(self, session: Session, req: CallAction) -> Result:
+        call = self._active_call(session, req.call_id)
+        call.check_hangup(_me(session))
+        return await self._finish(call, CallReason.HANGUP)
+
+    async def _finish(self, call: Call, reason: CallReason) -> Result:
+        """End ``call``: state now, commit, then (after the reply) tell both parties."""
+        before = {u: self.presence_of(u) for u in (call.caller, call.callee)}
+        previous = call.end(reason, self._now())
+        self.calls.remove(call)
+        for key in ("ring", call.caller, call.callee):
+            self._cancel_timer(call, key)
+        assert call.ended_at is not None
+        await self.store.call_ended(call.call_id, call.ended_at, reason.value)
+        log_event("call.ended", call=call.call_id, reason=reason.value)
+        self._count_end(call)
+
+        async def after() -> None:
+            message = _ended(call)
+            self._send_bound(call, call.caller, message)
+            if previous is CallPhase.RINGING:
+                self._send_user(call.callee, message)
+            else:
+                self._send_bound(call, call.callee, message)
+            for user, presence in before.items():
+                await self._presence_changed(user, presence)
+
+        return Result(then=after)
+
+    def _count_end(self, call: Call) -> None:
+        assert call.reason is not None
+        self.metrics.calls[call.reason.value] += 1
+
+    async def _end_by_server(self, call: Call, reason: CallReason) -> None:
+        """A timer ended the call (no answer, or a party did not come back)."""
+        if self.calls.get(call.call_id) is not call:
+            return
+        result = await self._finish(call, reason)
+        assert result.then is not None
+        outcome = result.then()
+        if outcome is not None:
+            await outcome
+
+    def _start_timer(self, call: Call, key: str, delay: float, reason: CallReason) -> None:
+        self._cancel_timer(call, key)
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            self._timers.pop((call.call_id, key), None)
+            self._spawn(self._end_by_server(call, reason))
+
+        self._timers[(call.call_id, key)] = loop.call_later(delay, fire)
+
+    def _cancel_timer(self, call: Call, key: str) -> None:
+        handle = self._timers.pop((call.call_id, key), None)
+        if handle is not None:
+            handle.cancel()
+
+    def _start_grace(self, call: Call, username: str) -> None:
+        log_event("call.detached", call=call.call_id, user=username)
+        self._start_timer(call, username, self.config.reconnect_grace_s, CallReason.LOST)
+
+    def _replay_call(self, session: Session) -> None:
+        """A party logged in again: rebind its call and tell it where the call stands."""
+        username = _me(session)
+        call = self.calls.of_user(username)
+        if call is None:
+            return
+        if call.phase is CallPhase.RINGING and username == call.callee:
+            self._cancel_timer(call, username)
+            caller = self.by_user.get(call.caller)
+            caller_user = next(iter(caller)).user if caller else None
+            self._send(
+                session,
+                event_message(
+                    EventType.CALL_INCOMING,
+                    call_id=call.call_id,
+                    **{"from": (caller_user or UserRecord(call.caller, call.caller)).public()},
+                    media=call.media.to_json(),
+                ),
+            )
+            return
+        if call.bound_conn(username) is not None:
+            return
+        call.bind(username, session.id)
+        self._cancel_timer(call, username)
+        log_event("call.reattached", call=call.call_id, user=username)
+        if call.phase is CallPhase.RINGING:
+            self._send(session, event_message(EventType.CALL_RINGING, call_id=call.call_id))
+        else:
+            self._send(
+                session,
+                event_message(
+                    EventType.CALL_ACCEPTED,
+                    call_id=call.call_id,
+                    peer=call.peer_of(username),
+                    role="caller" if username == call.caller else "callee",
+                ),
+            )
+
+    async def _rtc_signal(self, session: Session, req: RtcSignal) -> Result:
+        me = _me(session)
+        call = self._active_call(session, req.call_id)
+        recipient = call.check_signal(me)
+        message = event_message(
+            EventType.RTC_SIGNAL, call_id=call.call_id, **{"from": me}, **req.payload()
+        )
+        return Result(then=lambda: self._send_bound(call, recipient, message))
+
+    async def _history_list(self, session: Session, req: HistoryList) -> Result:
+        me = _me(session)
+        records = await self.store.list_calls(me, req.limit)
+        return Result({"calls": [_call_record_json(r, me) for r in records]})
+
+
+def _me_user(session: Session) -> UserRecord:
+    if session.user is None:
+        raise ProtocolError(ErrorCode.UNAUTHENTICATED, "log in first")
+    return session.user
+
+
+def _me(session: Session) -> str:
+    return _me_user(session).username
+
+
+def _rate_limited(wait: int) -> ProtocolError:
+    return ProtocolError(
+        ErrorCode.RATE_LIMITED, "too many failed logins; try again later", retry_after=wait
+    )
+
+
+def _ended(call: Call) -> Json:
+    assert call.reason is not None
+    return event_message(EventType.CALL_ENDED, call_id=call.call_id, reason=call.reason.value)
+
+
+def _call_record_json(record: CallRecord, me: str) -> Json:
+    outgoing = record.caller == me
+    out: Json = {
+        "call_id": record.call_id,
+        "peer": record.callee if outgoing else record.caller,
+        "direction": "out" if outgoing else "in",
+        "media": record.media.to_json(),
+        "started_at": iso(record.started_at),
+    }
+    if record.answered_at is not None:
+        out["answered_at"] = iso(record.answered_at)
+    out["ended_at"] = iso(record.ended_at)
+    out["reason"] = record.reason
+    return out
+
+
+__all__ = ["Hub", "Peer", "Request", "Result", "Session"]

@@ -1,0 +1,23 @@
+"""Persistence behind one interface (:class:`Store`); SQLite is the default."""
+
+from signaling.server.store.base import (
+    CallIdTaken,
+    CallRecord,
+    ContactRecord,
+    Store,
+    StoreError,
+    UsernameTaken,
+    UserRecord,
+)
+from signaling.server.store.sqlite import SQLiteStore
+
+__all__ = [
+    "CallIdTaken",
+    "CallRecord",
+    "ContactRecord",
+    "SQLiteStore",
+    "Store",
+    "StoreError",
+    "UserRecord",
+    "UsernameTaken",
+]

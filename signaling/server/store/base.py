@@ -1,0 +1,162 @@
+"""The storage interface the routing code depends on, and the records it returns.
+
+Routing never sees SQL: another database is added by implementing
+:class:`Store` (see ``sqlite.py``). Every method that changes something has
+committed it durably when its awaitable completes, so the caller may then
+acknowledge it to a client.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any
+
+from signaling.protocol.constants import ContactStatus
+from signaling.protocol.messages import Media
+
+
+class UsernameTaken(Exception):
+    """``create_user`` with a username that exists."""
+
+
+class CallIdTaken(Exception):
+    """``insert_call`` with a call id that was used before."""
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """An account. ``password_hash`` is ``None`` for built-in users, who cannot log in."""
+
+    username: str
+    display_name: str
+    password_hash: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        """The protocol's User object."""
+        return {"username": self.username, "display_name": self.display_name}
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRecord:
+    """One side's view of a contact relation."""
+
+    user: UserRecord
+    status: ContactStatus
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One call as kept in the history. Times are Unix seconds (UTC)."""
+
+    call_id: str
+    caller: str
+    callee: str
+    media: Media
+    started_at: float
+    answered_at: float | None = None
+    ended_at: float | None = None
+    reason: str | None = None
+
+
+class Store(abc.ABC):
+    """Accounts, tokens, contacts and call history."""
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and apply migrations; raises ``StoreError`` when it cannot."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release the database."""
+
+    # Accounts ----------------------------------------------------------
+
+    @abc.abstractmethod
+    async def create_user(self, username: str, display_name: str, password_hash: str) -> UserRecord:
+        """Create an account; raises :class:`UsernameTaken`."""
+
+    @abc.abstractmethod
+    async def get_user(self, username: str) -> UserRecord | None:
+        """The account, or ``None``."""
+
+    @abc.abstractmethod
+    async def set_display_name(self, username: str, display_name: str) -> UserRecord:
+        """Change a display name and return the updated account."""
+
+    @abc.abstractmethod
+    async def set_password_hash(self, username: str, password_hash: str) -> None:
+        """Replace a hash (after its parameters were raised)."""
+
+    @abc.abstractmethod
+    async def search_users(self, query: str, limit: int) -> list[UserRecord]:
+        """Accounts whose username or display name starts with ``query`` (any case)."""
+
+    # Tokens ------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def add_token(self, token_hash: str, username: str, expires_at: float) -> None:
+        """Remember a session token by its hash."""
+
+    @abc.abstractmethod
+    async def user_for_token(self, token_hash: str, now: float) -> UserRecord | None:
+        """The account a valid, unexpired token belongs to."""
+
+    @abc.abstractmethod
+    async def revoke_token(self, token_hash: str) -> None:
+        """Forget a token."""
+
+    # Contacts ----------------------------------------------------------
+
+    @abc.abstractmethod
+    async def list_contacts(self, username: str) -> list[ContactRecord]:
+        """Every relation of ``username``, seen from its side."""
+
+    @abc.abstractmethod
+    async def contact_status(self, username: str, peer: str) -> ContactStatus | None:
+        """The relation of ``username`` to ``peer``, seen from ``username``."""
+
+    @abc.abstractmethod
+    async def request_contact(self, username: str, peer: str) -> ContactStatus:
+        """Ask ``peer``; if ``peer`` had asked already, both become accepted.
+
+        Returns the relation's new status, seen from ``username``.
+        """
+
+    @abc.abstractmethod
+    async def accept_contact(self, username: str, peer: str) -> bool:
+        """Accept ``peer``'s pending request; ``False`` if there was none."""
+
+    @abc.abstractmethod
+    async def remove_contact(self, username: str, peer: str) -> bool:
+        """Drop the relation on both sides; ``False`` if there was none."""
+
+    @abc.abstractmethod
+    async def accepted_contacts(self, username: str) -> list[str]:
+        """Usernames of ``username``'s accepted contacts."""
+
+    # Calls -------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def insert_call(self, record: CallRecord) -> None:
+        """Record a new call; raises :class:`CallIdTaken`."""
+
+    @abc.abstractmethod
+    async def call_answered(self, call_id: str, answered_at: float) -> None:
+        """Record that the call was answered."""
+
+    @abc.abstractmethod
+    async def call_ended(self, call_id: str, ended_at: float, reason: str) -> None:
+        """Record how and when the call ended."""
+
+    @abc.abstractmethod
+    async def list_calls(self, username: str, limit: int) -> list[CallRecord]:
+        """The user's ended calls, newest first."""
+
+    @abc.abstractmethod
+    async def end_unfinished_calls(self, ended_at: float, reason: str) -> int:
+        """At start: close calls a previous run left open. Returns how many."""
+
+
+class StoreError(Exception):
+    """The database cannot be opened or used; the message says why, in one line."""

@@ -1,0 +1,459 @@
+"""The SQLite store: one file, WAL mode, a versioned schema.
+
+All SQL runs on one dedicated thread, so a slow disk never stalls the event
+loop and writes are serialised without locks in Python. Each changing
+method is one transaction, committed before its awaitable returns.
+
+Durability: ``synchronous=FULL`` in WAL mode syncs the log on every commit,
+so an acknowledged change survives a killed process and a power cut alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from signaling.protocol.constants import ECHO_DISPLAY_NAME, ECHO_USERNAME, ContactStatus
+from signaling.protocol.messages import Media
+from signaling.server.store.base import (
+    CallIdTaken,
+    CallRecord,
+    ContactRecord,
+    Store,
+    StoreError,
+    UsernameTaken,
+    UserRecord,
+)
+
+T = TypeVar("T")
+
+#: Schema migrations, applied in order; ``PRAGMA user_version`` counts those applied.
+#: Only ever append to this list.
+MIGRATIONS: list[str] = [
+    f"""
+    CREATE TABLE users (
+        username TEXT PRIMARY KEY,
+        display_name TEXT NOT NULL,
+        display_name_folded TEXT NOT NULL,
+        password_hash TEXT,
+        created_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX users_by_display_name ON users(display_name_folded);
+
+    CREATE TABLE tokens (
+        token_hash TEXT PRIMARY KEY,
+        username TEXT NOT NULL REFERENCES users(username),
+        expires_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX tokens_by_user ON tokens(username);
+
+    CREATE TABLE contacts (
+        owner TEXT NOT NULL REFERENCES users(username),
+        peer TEXT NOT NULL REFERENCES users(username),
+        status TEXT NOT NULL CHECK (status IN ('accepted', 'incoming', 'outgoing')),
+        since REAL NOT NULL,
+        PRIMARY KEY (owner, peer)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE calls (
+        call_id TEXT PRIMARY KEY,
+        caller TEXT NOT NULL REFERENCES users(username),
+        callee TEXT NOT NULL REFERENCES users(username),
+        audio INTEGER NOT NULL,
+        video INTEGER NOT NULL,
+        started_at REAL NOT NULL,
+        answered_at REAL,
+        ended_at REAL,
+        reason TEXT
+    );
+    CREATE INDEX calls_by_caller ON calls(caller, started_at);
+    CREATE INDEX calls_by_callee ON calls(callee, started_at);
+
+    INSERT INTO users VALUES ('{ECHO_USERNAME}', '{ECHO_DISPLAY_NAME}',
+                              '{ECHO_DISPLAY_NAME.casefold()}', NULL, 0);
+    """,
+]
+
+#: Sorts after every character, for prefix ranges that can use an index.
+_PREFIX_END = "\U0010ffff"
+
+
+def _fold(text: str) -> str:
+    return text.casefold()
+
+
+def _user(row: sqlite3.Row) -> UserRecord:
+    return UserRecord(row["username"], row["display_name"], row["password_hash"])
+
+
+def _call(row: sqlite3.Row) -> CallRecord:
+    return CallRecord(
+        call_id=row["call_id"],
+        caller=row["caller"],
+        callee=row["callee"],
+        media=Media(bool(row["audio"]), bool(row["video"])),
+        started_at=row["started_at"],
+        answered_at=row["answered_at"],
+        ended_at=row["ended_at"],
+        reason=row["reason"],
+    )
+
+
+class SQLiteStore(Store):
+    """:class:`Store` on a SQLite file (``":memory:"`` works too, for quick tests)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parley-store")
+        self._db: sqlite3.Connection | None = None
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        db = self._db
+        if db is None:
+            raise StoreError("the store is not open")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, db)
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in one ``BEGIN IMMEDIATE`` transaction, committed on return."""
+
+        def transaction(db: sqlite3.Connection) -> T:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(db)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return result
+
+        return await self._run(transaction)
+
+    # Life cycle ---------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open the file, set WAL mode and apply pending migrations."""
+        loop = asyncio.get_running_loop()
+        self._db = await loop.run_in_executor(self._executor, self._open_sync)
+
+    def _open_sync(self) -> sqlite3.Connection:
+        if self.path != ":memory:":
+            path = Path(self.path)
+            if path.is_dir():
+                raise StoreError(f"cannot open database {self.path}: it is a directory")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot open database {self.path}: {exc.strerror}") from None
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA busy_timeout = 5000")
+            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if self.path != ":memory:" and mode != "wal":
+                raise StoreError(f"cannot open database {self.path}: WAL mode unavailable")
+            db.execute("PRAGMA synchronous = FULL")
+            db.execute("PRAGMA foreign_keys = ON")
+            self._migrate(db)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open database {self.path}: {exc}") from None
+        return db
+
+    @staticmethod
+    def _migrate(db: sqlite3.Connection) -> None:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"the database has schema version {version}, newer than this server knows "
+                f"({len(MIGRATIONS)}); upgrade Parley"
+            )
+        for number in range(version, len(MIGRATIONS)):
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number + 1}")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    async def close(self) -> None:
+        """Close the connection and stop the worker thread."""
+        if self._db is not None:
+            db, self._db = self._db, None
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._executor, db.close)
+        self._executor.shutdown(wait=True)
+
+    # Accounts -------------------------------------------------------------
+
+    async def create_user(self, username: str, display_name: str, password_hash: str) -> UserRecord:
+        """Insert an account; :class:`UsernameTaken` if the name exists."""
+
+        def insert(db: sqlite3.Connection) -> UserRecord:
+            try:
+                db.execute(
+                    "INSERT INTO users VALUES (?, ?, ?, ?, ?)",
+                    (username, display_name, _fold(display_name), password_hash, time.time()),
+                )
+            except sqlite3.IntegrityError:
+                raise UsernameTaken(username) from None
+            return UserRecord(username, display_name, password_hash)
+
+        return await self._write(insert)
+
+    async def get_user(self, username: str) -> UserRecord | None:
+        """Look an account up by username."""
+
+        def select(db: sqlite3.Connection) -> UserRecord | None:
+            row = db.execute("SELECT * FROM users WHERE username = ?", (username,)).fetchone()
+            return None if row is None else _user(row)
+
+        return await self._run(select)
+
+    async def set_display_name(self, username: str, display_name: str) -> UserRecord:
+        """Rename; returns the updated account."""
+
+        def update(db: sqlite3.Connection) -> UserRecord:
+            db.execute(
+                "UPDATE users SET display_name = ?, display_name_folded = ? WHERE username = ?",
+                (display_name, _fold(display_name), username),
+            )
+            row = db.execute("SELECT * FROM users WHERE username = ?", (username,)).fetchone()
+            return _user(row)
+
+        return await self._write(update)
+
+    async def set_password_hash(self, username: str, password_hash: str) -> None:
+        """Store a rehashed password."""
+        await self._write(
+            lambda db: db.execute(
+                "UPDATE users SET password_hash = ? WHERE username = ?", (password_hash, username)
+            )
+        )
+
+    async def search_users(self, query: str, limit: int) -> list[UserRecord]:
+        """Prefix search on username and folded display name, both through an index."""
+        name_prefix = query.lower()
+        display_prefix = _fold(query)
+
+        def select(db: sqlite3.Connection) -> list[UserRecord]:
+            rows = db.execute(
+                """
+                SELECT * FROM users WHERE username >= ?1 AND username < ?1 || ?3
+                UNION
+                SELECT * FROM users
+                 WHERE display_name_folded >= ?2 AND display_name_folded < ?2 || ?3
+                ORDER BY username LIMIT ?4
+                """,
+                (name_prefix, display_prefix, _PREFIX_END, limit),
+            ).fetchall()
+            return [_user(row) for row in rows]
+
+        return await self._run(select)
+
+    # Tokens ---------------------------------------------------------------
+
+    async def add_token(self, token_hash: str, username: str, expires_at: float) -> None:
+        """Store a token hash; expired tokens of the same user are swept at the same time."""
+
+        def insert(db: sqlite3.Connection) -> None:
+            db.execute(
+                "DELETE FROM tokens WHERE username = ? AND expires_at < ?", (username, time.time())
+            )
+            db.execute("INSERT INTO tokens VALUES (?, ?, ?)", (token_hash, username, expires_at))
+
+        await self._write(insert)
+
+    async def user_for_token(self, token_hash: str, now: float) -> UserRecord | None:
+        """The owner of a valid token."""
+
+        def select(db: sqlite3.Connection) -> UserRecord | None:
+            row = db.execute(
+                """SELECT users.* FROM tokens JOIN users USING (username)
+                   WHERE token_hash = ? AND expires_at > ?""",
+                (token_hash, now),
+            ).fetchone()
+            return None if row is None else _user(row)
+
+        return await self._run(select)
+
+    async def revoke_token(self, token_hash: str) -> None:
+        """Delete a token."""
+        await self._write(
+            lambda db: db.execute("DELETE FROM tokens WHERE token_hash = ?", (token_hash,))
+        )
+
+    # Contacts -------------------------------------------------------------
+
+    async def list_contacts(self, username: str) -> list[ContactRecord]:
+        """Relations of one user, with the peers' accounts."""
+
+        def select(db: sqlite3.Connection) -> list[ContactRecord]:
+            rows = db.execute(
+                """SELECT users.*, contacts.status FROM contacts
+                   JOIN users ON users.username = contacts.peer
+                   WHERE contacts.owner = ? ORDER BY users.display_name_folded""",
+                (username,),
+            ).fetchall()
+            return [ContactRecord(_user(row), ContactStatus(row["status"])) for row in rows]
+
+        return await self._run(select)
+
+    async def contact_status(self, username: str, peer: str) -> ContactStatus | None:
+        """One relation, from ``username``'s side."""
+
+        def select(db: sqlite3.Connection) -> ContactStatus | None:
+            row = db.execute(
+                "SELECT status FROM contacts WHERE owner = ? AND peer = ?", (username, peer)
+            ).fetchone()
+            return None if row is None else ContactStatus(row["status"])
+
+        return await self._run(select)
+
+    async def request_contact(self, username: str, peer: str) -> ContactStatus:
+        """Ask, or accept a request going the other way, in one transaction."""
+
+        def change(db: sqlite3.Connection) -> ContactStatus:
+            row = db.execute(
+                "SELECT status FROM contacts WHERE owner = ? AND peer = ?", (username, peer)
+            ).fetchone()
+            now = time.time()
+            if row is None:
+                db.executemany(
+                    "INSERT INTO contacts VALUES (?, ?, ?, ?)",
+                    [(username, peer, "outgoing", now), (peer, username, "incoming", now)],
+                )
+                return ContactStatus.OUTGOING
+            status = ContactStatus(row["status"])
+            if status is ContactStatus.INCOMING:
+                _accept(db, username, peer, now)
+                return ContactStatus.ACCEPTED
+            return status
+
+        return await self._write(change)
+
+    async def accept_contact(self, username: str, peer: str) -> bool:
+        """Accept an incoming request."""
+
+        def change(db: sqlite3.Connection) -> bool:
+            row = db.execute(
+                "SELECT status FROM contacts WHERE owner = ? AND peer = ?", (username, peer)
+            ).fetchone()
+            if row is None or row["status"] != ContactStatus.INCOMING:
+                return False
+            _accept(db, username, peer, time.time())
+            return True
+
+        return await self._write(change)
+
+    async def remove_contact(self, username: str, peer: str) -> bool:
+        """Delete both rows of a relation."""
+
+        def change(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                """DELETE FROM contacts
+                   WHERE (owner = ?1 AND peer = ?2) OR (owner = ?2 AND peer = ?1)""",
+                (username, peer),
+            )
+            return cursor.rowcount > 0
+
+        return await self._write(change)
+
+    async def accepted_contacts(self, username: str) -> list[str]:
+        """Peers with status accepted."""
+
+        def select(db: sqlite3.Connection) -> list[str]:
+            rows = db.execute(
+                "SELECT peer FROM contacts WHERE owner = ? AND status = 'accepted'", (username,)
+            ).fetchall()
+            return [row[0] for row in rows]
+
+        return await self._run(select)
+
+    # Calls ----------------------------------------------------------------
+
+    async def insert_call(self, record: CallRecord) -> None:
+        """Record a call at invite time."""
+
+        def insert(db: sqlite3.Connection) -> None:
+            try:
+                db.execute(
+                    "INSERT INTO calls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        record.call_id,
+                        record.caller,
+                        record.callee,
+                        int(record.media.audio),
+                        int(record.media.video),
+                        record.started_at,
+                        record.answered_at,
+                        record.ended_at,
+                        record.reason,
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise CallIdTaken(record.call_id) from None
+
+        await self._write(insert)
+
+    async def call_answered(self, call_id: str, answered_at: float) -> None:
+        """Set the answer time."""
+        await self._write(
+            lambda db: db.execute(
+                "UPDATE calls SET answered_at = ? WHERE call_id = ?", (answered_at, call_id)
+            )
+        )
+
+    async def call_ended(self, call_id: str, ended_at: float, reason: str) -> None:
+        """Set the end time and reason (once)."""
+        await self._write(
+            lambda db: db.execute(
+                "UPDATE calls SET ended_at = ?, reason = ? WHERE call_id = ? AND ended_at IS NULL",
+                (ended_at, reason, call_id),
+            )
+        )
+
+    async def list_calls(self, username: str, limit: int) -> list[CallRecord]:
+        """Ended calls of one user, newest first, through the two indexes."""
+
+        def select(db: sqlite3.Connection) -> list[CallRecord]:
+            rows = db.execute(
+                """SELECT * FROM (
+                       SELECT * FROM calls WHERE caller = ?1 AND ended_at IS NOT NULL
+                       UNION ALL
+                       SELECT * FROM calls WHERE callee = ?1 AND caller != ?1
+                                             AND ended_at IS NOT NULL)
+                   ORDER BY started_at DESC LIMIT ?2""",
+                (username, limit),
+            ).fetchall()
+            return [_call(row) for row in rows]
+
+        return await self._run(select)
+
+    async def end_unfinished_calls(self, ended_at: float, reason: str) -> int:
+        """Close calls that were open when a previous run stopped."""
+
+        def update(db: sqlite3.Connection) -> int:
+            cursor = db.execute(
+                "UPDATE calls SET ended_at = ?, reason = ? WHERE ended_at IS NULL",
+                (ended_at, reason),
+            )
+            return cursor.rowcount
+
+        return await self._write(update)
+
+
+def _accept(db: sqlite3.Connection, username: str, peer: str, now: float) -> None:
+    db.execute(
+        """UPDATE contacts SET status = 'accepted', since = ?1
+           WHERE (owner = ?2 AND peer = ?3) OR (owner = ?3 AND peer = ?2)""",
+        (now, username, peer),
+    )
