@@ -116,14 +116,16 @@ class SignalingServer:
             return None
         if cert is None or key is None:
             raise StartupError("TLS needs both --tls-cert and --tls-key")
+        for path in (cert, key):
+            try:
+                with open(path, "rb"):
+                    pass
+            except OSError as exc:
+                raise StartupError(f"cannot read TLS file {path}: {exc.strerror}") from None
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         try:
             context.load_cert_chain(cert, key)
-        except FileNotFoundError as exc:
-            raise StartupError(f"cannot read TLS file {exc.filename}: no such file") from None
-        except PermissionError as exc:
-            raise StartupError(f"cannot read TLS file {exc.filename}: permission denied") from None
         except (ssl.SSLError, OSError) as exc:
             raise StartupError(
                 f"cannot use TLS certificate {cert} with key {key}: {exc.strerror or exc}"

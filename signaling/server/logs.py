@@ -26,11 +26,11 @@ def _quote(value: Any) -> str:
 
 def log_event(event: str, level: int = logging.INFO, **fields: Any) -> None:
     """Log one event with its fields."""
-    if not logger.isEnabledFor(level):
-        return
     leaked = FORBIDDEN_FIELDS.intersection(fields)
     if leaked:
         raise ValueError(f"refusing to log secret fields: {sorted(leaked)}")
+    if not logger.isEnabledFor(level):
+        return
     parts = [f"event={event}"]
     parts += [f"{key}={_quote(value)}" for key, value in fields.items() if value is not None]
     logger.log(level, " ".join(parts))

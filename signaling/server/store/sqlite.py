@@ -247,13 +247,13 @@ class SQLiteStore(Store):
         def select(db: sqlite3.Connection) -> list[UserRecord]:
             rows = db.execute(
                 """
-                SELECT * FROM users WHERE username >= ?1 AND username < ?1 || ?3
+                SELECT * FROM users WHERE username >= :name AND username < :name || :end
                 UNION
                 SELECT * FROM users
-                 WHERE display_name_folded >= ?2 AND display_name_folded < ?2 || ?3
-                ORDER BY username LIMIT ?4
+                 WHERE display_name_folded >= :shown AND display_name_folded < :shown || :end
+                ORDER BY username LIMIT :limit
                 """,
-                (name_prefix, display_prefix, _PREFIX_END, limit),
+                {"name": name_prefix, "shown": display_prefix, "end": _PREFIX_END, "limit": limit},
             ).fetchall()
             return [_user(row) for row in rows]
 
@@ -360,8 +360,8 @@ class SQLiteStore(Store):
         def change(db: sqlite3.Connection) -> bool:
             cursor = db.execute(
                 """DELETE FROM contacts
-                   WHERE (owner = ?1 AND peer = ?2) OR (owner = ?2 AND peer = ?1)""",
-                (username, peer),
+                   WHERE (owner = :a AND peer = :b) OR (owner = :b AND peer = :a)""",
+                {"a": username, "b": peer},
             )
             return cursor.rowcount > 0
 
@@ -427,12 +427,12 @@ class SQLiteStore(Store):
         def select(db: sqlite3.Connection) -> list[CallRecord]:
             rows = db.execute(
                 """SELECT * FROM (
-                       SELECT * FROM calls WHERE caller = ?1 AND ended_at IS NOT NULL
+                       SELECT * FROM calls WHERE caller = :user AND ended_at IS NOT NULL
                        UNION ALL
-                       SELECT * FROM calls WHERE callee = ?1 AND caller != ?1
+                       SELECT * FROM calls WHERE callee = :user AND caller != :user
                                              AND ended_at IS NOT NULL)
-                   ORDER BY started_at DESC LIMIT ?2""",
-                (username, limit),
+                   ORDER BY started_at DESC LIMIT :limit""",
+                {"user": username, "limit": limit},
             ).fetchall()
             return [_call(row) for row in rows]
 
@@ -453,7 +453,7 @@ class SQLiteStore(Store):
 
 def _accept(db: sqlite3.Connection, username: str, peer: str, now: float) -> None:
     db.execute(
-        """UPDATE contacts SET status = 'accepted', since = ?1
-           WHERE (owner = ?2 AND peer = ?3) OR (owner = ?3 AND peer = ?2)""",
-        (now, username, peer),
+        """UPDATE contacts SET status = 'accepted', since = :now
+           WHERE (owner = :a AND peer = :b) OR (owner = :b AND peer = :a)""",
+        {"now": now, "a": username, "b": peer},
     )
