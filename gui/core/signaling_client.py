@@ -1,0 +1,358 @@
+"""The client side of the signaling protocol: requests, events, and staying connected.
+
+``SignalingClient`` sends requests and awaits their replies (matched on
+``id``, with a timeout), hands server events to its subscribers, and, once
+logged in, reconnects by itself after a drop (exponential backoff with
+jitter) and logs in again with its token. A server message it cannot make
+sense of is logged and skipped; it never ends the connection.
+
+The matching of replies to requests is :class:`RequestTracker`, pure and
+tested without a socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import ssl
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from gui.core.backoff import Backoff
+from signaling.protocol.constants import SUBPROTOCOL, ErrorCode
+
+log = logging.getLogger("parley.client")
+
+Json = dict[str, Any]
+EventCallback = Callable[[Json], None]
+StateCallback = Callable[["LinkState"], None]
+
+
+class LinkState(StrEnum):
+    """Where the connection to the server stands."""
+
+    OFFLINE = "offline"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"  # socket open, not logged in
+    ONLINE = "online"  # logged in
+    RECONNECTING = "reconnecting"
+
+
+class RequestError(Exception):
+    """The server answered a request with ``error``."""
+
+    def __init__(self, code: str, message: str, retry_after: int | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+
+
+class NotConnected(Exception):
+    """No connection to the server (never made, lost, or timed out)."""
+
+
+class RequestTracker:
+    """Gives requests their ids and pairs replies with them. No I/O."""
+
+    def __init__(self) -> None:
+        self._ids = itertools.count(1)
+        self._pending: dict[str, asyncio.Future[Json]] = {}
+
+    def new(self, kind: str, fields: Json) -> tuple[str, asyncio.Future[Json], Json]:
+        """A request message with a fresh id, and the future its reply will complete."""
+        request_id = f"{next(self._ids)}"
+        future: asyncio.Future[Json] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        return request_id, future, {"type": kind, "id": request_id, **fields}
+
+    def reply(self, message: Json) -> bool:
+        """Complete the matching request; ``False`` if the message is not a reply we await."""
+        re = message.get("re")
+        if not isinstance(re, str):
+            return False
+        future = self._pending.pop(re, None)
+        if future is None:
+            return False
+        if not future.done():
+            future.set_result(message)
+        return True
+
+    def forget(self, request_id: str) -> None:
+        """Stop waiting for a reply (timed out)."""
+        self._pending.pop(request_id, None)
+
+    def fail_all(self, error: BaseException) -> None:
+        """The connection dropped: every waiting request fails."""
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(error)
+
+
+def parse_server_message(data: str | bytes) -> Json | None:
+    """A server frame as a JSON object with a string ``type``, or ``None`` (logged)."""
+    if not isinstance(data, str):
+        log.warning("skipping a binary frame from the server")
+        return None
+    try:
+        message = json.loads(data)
+    except ValueError:
+        log.warning("skipping a frame from the server that is not JSON")
+        return None
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        log.warning("skipping a server message without a type")
+        return None
+    return message
+
+
+class SignalingClient:
+    """One user's connection to a signaling server."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        request_timeout: float = 10.0,
+        connect_timeout: float = 10.0,
+        backoff: Backoff | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.url = url
+        self.request_timeout = request_timeout
+        self.connect_timeout = connect_timeout
+        self.backoff = backoff or Backoff()
+        self.ssl_context = ssl_context
+        self.state = LinkState.OFFLINE
+        self.user: Json | None = None
+        self.token: str | None = None
+        self._ws: ClientConnection | None = None
+        self._tracker = RequestTracker()
+        self._reader: asyncio.Task[None] | None = None
+        self._reconnector: asyncio.Task[None] | None = None
+        self._online = asyncio.Event()
+        self._closing = False
+        self._event_callbacks: list[EventCallback] = []
+        self._state_callbacks: list[StateCallback] = []
+
+    # Subscriptions ----------------------------------------------------------
+
+    def on_event(self, callback: EventCallback) -> Callable[[], None]:
+        """Call ``callback(message)`` for every server event; returns an unsubscribe function."""
+        self._event_callbacks.append(callback)
+        return lambda: self._event_callbacks.remove(callback)
+
+    def on_state(self, callback: StateCallback) -> Callable[[], None]:
+        """Call ``callback(state)`` on every connection state change."""
+        self._state_callbacks.append(callback)
+        return lambda: self._state_callbacks.remove(callback)
+
+    def _set_state(self, state: LinkState) -> None:
+        if state is self.state:
+            return
+        self.state = state
+        if state is LinkState.ONLINE:
+            self._online.set()
+        else:
+            self._online.clear()
+        log.info("signaling %s", state.value)
+        for callback in list(self._state_callbacks):
+            try:
+                callback(state)
+            except Exception:
+                log.exception("state callback failed")
+
+    def _dispatch(self, message: Json) -> None:
+        for callback in list(self._event_callbacks):
+            try:
+                callback(message)
+            except Exception:
+                log.exception("event callback failed for %s", message.get("type"))
+
+    # Connection -------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Open the WebSocket. Raises :class:`NotConnected` with a reason a person can read."""
+        self._closing = False
+        self._set_state(LinkState.CONNECTING)
+        try:
+            await self._open()
+        except NotConnected:
+            self._set_state(LinkState.OFFLINE)
+            raise
+        self._set_state(LinkState.CONNECTED)
+
+    async def _open(self) -> None:
+        try:
+            ws = await asyncio.wait_for(
+                connect(
+                    self.url,
+                    subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+                    compression=None,
+                    ssl=self.ssl_context,
+                    open_timeout=None,
+                    max_size=64 * 1024,
+                ),
+                self.connect_timeout,
+            )
+        except TimeoutError:
+            raise NotConnected(f"the server at {self.url} did not answer in time") from None
+        except InvalidURI:
+            raise NotConnected(f"'{self.url}' is not a ws:// or wss:// address") from None
+        except InvalidHandshake as exc:
+            raise NotConnected(f"{self.url} is not a Parley server ({exc})") from None
+        except OSError as exc:
+            raise NotConnected(
+                f"cannot reach the server at {self.url}: {exc.strerror or exc}"
+            ) from None
+        self._ws = ws
+        self._reader = asyncio.get_running_loop().create_task(self._read(ws))
+
+    async def _read(self, ws: ClientConnection) -> None:
+        try:
+            async for data in ws:
+                message = parse_server_message(data)
+                if message is not None and not self._tracker.reply(message):
+                    self._dispatch(message)
+        except ConnectionClosed:
+            pass
+        finally:
+            if self._ws is ws:
+                self._ws = None
+                self._tracker.fail_all(NotConnected("the connection to the server was lost"))
+                self._connection_lost()
+
+    def _connection_lost(self) -> None:
+        if self._closing:
+            self._set_state(LinkState.OFFLINE)
+            return
+        if self.token is None:
+            self._set_state(LinkState.OFFLINE)
+            return
+        self._set_state(LinkState.RECONNECTING)
+        if self._reconnector is None or self._reconnector.done():
+            self._reconnector = asyncio.get_running_loop().create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        """Try again and again, with growing random delays, until logged in or told to stop."""
+        while not self._closing and self.token is not None:
+            await asyncio.sleep(self.backoff.next_delay())
+            if self._closing:
+                return
+            try:
+                await self._open()
+                reply = await self._send_request("login", {"token": self.token})
+            except (NotConnected, TimeoutError):
+                await self._drop_socket()
+                continue
+            except RequestError as exc:
+                await self._drop_socket()
+                if exc.code == ErrorCode.BAD_CREDENTIALS:
+                    log.warning("the saved session is no longer valid; sign in again")
+                    self.token = None
+                    self._set_state(LinkState.OFFLINE)
+                    self._dispatch({"type": "client.signed_out", "reason": exc.message})
+                    return
+                continue
+            self.user = reply.get("user", self.user)
+            self.backoff.reset()
+            self._set_state(LinkState.ONLINE)
+            self._dispatch({"type": "client.reconnected"})
+            return
+
+    async def _drop_socket(self) -> None:
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            await ws.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+
+    async def close(self) -> None:
+        """Close for good: no reconnection, pending requests fail."""
+        self._closing = True
+        if self._reconnector is not None:
+            self._reconnector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconnector
+        ws = self._ws
+        if ws is not None:
+            await ws.close()
+        if self._reader is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        self._tracker.fail_all(NotConnected("the client was closed"))
+        self._set_state(LinkState.OFFLINE)
+
+    # Requests ---------------------------------------------------------------
+
+    async def _send_request(self, kind: str, fields: Json) -> Json:
+        ws = self._ws
+        if ws is None:
+            raise NotConnected("not connected to the server")
+        request_id, future, message = self._tracker.new(kind, fields)
+        try:
+            await ws.send(json.dumps(message))
+            reply = await asyncio.wait_for(future, self.request_timeout)
+        except ConnectionClosed:
+            raise NotConnected("the connection to the server was lost") from None
+        except TimeoutError:
+            raise TimeoutError(f"the server did not answer '{kind}' in time") from None
+        finally:
+            self._tracker.forget(request_id)
+        if reply.get("type") == "error":
+            raise RequestError(
+                str(reply.get("code")), str(reply.get("message", "")), reply.get("retry_after")
+            )
+        return reply
+
+    async def request(self, kind: str, **fields: Any) -> Json:
+        """Send a request and return its ``ok`` reply; raises :class:`RequestError`.
+
+        While reconnecting it waits (up to the request timeout) for the
+        connection to come back, so that a hang-up pressed during a network
+        blip still reaches the other side.
+        """
+        if self.state is LinkState.RECONNECTING:
+            try:
+                await asyncio.wait_for(self._online.wait(), self.request_timeout)
+            except TimeoutError:
+                raise NotConnected("the connection to the server is lost") from None
+        return await self._send_request(kind, fields)
+
+    async def register(self, username: str, password: str, display_name: str | None = None) -> Json:
+        """Create an account and log in; returns the User."""
+        fields: Json = {"username": username, "password": password}
+        if display_name:
+            fields["display_name"] = display_name
+        return self._logged_in(await self._send_request("register", fields))
+
+    async def login(
+        self, username: str | None = None, password: str | None = None, token: str | None = None
+    ) -> Json:
+        """Log in with a password or a saved token; returns the User."""
+        fields: Json = {"token": token} if token else {"username": username, "password": password}
+        return self._logged_in(await self._send_request("login", fields))
+
+    def _logged_in(self, reply: Json) -> Json:
+        self.user = reply["user"]
+        self.token = reply["token"]
+        self.backoff.reset()
+        self._set_state(LinkState.ONLINE)
+        assert self.user is not None
+        return self.user
+
+    async def logout(self) -> None:
+        """Revoke the token; the connection stays open, logged out."""
+        await self.request("logout")
+        self.token = None
+        self.user = None
+        self._set_state(LinkState.CONNECTED)

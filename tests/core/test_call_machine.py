@@ -1,0 +1,144 @@
+"""Every transition of the call state machine, without sockets or timers."""
+
+from __future__ import annotations
+
+from gui.core.call_machine import (
+    AddCandidate,
+    ApplyRemoteDescription,
+    CallMachine,
+    CallState,
+    ClosePeer,
+    MakeAnswer,
+    MakeOffer,
+    Role,
+    SendRequest,
+    StateChanged,
+)
+
+CID = "123e4567-e89b-12d3-a456-426614174000"
+AV = {"audio": True, "video": True}
+OFFER = {"type": "offer", "sdp": "o"}
+ANSWER = {"type": "answer", "sdp": "a"}
+CAND = {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0", "sdpMLineIndex": 0}
+
+
+def caller() -> CallMachine:
+    machine = CallMachine(Role.CALLER, CID, "bob", AV)
+    machine.place()
+    return machine
+
+
+def callee() -> CallMachine:
+    return CallMachine(Role.CALLEE, CID, "alice", AV)
+
+
+def ended(reason: str) -> list:
+    return [ClosePeer(), StateChanged(CallState.ENDED, reason)]
+
+
+def test_caller_happy_path() -> None:
+    m = caller()
+    assert m.take_actions() == [
+        SendRequest("call.invite", {"to": "bob", "call_id": CID, "media": AV}),
+        StateChanged(CallState.OUTGOING_RINGING),
+    ]
+    m.server_event({"type": "call.ringing", "call_id": CID})
+    assert m.ringing and m.take_actions() == []
+    m.server_event({"type": "call.accepted", "call_id": CID})
+    assert m.take_actions() == [StateChanged(CallState.CONNECTING), MakeOffer()]
+    m.local_description(OFFER)
+    assert m.take_actions() == [SendRequest("rtc.signal", {"call_id": CID, "description": OFFER})]
+    m.server_event({"type": "rtc.signal", "call_id": CID, "candidate": CAND})
+    assert m.take_actions() == []  # held until the answer is applied
+    m.server_event({"type": "rtc.signal", "call_id": CID, "description": ANSWER})
+    assert m.take_actions() == [ApplyRemoteDescription(ANSWER), AddCandidate(CAND)]
+    m.server_event({"type": "rtc.signal", "call_id": CID, "candidate": CAND})
+    assert m.take_actions() == [AddCandidate(CAND)]
+    m.media_state("connected")
+    assert m.take_actions() == [StateChanged(CallState.CONNECTED)]
+    m.hang_up()
+    assert m.take_actions() == [SendRequest("call.hangup", {"call_id": CID}), *ended("hangup")]
+    assert m.ended and m.reason == "hangup"
+
+
+def test_callee_answers_the_offer() -> None:
+    m = callee()
+    assert m.state is CallState.INCOMING_RINGING
+    m.accept()
+    assert m.take_actions() == [
+        SendRequest("call.accept", {"call_id": CID}),
+        StateChanged(CallState.CONNECTING),
+    ]
+    m.server_event({"type": "rtc.signal", "call_id": CID, "description": OFFER, "candidate": CAND})
+    assert m.take_actions() == [ApplyRemoteDescription(OFFER), MakeAnswer(), AddCandidate(CAND)]
+    m.local_description(ANSWER)
+    assert m.take_actions() == [SendRequest("rtc.signal", {"call_id": CID, "description": ANSWER})]
+
+
+def test_unexpected_descriptions_are_ignored() -> None:
+    m = callee()
+    m.accept()
+    m.take_actions()
+    m.server_event({"type": "rtc.signal", "description": ANSWER})
+    assert m.take_actions() == []
+    m.server_event({"type": "rtc.signal", "description": OFFER})
+    m.take_actions()
+    m.server_event({"type": "rtc.signal", "description": OFFER})  # a second offer: ignored
+    assert m.take_actions() == []
+
+
+def test_signals_before_accept_are_ignored() -> None:
+    m = callee()
+    m.server_event({"type": "rtc.signal", "description": OFFER})
+    assert m.take_actions() == []
+
+
+def test_decline_cancel_and_remote_end() -> None:
+    m = callee()
+    m.decline()
+    assert m.take_actions() == [SendRequest("call.decline", {"call_id": CID}), *ended("declined")]
+    m = caller()
+    m.take_actions()
+    m.hang_up()
+    assert m.take_actions() == [SendRequest("call.cancel", {"call_id": CID}), *ended("cancelled")]
+    m = caller()
+    m.take_actions()
+    m.server_event({"type": "call.ended", "call_id": CID, "reason": "busy"})
+    assert m.take_actions() == ended("busy")
+    m.server_event({"type": "call.ended", "call_id": CID, "reason": "hangup"})
+    m.hang_up()
+    assert m.take_actions() == [] and m.reason == "busy"
+
+
+def test_refused_invite_ends_with_the_code() -> None:
+    m = caller()
+    m.take_actions()
+    m.request_failed("call.invite", "forbidden")
+    assert m.take_actions() == ended("forbidden")
+
+
+def test_media_failure_and_silence() -> None:
+    m = caller()
+    m.server_event({"type": "call.accepted"})
+    m.media_state("connected")
+    m.take_actions()
+    m.media_state("disconnected")
+    assert m.take_actions() == [StateChanged(CallState.RECONNECTING)]
+    m.media_resumed()
+    assert m.take_actions() == [StateChanged(CallState.CONNECTED)]
+    m.media_silent()
+    assert m.take_actions() == [SendRequest("call.hangup", {"call_id": CID}), *ended("lost")]
+    m = caller()
+    m.server_event({"type": "call.accepted"})
+    m.take_actions()
+    m.media_state("failed")
+    assert m.take_actions() == [SendRequest("call.hangup", {"call_id": CID}), *ended("failed")]
+
+
+def test_replayed_accept_after_reconnect_changes_nothing() -> None:
+    m = caller()
+    m.server_event({"type": "call.accepted"})
+    m.media_state("connected")
+    m.take_actions()
+    m.server_event({"type": "call.accepted", "call_id": CID, "peer": "bob", "role": "caller"})
+    assert m.take_actions() == [] and m.state is CallState.CONNECTED
