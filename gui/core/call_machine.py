@@ -69,7 +69,7 @@ class MakeOffer:
 
 @dataclass(frozen=True, slots=True)
 class MakeAnswer:
-    """Create an answer and set it as the local description; report it with ``local_description``."""
+    """Create an answer, set it as the local description, report it with ``local_description``."""
 
 
 @dataclass(frozen=True, slots=True)
