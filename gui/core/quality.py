@@ -74,7 +74,7 @@ class QualityMeter:
         now: float,
         videos: Iterable[tuple[str, int, int, int]] = (),
     ) -> QualitySample:
-        """Fold one report in. ``videos``: (name, frames so far, width, height) per received video."""
+        """Fold one report in; ``videos`` holds (name, frames so far, width, height) each."""
         totals = _Totals(now, 0, 0, 0, 0)
         jitters: list[float] = []
         rtts: list[float] = []
