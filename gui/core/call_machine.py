@@ -149,7 +149,7 @@ class CallMachine:
             self._do(SendRequest(request, {"call_id": self.call_id}))
         self.state = CallState.ENDED
         self.reason = reason
-        self._do(ClosePeer(), StateChanged(CallState.ENDED, reason))
+        self._do(StateChanged(CallState.ENDED, reason), ClosePeer())
 
     @property
     def ended(self) -> bool:

@@ -1,8 +1,8 @@
 """Call quality figures, one small record a second, from ``getStats()`` and the receivers.
 
 aiortc's report has ``inbound-rtp``, ``outbound-rtp``, ``remote-inbound-rtp``
-and ``transport`` entries only: bitrates and loss are differences between two
-reports; jitter comes in RTP clock units (48 kHz audio, 90 kHz video) and is
+and ``transport`` entries only, and counts bytes only per transport: bitrates
+(everything on the wire) and loss are differences between two reports; jitter comes in RTP clock units (48 kHz audio, 90 kHz video) and is
 turned into milliseconds; frame rate and resolution of received video come
 from the receivers, which aiortc's stats do not describe.
 """
@@ -80,15 +80,15 @@ class QualityMeter:
         rtts: list[float] = []
         for stats in report.values():
             kind = getattr(stats, "type", None)
-            if kind == "inbound-rtp":
-                totals.bytes_in += stats.bytesReceived or 0
+            if kind == "transport":
+                totals.bytes_in += getattr(stats, "bytesReceived", 0) or 0
+                totals.bytes_out += getattr(stats, "bytesSent", 0) or 0
+            elif kind == "inbound-rtp":
                 totals.packets_in += stats.packetsReceived or 0
                 totals.lost += max(0, stats.packetsLost or 0)
                 rate = CLOCK_RATES.get(stats.kind)
                 if stats.jitter is not None and rate:
                     jitters.append(stats.jitter / rate * 1000)
-            elif kind == "outbound-rtp":
-                totals.bytes_out += stats.bytesSent or 0
             elif kind == "remote-inbound-rtp" and stats.roundTripTime is not None:
                 rtts.append(stats.roundTripTime * 1000)
         previous, self._previous = self._previous, totals

@@ -33,7 +33,7 @@ def callee() -> CallMachine:
 
 
 def ended(reason: str) -> list:
-    return [ClosePeer(), StateChanged(CallState.ENDED, reason)]
+    return [StateChanged(CallState.ENDED, reason), ClosePeer()]
 
 
 def test_caller_happy_path() -> None:

@@ -104,28 +104,14 @@ def stats(**entries):
 def test_quality_figures_from_two_reports() -> None:
     meter = QualityMeter()
     first = stats(
-        a=dict(
-            type="inbound-rtp",
-            kind="audio",
-            bytesReceived=1000,
-            packetsReceived=100,
-            packetsLost=0,
-            jitter=480,
-        ),
-        b=dict(type="outbound-rtp", kind="video", bytesSent=5000),
+        a=dict(type="inbound-rtp", kind="audio", packetsReceived=100, packetsLost=0, jitter=480),
+        t=dict(type="transport", bytesSent=5000, bytesReceived=1000),
         c=dict(type="remote-inbound-rtp", kind="video", roundTripTime=0.02),
     )
     meter.sample(first, now=10.0, videos=[("camera", 0, 640, 480)])
     second = stats(
-        a=dict(
-            type="inbound-rtp",
-            kind="audio",
-            bytesReceived=126000,
-            packetsReceived=190,
-            packetsLost=10,
-            jitter=960,
-        ),
-        b=dict(type="outbound-rtp", kind="video", bytesSent=255000),
+        a=dict(type="inbound-rtp", kind="audio", packetsReceived=190, packetsLost=10, jitter=960),
+        t=dict(type="transport", bytesSent=255000, bytesReceived=126000),
         c=dict(type="remote-inbound-rtp", kind="video", roundTripTime=0.03),
     )
     sample = meter.sample(second, now=11.0, videos=[("camera", 30, 640, 480)])
