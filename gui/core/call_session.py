@@ -151,6 +151,7 @@ class CallSession(AsyncIOEventEmitter):
         self.created_at = time.monotonic()
         self.connected_at: float | None = None
         self._slots: dict[str, RTCRtpTransceiver] = {}
+        self._retired: list[VideoReceiver | AudioReceiver] = []
         self._actions: asyncio.Queue[Any] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._monitor: asyncio.Task[None] | None = None
@@ -318,7 +319,7 @@ class CallSession(AsyncIOEventEmitter):
         receiver = AudioReceiver(track) if track.kind == "audio" else VideoReceiver(track)
         previous = self.receivers.get(slot)
         if previous is not None:
-            asyncio.ensure_future(previous.stop())
+            self._retired.append(previous)
         self.receivers[slot] = receiver
         receiver.start()
         self.emit("remote_track", slot, receiver)
@@ -496,7 +497,7 @@ class CallSession(AsyncIOEventEmitter):
             self._monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._monitor
-        for receiver in self.receivers.values():
+        for receiver in [*self.receivers.values(), *self._retired]:
             await receiver.stop()
         await self.pc.close()
         self.media.stop()

@@ -2,8 +2,9 @@
 
 aiortc's report has ``inbound-rtp``, ``outbound-rtp``, ``remote-inbound-rtp``
 and ``transport`` entries only, and counts bytes only per transport: bitrates
-(everything on the wire) and loss are differences between two reports; jitter comes in RTP clock units (48 kHz audio, 90 kHz video) and is
-turned into milliseconds; frame rate and resolution of received video come
+(everything on the wire) and loss are differences between two reports;
+jitter comes in RTP clock units (48 kHz audio, 90 kHz video) and is turned
+into milliseconds; frame rate and resolution of received video come
 from the receivers, which aiortc's stats do not describe.
 """
 
