@@ -126,6 +126,8 @@ class CallMachine:
         self._actions: list[Action] = []
         self._remote_set = False
         self._held_candidates: list[Json] = []
+        if role is Role.CALLEE:
+            self._do(StateChanged(self.state))
 
     # Output -----------------------------------------------------------------
 

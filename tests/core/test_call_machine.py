@@ -64,6 +64,7 @@ def test_caller_happy_path() -> None:
 def test_callee_answers_the_offer() -> None:
     m = callee()
     assert m.state is CallState.INCOMING_RINGING
+    assert m.take_actions() == [StateChanged(CallState.INCOMING_RINGING)]
     m.accept()
     assert m.take_actions() == [
         SendRequest("call.accept", {"call_id": CID}),
@@ -89,12 +90,14 @@ def test_unexpected_descriptions_are_ignored() -> None:
 
 def test_signals_before_accept_are_ignored() -> None:
     m = callee()
+    m.take_actions()
     m.server_event({"type": "rtc.signal", "description": OFFER})
     assert m.take_actions() == []
 
 
 def test_decline_cancel_and_remote_end() -> None:
     m = callee()
+    m.take_actions()
     m.decline()
     assert m.take_actions() == [SendRequest("call.decline", {"call_id": CID}), *ended("declined")]
     m = caller()

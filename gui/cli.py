@@ -1,0 +1,388 @@
+"""``parley-cli``: the headless client, for scripts, bots, tests and people without a display.
+
+Built on the same engine as the desktop app (``SignalingClient`` and
+``CallSession``). It prints one JSON object per line on stdout and exits 0
+when the call ended by a person's choice (hang-up, cancel, decline), 1 when
+it could not be made or broke (busy, offline, no answer, lost, refused), and
+2 on bad arguments, with a one-line error on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from gui.core.call_machine import CallState
+from gui.core.call_session import CallOptions, CallSession, LocalMedia
+from gui.core.peer_channel import ChatMessage, ChatUnavailable, PeerMediaState
+from gui.core.quality import QualitySample
+from gui.core.signaling_client import NotConnected, RequestError, SignalingClient
+from gui.media.analysis import AudioReceiver, VideoReceiver
+from signaling import __version__
+
+#: Endings a person chose; anything else means the call could not be made or broke.
+NORMAL_ENDINGS = frozenset({"hangup", "cancelled", "declined", "answered_elsewhere"})
+
+
+class CliError(Exception):
+    """A failure to report in one line, with exit status 1."""
+
+
+def emit(event: str, **fields: Any) -> None:
+    """One JSON line on stdout."""
+    print(json.dumps({"event": event, **fields}, ensure_ascii=False), flush=True)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("seconds cannot be negative")
+    return value
+
+
+def _audio_choice(text: str) -> str:
+    kind, _, hz = text.partition(":")
+    if kind == "tone":
+        if hz:
+            try:
+                value = float(hz)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"'{hz}' is not a frequency in Hz") from None
+            if not 20 <= value <= 20000:
+                raise argparse.ArgumentTypeError("the tone must be 20 to 20000 Hz")
+        return text
+    if text in ("mic", "none"):
+        return text
+    raise argparse.ArgumentTypeError("--audio is tone[:HZ], mic or none")
+
+
+def _add_media(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--video",
+        choices=["pattern", "camera", "none"],
+        default="pattern",
+        help="what to send as video: a moving test pattern, the camera, or nothing "
+        "(default: pattern)",
+    )
+    parser.add_argument(
+        "--audio",
+        type=_audio_choice,
+        default="tone:440",
+        metavar="tone[:HZ]|mic|none",
+        help="what to send as audio: a tone (440 Hz unless given), the microphone, or nothing "
+        "(default: tone:440)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=_seconds,
+        metavar="S",
+        help="hang up S seconds after the call connects (default: stay until the other side "
+        "hangs up)",
+    )
+    parser.add_argument(
+        "--resolution",
+        default="640x480",
+        metavar="WxH",
+        help="size of the test pattern (default: 640x480)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        prog="parley-cli",
+        description="Headless Parley client: list and add contacts, place and answer calls. "
+        "Prints one JSON object per line.",
+    )
+    parser.add_argument("--server", required=True, metavar="URL", help="ws://HOST:PORT/ws")
+    parser.add_argument("--user", required=True, metavar="NAME", help="your username")
+    parser.add_argument("--password", required=True, metavar="PW", help="your password")
+    parser.add_argument(
+        "--register",
+        action="store_true",
+        help="create the account first (if it exists already, log in with the password)",
+    )
+    parser.add_argument("--version", action="version", version=f"parley-cli {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("contacts", help="list contacts and their presence")
+    add = commands.add_parser("add", help="send or accept a contact request")
+    add.add_argument("peer", metavar="USER")
+    call = commands.add_parser("call", help="call a contact")
+    call.add_argument("peer", metavar="USER")
+    _add_media(call)
+    call.add_argument("--chat", metavar="TEXT", help="send this chat message once connected")
+    answer = commands.add_parser("answer", help="wait for one call and answer it")
+    _add_media(answer)
+    answer.add_argument(
+        "--accept-after",
+        type=_seconds,
+        default=0.0,
+        metavar="S",
+        help="let it ring S seconds before answering (default: 0)",
+    )
+    answer.add_argument("--decline", action="store_true", help="decline the call instead")
+    answer.add_argument(
+        "--wait", type=_seconds, metavar="S", help="give up if no call comes within S seconds"
+    )
+    answer.add_argument("--chat", metavar="TEXT", help="send this chat message once connected")
+    return parser
+
+
+def _resolution(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise CliError(f"--resolution must look like 640x480, not '{text}'") from None
+    if not (64 <= width <= 3840 and 64 <= height <= 2160) or width % 2 or height % 2:
+        raise CliError("--resolution must be even sizes from 64x64 to 3840x2160")
+    return width, height
+
+
+def local_media(args: argparse.Namespace) -> LocalMedia:
+    """The tracks to send, from --video and --audio."""
+    from gui.media.pattern import PatternVideoTrack
+    from gui.media.tone import ToneAudioTrack
+
+    media = LocalMedia()
+    if args.video == "pattern":
+        media.camera = PatternVideoTrack(*_resolution(args.resolution))
+    elif args.video == "camera":
+        raise CliError("no camera was found on this computer")
+    if args.audio.startswith("tone"):
+        _, _, hz = args.audio.partition(":")
+        media.audio = ToneAudioTrack(float(hz) if hz else 440.0)
+    elif args.audio == "mic":
+        raise CliError("no microphone was found on this computer")
+    return media
+
+
+async def sign_in(args: argparse.Namespace) -> SignalingClient:
+    """Connect and log in (registering first with --register)."""
+    client = SignalingClient(args.server)
+    try:
+        await client.connect()
+        if args.register:
+            try:
+                await client.register(args.user, args.password)
+                return client
+            except RequestError as exc:
+                if exc.code != "taken":
+                    raise
+        await client.login(args.user, args.password)
+    except RequestError as exc:
+        await client.close()
+        raise CliError(f"{exc.code}: {exc.message}") from None
+    except (NotConnected, TimeoutError) as exc:
+        await client.close()
+        raise CliError(str(exc)) from None
+    return client
+
+
+class CallReporter:
+    """Prints a call's events as JSON lines and remembers what the summary needs."""
+
+    def __init__(self, session: CallSession, args: argparse.Namespace) -> None:
+        self.session = session
+        self.args = args
+        self.started = time.monotonic()
+        self.connected = asyncio.Event()
+        session.on("state", self.state)
+        session.on("sas", lambda words: emit("sas", words=words))
+        session.on("chat", self.chat)
+        session.on("delivered", lambda msg_id: emit("chat_delivered", id=msg_id))
+        session.on("peer_media", self.peer_media)
+        session.on("stats", self.stats)
+
+    def state(self, state: CallState, reason: str | None) -> None:
+        """Print a state change; note when the call connects."""
+        fields: dict[str, Any] = {"state": state.value, "call_id": self.session.call_id}
+        if reason is not None:
+            fields["reason"] = reason
+        emit("state", **fields)
+        if state is CallState.CONNECTED:
+            self.connected.set()
+
+    @staticmethod
+    def chat(message: ChatMessage) -> None:
+        """Print a received chat message."""
+        emit("chat", id=message.id, text=message.text, sent_at=message.sent_at)
+
+    @staticmethod
+    def peer_media(state: PeerMediaState) -> None:
+        """Print what the peer sends."""
+        emit("peer_media", audio=state.audio, video=state.video, screen=state.screen)
+
+    @staticmethod
+    def stats(sample: QualitySample) -> None:
+        """Print the second's figures."""
+        emit("stats", **sample.to_json(), grade=sample.grade)
+
+    def summary(self) -> dict[str, Any]:
+        """What arrived during the call."""
+        video = self.session.receivers.get("camera")
+        audio = self.session.receivers.get("audio")
+        out: dict[str, Any] = {
+            "frames_received": 0,
+            "width": None,
+            "height": None,
+            "audio_ms_received": 0,
+            "audio_peak_hz": None,
+        }
+        if isinstance(video, VideoReceiver):
+            out.update(
+                frames_received=video.frames,
+                width=video.width,
+                height=video.height,
+                frames_numbered=video.numbered,
+                frame_numbers_decreased=video.decreases,
+            )
+        if isinstance(audio, AudioReceiver):
+            peak = audio.peak_hz(1.0)
+            out.update(
+                audio_ms_received=round(audio.received_ms),
+                audio_peak_hz=round(peak, 1) if peak is not None else None,
+            )
+        if self.session.connected_at is not None:
+            out["setup_ms"] = round((self.session.connected_at - self.session.created_at) * 1000)
+        out["reason"] = self.session.machine.reason
+        return out
+
+
+async def _send_chat_when_open(session: CallSession, text: str) -> None:
+    async with asyncio.timeout(15):
+        while not session.channel.is_open:
+            if session.machine.ended:
+                return
+            if session.channel.channel is None and session.state is CallState.CONNECTED:
+                await asyncio.sleep(1.0)  # the peer may still announce its channel
+                if session.channel.channel is None:
+                    break
+            await asyncio.sleep(0.05)
+    try:
+        message = session.send_chat(text)
+    except ChatUnavailable as exc:
+        emit("chat_unavailable", reason=str(exc))
+        return
+    emit("chat_sent", id=message.id, text=message.text)
+
+
+async def run_call(session: CallSession, args: argparse.Namespace) -> int:
+    """Follow a call to its end; returns the exit status."""
+    reporter = CallReporter(session, args)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, session.hang_up)
+    helpers: list[asyncio.Task[None]] = []
+
+    async def after_connect() -> None:
+        await reporter.connected.wait()
+        if args.chat:
+            helpers.append(loop.create_task(_send_chat_when_open(session, args.chat)))
+        if args.duration is not None:
+            await asyncio.sleep(args.duration)
+            session.hang_up()
+
+    helpers.append(loop.create_task(after_connect()))
+    try:
+        await session.wait_ended()
+    finally:
+        for task in helpers:
+            task.cancel()
+        for task in helpers:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    summary = reporter.summary()
+    emit("summary", **summary)
+    return 0 if summary["reason"] in NORMAL_ENDINGS else 1
+
+
+async def wait_for_call(client: SignalingClient, wait: float | None) -> dict[str, Any]:
+    """The next ``call.incoming`` event."""
+    future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+
+    def on_event(message: dict[str, Any]) -> None:
+        if message.get("type") == "call.incoming" and not future.done():
+            future.set_result(message)
+
+    unsubscribe = client.on_event(on_event)
+    try:
+        return await asyncio.wait_for(future, wait)
+    except TimeoutError:
+        raise CliError(f"no call came within {wait:g} s") from None
+    finally:
+        unsubscribe()
+
+
+async def run(args: argparse.Namespace) -> int:
+    """Carry out one command."""
+    media = local_media(args) if args.command in ("call", "answer") else None
+    client = await sign_in(args)
+    try:
+        if args.command == "contacts":
+            reply = await client.request("contacts.list")
+            emit("contacts", contacts=reply["contacts"])
+            return 0
+        if args.command == "add":
+            reply = await client.request("contacts.request", username=args.peer)
+            emit("contact", contact=reply["contact"])
+            return 0
+        assert media is not None
+        options = CallOptions()
+        if args.command == "call":
+            session = CallSession.outgoing(client, args.peer.lower(), media, options)
+            return await run_call(session, args)
+        event = await wait_for_call(client, args.wait)
+        emit(
+            "incoming", call_id=event["call_id"], caller=event.get("from"), media=event.get("media")
+        )
+        session = CallSession.incoming(client, event, media, options)
+        if args.accept_after:
+            await asyncio.sleep(args.accept_after)
+        if args.decline:
+            session.decline()
+        else:
+            session.accept()
+        return await run_call(session, args)
+    except RequestError as exc:
+        raise CliError(f"{exc.code}: {exc.message}") from None
+    except NotConnected as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        if media is not None:
+            media.stop()
+        await client.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``parley-cli``."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return asyncio.run(run(args))
+    except CliError as exc:
+        print(f"parley-cli: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
