@@ -27,8 +27,11 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from gui.core.backoff import Backoff
 from signaling.protocol.constants import SUBPROTOCOL, ErrorCode
+from signaling.protocol.errors import RequestError
 
 log = logging.getLogger("parley.client")
+
+__all__ = ["LinkState", "NotConnected", "RequestError", "RequestTracker", "SignalingClient"]
 
 Json = dict[str, Any]
 EventCallback = Callable[[Json], None]
@@ -43,16 +46,6 @@ class LinkState(StrEnum):
     CONNECTED = "connected"  # socket open, not logged in
     ONLINE = "online"  # logged in
     RECONNECTING = "reconnecting"
-
-
-class RequestError(Exception):
-    """The server answered a request with ``error``."""
-
-    def __init__(self, code: str, message: str, retry_after: int | None = None) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.retry_after = retry_after
 
 
 class NotConnected(Exception):

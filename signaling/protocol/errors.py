@@ -25,3 +25,13 @@ class ProtocolError(Exception):
 def bad_message(message: str) -> ProtocolError:
     """Shorthand for the most common error."""
     return ProtocolError(ErrorCode.BAD_MESSAGE, message)
+
+
+class RequestError(Exception):
+    """A request was answered with ``error``: raised on the requesting side (client or bot)."""
+
+    def __init__(self, code: str, message: str, retry_after: int | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after

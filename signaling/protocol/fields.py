@@ -15,7 +15,8 @@ from typing import Any
 
 from signaling.protocol.errors import bad_message
 
-USERNAME_RE = re.compile(r"[a-z0-9._-]{3,32}")
+#: Usernames as sent: any case (they are compared lowercase), ASCII only.
+USERNAME_RE = re.compile(r"[A-Za-z0-9._-]{3,32}")
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -108,10 +109,10 @@ class Fields:
         label = self._name(name)
         if type(value) is not str:
             raise bad_message(f"'{label}' must be a string")
-        lowered = normalize_username(value)
-        if not USERNAME_RE.fullmatch(lowered):
+        # Match before lowercasing: "\u212a".lower() is an ASCII "k" (KELVIN SIGN).
+        if not USERNAME_RE.fullmatch(value):
             raise bad_message(f"'{label}' must be 3 to 32 characters of a-z, 0-9, '.', '_' or '-'")
-        return lowered
+        return normalize_username(value)
 
     def call_id(self, name: str = "call_id") -> str:
         """A UUID in its canonical 8-4-4-4-12 hex form, returned lowercase."""

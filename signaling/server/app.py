@@ -20,6 +20,7 @@ import ssl
 import time
 from collections.abc import Sequence
 from http import HTTPStatus
+from typing import TYPE_CHECKING
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -43,6 +44,9 @@ from signaling.server.hub import Hub
 from signaling.server.logs import log_event
 from signaling.server.metrics import Metrics
 from signaling.server.store import SQLiteStore, Store, StoreError
+
+if TYPE_CHECKING:
+    from signaling.server.echo import EchoBot
 
 
 class StartupError(Exception):
@@ -100,6 +104,7 @@ class SignalingServer:
         self._ids = itertools.count(1)
         self._peers: dict[int, WebSocketPeer] = {}
         self.port: int | None = None
+        self.echo: EchoBot | None = None
 
     @property
     def url(self) -> str:
@@ -145,13 +150,17 @@ class SignalingServer:
         self.vault = PasswordVault(self.config.hash_parameters)
         self.hub = Hub(self.store, self.vault, self.config, self.metrics)
         hub = self.hub
+        if self.config.echo_bot:
+            from signaling.server.echo import EchoBot  # aiortc is loaded only when wanted
+
+            self.echo = EchoBot(hub)
         self.metrics.gauge(
-            "parley_connections", "Open WebSocket connections.", lambda: len(hub.sessions)
+            "parley_connections", "Open WebSocket connections.", lambda: hub.connection_count
         )
         self.metrics.gauge(
             "parley_logged_in_users",
             "Users with at least one logged-in connection.",
-            lambda: len(hub.by_user),
+            lambda: hub.user_count,
         )
         self.metrics.gauge(
             "parley_calls_active", "Calls ringing or in progress.", lambda: len(hub.calls)
@@ -186,6 +195,9 @@ class SignalingServer:
 
     async def stop(self) -> None:
         """Close every connection with 1001 (going away), then release the store."""
+        if self.echo is not None:
+            await self.echo.close()
+            self.echo = None
         if self._server is not None:
             self._server.close(close_connections=True)
             await self._server.wait_closed()

@@ -85,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seconds a call waits for a party that lost its connection (default: 30)",
     )
+    parser.add_argument(
+        "--no-echo",
+        action="store_true",
+        help="do not run the Echo Test (a built-in contact that answers calls and sends the "
+        "caller's video back, and its audio 1.5 s later)",
+    )
     parser.add_argument("--version", action="version", version=f"parley-server {__version__}")
     return parser
 
@@ -97,6 +103,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         db_path=args.db if args.db is not None else default_db_path(),
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
+        echo_bot=not args.no_echo,
     )
     overrides: dict[str, float] = {}
     if args.ring_timeout is not None:

@@ -87,6 +87,8 @@ class Session:
     user: UserRecord | None = None
     token_hash: str | None = None
     closed: bool = False
+    #: A built-in user inside the server (not counted as a connection or a user).
+    bot: bool = False
 
     @property
     def id(self) -> int:
@@ -136,6 +138,10 @@ class Hub:
         self.by_user: dict[str, set[Session]] = {}
         self.chosen_presence: dict[str, Presence] = {}
         self.calls = CallTable(unlimited=frozenset({ECHO_USERNAME}))
+        # Accepted contacts of logged-in users, so invites and presence need no query.
+        self._contacts: dict[str, set[str]] = {}
+        self._contacts_loading: set[str] = set()
+        self._contacts_dirty: set[str] = set()
         limits = config.rate_limits
         self._user_failures = FailureLimiter(limits.login_failures_per_user, limits.login_window_s)
         self._address_failures = FailureLimiter(
@@ -174,6 +180,23 @@ class Hub:
         self.sessions[peer.id] = session
         self.metrics.connections_total += 1
         return session
+
+    @property
+    def connection_count(self) -> int:
+        """Open client connections (bots not counted)."""
+        return sum(1 for session in self.sessions.values() if not session.bot)
+
+    @property
+    def user_count(self) -> int:
+        """Users logged in on at least one client connection (bots not counted)."""
+        return sum(1 for sessions in self.by_user.values() if any(not s.bot for s in sessions))
+
+    def attach_bot(self, session: Session, user: UserRecord) -> None:
+        """Log a built-in bot (the Echo Test) in on an in-process session, with no rate limit."""
+        session.user = user
+        session.bot = True
+        session.bucket = TokenBucket(rate=1e9, burst=1e9, now=self._now())
+        self.by_user.setdefault(user.username, set()).add(session)
 
     async def disconnect(self, session: Session) -> None:
         """A connection closed: the user may go offline and its call starts its grace period."""
@@ -339,6 +362,8 @@ class Hub:
             self.chosen_presence[user.username] = Presence.ONLINE
         sessions.add(session)
         log_event("login", conn=session.id, user=user.username)
+        if user.username not in self._contacts:
+            await self._load_contacts(user.username)
 
         async def after() -> None:
             self._replay_call(session)
@@ -367,6 +392,7 @@ class Hub:
             if not sessions:
                 del self.by_user[username]
                 self.chosen_presence.pop(username, None)
+                self._contacts.pop(username, None)
         call = self.calls.of_user(username)
         if call is not None:
             if call.bound_conn(username) == session.id:
@@ -379,6 +405,41 @@ class Hub:
             ):
                 self._start_grace(call, username)
         await self._presence_changed(username, before)
+
+    # Contact cache ----------------------------------------------------------
+
+    async def _load_contacts(self, username: str) -> None:
+        """Read a user's accepted contacts into memory (again, if they changed meanwhile)."""
+        self._contacts_loading.add(username)
+        try:
+            while True:
+                self._contacts_dirty.discard(username)
+                contacts = set(await self.store.accepted_contacts(username))
+                if username not in self._contacts_dirty:
+                    break
+        finally:
+            self._contacts_loading.discard(username)
+            self._contacts_dirty.discard(username)
+        if username in self.by_user:
+            self._contacts[username] = contacts
+
+    async def _accepted_contacts(self, username: str) -> set[str]:
+        cached = self._contacts.get(username)
+        if cached is not None:
+            return cached
+        return set(await self.store.accepted_contacts(username))
+
+    def _relation_changed(self, a: str, b: str, accepted: bool) -> None:
+        """Keep the cache in step after the store committed a change between ``a`` and ``b``."""
+        for user, peer in ((a, b), (b, a)):
+            if user in self._contacts_loading:
+                self._contacts_dirty.add(user)
+            cached = self._contacts.get(user)
+            if cached is not None:
+                if accepted:
+                    cached.add(peer)
+                else:
+                    cached.discard(peer)
 
     # Presence -------------------------------------------------------------
 
@@ -399,7 +460,7 @@ class Hub:
         """Tell accepted contacts if what they see of ``username`` changed."""
         if not force and self.presence_of(username) == before:
             return
-        contacts = await self.store.accepted_contacts(username)
+        contacts = list(await self._accepted_contacts(username))
         # Read again after the await: the last broadcast always carries the current state.
         presence = self.presence_of(username)
         user = await self._user(username)
@@ -487,6 +548,8 @@ class Hub:
         if peer.username == ECHO_USERNAME:
             return Result({"contact": self._contact_json(peer, ContactStatus.ACCEPTED)})
         status = await self.store.request_contact(me.username, peer.username)
+        if status is ContactStatus.ACCEPTED:
+            self._relation_changed(me.username, peer.username, accepted=True)
         log_event("contact.request", user=me.username, peer=peer.username, status=status.value)
         return Result(
             {"contact": self._contact_json(peer, status)},
@@ -517,6 +580,7 @@ class Hub:
             return Result({"contact": self._contact_json(peer, ContactStatus.ACCEPTED)})
         if not await self.store.accept_contact(me.username, peer.username):
             raise ProtocolError(ErrorCode.FORBIDDEN, f"no pending request from '{peer.username}'")
+        self._relation_changed(me.username, peer.username, accepted=True)
         log_event("contact.accept", user=me.username, peer=peer.username)
         return Result(
             {"contact": self._contact_json(peer, ContactStatus.ACCEPTED)},
@@ -530,6 +594,7 @@ class Hub:
             raise ProtocolError(ErrorCode.FORBIDDEN, "the Echo Test cannot be removed")
         if not await self.store.remove_contact(me.username, peer.username):
             return Result()
+        self._relation_changed(me.username, peer.username, accepted=False)
         log_event("contact.remove", user=me.username, peer=peer.username)
         return Result(then=lambda: self._tell_contact(me, peer, ContactStatus.REMOVED, session))
 
@@ -547,12 +612,10 @@ class Hub:
             raise bad_message("you cannot call yourself")
         if self.calls.of_user(me) is not None:
             raise ProtocolError(ErrorCode.BUSY, "you are already in a call")
-        if req.to != ECHO_USERNAME:
-            status = await self.store.contact_status(me, req.to)
-            if status is not ContactStatus.ACCEPTED:
-                if await self.store.get_user(req.to) is None:
-                    raise ProtocolError(ErrorCode.NOT_FOUND, f"no user '{req.to}'")
-                raise ProtocolError(ErrorCode.FORBIDDEN, f"'{req.to}' is not your contact")
+        if req.to != ECHO_USERNAME and req.to not in await self._accepted_contacts(me):
+            if await self.store.get_user(req.to) is None:
+                raise ProtocolError(ErrorCode.NOT_FOUND, f"no user '{req.to}'")
+            raise ProtocolError(ErrorCode.FORBIDDEN, f"'{req.to}' is not your contact")
         if self.calls.get(req.call_id) is not None:
             raise bad_message("'call_id' is already in use")
         now = self._now()
@@ -561,9 +624,7 @@ class Hub:
         immediate: CallReason | None = None
         if self.calls.of_user(me) is not None:
             raise ProtocolError(ErrorCode.BUSY, "you are already in a call")
-        if req.to == ECHO_USERNAME:
-            immediate = CallReason.OFFLINE  # The Echo Test answers once the call engine lands.
-        elif self.calls.of_user(req.to) is not None:
+        if self.calls.of_user(req.to) is not None:
             immediate = CallReason.BUSY
         elif req.to not in self.by_user:
             immediate = CallReason.OFFLINE

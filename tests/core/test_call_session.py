@@ -148,3 +148,26 @@ async def test_decline_and_busy_end_the_session(server) -> None:
     assert refused.machine.reason == "not_found"
     await alice.close()
     await bob.close()
+
+
+async def test_echo_answers_and_sends_the_call_back(server) -> None:
+    client = await client_for(server, "erin")
+    chats: list = []
+    session = CallSession.outgoing(client, "echo", media(660))
+    session.on("chat", chats.append)
+    await until(lambda: session.state is CallState.CONNECTED and session.channel.is_open)
+    session.send_chat("testing")
+    await until(lambda: "camera" in session.receivers)
+    video = session.receivers["camera"]
+    await until(lambda: video.numbered > 30)
+    assert (video.width, video.height) == (320, 240) and video.decreases == 0
+    audio = session.receivers["audio"]
+    await until(lambda: audio.onset_at is not None, timeout=6)  # silence first, then the tone
+    await asyncio.sleep(1.0)
+    assert abs(audio.peak_hz() - 660) < 5
+    assert audio.onset_at - session.connected_at > 1.2  # delayed by about 1.5 s
+    await until(lambda: chats)
+    assert chats[0].text == "testing"
+    session.hang_up()
+    await asyncio.wait_for(session.wait_ended(), 10)
+    await client.close()

@@ -142,11 +142,23 @@ async def test_reused_call_id_is_refused(friends) -> None:
     assert reply["code"] == "bad_message"
 
 
-async def test_call_to_echo_ends_offline_until_the_bot_lands(user) -> None:
+async def test_echo_answers_at_once(user) -> None:
     alice = await user("alice")
     call_id = new_call_id()
     await alice.request("call.invite", to="echo", call_id=call_id, media=AV)
+    assert (await alice.next_event("call.ringing"))["call_id"] == call_id
+    assert (await alice.next_event("call.accepted"))["call_id"] == call_id
+    await alice.request("call.hangup", call_id=call_id)
+    assert await ended(alice, call_id) == "hangup"
+
+
+async def test_without_the_echo_bot_a_call_to_echo_is_offline(make_server) -> None:
+    server = await make_server(echo_bot=False)
+    (alice,) = await befriend(server.url, "alice")
+    call_id = new_call_id()
+    await alice.request("call.invite", to="echo", call_id=call_id, media=AV)
     assert await ended(alice, call_id) == "offline"
+    await alice.close()
 
 
 async def test_call_survives_a_reconnect_within_grace(friends, connect) -> None:

@@ -1,0 +1,171 @@
+"""The Echo Test: a built-in contact that answers every call and sends the caller back to itself.
+
+Video (camera and screen) comes straight back; audio comes back 1.5 s late,
+so a new user hears their own voice after they stop talking; chat messages
+are echoed too. It runs the client's call engine (``CallSession``) inside the
+server process, over an in-process :class:`HubLink`, and answers any number
+of calls at once. Each call costs the server a share of a core (decoding and
+re-encoding); ``--no-echo`` turns it off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import fractions
+import logging
+import time
+from typing import Any
+
+import av
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from gui.core.call_session import AUDIO, CallOptions, CallSession, LocalMedia
+from gui.core.peer_channel import ChatMessage, ChatUnavailable
+from gui.media.analysis import AudioReceiver, TrackConsumer, VideoReceiver
+from gui.media.pacing import RealtimePacer
+from signaling.protocol.constants import ECHO_DISPLAY_NAME, ECHO_USERNAME
+from signaling.server.bots import HubLink
+from signaling.server.hub import Hub
+from signaling.server.store import UserRecord
+
+log = logging.getLogger("parley.server.echo")
+
+AUDIO_DELAY_S = 1.5
+VIDEO_CLOCK = 90000
+
+
+class EchoVideoTrack(MediaStreamTrack):
+    """Sends back the newest frame received; older ones are dropped, never queued."""
+
+    kind = "video"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._frame: av.VideoFrame | None = None
+        self._fresh = asyncio.Event()
+        self._start = time.monotonic()
+
+    def stop(self) -> None:
+        """Stop, waking a ``recv`` that waits for a frame."""
+        super().stop()
+        self._fresh.set()
+
+    def feed(self, frame: av.frame.Frame) -> None:
+        """A frame arrived from the caller."""
+        assert isinstance(frame, av.VideoFrame)
+        self._frame = frame
+        self._fresh.set()
+
+    async def recv(self) -> av.VideoFrame:
+        """The next frame to send (waits for one to arrive)."""
+        if self.readyState != "live":
+            raise MediaStreamError
+        await self._fresh.wait()
+        self._fresh.clear()
+        frame = self._frame
+        if frame is None or self.readyState != "live":
+            raise MediaStreamError
+        frame.pts = int((time.monotonic() - self._start) * VIDEO_CLOCK)
+        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
+        return frame
+
+
+class DelayedAudioTrack(MediaStreamTrack):
+    """Plays back what it is fed ``delay`` seconds later, in paced 20 ms frames.
+
+    Silence fills the gaps, so the sender's clock never stalls.
+    """
+
+    kind = "audio"
+
+    def __init__(self, delay: float = AUDIO_DELAY_S, sample_rate: int = 48000) -> None:
+        super().__init__()
+        self.delay = delay
+        self.sample_rate = sample_rate
+        self.samples_per_frame = sample_rate // 50
+        self._buffer: collections.deque[tuple[float, av.AudioFrame]] = collections.deque(
+            maxlen=int((delay + 1.0) * 50)
+        )
+        self._pacer = RealtimePacer(self.samples_per_frame / sample_rate)
+        self._pts = 0
+
+    def feed(self, frame: av.frame.Frame) -> None:
+        """A frame arrived from the caller."""
+        assert isinstance(frame, av.AudioFrame)
+        self._buffer.append((time.monotonic(), frame))
+
+    def _silence(self) -> av.AudioFrame:
+        frame = av.AudioFrame(format="s16", layout="stereo", samples=self.samples_per_frame)
+        for plane in frame.planes:
+            plane.update(bytes(plane.buffer_size))
+        frame.sample_rate = self.sample_rate
+        return frame
+
+    async def recv(self) -> av.AudioFrame:
+        """The next 20 ms to send."""
+        if self.readyState != "live":
+            raise MediaStreamError
+        await self._pacer.wait()
+        due = time.monotonic() - self.delay
+        frame: av.AudioFrame | None = None
+        if self._buffer and self._buffer[0][0] <= due:
+            frame = self._buffer.popleft()[1]
+        if frame is None or frame.sample_rate != self.sample_rate:
+            frame = self._silence()
+        frame.pts = self._pts
+        frame.time_base = fractions.Fraction(1, self.sample_rate)
+        self._pts += frame.samples
+        return frame
+
+
+class EchoBot:
+    """Answers calls to ``echo`` for as long as the server runs."""
+
+    def __init__(self, hub: Hub, options: CallOptions | None = None) -> None:
+        self.link = HubLink(hub, UserRecord(ECHO_USERNAME, ECHO_DISPLAY_NAME))
+        self.options = options or CallOptions()
+        self.sessions: dict[str, CallSession] = {}
+        self._unsubscribe = self.link.on_event(self._on_event)
+
+    def _on_event(self, message: dict[str, Any]) -> None:
+        if message.get("type") != "call.incoming":
+            return
+        call_id = message["call_id"]
+        if call_id in self.sessions:
+            return  # a replay
+        media = LocalMedia(
+            audio=DelayedAudioTrack(), camera=EchoVideoTrack(), screen=EchoVideoTrack()
+        )
+        session = CallSession.incoming(self.link, message, media, self.options)
+        self.sessions[call_id] = session
+        session.on("remote_track", lambda slot, receiver: self._loop_back(media, slot, receiver))
+        session.on("chat", lambda chat: self._echo_chat(session, chat))
+        session.on("ended", lambda reason: self.sessions.pop(call_id, None))
+        log.info("echo answering call %s from %s", call_id, session.machine.peer)
+        session.accept()
+
+    @staticmethod
+    def _loop_back(media: LocalMedia, slot: str, receiver: TrackConsumer) -> None:
+        target = {AUDIO: media.audio, "camera": media.camera, "screen": media.screen}.get(slot)
+        if isinstance(receiver, AudioReceiver | VideoReceiver) and target is not None:
+            receiver.listeners.append(target.feed)  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _echo_chat(session: CallSession, chat: ChatMessage) -> None:
+        with contextlib.suppress(ChatUnavailable, ValueError):
+            session.send_chat(chat.text)
+
+    async def close(self) -> None:
+        """Hang up every call and leave the hub."""
+        sessions = list(self.sessions.values())
+        for session in sessions:
+            session.hang_up()
+        for session in sessions:
+            try:
+                await asyncio.wait_for(session.wait_ended(), 5)
+            except TimeoutError:
+                log.warning("echo call %s did not end in time", session.call_id)
+        self._unsubscribe()
+        await self.link.close()

@@ -1,0 +1,89 @@
+"""Smoke tests of the benchmark package: the runner's output, and one server measurement, small."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import bench.runner
+from bench import Benchmark, Figure, Goal, format_value, percentile
+from bench.runner import figures_to_json, format_table
+from bench.server import presence_fanout
+
+FAKE = [
+    Figure("fake", "connections held", 5000, "connections", Goal.at_least(5000)),
+    Figure("fake", "p99", 25.456, "ms", Goal.below(20)),
+    Figure("fake", "memory", 140.4, "MiB"),
+    Figure("fake", "broken", math.nan, "ms", Goal.below(1)),
+]
+
+
+def fake_run(quick: bool) -> list[Figure]:
+    return [Figure("fake", "quick" if quick else "full", 1.5, "s", Goal.at_most(2))]
+
+
+def test_goals_and_formatting():
+    assert Goal.at_least(5000).met_by(5000)
+    assert not Goal.below(20).met_by(20)
+    assert not Goal.below(20).met_by(math.nan)
+    assert str(Goal.below(20)) == "< 20"
+    assert format_value(5000.0) == "5000"
+    assert format_value(25.456) == "25.46"
+    assert format_value(12345.6) == "12346"
+    assert format_value(math.nan) == "n/a"
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert percentile([1.0, 2.0], 99) == 1.99
+    assert math.isnan(percentile([], 50))
+
+
+def test_table_lists_each_figure_with_its_goal():
+    lines = format_table(FAKE).splitlines()
+    assert lines[0].split() == ["bench", "figure", "value", "unit", "goal", "met"]
+    assert set(lines[1]) <= {"-", " "}
+    assert len(lines) == 2 + len(FAKE)
+    held, p99, memory, broken = lines[2:]
+    assert "5000" in held and ">= 5000" in held and held.endswith("yes")
+    assert "25.46" in p99 and "< 20" in p99 and p99.endswith("NO")
+    assert memory.endswith("MiB")
+    assert "n/a" in broken and broken.endswith("NO")
+    # Columns line up: every value ends at the same column.
+    pairs = zip(lines[2:4], ["5000", "25.46"], strict=True)
+    ends = {line.index(value) + len(value) for line, value in pairs}
+    assert len(ends) == 1
+
+
+def test_json_has_one_object_per_figure():
+    data = json.loads(figures_to_json(FAKE))
+    assert data[0] == {
+        "bench": "fake",
+        "figure": "connections held",
+        "value": 5000,
+        "unit": "connections",
+        "goal": ">= 5000",
+        "met": True,
+    }
+    assert data[2]["goal"] is None and data[2]["met"] is None
+    assert data[3]["value"] is None and data[3]["met"] is False
+
+
+def test_runner_runs_a_registered_benchmark(monkeypatch, tmp_path, capsys):
+    fake = Benchmark("fake", f"{__name__}:fake_run", "a fake benchmark")
+    monkeypatch.setattr(bench.runner, "BENCHMARKS", [fake])
+    out = tmp_path / "figures.json"
+    assert bench.runner.main(["--only", "fake", "--quick", "--json", str(out)]) == 0
+    assert "quick" in capsys.readouterr().out
+    assert json.loads(out.read_text())[0]["figure"] == "quick"
+
+
+def test_registry_names_the_server_benchmark():
+    assert "server" in [b.name for b in bench.BENCHMARKS]
+    assert callable(next(b for b in bench.BENCHMARKS if b.name == "server").load())
+
+
+async def test_presence_fanout_small(tmp_path):
+    figures = await presence_fanout(tmp_path, contacts=5, repeats=3)
+    by_name = {f.figure: f for f in figures}
+    complete = by_name["presence fan-out to 5 contacts rounds complete"]
+    assert complete.value == 3 and complete.met
+    p50 = by_name["presence fan-out to 5 contacts p50"].value
+    assert 0 < p50 < 5000
