@@ -13,7 +13,6 @@ import re
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from gui.core.call_machine import CallState
-from gui.core.call_session import CallSession
 from gui.core.peer_channel import ChatUnavailable
 from gui.media.analysis import VideoReceiver
 from gui.media.pattern import PatternVideoTrack
