@@ -137,9 +137,7 @@ class CallSession(AsyncIOEventEmitter):
         self.options = options or CallOptions()
         self.pc = RTCPeerConnection(self.options.rtc_configuration())
         self.channel = PeerChannel(
-            on_chat=lambda m: self.emit("chat", m),
-            on_delivered=lambda i: self.emit("delivered", i),
-            on_peer_state=self._peer_media,
+            on_chat=self._chat, on_delivered=self._delivered, on_peer_state=self._peer_media
         )
         self.peer_media = PeerMediaState(audio=True, video=True, screen=False)
         self.receivers: dict[str, VideoReceiver | AudioReceiver] = {}
@@ -330,6 +328,12 @@ class CallSession(AsyncIOEventEmitter):
             if transceiver.receiver.track is track:
                 return CAMERA if index == 0 else SCREEN
         return AUDIO if track.kind == "audio" else CAMERA
+
+    def _chat(self, message: ChatMessage) -> None:
+        self.emit("chat", message)
+
+    def _delivered(self, message_id: str) -> None:
+        self.emit("delivered", message_id)
 
     def _peer_media(self, state: PeerMediaState) -> None:
         self.peer_media = state

@@ -26,13 +26,16 @@ MAX_CHAT_CHARS = 4000
 class DataChannel(Protocol):
     """The part of ``RTCDataChannel`` used here."""
 
-    readyState: str
+    @property
+    def readyState(self) -> str:
+        """``connecting``, ``open``, ``closing`` or ``closed``."""
+
+    @property
+    def on(self) -> Callable[..., Any]:
+        """Register an event handler, pyee style: ``on(event, handler)``."""
 
     def send(self, data: str) -> None:
         """Send one message."""
-
-    def on(self, event: str, f: Callable[..., Any] | None = None) -> Any:
-        """Register an event handler (pyee style)."""
 
 
 class ChatUnavailable(Exception):
@@ -163,9 +166,9 @@ class PeerChannel:
             if acked is not None:
                 self.on_delivered(acked.id)
         elif kind == "state":
-            flags = [message.get(k) for k in ("audio", "video", "screen")]
-            if all(isinstance(f, bool) for f in flags):
-                self.on_peer_state(PeerMediaState(*flags))
+            audio, video, screen = (message.get(k) for k in ("audio", "video", "screen"))
+            if isinstance(audio, bool) and isinstance(video, bool) and isinstance(screen, bool):
+                self.on_peer_state(PeerMediaState(audio, video, screen))
         elif kind != "ping":
             log.info("skipping data channel message of type %r", kind)
 
