@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gui.core.call_machine import CallState
-from gui.core.call_session import CallOptions, CallSession, LocalMedia
+from gui.core.call_session import CallOptions, CallSession, IceServer, LocalMedia
 from gui.core.peer_channel import ChatMessage, ChatUnavailable, PeerMediaState
 from gui.core.quality import QualitySample
 from gui.core.signaling_client import NotConnected, RequestError, SignalingClient
@@ -34,6 +34,10 @@ NORMAL_ENDINGS = frozenset({"hangup", "cancelled", "declined", "answered_elsewhe
 
 class CliError(Exception):
     """A failure to report in one line, with exit status 1."""
+
+
+class BadArguments(CliError):
+    """An option's value makes no sense: exit status 2, like argparse's own errors."""
 
 
 def emit(event: str, **fields: Any) -> None:
@@ -113,6 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="create the account first (if it exists already, log in with the password)",
     )
+    parser.add_argument(
+        "--ice",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a STUN or TURN server, e.g. stun:stun.example.org:3478 or "
+        "turn:turn.example.org:3478 (repeatable; default: none, so nothing is contacted)",
+    )
+    parser.add_argument("--ice-username", metavar="U", help="username for the TURN servers")
+    parser.add_argument("--ice-credential", metavar="C", help="password for the TURN servers")
     parser.add_argument("--version", action="version", version=f"parley-cli {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -144,9 +158,9 @@ def _resolution(text: str) -> tuple[int, int]:
     try:
         width, height = (int(part) for part in text.lower().split("x"))
     except ValueError:
-        raise CliError(f"--resolution must look like 640x480, not '{text}'") from None
+        raise BadArguments(f"--resolution must look like 640x480, not '{text}'") from None
     if not (64 <= width <= 3840 and 64 <= height <= 2160) or width % 2 or height % 2:
-        raise CliError("--resolution must be even sizes from 64x64 to 3840x2160")
+        raise BadArguments("--resolution must be even sizes from 64x64 to 3840x2160")
     return width, height
 
 
@@ -166,6 +180,25 @@ def local_media(args: argparse.Namespace) -> LocalMedia:
     elif args.audio == "mic":
         raise CliError("no microphone was found on this computer")
     return media
+
+
+def call_options(args: argparse.Namespace) -> CallOptions:
+    """ICE servers from --ice (TURN ones with --ice-username and --ice-credential)."""
+    servers = []
+    for url in args.ice:
+        if not url.startswith(("stun:", "stuns:", "turn:", "turns:")):
+            raise BadArguments(f"--ice takes stun: or turn: URLs, not '{url}'")
+        turn = url.startswith("turn")
+        if turn and not (args.ice_username and args.ice_credential):
+            raise BadArguments("a TURN server needs --ice-username and --ice-credential")
+        servers.append(
+            IceServer(
+                [url],
+                args.ice_username if turn else None,
+                args.ice_credential if turn else None,
+            )
+        )
+    return CallOptions(ice_servers=servers)
 
 
 async def sign_in(args: argparse.Namespace) -> SignalingClient:
@@ -329,6 +362,7 @@ async def wait_for_call(client: SignalingClient, wait: float | None) -> dict[str
 
 async def run(args: argparse.Namespace) -> int:
     """Carry out one command."""
+    options = call_options(args)
     media = local_media(args) if args.command in ("call", "answer") else None
     client = await sign_in(args)
     try:
@@ -341,7 +375,6 @@ async def run(args: argparse.Namespace) -> int:
             emit("contact", contact=reply["contact"])
             return 0
         assert media is not None
-        options = CallOptions()
         if args.command == "call":
             session = CallSession.outgoing(client, args.peer.lower(), media, options)
             return await run_call(session, args)
@@ -379,7 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(run(args))
     except CliError as exc:
         print(f"parley-cli: error: {exc}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, BadArguments) else 1
     except KeyboardInterrupt:
         return 130
 

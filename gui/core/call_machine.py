@@ -270,6 +270,9 @@ class CallMachine:
             self._enter(CallState.RECONNECTING)
         elif state == "failed" and self.in_progress:
             self._end(FAILED, request="call.hangup")
+        elif state == "closed" and self.in_progress:
+            # The peer closed its connection: it hung up, even if the server's word is late.
+            self._end("hangup", request="call.hangup")
 
     def media_silent(self) -> None:
         """Nothing came from the peer for too long while connected: it is gone."""

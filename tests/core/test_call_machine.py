@@ -145,3 +145,14 @@ def test_replayed_accept_after_reconnect_changes_nothing() -> None:
     m.take_actions()
     m.server_event({"type": "call.accepted", "call_id": CID, "peer": "bob", "role": "caller"})
     assert m.take_actions() == [] and m.state is CallState.CONNECTED
+
+
+def test_the_peer_closing_its_connection_is_a_hangup() -> None:
+    m = caller()
+    m.server_event({"type": "call.accepted"})
+    m.media_state("connected")
+    m.take_actions()
+    m.media_state("closed")
+    assert m.take_actions() == [SendRequest("call.hangup", {"call_id": CID}), *ended("hangup")]
+    m.media_state("closed")
+    assert m.take_actions() == []
