@@ -125,6 +125,11 @@ BENCHMARKS: list[Benchmark] = [
         "bench.server:run",
         "signaling server: connections held, call.invite latency, presence fan-out, logins",
     ),
+    Benchmark(
+        "calls",
+        "bench.calls:run",
+        "real calls, Parley beside bare aiortc: set-up, video latency, frames/s, CPU, audio",
+    ),
 ]
 
 

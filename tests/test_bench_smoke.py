@@ -1,12 +1,14 @@
-"""Smoke tests of the benchmark package: the runner's output, and one server measurement, small."""
+"""Smoke tests of the benchmark package: the runner, and small server and call measurements."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 
 import bench.runner
 from bench import Benchmark, Figure, Goal, format_value, percentile
+from bench.calls import baseline_setup_once
 from bench.runner import figures_to_json, format_table
 from bench.server import presence_fanout
 
@@ -87,3 +89,12 @@ async def test_presence_fanout_small(tmp_path):
     assert complete.value == 3 and complete.met
     p50 = by_name["presence fan-out to 5 contacts p50"].value
     assert 0 < p50 < 5000
+
+
+async def test_baseline_call_setup_small():
+    """The bare aiortc call of the calls benchmark, once at 320x240, everything stopped after."""
+    tasks_before = asyncio.all_tasks()
+    seconds = await baseline_setup_once((320, 240))
+    assert 0 < seconds < 10
+    await asyncio.sleep(0.1)
+    assert asyncio.all_tasks() - tasks_before == set()

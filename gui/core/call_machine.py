@@ -14,9 +14,10 @@ States::
     incoming_ringing ──accept────▶ connecting
     any state ──────────────────────────────────────────────────────────▶ ended(reason)
 
-The caller offers once the server says ``call.accepted``; the callee answers
-the offer. Candidates that arrive before the remote description are held
-until it is applied.
+The caller makes its offer while the callee's device rings and sends it the
+moment the server says ``call.accepted``; the callee answers the offer.
+Candidates that arrive before the remote description are held until it is
+applied.
 """
 
 from __future__ import annotations
@@ -126,6 +127,7 @@ class CallMachine:
         self._actions: list[Action] = []
         self._remote_set = False
         self._held_candidates: list[Json] = []
+        self._offer: Json | None = None
         if role is Role.CALLEE:
             self._do(StateChanged(self.state))
 
@@ -168,11 +170,13 @@ class CallMachine:
     def place(self) -> None:
         """The caller rings the callee."""
         assert self.role is Role.CALLER and self.state is CallState.OUTGOING_RINGING
+        # The offer is made while the callee's device rings, and sent the moment they answer.
         self._do(
             SendRequest(
                 "call.invite", {"to": self.peer, "call_id": self.call_id, "media": self.media}
             ),
             StateChanged(self.state),
+            MakeOffer(),
         )
 
     def accept(self) -> None:
@@ -207,7 +211,8 @@ class CallMachine:
         elif kind == "call.accepted":
             if self.role is Role.CALLER and self.state is CallState.OUTGOING_RINGING:
                 self._enter(CallState.CONNECTING)
-                self._do(MakeOffer())
+                if self._offer is not None:
+                    self._send_description(self._offer)
             # Otherwise a replay after a reconnection: the call goes on as it is.
         elif kind == "call.ended":
             self._end(str(message.get("reason", "hangup")))
@@ -256,11 +261,14 @@ class CallMachine:
     # The peer connection -----------------------------------------------------
 
     def local_description(self, description: Json) -> None:
-        """The offer or answer this end made is ready to send."""
-        if self.in_progress:
-            self._do(
-                SendRequest("rtc.signal", {"call_id": self.call_id, "description": description})
-            )
+        """The offer or answer this end made is ready to send (an early offer waits)."""
+        if self.state is CallState.OUTGOING_RINGING:
+            self._offer = description
+        elif self.in_progress:
+            self._send_description(description)
+
+    def _send_description(self, description: Json) -> None:
+        self._do(SendRequest("rtc.signal", {"call_id": self.call_id, "description": description}))
 
     def media_state(self, state: str) -> None:
         """The peer connection's ``connectionState`` changed."""

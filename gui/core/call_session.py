@@ -13,7 +13,8 @@ video, no data channel: any plain WebRTC endpoint) still gets a working
 call; ``chat_available`` and ``screen_available`` then say what is missing.
 
 Events (pyee): ``state`` (CallState, reason), ``sas`` (words), ``chat``
-(ChatMessage), ``delivered`` (id), ``peer_media`` (PeerMediaState),
+(ChatMessage), ``delivered`` (id), ``peer_media`` (PeerMediaState), ``local_media``
+(PeerMediaState: what this end sends, after a mute or a lost camera),
 ``stats`` (QualitySample), ``remote_track`` (slot, receiver), ``ended``.
 """
 
@@ -287,9 +288,11 @@ class CallSession(AsyncIOEventEmitter):
             transceiver.sender.replaceTrack(track)
 
     def _announce(self) -> None:
-        self.channel.send_state(
-            PeerMediaState(self.audio_enabled, self.video_enabled, self.media.screen is not None)
+        state = PeerMediaState(
+            self.audio_enabled, self.video_enabled, self.media.screen is not None
         )
+        self.channel.send_state(state)
+        self.emit("local_media", state)
 
     async def wait_ended(self) -> None:
         """Until the call has ended and everything it started has stopped."""

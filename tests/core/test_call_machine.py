@@ -41,13 +41,16 @@ def test_caller_happy_path() -> None:
     assert m.take_actions() == [
         SendRequest("call.invite", {"to": "bob", "call_id": CID, "media": AV}),
         StateChanged(CallState.OUTGOING_RINGING),
+        MakeOffer(),
     ]
+    m.local_description(OFFER)  # made while ringing: held until the callee answers
     m.server_event({"type": "call.ringing", "call_id": CID})
     assert m.ringing and m.take_actions() == []
     m.server_event({"type": "call.accepted", "call_id": CID})
-    assert m.take_actions() == [StateChanged(CallState.CONNECTING), MakeOffer()]
-    m.local_description(OFFER)
-    assert m.take_actions() == [SendRequest("rtc.signal", {"call_id": CID, "description": OFFER})]
+    assert m.take_actions() == [
+        StateChanged(CallState.CONNECTING),
+        SendRequest("rtc.signal", {"call_id": CID, "description": OFFER}),
+    ]
     m.server_event({"type": "rtc.signal", "call_id": CID, "candidate": CAND})
     assert m.take_actions() == []  # held until the answer is applied
     m.server_event({"type": "rtc.signal", "call_id": CID, "description": ANSWER})
@@ -156,3 +159,12 @@ def test_the_peer_closing_its_connection_is_a_hangup() -> None:
     assert m.take_actions() == [SendRequest("call.hangup", {"call_id": CID}), *ended("hangup")]
     m.media_state("closed")
     assert m.take_actions() == []
+
+
+def test_an_offer_still_being_made_at_the_accept_is_sent_when_ready() -> None:
+    m = caller()
+    m.take_actions()
+    m.server_event({"type": "call.accepted", "call_id": CID})
+    assert m.take_actions() == [StateChanged(CallState.CONNECTING)]
+    m.local_description(OFFER)
+    assert m.take_actions() == [SendRequest("rtc.signal", {"call_id": CID, "description": OFFER})]
