@@ -1,0 +1,419 @@
+"""The call window: the other person large, yourself small, and the controls a call needs."""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QResizeEvent
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QMenu,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui.app.controller import AppController
+from gui.app.models import ChatLine, ChatModel, initials
+from gui.app.resources import app_icon, icon
+from gui.app.video_view import VideoView
+from gui.app.widgets import Avatar, control_button
+from gui.core.call_machine import CallState
+from gui.core.call_session import CallSession
+from gui.core.peer_channel import ChatMessage, ChatUnavailable, PeerMediaState
+from gui.core.quality import QualitySample
+from gui.media.analysis import TrackConsumer
+from gui.media.tap import TappedTrack
+
+#: Keyboard shortcuts of the call window (also in docs/shortcuts.md).
+SHORTCUTS = {
+    "microphone": "Ctrl+D",
+    "camera": "Ctrl+E",
+    "screen": "Ctrl+Shift+E",
+    "chat": "Ctrl+Shift+C",
+    "hang_up": "Ctrl+Shift+H",
+}
+
+STATE_TEXT = {
+    CallState.OUTGOING_RINGING: "Calling {name}…",
+    CallState.INCOMING_RINGING: "{name} is calling…",
+    CallState.CONNECTING: "Connecting…",
+    CallState.CONNECTED: "",
+    CallState.RECONNECTING: "Reconnecting…",
+}
+END_TEXT = {
+    "hangup": "Call ended",
+    "declined": "{name} declined the call",
+    "cancelled": "Call cancelled",
+    "busy": "{name} is in another call",
+    "timeout": "No answer",
+    "offline": "{name} is not online",
+    "lost": "The connection was lost",
+    "failed": "The call could not connect",
+    "forbidden": "You can only call your contacts",
+    "not_found": "There is no such user",
+    "unreachable": "The server cannot be reached",
+}
+GRADE_COLORS = {"good": "#2fb344", "fair": "#f59f00", "poor": "#d63939"}
+
+
+class Stage(QWidget):
+    """The video area; it tells the window when its size changes so the overlays follow."""
+
+    resized = Signal()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
+        """Re-place the overlays."""
+        super().resizeEvent(event)
+        self.resized.emit()
+
+
+class CallWindow(QWidget):
+    """One call's window. It closes itself shortly after the call ends."""
+
+    def __init__(self, controller: AppController, session: CallSession) -> None:
+        super().__init__()
+        self.controller = controller
+        self.session = session
+        self.setObjectName("callWindow")
+        self.setWindowIcon(app_icon())
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        peer = session.machine.peer
+        contact = controller.contacts.contact(peer)
+        self.peer_name = contact.display_name if contact else peer
+        self.setWindowTitle(f"{self.peer_name} — Parley")
+        self.resize(QSize(960, 600))
+
+        # The stage: remote video, the peer's avatar when their camera is off, the overlays.
+        self.stage = Stage()
+        self.stage.setObjectName("stage")
+        self.stage.resized.connect(self._layout_stage)
+        self.remote = VideoView(self.stage)
+        self.remote.setAccessibleName(f"Video of {self.peer_name}")
+        self.remote.started.connect(self._layout_stage)
+        self.shared_screen = VideoView(self.stage)
+        self.shared_screen.setAccessibleName(f"Screen shared by {self.peer_name}")
+        self.shared_screen.hide()
+        self.self_view = VideoView(self.stage, mirrored=True)
+        self.self_view.setAccessibleName("Your camera")
+        self.self_view.setObjectName("selfView")
+        self.peer_avatar = Avatar(120, self.stage)
+        self.peer_avatar.set_person(initials(self.peer_name), peer)
+        self.status = QLabel(self.stage)
+        self.status.setObjectName("callStatus")
+        self.status.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.status.setAccessibleName("Call status")
+        self.peer_state = QLabel(self.stage)
+        self.peer_state.setObjectName("peerState")
+        self.peer_state.setAccessibleName("What the other person sends")
+        self.peer_state.hide()
+
+        # The top bar: timer, quality, verification words.
+        self.timer_label = QLabel("00:00")
+        self.timer_label.setAccessibleName("Call duration")
+        self.quality = QLabel()
+        self.quality.setAccessibleName("Connection quality")
+        self.quality.setPixmap(icon("signal-bars", "#9aa0a6", 18).pixmap(18, 18))
+        self.quality.setToolTip("Connection quality: waiting for figures")
+        self.words = QLabel()
+        self.words.setAccessibleName("Verification words")
+        self.words.setToolTip(
+            "Verification words: read them to each other. If they match, nobody is listening in."
+        )
+        top = QHBoxLayout()
+        top.addWidget(self.timer_label)
+        top.addWidget(self.quality)
+        top.addStretch()
+        shield = QLabel()
+        shield.setPixmap(icon("shield", "#2fb344", 16).pixmap(16, 16))
+        top.addWidget(shield)
+        top.addWidget(self.words)
+
+        # Controls.
+        self.mic_button = control_button("mic", f"Mute ({SHORTCUTS['microphone']})", checkable=True)
+        self.camera_button = control_button(
+            "camera", f"Turn camera off ({SHORTCUTS['camera']})", checkable=True
+        )
+        self.screen_button = control_button("screen-share", f"Share screen ({SHORTCUTS['screen']})")
+        self.screen_button.setEnabled(False)
+        self.screen_button.setToolTip("Screen sharing is not available yet")
+        self.chat_button = control_button("chat", f"Chat ({SHORTCUTS['chat']})", checkable=True)
+        self.devices_button = control_button("settings", "Devices")
+        self.devices_menu = QMenu(self)
+        self.devices_button.setMenu(self.devices_menu)
+        self.devices_menu.aboutToShow.connect(self._fill_devices)
+        self.hang_up_button = control_button(
+            "hang-up", f"Hang up ({SHORTCUTS['hang_up']})", role="danger", size=56
+        )
+        self.mic_button.toggled.connect(self._mute)
+        self.camera_button.toggled.connect(self._camera_off)
+        self.chat_button.toggled.connect(self._toggle_chat)
+        self.hang_up_button.clicked.connect(self._hang_up)
+        controls = QHBoxLayout()
+        controls.addStretch()
+        for button in (
+            self.mic_button,
+            self.camera_button,
+            self.screen_button,
+            self.chat_button,
+            self.devices_button,
+            self.hang_up_button,
+        ):
+            controls.addWidget(button)
+        controls.addStretch()
+
+        # Chat panel.
+        self.chat_model = ChatModel()
+        self.chat_view = QListView()
+        self.chat_view.setModel(self.chat_model)
+        self.chat_view.setAccessibleName("Chat messages")
+        self.chat_view.setWordWrap(True)
+        self.chat_input = QLineEdit()
+        self.chat_input.setPlaceholderText("Message")
+        self.chat_input.setAccessibleName("Chat message")
+        self.chat_input.setMaxLength(4000)
+        self.chat_input.returnPressed.connect(self._send_chat)
+        self.chat_send = QPushButton("Send")
+        self.chat_send.setAccessibleName("Send message")
+        self.chat_send.clicked.connect(self._send_chat)
+        self.chat_panel = QWidget()
+        self.chat_panel.setObjectName("chatPanel")
+        self.chat_panel.setFixedWidth(280)
+        chat_layout = QVBoxLayout(self.chat_panel)
+        chat_layout.addWidget(QLabel("Chat"))
+        chat_layout.addWidget(self.chat_view)
+        entry = QHBoxLayout()
+        entry.addWidget(self.chat_input)
+        entry.addWidget(self.chat_send)
+        chat_layout.addLayout(entry)
+        self.chat_panel.hide()
+
+        middle = QHBoxLayout()
+        middle.addWidget(self.stage, 1)
+        middle.addWidget(self.chat_panel)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addLayout(middle, 1)
+        layout.addLayout(controls)
+
+        for name, handler in (
+            ("microphone", self.mic_button.toggle),
+            ("camera", self.camera_button.toggle),
+            ("chat", self.chat_button.toggle),
+            ("hang_up", self._hang_up),
+        ):
+            action = QAction(self)
+            action.setShortcut(QKeySequence(SHORTCUTS[name]))
+            action.triggered.connect(handler)
+            self.addAction(action)
+
+        self._clock = QTimer(self)
+        self._clock.setInterval(1000)
+        self._clock.timeout.connect(self._tick)
+        self._clock.start()
+        self._closing = QTimer(self)
+        self._closing.setSingleShot(True)
+        self._closing.setInterval(1500)
+        self._closing.timeout.connect(self.close)
+
+        session.on("state", self._state)
+        session.on("remote_track", self._remote_track)
+        session.on("peer_media", self._peer_media)
+        session.on("chat", self._chat)
+        session.on("delivered", self.chat_model.mark_delivered)
+        session.on("stats", self._stats)
+        session.on("sas", self._sas)
+        session.on("local_media", self._local_media)
+        for slot, receiver in session.receivers.items():
+            self._remote_track(slot, receiver)
+        self._attach_preview()
+        self._state(session.state, session.machine.reason)
+        self._layout_stage()
+
+    # Session events ------------------------------------------------------------------
+
+    def _attach_preview(self) -> None:
+        camera = self.session.media.camera
+        if isinstance(camera, TappedTrack):
+            camera.frame_listeners.append(self.self_view.show_frame)
+        self.self_view.setVisible(camera is not None)
+        self.camera_button.setEnabled(camera is not None)
+        self.mic_button.setEnabled(self.session.media.audio is not None)
+
+    def _remote_track(self, slot: str, receiver: TrackConsumer) -> None:
+        view = {"camera": self.remote, "screen": self.shared_screen}.get(slot)
+        if view is not None:
+            receiver.listeners.append(view.show_frame)
+
+    def _state(self, state: CallState, reason: str | None) -> None:
+        if state is CallState.ENDED:
+            text = END_TEXT.get(reason or "", "Call ended")
+            self.status.setText(text.format(name=self.peer_name))
+            for button in (
+                self.mic_button,
+                self.camera_button,
+                self.chat_button,
+                self.hang_up_button,
+            ):
+                button.setEnabled(False)
+            self._clock.stop()
+            self._closing.start()
+        else:
+            self.status.setText(STATE_TEXT.get(state, "").format(name=self.peer_name))
+            if state is CallState.CONNECTED and self.session.media.camera is None:
+                self.self_view.hide()
+        self.status.setVisible(bool(self.status.text()))
+        self.chat_button.setEnabled(state is CallState.CONNECTED or self.chat_model.rowCount() > 0)
+        self._layout_stage()
+
+    def _peer_media(self, state: PeerMediaState) -> None:
+        notes = []
+        if not state.audio:
+            notes.append(f"{self.peer_name} is muted")
+        if not state.video:
+            notes.append("camera off")
+        self.peer_state.setText(" · ".join(notes))
+        self.peer_state.setVisible(bool(notes))
+        self.peer_state.adjustSize()
+        if not state.video:
+            self.remote.clear()
+        self._layout_stage()
+
+    def _local_media(self, state: PeerMediaState) -> None:
+        """A device went away (or came back): show what is really sent."""
+        if self.session.media.camera is None:
+            self.camera_button.setEnabled(False)
+            self.self_view.clear()
+            self.self_view.hide()
+        if self.session.media.audio is None:
+            self.mic_button.setEnabled(False)
+
+    def _chat(self, message: ChatMessage) -> None:
+        self.chat_model.add(ChatLine(message.id, message.text, mine=False))
+        if not self.chat_button.isChecked():
+            self.chat_button.setChecked(True)
+
+    def _send_chat(self) -> None:
+        text = self.chat_input.text().strip()
+        if not text:
+            return
+        try:
+            message = self.session.send_chat(text)
+        except ChatUnavailable:
+            self.chat_input.setPlaceholderText("Chat is not available in this call")
+            return
+        except ValueError:
+            return
+        self.chat_model.add(ChatLine(message.id, message.text, mine=True))
+        self.chat_input.clear()
+        self.chat_view.scrollToBottom()
+
+    def _stats(self, sample: QualitySample) -> None:
+        color = GRADE_COLORS[sample.grade]
+        self.quality.setPixmap(icon("signal-bars", color, 18).pixmap(18, 18))
+        video = sample.videos[0] if sample.videos else None
+        lines = [
+            f"Quality: {sample.grade}",
+            f"In {sample.bitrate_in_kbps:.0f} kb/s, out {sample.bitrate_out_kbps:.0f} kb/s",
+            f"Packet loss {sample.packet_loss_pct:.1f}%",
+        ]
+        if sample.rtt_ms is not None:
+            lines.append(f"Round trip {sample.rtt_ms:.0f} ms")
+        if sample.jitter_ms is not None:
+            lines.append(f"Jitter {sample.jitter_ms:.0f} ms")
+        if video is not None:
+            lines.append(f"Video {video.width}x{video.height} at {video.fps:.0f} fps")
+        self.quality.setToolTip("\n".join(lines))
+        self.quality.setAccessibleDescription(", ".join(lines))
+
+    def _sas(self, words: list[str]) -> None:
+        self.words.setText(" ".join(words))
+
+    def _tick(self) -> None:
+        started = self.session.connected_at
+        if started is None:
+            return
+        seconds = int(time.monotonic() - started)
+        hours, rest = divmod(seconds, 3600)
+        text = f"{rest // 60:02d}:{rest % 60:02d}"
+        self.timer_label.setText(f"{hours}:{text}" if hours else text)
+
+    # Controls --------------------------------------------------------------------------
+
+    def _mute(self, muted: bool) -> None:
+        self.session.set_audio_enabled(not muted)
+        self.mic_button.setIcon(icon("mic-off" if muted else "mic", "#ffffff", 24))
+        tip = "Unmute" if muted else "Mute"
+        self.mic_button.setToolTip(f"{tip} ({SHORTCUTS['microphone']})")
+        self.mic_button.setAccessibleName(tip)
+
+    def _camera_off(self, off: bool) -> None:
+        self.session.set_video_enabled(not off)
+        self.camera_button.setIcon(icon("camera-off" if off else "camera", "#ffffff", 24))
+        tip = "Turn camera on" if off else "Turn camera off"
+        self.camera_button.setToolTip(f"{tip} ({SHORTCUTS['camera']})")
+        self.camera_button.setAccessibleName(tip)
+        if off:
+            self.self_view.clear()
+        self.self_view.setVisible(not off)
+
+    def _toggle_chat(self, shown: bool) -> None:
+        self.chat_panel.setVisible(shown)
+        if shown:
+            self.chat_input.setFocus()
+
+    def _fill_devices(self) -> None:
+        self.devices_menu.clear()
+        provider = getattr(self.controller, "devices", None)
+        if provider is None:
+            action = self.devices_menu.addAction("No devices to choose from")
+            action.setEnabled(False)
+            return
+        provider.fill_menu(self.devices_menu, self.session)
+
+    def _hang_up(self) -> None:
+        self.session.hang_up()
+
+    # Layout ----------------------------------------------------------------------------
+
+    def _layout_stage(self) -> None:
+        area = self.stage.rect()
+        self.remote.setGeometry(area)
+        self.shared_screen.setGeometry(area)
+        width = max(160, area.width() // 4)
+        height = width * 9 // 16
+        self.self_view.setGeometry(
+            area.right() - width - 12, area.bottom() - height - 12, width, height
+        )
+        self.self_view.raise_()
+        show_avatar = not self.session.peer_media.video or self.remote.frame is None
+        self.peer_avatar.setVisible(show_avatar)
+        self.peer_avatar.move(area.center().x() - 60, area.center().y() - 60)
+        self.status.setGeometry(0, area.center().y() + 70, area.width(), 32)
+        self.status.raise_()
+        self.peer_state.move(12, 12)
+        self.peer_state.raise_()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        """Keep the self-view in its corner."""
+        super().resizeEvent(event)
+        self._layout_stage()
+
+    def showEvent(self, event: object) -> None:
+        """Lay out once the window has its size."""
+        super().showEvent(event)  # type: ignore[arg-type]
+        QTimer.singleShot(0, self._layout_stage)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Closing the window hangs up."""
+        if not self.session.machine.ended:
+            self.session.hang_up()
+        self._clock.stop()
+        camera = self.session.media.camera
+        if isinstance(camera, TappedTrack) and self.self_view.show_frame in camera.frame_listeners:
+            camera.frame_listeners.remove(self.self_view.show_frame)
+        super().closeEvent(event)

@@ -1,0 +1,417 @@
+"""The app's controller: the one object the windows talk to.
+
+It owns the signaling client, the models and the current call, turns server
+events into model updates, and user actions (from the windows) into
+requests. It exposes Qt signals for the windows to follow and holds no
+widget: the windows present its state and forward clicks, nothing more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from gui.app.models import Contact, ContactFilter, ContactsModel, HistoryModel
+from gui.core.call_machine import CallState
+from gui.core.call_session import CallOptions, CallSession, IceServer, LocalMedia
+from gui.core.embedded import EmbeddedServer, find_running
+from gui.core.profile import Profile, SavedSession
+from gui.core.signaling_client import LinkState, NotConnected, RequestError, SignalingClient
+
+log = logging.getLogger("parley.app")
+
+#: Makes the tracks for a call: ``(audio, video)`` wanted → LocalMedia.
+MediaFactory = Callable[[bool, bool], LocalMedia]
+
+ERROR_TEXT = {
+    "bad_credentials": "Wrong username or password.",
+    "taken": "That username is taken. Pick another one.",
+    "not_found": "There is no such user.",
+    "forbidden": "You can only call people who accepted you as a contact.",
+    "busy": "They are in another call.",
+    "offline": "They are not online.",
+    "timeout": "No answer.",
+}
+
+
+def explain(error: BaseException) -> str:
+    """A sentence for a person, from a refused request or a connection problem."""
+    if isinstance(error, RequestError):
+        if error.code == "rate_limited":
+            wait = error.retry_after or 1
+            return f"Too many attempts. Try again in {wait} second{'s' if wait != 1 else ''}."
+        return ERROR_TEXT.get(error.code, error.message[:1].upper() + error.message[1:] + ".")
+    if isinstance(error, NotConnected):
+        return str(error)[:1].upper() + str(error)[1:] + "."
+    if isinstance(error, TimeoutError):
+        return "The server did not answer in time."
+    return f"Something went wrong: {error}"
+
+
+def synthetic_media(audio: bool, video: bool) -> LocalMedia:
+    """The test pattern and a tone, for people without a camera or microphone (and the tests)."""
+    from gui.media.pattern import PatternVideoTrack
+    from gui.media.tone import ToneAudioTrack
+
+    return LocalMedia(
+        audio=ToneAudioTrack(440) if audio else None,
+        camera=PatternVideoTrack(640, 480) if video else None,
+    )
+
+
+class AppController(QObject):
+    """State and actions of the running app."""
+
+    linkStateChanged = Signal(str)
+    signedIn = Signal(dict)
+    signedOut = Signal(str)
+    failed = Signal(str)
+    busyChanged = Signal(bool)
+    incomingCall = Signal(object)
+    callStarted = Signal(object)
+    callEnded = Signal(str)
+    missedCallsChanged = Signal(int)
+    serverReady = Signal(str)
+    searchResults = Signal(list)
+    notice = Signal(str)
+
+    def __init__(
+        self,
+        profile: Profile,
+        server_override: str | None = None,
+        media_factory: MediaFactory | None = None,
+    ) -> None:
+        super().__init__()
+        self.profile = profile
+        self.server_override = server_override
+        self.media_factory = media_factory or synthetic_media
+        self.contacts = ContactsModel()
+        self.contact_list = ContactFilter(self.contacts, {"accepted", "outgoing"})
+        self.requests = ContactFilter(self.contacts, {"incoming"})
+        self.history = HistoryModel()
+        self.client: SignalingClient | None = None
+        self.user: dict[str, Any] | None = None
+        self.call: CallSession | None = None
+        self.embedded = EmbeddedServer(profile)
+        self.default_server: str | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._unsubscribe: list[Callable[[], None]] = []
+
+    # Running coroutines from Qt slots ----------------------------------------------
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, report: bool = True) -> asyncio.Task[Any]:
+        """Run ``coro`` on the loop; a failure becomes a ``failed`` message, never a crash."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+
+        def done(finished: asyncio.Task[Any]) -> None:
+            self._tasks.discard(finished)
+            if finished.cancelled():
+                return
+            error = finished.exception()
+            if error is not None:
+                log.warning("action failed: %r", error)
+                if report:
+                    self.failed.emit(explain(error))
+
+        task.add_done_callback(done)
+        return task
+
+    # Server -----------------------------------------------------------------------
+
+    @property
+    def configured_server(self) -> str | None:
+        """The server the user chose (command line or settings); ``None``: the built-in one."""
+        return self.server_override or self.profile.settings.server_url
+
+    async def resolve_server(self, typed: str | None = None) -> str:
+        """The URL to use: what was typed, else the configured one, else the built-in server."""
+        url = (typed or "").strip() or self.configured_server
+        if url:
+            if "://" not in url:
+                url = f"ws://{url}"
+            if not url.rstrip("/").endswith("/ws"):
+                url = url.rstrip("/") + "/ws"
+            return url
+        if self.default_server is None:
+            self.default_server = await find_running() or await self.embedded.start()
+            self.serverReady.emit(self.default_server)
+        return self.default_server
+
+    async def start(self) -> bool:
+        """At launch: sign in with the saved session if there is one. Returns whether it did."""
+        saved = self.profile.credentials().load() if self.profile.settings.keep_signed_in else None
+        if saved is None:
+            if not self.configured_server:
+                await self.resolve_server()
+            return False
+        self.busyChanged.emit(True)
+        try:
+            url = saved.server_url
+            if self.configured_server is None and url.startswith("ws://127.0.0.1:"):
+                url = await self.resolve_server()  # the built-in server may have moved port
+            await self._connect(url, lambda client: client.login(token=saved.token))
+        except RequestError as exc:
+            if exc.code == "bad_credentials":
+                self.profile.credentials().clear()
+            self.failed.emit(explain(exc))
+            return False
+        except (NotConnected, TimeoutError) as exc:
+            self.failed.emit(explain(exc))
+            return False
+        finally:
+            self.busyChanged.emit(False)
+        return True
+
+    async def sign_in(
+        self,
+        server: str | None,
+        username: str,
+        password: str,
+        *,
+        register: bool = False,
+        display_name: str | None = None,
+        keep: bool = True,
+    ) -> None:
+        """Sign in (or create the account) and load the contacts and history."""
+        self.busyChanged.emit(True)
+        try:
+            url = await self.resolve_server(server)
+            if register:
+                await self._connect(
+                    url, lambda client: client.register(username, password, display_name)
+                )
+            else:
+                await self._connect(url, lambda client: client.login(username, password))
+        finally:
+            self.busyChanged.emit(False)
+        settings = self.profile.settings
+        settings.keep_signed_in = keep
+        settings.last_username = username.lower()
+        if server and server.strip():
+            settings.server_url = url
+        self.profile.save_settings()
+        assert self.client is not None and self.client.token is not None
+        store = self.profile.credentials()
+        if keep:
+            store.save(SavedSession(url, username.lower(), self.client.token))
+        else:
+            store.clear()
+
+    async def _connect(
+        self, url: str, authenticate: Callable[[SignalingClient], Coroutine[Any, Any, Any]]
+    ) -> None:
+        client = SignalingClient(url)
+        client.on_state(lambda state: self.linkStateChanged.emit(state.value))
+        try:
+            await client.connect()
+            self.user = await authenticate(client)
+        except BaseException:
+            await client.close()
+            raise
+        await self._close_client()
+        self.client = client
+        self._unsubscribe.append(client.on_event(self._on_event))
+        await self.refresh()
+        self.signedIn.emit(self.user)
+
+    async def refresh(self) -> None:
+        """Reload contacts and history (after signing in or reconnecting)."""
+        if self.client is None:
+            return
+        contacts = await self.client.request("contacts.list")
+        self.contacts.reset([Contact.from_json(c) for c in contacts["contacts"]])
+        await self.refresh_history()
+
+    async def refresh_history(self) -> None:
+        """Reload the call history."""
+        if self.client is None:
+            return
+        reply = await self.client.request("history.list", limit=100)
+        self.history.names = {c.username: c.display_name for c in self.contacts.contacts()}
+        self.history.reset(reply["calls"])
+        self.missedCallsChanged.emit(self.history.missed_count)
+
+    async def sign_out(self) -> None:
+        """Hang up, revoke the token, forget the saved session."""
+        await self.end_call()
+        self.profile.credentials().clear()
+        if self.client is not None and self.client.state is LinkState.ONLINE:
+            try:
+                await self.client.logout()
+            except (RequestError, NotConnected, TimeoutError) as exc:
+                log.info("logout failed: %s", exc)
+        await self._close_client()
+        self.user = None
+        self.contacts.reset([])
+        self.history.reset([])
+        self.signedOut.emit("")
+
+    async def _close_client(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe.clear()
+        if self.client is not None:
+            client, self.client = self.client, None
+            await client.close()
+
+    async def shutdown(self) -> None:
+        """Quit: hang up, stop every device, close the connection and the built-in server."""
+        await self.end_call()
+        await self._close_client()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.embedded.stop()
+
+    # Server events --------------------------------------------------------------------
+
+    def _on_event(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "presence":
+            self.contacts.set_presence(
+                str(message.get("username")),
+                str(message.get("presence")),
+                message.get("display_name"),
+            )
+        elif kind == "contact" and isinstance(message.get("contact"), dict):
+            contact = Contact.from_json(message["contact"])
+            if contact.status == "removed":
+                self.contacts.remove(contact.username)
+            else:
+                self.contacts.upsert(contact)
+                if contact.status == "incoming":
+                    self.notice.emit(f"{contact.display_name} wants to be your contact")
+        elif kind == "call.incoming":
+            self._incoming(message)
+        elif kind == "client.reconnected":
+            self.spawn(self.refresh(), report=False)
+        elif kind == "client.signed_out":
+            self.profile.credentials().clear()
+            self.signedOut.emit("Your session has ended. Please sign in again.")
+
+    def _incoming(self, message: dict[str, Any]) -> None:
+        if self.client is None:
+            return
+        if self.call is not None:
+            return  # the server already answers busy; a stray replay is ignored
+        session = CallSession.incoming(self.client, message, LocalMedia(), self.call_options())
+        self._adopt(session)
+        self.incomingCall.emit(session)
+
+    # Contacts ---------------------------------------------------------------------
+
+    async def request(self, kind: str, **fields: Any) -> dict[str, Any]:
+        """Send a request on the signed-in connection."""
+        if self.client is None:
+            raise NotConnected("you are not signed in")
+        return await self.client.request(kind, **fields)
+
+    async def add_contact(self, username: str) -> None:
+        """Send a contact request (or accept theirs)."""
+        reply = await self.request("contacts.request", username=username.strip().lower())
+        self.contacts.upsert(Contact.from_json(reply["contact"]))
+
+    async def accept_contact(self, username: str) -> None:
+        """Accept an incoming request."""
+        reply = await self.request("contacts.accept", username=username)
+        self.contacts.upsert(Contact.from_json(reply["contact"]))
+
+    async def remove_contact(self, username: str) -> None:
+        """Remove a contact, or decline a request."""
+        await self.request("contacts.remove", username=username)
+        self.contacts.remove(username)
+
+    async def search(self, query: str) -> None:
+        """Find users; results arrive on ``searchResults``."""
+        query = query.strip()
+        if not query:
+            self.searchResults.emit([])
+            return
+        reply = await self.request("users.search", query=query[:32])
+        self.searchResults.emit(reply["users"])
+
+    async def set_presence(self, status: str) -> None:
+        """Online, away or do not disturb."""
+        await self.request("presence.set", status=status)
+
+    async def set_display_name(self, name: str) -> None:
+        """Change how others see you."""
+        reply = await self.request("profile.update", display_name=name.strip())
+        self.user = reply["user"]
+        self.signedIn.emit(self.user)
+
+    # Calls ------------------------------------------------------------------------------
+
+    def call_options(self) -> CallOptions:
+        """ICE servers from the settings."""
+        servers = [
+            IceServer(list(s.urls), s.username, s.credential)
+            for s in self.profile.settings.ice_servers
+            if s.urls
+        ]
+        return CallOptions(ice_servers=servers)
+
+    def place_call(self, username: str, video: bool = True) -> CallSession | None:
+        """Ring a contact."""
+        if self.client is None:
+            self.failed.emit("You are not signed in.")
+            return None
+        if self.call is not None:
+            self.failed.emit("You are already in a call.")
+            return None
+        media = self.media_factory(True, video)
+        session = CallSession.outgoing(self.client, username, media, self.call_options())
+        self._adopt(session)
+        self.callStarted.emit(session)
+        return session
+
+    def answer(self, video: bool = True) -> None:
+        """Answer the ringing call (with or without the camera)."""
+        session = self.call
+        if session is None or session.state is not CallState.INCOMING_RINGING:
+            return
+        media = self.media_factory(True, video)
+        session.media.audio, session.media.camera = media.audio, media.camera
+        session.audio_enabled = media.audio is not None
+        session.video_enabled = media.camera is not None
+        session.accept()
+        self.callStarted.emit(session)
+
+    def decline(self) -> None:
+        """Refuse the ringing call."""
+        if self.call is not None:
+            self.call.decline()
+
+    def hang_up(self) -> None:
+        """End the current call."""
+        if self.call is not None:
+            self.call.hang_up()
+
+    async def end_call(self) -> None:
+        """Hang up and wait until everything the call started has stopped."""
+        session = self.call
+        if session is None:
+            return
+        session.hang_up()
+        try:
+            await asyncio.wait_for(session.wait_ended(), 5)
+        except TimeoutError:
+            log.warning("the call did not end in time")
+
+    def _adopt(self, session: CallSession) -> None:
+        self.call = session
+
+        def ended(reason: str | None) -> None:
+            if self.call is session:
+                self.call = None
+            self.callEnded.emit(reason or "")
+            if self.client is not None:
+                self.spawn(self.refresh_history(), report=False)
+
+        session.on("ended", ended)

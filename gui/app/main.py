@@ -1,0 +1,88 @@
+"""``parley`` (and ``python -m gui``): the desktop app.
+
+One ``QApplication`` on one qasync loop for the app's whole life. The windows
+are created once; the controller does the work. Quitting (menu, Ctrl+Q,
+closing the last window when not kept in the tray, SIGINT/SIGTERM) hangs up,
+stops every device, closes the built-in server and exits with status 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from signaling import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        prog="parley",
+        description="Parley: video calls with your contacts. With no server configured it runs "
+        "its own on this computer.",
+    )
+    parser.add_argument(
+        "--server",
+        metavar="URL",
+        help="signaling server to use, e.g. ws://example.org:8765/ws (default: the one in the "
+        "settings, else the built-in server)",
+    )
+    parser.add_argument(
+        "--profile",
+        default="default",
+        metavar="NAME",
+        help="separate settings and sign-in, so two instances can run side by side "
+        "(default: default)",
+    )
+    parser.add_argument("--version", action="version", version=f"parley {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``parley``."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    from gui.core.profile import PROFILE_NAME_RE
+
+    if not PROFILE_NAME_RE.fullmatch(args.profile):
+        print(
+            "parley: error: a profile name is 1 to 40 letters, digits, '.', '_' or '-'",
+            file=sys.stderr,
+        )
+        return 2
+
+    import qasync
+    from PySide6.QtWidgets import QApplication
+
+    from gui.app.ui import ParleyUi
+
+    app = QApplication(sys.argv[:1])
+    app.setApplicationName("Parley")
+    app.setApplicationDisplayName("Parley")
+    app.setDesktopFileName("parley")
+    app.setQuitOnLastWindowClosed(False)
+
+    async def run() -> int:
+        ui = ParleyUi(app, args.profile, args.server)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(signum, ui.request_quit)
+            except (NotImplementedError, RuntimeError):
+                signal.signal(signum, lambda *_: ui.request_quit())
+        return await ui.run()
+
+    return asyncio.run(run(), loop_factory=lambda: qasync.QEventLoop(app))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

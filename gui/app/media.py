@@ -1,0 +1,174 @@
+"""Which camera, microphone and speaker a call uses, per the settings, and switching them mid-call.
+
+With no camera (or by choice in the settings) a video call can send the
+moving test pattern and a tone instead; with no camera and no such choice,
+the other side sees your avatar. A device that disappears mid-call turns that
+part off ("camera off"), never the call.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiortc.mediastreams import MediaStreamTrack
+from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QMenu
+
+from gui.core.call_session import AUDIO, CallSession, LocalMedia
+from gui.core.profile import Profile
+from gui.devices import CameraTrack, DeviceCatalog, MicrophoneTrack, SpeakerSink
+from gui.media.analysis import TrackConsumer
+from gui.media.tap import TappedTrack
+
+log = logging.getLogger("parley.app.media")
+
+
+class AppMedia(QObject):
+    """Opens devices for calls and plays the remote audio."""
+
+    def __init__(self, profile: Profile) -> None:
+        super().__init__()
+        self.profile = profile
+        self.catalog = DeviceCatalog(self)
+        self.speaker: SpeakerSink | None = None
+        self._session: CallSession | None = None
+
+    # Making tracks ---------------------------------------------------------------------
+
+    def make(self, audio: bool, video: bool) -> LocalMedia:
+        """The tracks for a new call (``video`` False: audio only)."""
+        return LocalMedia(
+            audio=self.microphone() if audio else None,
+            camera=self.camera() if video else None,
+        )
+
+    def camera(self, device_id: str | None = None) -> MediaStreamTrack | None:
+        """The chosen camera (tapped for the self-view), the test pattern, or ``None``."""
+        settings = self.profile.settings
+        if settings.synthetic_media:
+            from gui.media.pattern import PatternVideoTrack
+
+            return TappedTrack(PatternVideoTrack(640, 480))
+        chosen = device_id or settings.camera_id
+        device = self.catalog.camera(chosen) if chosen else None
+        if device is None and not self.catalog.cameras():
+            return None
+        track = CameraTrack(device, catalog=self.catalog)
+        tapped = TappedTrack(track)
+        track.on("lost", lambda reason: self._camera_lost(tapped, reason))
+        return tapped
+
+    def microphone(self, device_id: str | None = None) -> MediaStreamTrack | None:
+        """The chosen microphone, the test tone, or ``None``."""
+        settings = self.profile.settings
+        if settings.synthetic_media:
+            from gui.media.tone import ToneAudioTrack
+
+            return ToneAudioTrack(440)
+        chosen = device_id or settings.microphone_id
+        device = self.catalog.audio_input(chosen) if chosen else None
+        if device is None and not self.catalog.audio_inputs():
+            return None
+        track = MicrophoneTrack(device, catalog=self.catalog)
+        track.on("lost", lambda reason: self._microphone_lost(track, reason))
+        return track
+
+    def _camera_lost(self, track: MediaStreamTrack, reason: str) -> None:
+        log.warning("camera lost: %s", reason)
+        session = self._session
+        if session is not None and session.media.camera is track:
+            session.replace_camera(None)
+
+    def _microphone_lost(self, track: MediaStreamTrack, reason: str) -> None:
+        log.warning("microphone lost: %s", reason)
+        session = self._session
+        if session is not None and session.media.audio is track:
+            session.replace_microphone(None)
+
+    # Playing the other side ------------------------------------------------------------
+
+    def attach_speaker(self, session: CallSession) -> None:
+        """Play the call's remote audio on the chosen speaker."""
+        if self._session is session:
+            return
+        self._session = session
+        session.on("remote_track", lambda slot, receiver: self._remote(session, slot, receiver))
+        session.on("ended", lambda reason: self._ended(session))
+        receiver = session.receivers.get(AUDIO)
+        if receiver is not None:
+            self._remote(session, AUDIO, receiver)
+
+    def _remote(self, session: CallSession, slot: str, receiver: TrackConsumer) -> None:
+        if slot != AUDIO or session is not self._session:
+            return
+        self._open_speaker()
+        if self.speaker is not None:
+            self.speaker.attach(receiver)
+
+    def _open_speaker(self, device_id: str | None = None) -> None:
+        if self.speaker is not None:
+            return
+        chosen = device_id or self.profile.settings.speaker_id
+        device = self.catalog.audio_output(chosen) if chosen else None
+        if device is None and not self.catalog.audio_outputs():
+            log.info("no audio output: the call is silent here")
+            return
+        self.speaker = SpeakerSink(device, catalog=self.catalog, parent=self)
+
+    def _ended(self, session: CallSession) -> None:
+        if session is self._session:
+            self._session = None
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop playing (the call ended, or the app quits)."""
+        if self.speaker is not None:
+            speaker, self.speaker = self.speaker, None
+            speaker.stop()
+
+    # Switching devices mid-call --------------------------------------------------------
+
+    def fill_menu(self, menu: QMenu, session: CallSession) -> None:
+        """The call window's device menu: cameras, microphones, speakers."""
+        settings = self.profile.settings
+        groups = (
+            ("Camera", self.catalog.cameras(), settings.camera_id, self._choose_camera),
+            (
+                "Microphone",
+                self.catalog.audio_inputs(),
+                settings.microphone_id,
+                self._choose_microphone,
+            ),
+            ("Speaker", self.catalog.audio_outputs(), settings.speaker_id, self._choose_speaker),
+        )
+        for title, devices, current, choose in groups:
+            section = menu.addSection(title)
+            section.setEnabled(False)
+            if not devices:
+                none = menu.addAction(f"No {title.lower()} found")
+                none.setEnabled(False)
+                continue
+            for device in devices:
+                action = menu.addAction(device.description)
+                action.setCheckable(True)
+                action.setChecked(device.id == current or (not current and device.is_default))
+                action.triggered.connect(lambda _=False, d=device.id, c=choose: c(session, d))
+
+    def _choose_camera(self, session: CallSession, device_id: str) -> None:
+        self.profile.settings.camera_id = device_id
+        self.profile.save_settings()
+        session.replace_camera(self.camera(device_id))
+
+    def _choose_microphone(self, session: CallSession, device_id: str) -> None:
+        self.profile.settings.microphone_id = device_id
+        self.profile.save_settings()
+        session.replace_microphone(self.microphone(device_id))
+
+    def _choose_speaker(self, session: CallSession, device_id: str) -> None:
+        self.profile.settings.speaker_id = device_id
+        self.profile.save_settings()
+        receiver = session.receivers.get(AUDIO)
+        self.stop()
+        self._open_speaker(device_id)
+        if self.speaker is not None and receiver is not None:
+            self.speaker.attach(receiver)

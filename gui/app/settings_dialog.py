@@ -1,0 +1,303 @@
+"""Settings: devices with a live preview and a level meter, server, ICE servers, theme, tray."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal
+from PySide6.QtMultimedia import QSoundEffect
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui.app.controller import AppController
+from gui.app.media import AppMedia
+from gui.app.resources import sound_path
+from gui.app.video_view import VideoView
+from gui.core.profile import IceServerSetting, Profile
+from gui.media.analysis import AudioReceiver, VideoReceiver
+
+log = logging.getLogger("parley.app.settings")
+
+
+def parse_ice_servers(text: str) -> list[IceServerSetting]:
+    """One server per line: ``URL`` or ``URL USERNAME CREDENTIAL``; raises ValueError."""
+    servers = []
+    for number, line in enumerate(text.splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        url = parts[0]
+        if not url.startswith(("stun:", "stuns:", "turn:", "turns:")):
+            raise ValueError(f"line {number}: a server URL starts with stun: or turn:")
+        if url.startswith("turn") and len(parts) != 3:
+            raise ValueError(f"line {number}: a TURN server needs a username and a credential")
+        if len(parts) not in (1, 3):
+            raise ValueError(f"line {number}: write URL, or URL USERNAME CREDENTIAL")
+        servers.append(
+            IceServerSetting(
+                [url], parts[1] if len(parts) == 3 else None, parts[2] if len(parts) == 3 else None
+            )
+        )
+    return servers
+
+
+def format_ice_servers(servers: list[IceServerSetting]) -> str:
+    """The text form of :func:`parse_ice_servers`."""
+    lines = []
+    for server in servers:
+        for url in server.urls:
+            extra = f" {server.username} {server.credential}" if server.username else ""
+            lines.append(url + extra)
+    return "\n".join(lines)
+
+
+class SettingsDialog(QDialog):
+    """Shown with ``show()`` (never ``exec()``), saved with Save."""
+
+    applied = Signal()
+
+    def __init__(self, profile: Profile, media: AppMedia, controller: AppController) -> None:
+        super().__init__()
+        self.profile = profile
+        self.media = media
+        self.controller = controller
+        self.setWindowTitle("Settings — Parley")
+        self.resize(560, 520)
+        self._preview_tasks: list[Any] = []
+
+        # Audio & video.
+        self.camera = QComboBox()
+        self.camera.setAccessibleName("Camera")
+        self.microphone = QComboBox()
+        self.microphone.setAccessibleName("Microphone")
+        self.speaker = QComboBox()
+        self.speaker.setAccessibleName("Speaker")
+        self.synthetic = QCheckBox("Send a test pattern and tone instead (no camera needed)")
+        self.preview = VideoView(mirrored=True)
+        self.preview.setMinimumHeight(180)
+        self.preview.setAccessibleName("Camera preview")
+        self.level = QProgressBar()
+        self.level.setRange(0, 100)
+        self.level.setTextVisible(False)
+        self.level.setAccessibleName("Microphone level")
+        self.test_sound = QPushButton("Play a test sound")
+        self.test_sound.clicked.connect(self._play_test_sound)
+        self.effect = QSoundEffect(self)
+        self.effect.setSource(QUrl.fromLocalFile(str(sound_path("ringtone"))))
+        devices = QWidget()
+        form = QFormLayout(devices)
+        form.addRow("Camera", self.camera)
+        form.addRow(self.preview)
+        form.addRow("Microphone", self.microphone)
+        form.addRow("Level", self.level)
+        form.addRow("Speaker", self.speaker)
+        form.addRow("", self.test_sound)
+        form.addRow(self.synthetic)
+        self.camera.currentIndexChanged.connect(lambda _: self._restart_preview())
+        self.microphone.currentIndexChanged.connect(lambda _: self._restart_preview())
+        self.synthetic.toggled.connect(lambda _: self._restart_preview())
+
+        # Server.
+        self.server = QLineEdit()
+        self.server.setPlaceholderText("Empty: the built-in server on this computer")
+        self.server.setAccessibleName("Server address")
+        self.share = QCheckBox("Let other computers on my network use my built-in server")
+        self.share_note = QLabel()
+        self.share_note.setWordWrap(True)
+        self.share_note.setProperty("role", "muted")
+        self.share_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        server_page = QWidget()
+        server_form = QFormLayout(server_page)
+        server_form.addRow("Server", self.server)
+        server_form.addRow(self.share)
+        server_form.addRow(self.share_note)
+
+        # Network.
+        self.ice = QPlainTextEdit()
+        self.ice.setAccessibleName("STUN and TURN servers")
+        self.ice.setPlaceholderText(
+            "One per line:\nstun:stun.example.org:3478\nturn:turn.example.org:3478 USER PASSWORD"
+        )
+        network_page = QWidget()
+        network = QVBoxLayout(network_page)
+        note = QLabel(
+            "STUN and TURN servers help calls connect across networks. With none, "
+            "Parley contacts nobody but the other person."
+        )
+        note.setWordWrap(True)
+        network.addWidget(note)
+        network.addWidget(self.ice)
+
+        # Appearance and general.
+        self.theme = QComboBox()
+        self.theme.setAccessibleName("Theme")
+        for value, text in (("system", "Follow the system"), ("light", "Light"), ("dark", "Dark")):
+            self.theme.addItem(text, value)
+        self.tray = QCheckBox("Keep running in the tray when the window is closed")
+        self.notifications = QCheckBox("Show notifications for calls and requests")
+        self.keep = QCheckBox("Keep me signed in")
+        general_page = QWidget()
+        general = QFormLayout(general_page)
+        general.addRow("Theme", self.theme)
+        general.addRow(self.tray)
+        general.addRow(self.notifications)
+        general.addRow(self.keep)
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(devices, "Audio && video")
+        self.tabs.addTab(server_page, "Server")
+        self.tabs.addTab(network_page, "Network")
+        self.tabs.addTab(general_page, "General")
+        self.error = QLabel()
+        self.error.setProperty("role", "error")
+        self.error.hide()
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self.save)
+        buttons.rejected.connect(self.close)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.tabs)
+        layout.addWidget(self.error)
+        layout.addWidget(buttons)
+        self._level_timer = QTimer(self)
+        self._level_timer.setInterval(50)
+        self._level_timer.timeout.connect(self._show_level)
+        self._audio_probe: AudioReceiver | None = None
+
+    # Loading and saving -------------------------------------------------------------------
+
+    def _fill(self, combo: QComboBox, devices: list[Any], current: str | None) -> None:
+        combo.blockSignals(True)
+        combo.clear()
+        if not devices:
+            combo.addItem("None found", None)
+        for device in devices:
+            combo.addItem(device.description, device.id)
+            if device.id == current or (not current and device.is_default):
+                combo.setCurrentIndex(combo.count() - 1)
+        combo.blockSignals(False)
+
+    def load(self) -> None:
+        """Show the current settings."""
+        settings = self.profile.settings
+        catalog = self.media.catalog
+        self._fill(self.camera, catalog.cameras(), settings.camera_id)
+        self._fill(self.microphone, catalog.audio_inputs(), settings.microphone_id)
+        self._fill(self.speaker, catalog.audio_outputs(), settings.speaker_id)
+        self.synthetic.setChecked(settings.synthetic_media)
+        self.server.setText(settings.server_url or "")
+        self.share.setChecked(settings.share_on_lan)
+        urls = self.controller.embedded.shared_urls or (
+            [self.controller.embedded.url] if self.controller.embedded.url else []
+        )
+        self.share_note.setText(
+            "Give others this address: " + ", ".join(urls)
+            if urls
+            else "The built-in server is not running in this window."
+        )
+        self.ice.setPlainText(format_ice_servers(settings.ice_servers))
+        self.theme.setCurrentIndex(max(0, self.theme.findData(settings.theme)))
+        self.tray.setChecked(settings.start_in_tray)
+        self.notifications.setChecked(settings.notifications)
+        self.keep.setChecked(settings.keep_signed_in)
+        self.error.hide()
+
+    def save(self) -> None:
+        """Check and store the settings, then apply them."""
+        try:
+            ice = parse_ice_servers(self.ice.toPlainText())
+        except ValueError as exc:
+            self.error.setText(str(exc))
+            self.error.show()
+            self.tabs.setCurrentIndex(2)
+            return
+        settings = self.profile.settings
+        settings.camera_id = self.camera.currentData()
+        settings.microphone_id = self.microphone.currentData()
+        settings.speaker_id = self.speaker.currentData()
+        settings.synthetic_media = self.synthetic.isChecked()
+        settings.server_url = self.server.text().strip() or None
+        settings.share_on_lan = self.share.isChecked()
+        settings.ice_servers = ice
+        settings.theme = self.theme.currentData()
+        settings.start_in_tray = self.tray.isChecked()
+        settings.notifications = self.notifications.isChecked()
+        settings.keep_signed_in = self.keep.isChecked()
+        self.profile.save_settings()
+        self.applied.emit()
+        self.close()
+
+    # Live preview -------------------------------------------------------------------------
+
+    def showEvent(self, event: Any) -> None:
+        """Start the preview while the window is open."""
+        super().showEvent(event)
+        self._restart_preview()
+
+    def closeEvent(self, event: Any) -> None:
+        """Stop the preview: no device stays open behind a closed window."""
+        self._stop_preview_now()
+        super().closeEvent(event)
+
+    def hideEvent(self, event: Any) -> None:
+        """Hidden counts as closed."""
+        self._stop_preview_now()
+        super().hideEvent(event)
+
+    def _restart_preview(self) -> None:
+        self._stop_preview_now()
+        if not self.isVisible() or self.controller.call is not None:
+            return  # during a call the devices belong to the call
+        saved = self.profile.settings.synthetic_media
+        self.profile.settings.synthetic_media = self.synthetic.isChecked()
+        try:
+            camera = self.media.camera(self.camera.currentData())
+            microphone = self.media.microphone(self.microphone.currentData())
+        finally:
+            self.profile.settings.synthetic_media = saved
+        if camera is not None:
+            video = VideoReceiver(camera, decode_numbers=False)
+            video.listeners.append(self.preview.show_frame)
+            video.start()
+            self._preview_tasks.append(video)
+        if microphone is not None:
+            self._audio_probe = AudioReceiver(microphone, buffer_seconds=0.2)
+            self._audio_probe.start()
+            self._preview_tasks.append(self._audio_probe)
+            self._level_timer.start()
+
+    def _stop_preview_now(self) -> None:
+        self._level_timer.stop()
+        self.level.setValue(0)
+        for consumer in self._preview_tasks:
+            consumer.track.stop()
+            asyncio.ensure_future(consumer.stop())  # noqa: RUF006 (it finishes by itself)
+        self._preview_tasks.clear()
+        self._audio_probe = None
+        self.preview.clear()
+
+    def _show_level(self) -> None:
+        if self._audio_probe is not None:
+            self.level.setValue(min(100, int(self._audio_probe.rms(0.05) * 300)))
+
+    def _play_test_sound(self) -> None:
+        device = self.media.catalog.audio_output(self.speaker.currentData() or "")
+        if device is not None:
+            self.effect.setAudioDevice(device)
+        self.effect.play()

@@ -1,0 +1,175 @@
+"""The windows of the app, wired to one controller: main window, incoming call, calls, tray."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPainter, QPixmap
+from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
+
+from gui.app.call_window import CallWindow
+from gui.app.controller import AppController
+from gui.app.incoming import IncomingCallWindow
+from gui.app.main_window import MainWindow
+from gui.app.media import AppMedia
+from gui.app.resources import app_icon, stylesheet
+from gui.app.settings_dialog import SettingsDialog
+from gui.core.call_session import CallSession
+from gui.core.profile import Profile
+
+log = logging.getLogger("parley.app")
+
+
+def resolve_theme(choice: str) -> str:
+    """``light`` or ``dark``: the user's choice, or the system's for ``system``."""
+    if choice in ("light", "dark"):
+        return choice
+    scheme = QGuiApplication.styleHints().colorScheme()
+    return "dark" if scheme == Qt.ColorScheme.Dark else "light"
+
+
+def badge(icon: QIcon, count: int) -> QIcon:
+    """The tray icon with a red count in its corner (missed calls)."""
+    if count <= 0:
+        return icon
+    pixmap = icon.pixmap(64, 64)
+    if pixmap.isNull():
+        pixmap = QPixmap(64, 64)
+        pixmap.fill(QColor("#3a76f0"))
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setBrush(QColor("#d63939"))
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.drawEllipse(30, 0, 34, 34)
+    painter.setPen(QColor("white"))
+    font = painter.font()
+    font.setPixelSize(22)
+    font.setBold(True)
+    painter.setFont(font)
+    painter.drawText(30, 0, 34, 34, Qt.AlignmentFlag.AlignCenter, str(min(count, 9)))
+    painter.end()
+    return QIcon(pixmap)
+
+
+class ParleyUi(QObject):
+    """Creates the windows once and shows the right one at the right time."""
+
+    def __init__(self, app: QApplication, profile_name: str, server: str | None) -> None:
+        super().__init__()
+        self.app = app
+        self.profile = Profile(profile_name)
+        self.media = AppMedia(self.profile)
+        self.controller = AppController(self.profile, server, self.media.make)
+        self.controller.devices = self.media  # type: ignore[attr-defined]
+        self.apply_theme()
+        app.setWindowIcon(app_icon())
+        self.main = MainWindow(self.controller)
+        self.main.keep_in_tray = self.profile.settings.start_in_tray
+        self.incoming = IncomingCallWindow(self.controller)
+        self.calls: list[CallWindow] = []
+        self._quit = asyncio.Event()
+        self.main.quitRequested.connect(self.request_quit)
+        self.main.settingsRequested.connect(self.open_settings)
+        self.controller.callStarted.connect(self.show_call)
+        self.controller.incomingCall.connect(self._notify_incoming)
+        self.controller.missedCallsChanged.connect(self._missed)
+        self.controller.incomingCall.connect(self.media.attach_speaker)
+        self.controller.callStarted.connect(self.media.attach_speaker)
+        self.tray = self._make_tray()
+        self.settings_dialog: SettingsDialog | None = None
+
+    # Appearance ------------------------------------------------------------------------
+
+    def apply_theme(self) -> None:
+        """Apply the chosen theme's style sheet."""
+        self.app.setStyleSheet(stylesheet(resolve_theme(self.profile.settings.theme)))
+
+    def _make_tray(self) -> QSystemTrayIcon | None:
+        if not QSystemTrayIcon.isSystemTrayAvailable():
+            log.info("no system tray here; closing the window quits")
+            self.main.keep_in_tray = False
+            return None
+        tray = QSystemTrayIcon(app_icon(), self)
+        tray.setToolTip("Parley")
+        menu = QMenu()
+        menu.addAction("Show Parley", self.show_main)
+        menu.addSeparator()
+        menu.addAction("Quit", self.request_quit)
+        tray.setContextMenu(menu)
+        tray.activated.connect(lambda reason: self.show_main())
+        tray.show()
+        self._tray_menu = menu
+        return tray
+
+    def _missed(self, count: int) -> None:
+        if self.tray is not None:
+            self.tray.setIcon(badge(app_icon(), count))
+            self.tray.setToolTip(f"Parley — {count} missed call(s)" if count else "Parley")
+
+    def _notify_incoming(self, session: CallSession) -> None:
+        if self.tray is not None and self.profile.settings.notifications:
+            contact = self.controller.contacts.contact(session.machine.peer)
+            name = contact.display_name if contact else session.machine.peer
+            self.tray.showMessage("Incoming call", f"{name} is calling you", app_icon(), 10000)
+
+    def show_main(self) -> None:
+        """Bring the main window to the front."""
+        self.main.show()
+        self.main.raise_()
+        self.main.activateWindow()
+
+    # Calls -----------------------------------------------------------------------------
+
+    def show_call(self, session: CallSession) -> None:
+        """Open the call window of a call that was placed or answered."""
+        window = CallWindow(self.controller, session)
+        self.calls.append(window)
+        window.destroyed.connect(
+            lambda *_: self.calls.remove(window) if window in self.calls else None
+        )
+        window.show()
+
+    def open_settings(self) -> None:
+        """The settings window (never a nested event loop: it is shown, not exec'd)."""
+        if self.settings_dialog is None:
+            self.settings_dialog = SettingsDialog(self.profile, self.media, self.controller)
+            self.settings_dialog.applied.connect(self._settings_applied)
+        self.settings_dialog.load()
+        self.settings_dialog.show()
+        self.settings_dialog.raise_()
+
+    def _settings_applied(self) -> None:
+        self.apply_theme()
+        self.main.keep_in_tray = self.profile.settings.start_in_tray and self.tray is not None
+
+    # Life cycle ------------------------------------------------------------------------
+
+    def request_quit(self) -> None:
+        """Quit at the next turn of the loop."""
+        self._quit.set()
+
+    async def run(self) -> int:
+        """Show the app, sign in if a session was kept, and run until asked to quit."""
+        if not (self.profile.settings.start_in_tray and self.tray is not None):
+            self.main.show()
+        self.controller.spawn(self.controller.start())
+        await self._quit.wait()
+        await self.shutdown()
+        return 0
+
+    async def shutdown(self) -> None:
+        """Hang up, stop every device and window, close the connection and the server."""
+        self.incoming.stop()
+        await self.controller.shutdown()
+        self.media.stop()
+        for window in list(self.calls):
+            window.close()
+        if self.settings_dialog is not None:
+            self.settings_dialog.close()
+        self.incoming.close()
+        self.main.keep_in_tray = False
+        self.main.hide()
+        if self.tray is not None:
+            self.tray.hide()
