@@ -66,7 +66,7 @@ class Stage(QWidget):
 
     resized = Signal()
 
-    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
+    def resizeEvent(self, event: QResizeEvent) -> None:
         """Re-place the overlays."""
         super().resizeEvent(event)
         self.resized.emit()
