@@ -101,3 +101,18 @@ async def friends(
     yield make
     for client in made:
         await client.close()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Destroy Qt objects while the QApplication exists, as ``parley`` does when it quits."""
+    import sys
+
+    if "PySide6.QtWidgets" not in sys.modules:
+        return
+    from PySide6.QtWidgets import QApplication
+
+    from gui.app.main import destroy_qt
+
+    app = QApplication.instance()
+    if isinstance(app, QApplication):
+        destroy_qt(app)

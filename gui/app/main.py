@@ -13,9 +13,15 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from signaling import __version__
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QApplication
+
+    from gui.app.ui import ParleyUi
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,8 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``parley``."""
+def main(
+    argv: Sequence[str] | None = None,
+    driver: Callable[[ParleyUi], Awaitable[None]] | None = None,
+) -> int:
+    """Entry point of ``parley``.
+
+    ``driver`` (for tests and the self-test) runs alongside the app with the
+    windows in hand, as a person at the keyboard would; the app still quits
+    the normal way.
+    """
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
@@ -73,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     async def run() -> int:
         ui = ParleyUi(app, args.profile, args.server)
+        if driver is not None:
+            ui.controller.spawn(driver(ui))
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             try:
@@ -81,7 +97,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                 signal.signal(signum, lambda *_: ui.request_quit())
         return await ui.run()
 
-    return asyncio.run(run(), loop_factory=lambda: qasync.QEventLoop(app))
+    status = asyncio.run(run(), loop_factory=lambda: qasync.QEventLoop(app))
+    destroy_qt(app)
+    return status
+
+
+def destroy_qt(app: QApplication) -> None:
+    """Destroy every Qt object while the application still exists, then the application.
+
+    Left to Python's garbage collector at interpreter exit, the Qt Multimedia objects a
+    call leaves behind are deleted after the application, and the process aborts
+    ("shared QObject was deleted directly", then a segmentation fault).
+    """
+    import gc
+
+    app.closeAllWindows()
+    for widget in app.topLevelWidgets():
+        widget.deleteLater()
+    app.processEvents()
+    gc.collect()
+    app.shutdown()
 
 
 if __name__ == "__main__":

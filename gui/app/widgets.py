@@ -175,6 +175,7 @@ def control_button(
 
     button = QPushButton()
     button.setProperty("role", role)
+    button.setProperty("shape", "round")
     button.setIcon(icon(icon_name, "#ffffff", 24))
     button.setIconSize(QSize(24, 24))
     button.setFixedSize(size, size)

@@ -1,0 +1,1 @@
+"""The desktop app: its windows, and the resources (icons, sounds, style sheets) they use."""
