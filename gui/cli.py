@@ -17,7 +17,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from gui.core.call_machine import CallState
@@ -287,8 +287,9 @@ class CallReporter:
                 audio_ms_received=round(audio.received_ms),
                 audio_peak_hz=round(peak, 1) if peak is not None else None,
             )
-        if self.session.connected_at is not None:
-            out["setup_ms"] = round((self.session.connected_at - self.session.created_at) * 1000)
+        session = self.session
+        if session.connected_at is not None and session.answered_at is not None:
+            out["setup_ms"] = round((session.connected_at - session.answered_at) * 1000)
         out["reason"] = self.session.machine.reason
         return out
 
@@ -311,13 +312,23 @@ async def _send_chat_when_open(session: CallSession, text: str) -> None:
     emit("chat_sent", id=message.id, text=message.text)
 
 
-async def run_call(session: CallSession, args: argparse.Namespace) -> int:
-    """Follow a call to its end; returns the exit status."""
+async def run_call(
+    session: CallSession,
+    args: argparse.Namespace,
+    answer: Callable[[], Awaitable[None]] | None = None,
+) -> int:
+    """Follow a call to its end (answering it with ``answer`` first); returns the exit status.
+
+    The reporter and the signal handlers are in place before anything else, so every
+    state is printed and Ctrl+C declines a ringing call as it hangs up a connected one.
+    """
     reporter = CallReporter(session, args)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, session.hang_up)
     helpers: list[asyncio.Task[None]] = []
+    if answer is not None:
+        helpers.append(loop.create_task(answer()))
 
     async def after_connect() -> None:
         await reporter.connected.wait()
@@ -383,13 +394,16 @@ async def run(args: argparse.Namespace) -> int:
             "incoming", call_id=event["call_id"], caller=event.get("from"), media=event.get("media")
         )
         session = CallSession.incoming(client, event, media, options)
-        if args.accept_after:
-            await asyncio.sleep(args.accept_after)
-        if args.decline:
-            session.decline()
-        else:
-            session.accept()
-        return await run_call(session, args)
+
+        async def answer() -> None:
+            if args.accept_after:
+                # Let it ring, unless the caller gives up (or Ctrl+C declines) first.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(session.wait_ended(), args.accept_after)
+            if not session.machine.ended:
+                session.decline() if args.decline else session.accept()
+
+        return await run_call(session, args, answer)
     except RequestError as exc:
         raise CliError(f"{exc.code}: {exc.message}") from None
     except NotConnected as exc:

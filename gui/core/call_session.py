@@ -148,6 +148,8 @@ class CallSession(AsyncIOEventEmitter):
         self.video_enabled = media.camera is not None
         self.screen_available = False
         self.created_at = time.monotonic()
+        #: When the callee answered (accept sent, or ``call.accepted`` received), monotonic.
+        self.answered_at: float | None = None
         self.connected_at: float | None = None
         self._slots: dict[str, RTCRtpTransceiver] = {}
         self._retired: list[VideoReceiver | AudioReceiver] = []
@@ -367,6 +369,8 @@ class CallSession(AsyncIOEventEmitter):
         if isinstance(action, SendRequest):
             await self._request(action)
         elif isinstance(action, StateChanged):
+            if action.state is CallState.CONNECTING and self.answered_at is None:
+                self.answered_at = time.monotonic()
             self.emit("state", action.state, action.reason)
         elif isinstance(action, MakeOffer | MakeAnswer):
             description = await (

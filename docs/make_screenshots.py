@@ -1,0 +1,159 @@
+"""Regenerate the screenshots in docs/screenshots/ on a real X server (Xvfb).
+
+    .venv/bin/python docs/make_screenshots.py
+
+Starts Xvfb on a free display (unless ``--display`` names a running one), then runs two
+Parley profiles in one process against the built-in server: Ada and Grace become contacts,
+Ada calls Grace, and the main window, the incoming call and the call in progress are
+captured. Nothing touches your own profiles: everything lives in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "docs" / "screenshots"
+
+
+@contextlib.contextmanager
+def xvfb(display: str | None) -> Iterator[str]:
+    """A running X server: the one named, or a new Xvfb stopped afterwards."""
+    if display:
+        yield display
+        return
+    if shutil.which("Xvfb") is None:
+        sys.exit("Xvfb is needed: apt-get install xvfb")
+    for number in range(90, 110):
+        if not Path(f"/tmp/.X11-unix/X{number}").exists():
+            break
+    server = subprocess.Popen(
+        ["Xvfb", f":{number}", "-screen", "0", "1440x900x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not Path(f"/tmp/.X11-unix/X{number}").exists():
+            if time.monotonic() > deadline or server.poll() is not None:
+                sys.exit("Xvfb did not start")
+            time.sleep(0.05)
+        yield f":{number}"
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+async def until(predicate: Callable[[], object], timeout: float = 20.0) -> None:
+    """Let Qt and asyncio run until ``predicate()`` holds."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.05)
+
+
+async def scenario(app: object) -> None:
+    """Two people, one call; a picture at each step."""
+    from gui.app.ui import ParleyUi
+
+    def make(name: str) -> ParleyUi:
+        ui = ParleyUi(app, name, None)  # type: ignore[arg-type]
+        ui.profile.settings.synthetic_media = True
+        ui.profile.settings.embedded_port = 0
+        ui.profile.settings.keep_signed_in = False
+        ui.profile.settings.theme = "light"
+        ui.apply_theme()
+        ui.main.show()
+        return ui
+
+    ada, grace = make("ada"), make("grace")
+    try:
+        await ada.controller.start()
+        await grace.controller.start()
+        await ada.controller.sign_in(None, "ada", "analytical engine", register=True,
+                                     display_name="Ada Lovelace")
+        await grace.controller.sign_in(None, "grace", "compiler compiler", register=True,
+                                       display_name="Grace Hopper")
+        for name, shown in (("alan", "Alan Turing"), ("edsger", "Edsger Dijkstra")):
+            from gui.core.signaling_client import SignalingClient
+
+            other = SignalingClient(ada.controller.default_server or "")
+            await other.connect()
+            await other.register(name, "a long password", shown)
+            await other.request("contacts.request", username="ada")
+            await other.close()
+        await ada.controller.add_contact("grace")
+        await grace.controller.accept_contact("ada")
+        await ada.controller.accept_contact("alan")
+        await until(lambda: ada.controller.contacts.contact("grace") is not None
+                    and ada.controller.contacts.contact("grace").presence == "online")
+        await asyncio.sleep(0.3)
+        ada.main.resize(420, 640)
+        await asyncio.sleep(0.3)
+        ada.main.grab().save(str(OUT / "main-window.png"))
+
+        session = ada.controller.place_call("grace", video=True)
+        assert session is not None
+        await until(lambda: grace.incoming.isVisible())
+        await asyncio.sleep(0.5)
+        grace.incoming.grab().save(str(OUT / "incoming-call.png"))
+        grace.incoming.answer_video.click()
+        await until(lambda: ada.calls and ada.calls[0].remote.frames_given > 60)
+        window = ada.calls[0]
+        window.resize(1100, 640)
+        window.chat_button.click()
+        grace.calls[0].chat_input.setText("Hello Ada! The pattern is crisp.")
+        grace.calls[0].chat_send.click()
+        window.chat_input.setText("Hi Grace!")
+        window.chat_send.click()
+        await asyncio.sleep(2.5)
+        window.grab().save(str(OUT / "call.png"))
+        window.hang_up_button.click()
+        await until(lambda: session.machine.ended)
+    finally:
+        await grace.shutdown()
+        await ada.shutdown()
+
+
+def main() -> int:
+    """Run the scenario under X and write the PNGs."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--display", help="use this running X display instead of a new Xvfb")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    with xvfb(args.display) as display, tempfile.TemporaryDirectory() as home:
+        os.environ.update(
+            DISPLAY=display,
+            QT_QPA_PLATFORM="xcb",
+            HOME=home,
+            XDG_CONFIG_HOME=f"{home}/config",
+            XDG_DATA_HOME=f"{home}/data",
+            XDG_RUNTIME_DIR=f"{home}/run",
+        )
+        os.makedirs(f"{home}/run", mode=0o700)
+        sys.path.insert(0, str(ROOT))
+        import qasync
+        from PySide6.QtWidgets import QApplication
+
+        from gui.app.main import destroy_qt
+
+        app = QApplication(["parley"])
+        app.setApplicationName("Parley")
+        asyncio.run(scenario(app), loop_factory=lambda: qasync.QEventLoop(app))
+        destroy_qt(app)
+    for name in ("main-window", "incoming-call", "call"):
+        print(OUT / f"{name}.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
