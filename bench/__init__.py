@@ -130,6 +130,7 @@ BENCHMARKS: list[Benchmark] = [
         "bench.calls:run",
         "real calls, Parley beside bare aiortc: set-up, video latency, frames/s, CPU, audio",
     ),
+    Benchmark("app", "bench.app:run", "the desktop app: launch, memory, render cost, loop lag"),
 ]
 
 

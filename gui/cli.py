@@ -17,7 +17,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from gui.core.call_machine import CallState
@@ -315,7 +315,7 @@ async def _send_chat_when_open(session: CallSession, text: str) -> None:
 async def run_call(
     session: CallSession,
     args: argparse.Namespace,
-    answer: Callable[[], Awaitable[None]] | None = None,
+    answer: Callable[[], Coroutine[Any, Any, None]] | None = None,
 ) -> int:
     """Follow a call to its end (answering it with ``answer`` first); returns the exit status.
 

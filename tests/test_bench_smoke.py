@@ -98,3 +98,22 @@ async def test_baseline_call_setup_small():
     assert 0 < seconds < 10
     await asyncio.sleep(0.1)
     assert asyncio.all_tasks() - tasks_before == set()
+
+
+async def test_app_launch_and_render_small(tmp_path):
+    """The app benchmark's child processes: the real app launched once, three frames rendered."""
+    from bench.app import launch_figures, launches, render, render_figures
+
+    runs = await launches(tmp_path, 1)
+    assert 0 < runs[0].to_module < runs[0].to_main < runs[0].to_shown < runs[0].to_server < 30
+    assert 0 <= runs[0].exit_s < 15
+    first = launch_figures(runs)[0]
+    assert first.figure.startswith("launch to main window shown, first run")
+    assert first.value == runs[0].to_shown
+    costs = await render(tmp_path, 3)
+    assert set(costs) == {"1280x720", "1920x1080"}
+    figures = render_figures(costs)
+    assert len(figures) == 2 * 16
+    assert all(0 < f.value < 1000 for f in figures), figures
+    # Nothing the app started is left running: its built-in server stopped advertising itself.
+    assert not (tmp_path / "launch" / "run" / "parley" / "embedded-server.json").exists()
