@@ -1,0 +1,157 @@
+"""The device layer in a real (in-process) aiortc call: microphone and camera in, speaker out."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection
+from aiortc.mediastreams import MediaStreamTrack
+from PySide6.QtCore import QTimer
+
+from gui.devices import MicrophoneTrack, SpeakerSink, VideoSinkTrack
+from gui.media.analysis import AudioReceiver, VideoReceiver, to_mono
+from gui.media.tone import dominant_frequency
+from tests.devices.conftest import MIC_FREQUENCY, RECORD_RATE, PulseServer
+from tests.devices.frames import PixelFormat, pattern_qframe
+
+pytestmark = pytest.mark.usefixtures("qt_app")
+
+
+async def first_loud_frame_at(track: MicrophoneTrack, threshold: float = 0.05) -> float:
+    while True:
+        frame = await asyncio.wait_for(track.recv(), 2)
+        if np.max(np.abs(to_mono(frame))) > threshold:
+            return time.monotonic()
+
+
+async def test_microphone_latency(pulse: PulseServer) -> None:
+    """Tone switched on in the sound server → first loud frame out of recv()."""
+    track = MicrophoneTrack()
+    delays = []
+    try:
+        for _ in range(3):
+            pulse.mute_microphone(True)
+            await asyncio.sleep(0.3)
+            while track.buffered_ms >= 20:  # nothing old left queued
+                await track.recv()
+            switched = time.monotonic()
+            pulse.mute_microphone(False)
+            delays.append(await first_loud_frame_at(track) - switched)
+    finally:
+        pulse.mute_microphone(False)
+        track.stop()
+    print(f"microphone latency (unmute to loud frame): {[round(1000 * d) for d in delays]} ms")
+    assert max(delays) < 0.150
+
+
+class CameraFeed:
+    """Pushes numbered test-pattern frames into a sink at 30 fps, like a capture session."""
+
+    def __init__(self, track: VideoSinkTrack) -> None:
+        self.track = track
+        self.number = 0
+        self.timer = QTimer()
+        self.timer.setInterval(33)
+        self.timer.timeout.connect(self._tick)
+        self.timer.start()
+
+    def _tick(self) -> None:
+        self.track.sink.setVideoFrame(pattern_qframe(self.number, PixelFormat.Format_NV12))
+        self.number += 1
+
+    def stop(self) -> None:
+        self.timer.stop()
+
+
+async def connect(caller: RTCPeerConnection, callee: RTCPeerConnection) -> None:
+    await caller.setLocalDescription(await caller.createOffer())
+    await callee.setRemoteDescription(caller.localDescription)
+    await callee.setLocalDescription(await callee.createAnswer())
+    await caller.setRemoteDescription(callee.localDescription)
+
+
+async def test_a_call_through_real_devices(pulse: PulseServer) -> None:
+    config = RTCConfiguration(iceServers=[])
+    caller, callee = RTCPeerConnection(config), RTCPeerConnection(config)
+    microphone = MicrophoneTrack()
+    camera = VideoSinkTrack()
+    feed = CameraFeed(camera)
+    speaker = SpeakerSink()
+    receivers: list[AudioReceiver | VideoReceiver] = []
+
+    @callee.on("track")
+    def on_track(track: MediaStreamTrack) -> None:
+        receiver = AudioReceiver(track) if track.kind == "audio" else VideoReceiver(track)
+        if isinstance(receiver, AudioReceiver):
+            speaker.attach(receiver)
+        receivers.append(receiver)
+        receiver.start()
+
+    caller.addTrack(microphone)
+    caller.addTrack(camera)
+    try:
+        await connect(caller, callee)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            video = [r for r in receivers if isinstance(r, VideoReceiver)]
+            audio = [r for r in receivers if isinstance(r, AudioReceiver)]
+            if video and audio and video[0].frames >= 45 and audio[0].received_ms >= 1500:
+                break
+            await asyncio.sleep(0.05)
+        # Until the connection is up, nobody reads the microphone: its queue overflows and
+        # drops (as designed); from here on the sender keeps up.
+        dropped_before = microphone.dropped_samples
+        start = pulse.monitor.position
+        recorded = await pulse.monitor.wait_for(start, RECORD_RATE)
+        # Mouth to ear: the microphone's tone switched on, to its sound on the speaker.
+        mouth_to_ear = []
+        for _ in range(3):
+            pulse.mute_microphone(True)
+            await asyncio.sleep(0.5)
+            mark = pulse.monitor.position
+            switched = time.monotonic()
+            pulse.mute_microphone(False)
+            heard = await pulse.monitor.wait_for(mark, RECORD_RATE // 2)
+            loud = np.flatnonzero(np.abs(heard) > 0.05)
+            assert loud.size, "the tone never came back"
+            mouth_to_ear.append(pulse.monitor.arrival_of(mark + int(loud[0])) - switched)
+        dropped_during_call = microphone.dropped_samples - dropped_before
+    finally:
+        pulse.mute_microphone(False)
+        feed.stop()
+        await caller.close()
+        await callee.close()
+        for receiver in receivers:
+            await receiver.stop()
+        speaker.stop()
+        microphone.stop()
+        camera.stop()
+
+    (video,) = [r for r in receivers if isinstance(r, VideoReceiver)]
+    (audio,) = [r for r in receivers if isinstance(r, AudioReceiver)]
+    assert video.frames >= 45
+    assert video.decode_rate > 0.9
+    assert video.decreases == 0
+    assert (video.width, video.height) == (640, 480)
+    # Underruns and drops (below) put phase jumps in the tone, which move its peak a little.
+    assert abs(audio.peak_hz() - MIC_FREQUENCY) < 3
+    assert abs(dominant_frequency(recorded, RECORD_RATE) - MIC_FREQUENCY) < 5
+    # The sender reads the microphone as fast as it fills: it only drops (its queue is
+    # bounded to 200 ms) when the event loop stalls that long, as under heavy load.
+    assert dropped_during_call < RECORD_RATE // 2
+    print(
+        f"call: {video.frames} video frames ({camera.frames_dropped} replaced before sending),"
+        f" conversion p50 {np.median(camera.conversion_ms):.2f} ms;"
+        f" speaker underruns {speaker.underruns}, queue p50"
+        f" {np.median([d for _, d in speaker.queue_history]):.0f} ms;"
+        f" mouth to ear {[round(1000 * d) for d in mouth_to_ear]} ms;"
+        f" microphone drops during the call {1000 * dropped_during_call / 48000:.0f} ms"
+    )
+    assert max(mouth_to_ear) < 0.5
+    # Everything started is stopped: no stream left open on the sound server.
+    await asyncio.sleep(0.2)
+    assert pulse.qt_streams() == []
+    assert microphone.readyState == camera.readyState == "ended"

@@ -1,0 +1,182 @@
+"""MicrophoneTrack on a real (virtual) PulseAudio source that hears a 440 Hz tone."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import itertools
+import time
+
+import av
+import numpy as np
+import pytest
+from aiortc.mediastreams import MediaStreamError
+from PySide6.QtMultimedia import QAudioFormat, QtAudio
+
+from gui.devices import DeviceCatalog, MicrophoneTrack
+from gui.devices.audio import call_format
+from gui.media.analysis import to_mono
+from gui.media.tone import dominant_frequency
+from tests.devices.conftest import MIC_FREQUENCY, MICROPHONE, SPEAKER, PulseServer
+
+pytestmark = pytest.mark.usefixtures("qt_app")
+
+
+async def read_frames(
+    track: MicrophoneTrack, count: int
+) -> tuple[list[av.AudioFrame], list[float]]:
+    frames, times = [], []
+    for _ in range(count):
+        frames.append(await asyncio.wait_for(track.recv(), 2))
+        times.append(time.monotonic())
+    return frames, times
+
+
+def mono(frames: list[av.AudioFrame]) -> np.ndarray:
+    return np.concatenate([to_mono(f) for f in frames])
+
+
+async def test_frames_are_20ms_48k_stereo_with_the_microphones_tone(pulse: PulseServer) -> None:
+    track = MicrophoneTrack()
+    try:
+        assert track.device_id == MICROPHONE  # the default input
+        assert track.converter.passthrough  # PulseAudio takes 48 kHz s16 stereo as is
+        await read_frames(track, 10)  # settle
+        frames, times = await read_frames(track, 100)
+    finally:
+        track.stop()
+    for frame in frames:
+        assert (frame.samples, frame.sample_rate) == (960, 48000)
+        assert (frame.format.name, frame.layout.name) == ("s16", "stereo")
+    assert [b.pts - a.pts for a, b in itertools.pairwise(frames)] == [960] * 99
+    assert frames[0].time_base == fractions.Fraction(1, 48000)
+    assert abs(dominant_frequency(mono(frames), 48000) - MIC_FREQUENCY) < 0.5
+    assert np.sqrt(np.mean(mono(frames) ** 2)) > 0.1  # a real tone, not silence
+
+    # Frame timing: 100 frames take 2 s; each read returns what is already complete.
+    elapsed = times[-1] - times[0]
+    intervals = np.diff(times) * 1000
+    print(
+        f"microphone: 99 intervals over {elapsed * 1000:.0f} ms, mean {intervals.mean():.1f} ms,"
+        f" p50 {np.percentile(intervals, 50):.1f}, p95 {np.percentile(intervals, 95):.1f},"
+        f" max {intervals.max():.1f} ms; ready-time spacing p50"
+        f" {np.percentile(np.diff(list(track.ready_times)) * 1000, 50):.1f} ms"
+    )
+    assert 1.8 < elapsed < 2.2
+    assert intervals.max() < 80
+
+
+async def test_other_device_formats_are_resampled_to_48k_stereo(pulse: PulseServer) -> None:
+    forced = QAudioFormat()
+    forced.setSampleRate(44100)
+    forced.setChannelCount(1)
+    forced.setSampleFormat(QAudioFormat.SampleFormat.Float)
+    track = MicrophoneTrack(audio_format=forced)
+    try:
+        assert not track.converter.passthrough
+        await read_frames(track, 10)
+        frames, _ = await read_frames(track, 50)
+    finally:
+        track.stop()
+    assert all(f.samples == 960 and f.sample_rate == 48000 for f in frames)
+    assert all(f.layout.name == "stereo" for f in frames)
+    assert [b.pts - a.pts for a, b in itertools.pairwise(frames)] == [960] * 49
+    assert abs(dominant_frequency(mono(frames), 48000) - MIC_FREQUENCY) < 0.5
+
+
+async def test_a_stalled_consumer_never_builds_delay(pulse: PulseServer) -> None:
+    track = MicrophoneTrack(max_buffer_ms=200)
+    try:
+        await read_frames(track, 2)
+        before = await track.recv()
+        await asyncio.sleep(0.8)  # nobody reads for 800 ms
+        assert track.buffered_ms <= 200
+        assert track.dropped_samples > 0.5 * 48000 * 0.6
+        after = await track.recv()
+        # Timestamps jump over what was dropped: they keep following the capture clock.
+        # ``after`` is the oldest of the newest 200 ms kept: about 800 - 200 ms later.
+        gap = after.pts - before.pts
+        assert 0.5 * 48000 < gap < 0.75 * 48000
+        frames, _ = await read_frames(track, 25)
+        assert abs(dominant_frequency(mono(frames), 48000) - MIC_FREQUENCY) < 1
+    finally:
+        track.stop()
+
+
+async def test_stop_ends_recv_and_releases_the_device(pulse: PulseServer) -> None:
+    track = MicrophoneTrack()
+    await track.recv()
+    assert any(True for _ in pulse.qt_streams())
+    waiting = asyncio.ensure_future(track.recv())
+    while track.buffered_ms >= 20:  # drain, so that the pending recv really waits
+        await asyncio.sleep(0)
+        if waiting.done():
+            waiting = asyncio.ensure_future(track.recv())
+    track.stop()
+    with pytest.raises(MediaStreamError):
+        await asyncio.wait_for(waiting, 1)
+    with pytest.raises(MediaStreamError):
+        await track.recv()
+    assert track.source.state() == QtAudio.State.StoppedState
+    await asyncio.sleep(0.2)
+    assert pulse.qt_streams() == []
+    track.stop()
+
+
+async def test_removed_microphone_does_not_break_the_track(pulse: PulseServer) -> None:
+    """PulseAudio moves the stream to the fallback source and frames keep coming, now from
+    the default microphone; Qt reports the removal only when the input list next changes
+    (see the catalog canary), and the track then emits "lost"."""
+    module = pulse.load_module(
+        "module-remap-source", f"master={SPEAKER}.monitor", "source_name=parley_usb_mic"
+    )
+    catalog = DeviceCatalog()
+    for _ in range(50):
+        device = catalog.audio_input("parley_usb_mic")
+        if device is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert device is not None
+    track = MicrophoneTrack(device, catalog=catalog)
+    lost: list[str] = []
+    track.on("lost", lost.append)
+    other = None
+    try:
+        await read_frames(track, 5)
+        pulse.unload_module(module)
+        frames, _ = await read_frames(track, 50)  # from the fallback: the 440 Hz microphone
+        assert abs(dominant_frequency(mono(frames[-25:]), 48000) - MIC_FREQUENCY) < 1
+        assert track.source.error() == QtAudio.Error.NoError
+        assert lost == []
+        other = pulse.load_module(
+            "module-remap-source", f"master={SPEAKER}.monitor", "source_name=parley_other_mic"
+        )
+        for _ in range(50):
+            if lost:
+                break
+            await asyncio.sleep(0.1)
+        assert lost == ["audio_input 'parley_usb_mic' was removed"]
+        assert track.readyState == "live"  # the owner switches microphones
+    finally:
+        track.stop()
+        if other is not None:
+            pulse.unload_module(other)
+    assert track.readyState == "ended"
+
+
+async def test_missing_device_is_reported_as_lost() -> None:
+    from PySide6.QtMultimedia import QAudioDevice
+
+    track = MicrophoneTrack(QAudioDevice())
+    reasons: list[str] = []
+    track.on("lost", reasons.append)
+    await asyncio.sleep(0.05)
+    assert reasons == ["no microphone"]
+    assert track.lost_reason == "no microphone"
+    track.stop()
+
+
+def test_call_format_is_what_aiortc_sends() -> None:
+    fmt = call_format()
+    assert (fmt.sampleRate(), fmt.channelCount()) == (48000, 2)
+    assert fmt.sampleFormat() == QAudioFormat.SampleFormat.Int16

@@ -1,0 +1,308 @@
+"""SpeakerSink playing into a real (virtual) PulseAudio sink whose monitor is recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import av
+import numpy as np
+import pytest
+from PySide6.QtMultimedia import QAudioDevice, QAudioFormat, QtAudio
+
+from gui.devices import DeviceCatalog, SpeakerSink
+from gui.media.analysis import AudioReceiver
+from gui.media.tone import ToneAudioTrack, dominant_frequency
+from tests.devices.conftest import RECORD_RATE, SPEAKER, MonitorRecorder, PulseServer
+
+pytestmark = pytest.mark.usefixtures("qt_app")
+
+TONE = 1000.0
+
+
+class Feeder:
+    """A ToneAudioTrack drained in real time by an AudioReceiver, played by a SpeakerSink."""
+
+    def __init__(self, sink: SpeakerSink, frequency: float = TONE) -> None:
+        self.tone = ToneAudioTrack(frequency)
+        self.receiver = AudioReceiver(self.tone)
+        sink.attach(self.receiver)
+        self.receiver.start()
+
+    async def stop(self) -> None:
+        self.tone.stop()
+        await self.receiver.stop()
+
+
+def tone_frames(count: int, frequency: float = TONE) -> list[av.AudioFrame]:
+    """``count`` consecutive 20 ms frames of a tone, made at once (no pacing)."""
+    tone = ToneAudioTrack(frequency)
+    frames = []
+    for _ in range(count):
+        pcm = np.round(tone.make_samples() * 32767).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(
+            np.repeat(pcm, 2).reshape(1, -1), format="s16", layout="stereo"
+        )
+        frame.sample_rate = 48000
+        frames.append(frame)
+    return frames
+
+
+def rms(samples: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0
+
+
+async def test_plays_a_tone_into_the_sink(pulse: PulseServer) -> None:
+    sink = SpeakerSink()
+    assert sink.device_id == SPEAKER
+    feeder = Feeder(sink)
+    try:
+        await asyncio.sleep(0.5)
+        start = pulse.monitor.position
+        recorded = await pulse.monitor.wait_for(start, RECORD_RATE)
+        delays = [d for t, d in sink.queue_history if t > time.monotonic() - 1.0]
+    finally:
+        await feeder.stop()
+        sink.stop()
+    assert abs(dominant_frequency(recorded, RECORD_RATE) - TONE) < 0.5
+    # Glitches: 1 ms windows (one period of the tone) below the tone's level of 0.212.
+    levels = np.sqrt(np.mean(recorded.reshape(-1, 48) ** 2, axis=1))
+    glitches = int(np.sum(levels < 0.2))
+    print(f"speaker: {glitches} glitched 1 ms windows in 1 s of steady playback")
+    assert glitches <= 3
+    assert 0.15 < rms(recorded) < 0.3  # amplitude 0.3: about 0.21 rms
+    assert sink.underruns == 0
+    assert sink.dropped_ms == 0
+    print(
+        f"speaker queue while playing: median {np.median(delays):.1f} ms,"
+        f" p95 {np.percentile(delays, 95):.1f} ms, max {max(delays):.1f} ms"
+    )
+    assert np.median(delays) < 70
+
+
+async def test_resamples_to_the_device_format(pulse: PulseServer) -> None:
+    forced = QAudioFormat()
+    forced.setSampleRate(44100)
+    forced.setChannelCount(1)
+    forced.setSampleFormat(QAudioFormat.SampleFormat.Float)
+    sink = SpeakerSink(audio_format=forced)
+    assert (sink.rate, sink.channels) == (44100, 1)
+    feeder = Feeder(sink, 700.0)
+    try:
+        await asyncio.sleep(0.5)
+        recorded = await pulse.monitor.wait_for(pulse.monitor.position, RECORD_RATE)
+    finally:
+        await feeder.stop()
+        sink.stop()
+    assert abs(dominant_frequency(recorded, RECORD_RATE) - 700.0) < 0.5
+    assert sink.feed_errors == 0
+
+
+async def onset_delay(monitor: MonitorRecorder, tone: ToneAudioTrack, start: int) -> float:
+    """Seconds from the first loud frame made to its first loud sample in the recording."""
+    recorded = await monitor.wait_for(start, RECORD_RATE // 2)
+    loud = np.flatnonzero(np.abs(recorded) > 0.05)
+    assert loud.size, "the tone never reached the sink"
+    assert tone.sound_started_at is not None
+    return monitor.arrival_of(start + int(loud[0])) - tone.sound_started_at
+
+
+async def test_added_delay_is_small(pulse: PulseServer) -> None:
+    """From frame fed to sound recorded on the monitor, including the recorder's own latency."""
+    sink = SpeakerSink()
+    feeder = Feeder(sink)
+    results = []
+    try:
+        for _ in range(3):
+            feeder.tone.muted = True
+            await asyncio.sleep(0.4)
+            start = pulse.monitor.position
+            feeder.tone.muted = False
+            results.append(await onset_delay(pulse.monitor, feeder.tone, start))
+            queued = [d for t, d in sink.queue_history if t > time.monotonic() - 0.3]
+    finally:
+        await feeder.stop()
+        sink.stop()
+    print(
+        f"speaker added delay (feed to monitor recording): "
+        f"{', '.join(f'{1000 * r:.0f}' for r in results)} ms;"
+        f" our queue at the time {np.median(queued):.0f} ms"
+    )
+    assert max(results) < 0.150
+
+
+async def test_underrun_inserts_silence_and_recovers(pulse: PulseServer) -> None:
+    sink = SpeakerSink()
+    feeder = Feeder(sink)
+    try:
+        await asyncio.sleep(0.5)
+        # The sender stalls for 300 ms: nothing is fed.
+        sink.detach(feeder.receiver)
+        gap_start = pulse.monitor.position
+        await asyncio.sleep(0.3)
+        state_during_gap = sink.sink.state()
+        sink.attach(feeder.receiver)
+        await asyncio.sleep(0.6)
+        recorded = pulse.monitor.samples(gap_start)
+    finally:
+        await feeder.stop()
+        sink.stop()
+    assert 1 <= sink.underruns <= 3  # the gap; a late frame after it may add one
+    assert sink.target_ms <= 60  # a 300 ms pause is not jitter: the target stays small
+    assert 200 < sink.silence_ms < 450
+    assert state_during_gap == QtAudio.State.ActiveState  # kept fed: never idle
+    assert sink.sink.error() == QtAudio.Error.NoError
+    # The recording: the tone, then clean silence (zeros, no noise), then the tone again.
+    window = RECORD_RATE // 100  # 10 ms
+    levels = np.array(
+        [rms(recorded[i : i + window]) for i in range(0, recorded.size - window, window)]
+    )
+    silent = np.flatnonzero(levels < 1e-4)
+    assert silent.size >= 20  # at least 200 ms of true silence
+    resumed = levels[silent[-1] + 2 :]
+    assert resumed.size > 20
+    # A main-thread stall longer than the device buffer can still cost a few milliseconds
+    # (Qt pads with zeros); in quiet runs every window is at full level.
+    assert np.mean(resumed > 0.15) > 0.95
+    tail = recorded[(silent[-1] + 2) * window :]
+    assert abs(dominant_frequency(tail, RECORD_RATE) - TONE) < 2
+
+
+async def test_a_burst_is_capped_by_dropping_the_oldest(pulse: PulseServer) -> None:
+    sink = SpeakerSink(target_ms=40, max_ms=120)
+    try:
+        await asyncio.sleep(0.05)
+        for frame in tone_frames(25):  # 500 ms at once
+            sink.feed(frame)
+        assert sink.queued_ms <= 120 + 1
+        assert sink.dropped_ms >= 500 - 120 - 1
+    finally:
+        sink.stop()
+
+
+async def test_a_lasting_excess_is_trimmed_back_to_target(pulse: PulseServer) -> None:
+    sink = SpeakerSink(target_ms=40, max_ms=200, trim_slack_ms=20)
+    feeder = Feeder(sink)
+    try:
+        await asyncio.sleep(0.3)
+        for frame in tone_frames(5):  # 100 ms too much, under the cap
+            sink.feed(frame)
+        assert sink.queued_ms > 100
+        await asyncio.sleep(2.5)
+        queued = [d for t, d in sink.queue_history if t > time.monotonic() - 0.5]
+    finally:
+        await feeder.stop()
+        sink.stop()
+    assert sink.dropped_ms > 50
+    assert np.median(queued) < 80
+
+
+async def test_the_target_grows_with_jitter_and_relaxes_after(pulse: PulseServer) -> None:
+    """The sender stalls 60 ms twice a second (then catches up): 40 ms cannot absorb that."""
+    sink = SpeakerSink(target_ms=40, max_target_ms=100, relax_after_s=60)
+    frames = iter(tone_frames(1000))
+
+    async def stalling(seconds: float) -> None:
+        start = time.monotonic()
+        for number in range(round(seconds / 0.02)):
+            due = number * 0.02
+            into_period = due % 0.5
+            if into_period < 0.06:  # held back until the stall ends
+                due += 0.06 - into_period
+            await asyncio.sleep(start + due - time.monotonic())
+            sink.feed(next(frames))
+
+    try:
+        await stalling(4.0)
+        early = sink.underruns
+        await stalling(3.0)
+        late = sink.underruns - early
+        grown = sink.target_ms
+        # Then steady frames: the target comes back down, one step per calm 1.5 s.
+        sink.relax_after_s = 1.5
+        feeder = Feeder(sink)
+        await asyncio.sleep(4.0)
+        await feeder.stop()
+    finally:
+        sink.stop()
+    print(
+        f"stalling input: target grew to {grown:.0f} ms after {early} underruns,"
+        f" {late} more once adapted; relaxed to {sink.target_ms:.0f} ms"
+    )
+    assert early >= 1
+    assert 50 <= grown <= 100
+    assert early + late <= 5  # of 14 stalls, most absorbed
+    assert sink.target_ms < grown
+
+
+async def test_stop_releases_the_device_and_detaches(pulse: PulseServer) -> None:
+    sink = SpeakerSink()
+    feeder = Feeder(sink)
+    await asyncio.sleep(0.2)
+    assert pulse.qt_streams() != []
+    sink.stop()
+    assert sink.feed not in feeder.receiver.listeners
+    sink.feed(tone_frames(1)[0])  # ignored
+    assert sink.sink.state() == QtAudio.State.StoppedState
+    await asyncio.sleep(0.2)
+    assert pulse.qt_streams() == []
+    await feeder.stop()
+    sink.stop()
+
+
+async def test_removed_output_does_not_break_playback(pulse: PulseServer) -> None:
+    """PulseAudio moves the stream to the fallback sink (parley_test): the tone goes on.
+    Qt reports the removal when the output list next changes; the sink then stops and
+    emits ``lost`` so that the owner makes a new one."""
+    module = pulse.load_module("module-null-sink", "sink_name=parley_usb_headset")
+    pulse.keep_running("parley_usb_headset")
+    catalog = DeviceCatalog()
+    for _ in range(50):
+        device = catalog.audio_output("parley_usb_headset")
+        if device is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert device is not None
+    sink = SpeakerSink(device, catalog=catalog)
+    lost: list[str] = []
+    sink.lost.connect(lost.append)
+    feeder = Feeder(sink, 1500.0)
+    other = None
+    try:
+        await asyncio.sleep(0.3)
+        pulse.unload_module(module)
+        await asyncio.sleep(0.3)
+        recorded = await pulse.monitor.wait_for(pulse.monitor.position, RECORD_RATE // 2)
+        assert abs(dominant_frequency(recorded, RECORD_RATE) - 1500.0) < 2
+        assert sink.sink.error() == QtAudio.Error.NoError
+        assert lost == []
+        other = pulse.load_module("module-null-sink", "sink_name=parley_other_output")
+        for _ in range(50):
+            if lost:
+                break
+            await asyncio.sleep(0.1)
+        assert lost == ["audio_output 'parley_usb_headset' was removed"]
+        assert sink.sink.state() == QtAudio.State.StoppedState
+        sink.feed(tone_frames(1)[0])  # ignored, no exception
+    finally:
+        await feeder.stop()
+        sink.stop()
+        if other is not None:
+            pulse.unload_module(other)
+
+
+async def test_missing_output_is_reported_as_lost() -> None:
+    sink = SpeakerSink(QAudioDevice())
+    reasons: list[str] = []
+    sink.lost.connect(reasons.append)
+    await asyncio.sleep(0.05)
+    assert reasons == ["no audio output"]
+    sink.feed(tone_frames(1)[0])  # ignored, no exception
+    sink.stop()
+
+
+def test_rejects_targets_above_the_cap() -> None:
+    with pytest.raises(ValueError):
+        SpeakerSink(QAudioDevice(), target_ms=100, max_target_ms=100, max_ms=50)
+    with pytest.raises(ValueError):
+        SpeakerSink(QAudioDevice(), target_ms=40, max_target_ms=120, max_ms=120)
