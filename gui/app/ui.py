@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 
 from PySide6.QtCore import QObject, Qt
@@ -154,6 +155,11 @@ class ParleyUi(QObject):
         """Show the app, sign in if a session was kept, and run until asked to quit."""
         if not (self.profile.settings.start_in_tray and self.tray is not None):
             self.main.show()
+            log.info("main window shown")
+        # What exists now lives as long as the app: keep it out of the collector's full
+        # passes, which otherwise pause the Qt thread for 50-64 ms, longer than the audio
+        # buffers (measured in tests/devices).
+        gc.freeze()
         self.controller.spawn(self.controller.start())
         await self._quit.wait()
         await self.shutdown()
