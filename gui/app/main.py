@@ -13,8 +13,8 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any
 
 from signaling import __version__
 
@@ -44,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="separate settings and sign-in, so two instances can run side by side "
         "(default: default)",
     )
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="without opening a window, place a test call between two built-in clients through "
+        "a built-in server, print a report and exit (0: everything works, 1: something failed)",
+    )
     parser.add_argument("--version", action="version", version=f"parley {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
     return parser
@@ -51,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(
     argv: Sequence[str] | None = None,
-    driver: Callable[[ParleyUi], Awaitable[None]] | None = None,
+    driver: Callable[[ParleyUi], Coroutine[Any, Any, None]] | None = None,
 ) -> int:
     """Entry point of ``parley``.
 
@@ -65,6 +71,10 @@ def main(
         stream=sys.stderr,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if args.self_test:
+        from gui.app.self_test import run_self_test
+
+        return run_self_test()
     from gui.core.profile import PROFILE_NAME_RE
 
     if not PROFILE_NAME_RE.fullmatch(args.profile):
