@@ -131,6 +131,11 @@ BENCHMARKS: list[Benchmark] = [
         "real calls, Parley beside bare aiortc: set-up, video latency, frames/s, CPU, audio",
     ),
     Benchmark("app", "bench.app:run", "the desktop app: launch, memory, render cost, loop lag"),
+    Benchmark(
+        "screen",
+        "bench.screen:run",
+        "screen sharing at 1920x1080, 15 fps: sender CPU, frames/s, latency, Share to 1st frame",
+    ),
 ]
 
 

@@ -5,6 +5,11 @@ Built on the same engine as the desktop app (``SignalingClient`` and
 when the call ended by a person's choice (hang-up, cancel, decline), 1 when
 it could not be made or broke (busy, offline, no answer, lost, refused), and
 2 on bad arguments, with a one-line error on stderr.
+
+``call`` and ``answer`` take ``--share-screen [N]``: once the call connects,
+screen N (0 by default) goes out on the call's screen slot, beside the
+camera slot's pattern. Only then does the CLI need Qt: it runs on a
+``QGuiApplication`` and a qasync loop; everything else stays plain asyncio.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -21,7 +27,13 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from gui.core.call_machine import CallState
-from gui.core.call_session import CallOptions, CallSession, IceServer, LocalMedia
+from gui.core.call_session import (
+    CallOptions,
+    CallSession,
+    IceServer,
+    LocalMedia,
+    ScreenShareUnavailable,
+)
 from gui.core.peer_channel import ChatMessage, ChatUnavailable, PeerMediaState
 from gui.core.quality import QualitySample
 from gui.core.signaling_client import NotConnected, RequestError, SignalingClient
@@ -71,6 +83,16 @@ def _audio_choice(text: str) -> str:
     raise argparse.ArgumentTypeError("--audio is tone[:HZ], mic or none")
 
 
+def _screen_index(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a screen number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("screens are numbered from 0")
+    return value
+
+
 def _add_media(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--video",
@@ -99,6 +121,16 @@ def _add_media(parser: argparse.ArgumentParser) -> None:
         default="640x480",
         metavar="WxH",
         help="size of the test pattern (default: 640x480)",
+    )
+    parser.add_argument(
+        "--share-screen",
+        type=_screen_index,
+        nargs="?",
+        const=0,
+        default=None,
+        metavar="N",
+        help="once connected, share screen N (default 0) on the call's screen slot, "
+        "at up to 1920x1080 and 15 frames/s; needs a display",
     )
 
 
@@ -231,6 +263,8 @@ class CallReporter:
         self.args = args
         self.started = time.monotonic()
         self.connected = asyncio.Event()
+        #: The screen track shared with --share-screen, once sharing started.
+        self.shared: Any = None
         session.on("state", self.state)
         session.on("sas", lambda words: emit("sas", words=words))
         session.on("chat", self.chat)
@@ -287,6 +321,10 @@ class CallReporter:
                 audio_ms_received=round(audio.received_ms),
                 audio_peak_hz=round(peak, 1) if peak is not None else None,
             )
+        screen = self.session.receivers.get("screen")
+        out["screen_frames_received"] = screen.frames if isinstance(screen, VideoReceiver) else 0
+        if self.shared is not None:
+            out["screen_frames_sent"] = self.shared.frames_delivered
         session = self.session
         if session.connected_at is not None and session.answered_at is not None:
             out["setup_ms"] = round((session.connected_at - session.answered_at) * 1000)
@@ -312,6 +350,38 @@ async def _send_chat_when_open(session: CallSession, text: str) -> None:
     emit("chat_sent", id=message.id, text=message.text)
 
 
+async def _share_screen(session: CallSession, index: int, reporter: CallReporter) -> None:
+    """Share screen ``index`` on the call's screen slot; print ``screen_share`` (or why not)."""
+    from gui.devices.screen import ScreenTrack, list_screens
+
+    # The callee hears of the data channel a moment after connecting: wait for it (up to
+    # 3 s), so that the peer is told of the share; messages queue until the channel opens.
+    for _ in range(60):
+        if session.channel.channel is not None or session.machine.ended:
+            break
+        await asyncio.sleep(0.05)
+    screens = list_screens()
+    if session.machine.ended or index >= len(screens):
+        return
+    source = screens[index]
+    track = ScreenTrack(source)
+    try:
+        session.start_screen(track)
+    except ScreenShareUnavailable as exc:
+        track.stop()
+        emit("screen_unavailable", reason=str(exc))
+        return
+    reporter.shared = track
+
+    def lost(reason: str) -> None:
+        emit("screen_lost", reason=reason)
+        session.stop_screen()
+
+    track.on("lost", lost)
+    width, height = source.size
+    emit("screen_share", screen=index, name=source.name, width=width, height=height)
+
+
 async def run_call(
     session: CallSession,
     args: argparse.Namespace,
@@ -332,6 +402,8 @@ async def run_call(
 
     async def after_connect() -> None:
         await reporter.connected.wait()
+        if getattr(args, "share_screen", None) is not None:
+            helpers.append(loop.create_task(_share_screen(session, args.share_screen, reporter)))
         if args.chat:
             helpers.append(loop.create_task(_send_chat_when_open(session, args.chat)))
         if args.duration is not None:
@@ -414,6 +486,72 @@ async def run(args: argparse.Namespace) -> int:
         await client.close()
 
 
+def _display_problem() -> str | None:
+    """Why no display can be reached (checked before Qt, which would abort), or None."""
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if platform and not platform.startswith(("xcb", "wayland")):
+        return f"there is no screen to share with QT_QPA_PLATFORM={platform}"
+    display = os.environ.get("DISPLAY", "")
+    if not display and not os.environ.get("WAYLAND_DISPLAY"):
+        return "there is no screen to share: DISPLAY is not set"
+    if display.startswith(":") and not os.environ.get("WAYLAND_DISPLAY"):
+        number = display[1:].split(".")[0]
+        if number.isdigit() and not os.path.exists(f"/tmp/.X11-unix/X{number}"):
+            return f"there is no screen to share: no X server on display {display}"
+    return None
+
+
+def run_sharing(args: argparse.Namespace) -> int:
+    """:func:`run` on a QGuiApplication and a qasync loop, for --share-screen.
+
+    The screen is checked first (a number that does not exist is a bad argument), and Qt
+    is torn down before the interpreter exits.
+    """
+    problem = _display_problem()
+    if problem is not None:
+        raise BadArguments(f"--share-screen: {problem}")
+    import gc
+
+    import qasync
+    from PySide6.QtGui import QGuiApplication
+
+    if not args.verbose and "QT_LOGGING_RULES" not in os.environ:
+        # Qt Multimedia's start-up chatter (FFmpeg version, no PipeWire on X11) is not ours
+        # to print; why capture cannot work is said in words below.
+        os.environ["QT_LOGGING_RULES"] = (
+            "qt.multimedia.symbolsresolver=false;qt.multimedia.ffmpeg.info=false"
+        )
+    if not os.environ.get("WAYLAND_DISPLAY") and os.environ.get("XDG_SESSION_TYPE", "") in (
+        "",
+        "tty",
+    ):
+        os.environ["XDG_SESSION_TYPE"] = "x11"  # Qt's fast X11 capture (see prefer_x11_capture)
+    app = QGuiApplication.instance() or QGuiApplication(["parley-cli"])
+    assert isinstance(app, QGuiApplication)
+    try:
+        screens = QGuiApplication.screens()
+        index = args.share_screen
+        if index >= len(screens):
+            known = ", ".join(
+                f"{i} = {s.name()} {s.size().width()}x{s.size().height()}"
+                for i, s in enumerate(screens)
+            )
+            raise BadArguments(
+                f"--share-screen {index}: there is no screen {index} "
+                f"(this display has {len(screens)}: {known or 'none'})"
+            )
+        from gui.devices.screen import capture_supported
+
+        support = capture_supported()
+        if not support.supported:
+            raise BadArguments(f"--share-screen: {support.reason}")
+        return asyncio.run(run(args), loop_factory=lambda: qasync.QEventLoop(app))
+    finally:
+        gc.collect()
+        app.processEvents()
+        app.shutdown()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``parley-cli``."""
     args = build_parser().parse_args(argv)
@@ -423,6 +561,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
+        if getattr(args, "share_screen", None) is not None:
+            return run_sharing(args)
         return asyncio.run(run(args))
     except CliError as exc:
         print(f"parley-cli: error: {exc}", file=sys.stderr)

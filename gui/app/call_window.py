@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QResizeEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 from gui.app.controller import AppController
 from gui.app.models import ChatLine, ChatModel, initials
 from gui.app.resources import app_icon, icon
+from gui.app.screen_picker import ScreenPicker
 from gui.app.video_view import VideoView
 from gui.app.widgets import Avatar, control_button
 from gui.core.call_machine import CallState
@@ -95,9 +96,12 @@ class CallWindow(QWidget):
         self.remote = VideoView(self.stage)
         self.remote.setAccessibleName(f"Video of {self.peer_name}")
         self.remote.started.connect(self._layout_stage)
+        self.remote.clicked.connect(self._swap_views)
         self.shared_screen = VideoView(self.stage)
         self.shared_screen.setAccessibleName(f"Screen shared by {self.peer_name}")
         self.shared_screen.hide()
+        self.shared_screen.started.connect(self._layout_stage)
+        self.shared_screen.clicked.connect(self._swap_views)
         self.self_view = VideoView(self.stage, mirrored=True)
         self.self_view.setAccessibleName("Your camera")
         self.self_view.setObjectName("selfView")
@@ -138,9 +142,17 @@ class CallWindow(QWidget):
         self.camera_button = control_button(
             "camera", f"Turn camera off ({SHORTCUTS['camera']})", checkable=True
         )
-        self.screen_button = control_button("screen-share", f"Share screen ({SHORTCUTS['screen']})")
+        self.screen_button = control_button(
+            "screen-share", f"Share screen ({SHORTCUTS['screen']})", checkable=True
+        )
         self.screen_button.setEnabled(False)
-        self.screen_button.setToolTip("Screen sharing is not available yet")
+        self.screen_button.toggled.connect(self._toggle_share)
+        self.picker: ScreenPicker | None = None
+        self.sharing_note = QLabel()
+        self.sharing_note.setProperty("role", "banner")
+        self.sharing_note.setAccessibleName("Screen sharing")
+        self.sharing_note.hide()
+        self.screen_large = True
         self.chat_button = control_button("chat", f"Chat ({SHORTCUTS['chat']})", checkable=True)
         self.devices_button = control_button("settings", "Devices")
         self.devices_menu = QMenu(self)
@@ -197,6 +209,7 @@ class CallWindow(QWidget):
         middle.addWidget(self.chat_panel)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addWidget(self.sharing_note)
         layout.addLayout(middle, 1)
         layout.addLayout(controls)
 
@@ -204,6 +217,7 @@ class CallWindow(QWidget):
             ("microphone", self.mic_button.toggle),
             ("camera", self.camera_button.toggle),
             ("chat", self.chat_button.toggle),
+            ("screen", self.screen_button.toggle),
             ("hang_up", self._hang_up),
         ):
             action = QAction(self)
@@ -258,14 +272,22 @@ class CallWindow(QWidget):
                 self.camera_button,
                 self.chat_button,
                 self.hang_up_button,
+                self.screen_button,
             ):
                 button.setEnabled(False)
+            if self.picker is not None:
+                self.picker.close()
+            self.sharing_note.hide()
+            if self.isMinimized():
+                self.showNormal()
             self._clock.stop()
             self._closing.start()
         else:
             self.status.setText(STATE_TEXT.get(state, "").format(name=self.peer_name))
             if state is CallState.CONNECTED and self.session.media.camera is None:
                 self.self_view.hide()
+            if state is CallState.CONNECTED:
+                self._offer_sharing()
         self.status.setVisible(bool(self.status.text()))
         self.chat_button.setEnabled(state is CallState.CONNECTED or self.chat_model.rowCount() > 0)
         self._layout_stage()
@@ -281,6 +303,9 @@ class CallWindow(QWidget):
         self.peer_state.adjustSize()
         if not state.video:
             self.remote.clear()
+        if not state.screen:
+            self.shared_screen.clear()
+        self.screen_large = True
         self._layout_stage()
 
     def _local_media(self, state: PeerMediaState) -> None:
@@ -361,6 +386,87 @@ class CallWindow(QWidget):
             self.self_view.clear()
         self.self_view.setVisible(not off)
 
+    def _offer_sharing(self) -> None:
+        """Enable "Share screen" when both the peer and this computer can."""
+        from gui.devices.screen import capture_supported
+
+        support = capture_supported()
+        if not self.session.screen_available:
+            self.screen_button.setToolTip("The other side cannot receive a shared screen")
+        elif not support.supported:
+            self.screen_button.setToolTip(f"Screen sharing does not work here: {support.reason}")
+        else:
+            self.screen_button.setEnabled(True)
+
+    def _toggle_share(self, on: bool) -> None:
+        if on and not self.session.sharing_screen:
+            self.picker = ScreenPicker(self)
+            self.picker.chosen.connect(self._share)
+            self.picker.rejected.connect(lambda: self.screen_button.setChecked(False))
+            self.picker.finished.connect(self._picker_closed)
+            self.picker.show()
+        elif not on and self.session.sharing_screen:
+            self._stop_sharing()
+
+    def _picker_closed(self) -> None:
+        if not self.session.sharing_screen:
+            self.screen_button.blockSignals(True)
+            self.screen_button.setChecked(False)
+            self.screen_button.blockSignals(False)
+
+    def _share(self, source: object) -> None:
+        """Start sending ``source`` on the screen slot (the camera keeps going)."""
+        from gui.core.call_session import ScreenShareUnavailable
+        from gui.devices.screen import ScreenSource, ScreenTrack
+
+        track = ScreenTrack(source)  # type: ignore[arg-type]
+        try:
+            self.session.start_screen(track)
+        except ScreenShareUnavailable as exc:
+            track.stop()
+            self._sharing_failed(str(exc))
+            return
+        track.on("lost", self._sharing_failed)
+        whole = isinstance(track.source, ScreenSource)
+        self.sharing_note.setText(
+            "You are sharing your screen. This window is minimised so it does not appear in "
+            "the share."
+            if whole
+            else f"You are sharing “{track.source.label}”."
+        )
+        self.sharing_note.show()
+        self.screen_button.blockSignals(True)
+        self.screen_button.setChecked(True)
+        self.screen_button.blockSignals(False)
+        self.screen_button.setIcon(icon("screen-share-stop", "#ffffff", 24))
+        self.screen_button.setAccessibleName("Stop sharing")
+        self.screen_button.setToolTip(f"Stop sharing ({SHORTCUTS['screen']})")
+        if whole:
+            self.showMinimized()  # no hall of mirrors
+
+    def _sharing_failed(self, reason: str) -> None:
+        self._stop_sharing()
+        self.sharing_note.setText(f"Screen sharing stopped: {reason}")
+        self.sharing_note.show()
+
+    def _stop_sharing(self) -> None:
+        self.session.stop_screen()
+        self.sharing_note.hide()
+        self.screen_button.blockSignals(True)
+        self.screen_button.setChecked(False)
+        self.screen_button.blockSignals(False)
+        self.screen_button.setIcon(icon("screen-share", "#ffffff", 24))
+        self.screen_button.setAccessibleName("Share screen")
+        self.screen_button.setToolTip(f"Share screen ({SHORTCUTS['screen']})")
+        if self.isMinimized():
+            self.showNormal()
+
+    def _swap_views(self) -> None:
+        """Swap the shared screen and the camera between large and small."""
+        if self.session.peer_media.screen:
+            self.screen_large = not self.screen_large
+            self._layout_stage()
+
     def _toggle_chat(self, shown: bool) -> None:
         self.chat_panel.setVisible(shown)
         if shown:
@@ -382,8 +488,24 @@ class CallWindow(QWidget):
 
     def _layout_stage(self) -> None:
         area = self.stage.rect()
-        self.remote.setGeometry(area)
-        self.shared_screen.setGeometry(area)
+        sharing = self.session.peer_media.screen and self.shared_screen.frame is not None
+        small_width = max(160, area.width() // 4)
+        small = QRect(
+            12, area.bottom() - small_width * 9 // 16 - 12, small_width, small_width * 9 // 16
+        )
+        self.shared_screen.setVisible(sharing)
+        if sharing:
+            large, little = (
+                (self.shared_screen, self.remote)
+                if self.screen_large
+                else (self.remote, self.shared_screen)
+            )
+            large.setGeometry(area)
+            little.setGeometry(small)
+            large.lower()
+            little.raise_()
+        else:
+            self.remote.setGeometry(area)
         width = max(160, area.width() // 4)
         height = width * 9 // 16
         self.self_view.setGeometry(

@@ -17,7 +17,7 @@ import time
 import av
 from av.video.reformatter import Interpolation, VideoReformatter
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QPainter, QPaintEvent, QTransform
+from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QTransform
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 BACKGROUND = QColor("#0b0d12")
@@ -28,6 +28,8 @@ class VideoView(QWidget):
 
     #: Frames started (after none, or after ``clear``): whoever shows an avatar instead hides it.
     started = Signal()
+    #: A click on the picture (the call window swaps the large and the small view).
+    clicked = Signal()
 
     def __init__(self, parent: QWidget | None = None, *, mirrored: bool = False) -> None:
         super().__init__(parent)
@@ -61,6 +63,11 @@ class VideoView(QWidget):
         self.frame = None
         self._image = self._image_frame = self._converted = None
         self.update()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        """Report a click."""
+        self.clicked.emit()
+        super().mousePressEvent(event)
 
     def sizeHint(self) -> QSize:
         """16:9 by default."""

@@ -12,9 +12,15 @@ calls and never a renegotiation. A peer that offers less (one audio, one
 video, no data channel: any plain WebRTC endpoint) still gets a working
 call; ``chat_available`` and ``screen_available`` then say what is missing.
 
+Screen sharing: :meth:`CallSession.start_screen` puts a track (a
+``gui.devices.screen.ScreenTrack``) on the screen slot and
+:meth:`CallSession.stop_screen` takes it off; the camera keeps running, and the
+peer learns of it through ``PeerMediaState(screen=...)`` on the data channel.
+
 Events (pyee): ``state`` (CallState, reason), ``sas`` (words), ``chat``
 (ChatMessage), ``delivered`` (id), ``peer_media`` (PeerMediaState), ``local_media``
-(PeerMediaState: what this end sends, after a mute or a lost camera),
+(PeerMediaState: what this end sends, after a mute, a lost camera, or a share
+started or stopped),
 ``stats`` (QualitySample), ``remote_track`` (slot, receiver), ``ended``.
 """
 
@@ -30,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiortc import (
+    RTCBundlePolicy,
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
@@ -57,6 +64,7 @@ from gui.core.quality import QualityMeter
 from gui.core.signaling_client import NotConnected, RequestError
 from gui.core.verification import fingerprints_in_sdp, verification_words
 from gui.media.analysis import AudioReceiver, VideoReceiver
+from gui.media.slot import SlotTrack
 
 log = logging.getLogger("parley.call")
 
@@ -93,12 +101,19 @@ class CallOptions:
     heartbeat_interval_s: float = 2.0
 
     def rtc_configuration(self) -> RTCConfiguration:
-        """The explicit configuration every peer connection gets."""
+        """The explicit configuration every peer connection gets.
+
+        Max-bundle: every section rides on the first one's transport. With aiortc's default
+        (balanced), the second video transceiver (the screen slot) is bundled at creation
+        onto the camera's own transport, which the remote BUNDLE group then discards: the
+        screen slot's sender and receiver never start.
+        """
         return RTCConfiguration(
             iceServers=[
                 RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
                 for s in self.ice_servers
-            ]
+            ],
+            bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
         )
 
 
@@ -119,6 +134,10 @@ class LocalMedia:
 
 #: Slot names of the transceivers, in negotiation order.
 AUDIO, CAMERA, SCREEN = "audio", "camera", "screen"
+
+
+class ScreenShareUnavailable(RuntimeError):
+    """Sharing cannot start in this call; the message says why, in words for the user."""
 
 
 class CallSession(AsyncIOEventEmitter):
@@ -153,6 +172,7 @@ class CallSession(AsyncIOEventEmitter):
         self.connected_at: float | None = None
         self._slots: dict[str, RTCRtpTransceiver] = {}
         self._retired: list[VideoReceiver | AudioReceiver] = []
+        self._slot_tracks: dict[str, SlotTrack] = {}
         self._actions: asyncio.Queue[Any] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._monitor: asyncio.Task[None] | None = None
@@ -210,9 +230,8 @@ class CallSession(AsyncIOEventEmitter):
             (CAMERA, self.media.camera),
             (SCREEN, self.media.screen),
         ):
-            transceiver = self._slots.get(slot)
-            if transceiver is not None and track is not None:
-                transceiver.sender.replaceTrack(track)
+            if track is not None:
+                self._set_slot(slot, track)
 
     # Public controls ------------------------------------------------------------
 
@@ -284,10 +303,69 @@ class CallSession(AsyncIOEventEmitter):
             self.audio_enabled = False
         self._announce()
 
+    @property
+    def sharing_screen(self) -> bool:
+        """Whether this end is sharing its screen now."""
+        return self.media.screen is not None
+
+    def start_screen(self, track: MediaStreamTrack) -> None:
+        """Share ``track`` on the screen slot negotiated at set-up (``replaceTrack``).
+
+        Nothing is renegotiated and the camera slot is untouched. A track shared already is
+        replaced and stopped (switching screens is one call). The peer is told
+        (``PeerMediaState(screen=True)``) and ``local_media`` is emitted. From then on the
+        session owns the track: :meth:`stop_screen` or the end of the call stops it.
+
+        Raises :class:`ScreenShareUnavailable`, leaving the track to the caller, when the
+        peer negotiated no screen slot (``screen_available`` is False: a plain WebRTC peer,
+        or a callee that has not applied the offer yet) or the call has ended.
+        """
+        if self.machine.ended:
+            raise ScreenShareUnavailable("The call has ended.")
+        if not self.screen_available or SCREEN not in self._slots:
+            raise ScreenShareUnavailable(
+                "The other side's app cannot receive a shared screen in this call."
+            )
+        old, self.media.screen = self.media.screen, track
+        self._set_slot(SCREEN, track)
+        if old is not None and old is not track:
+            old.stop()
+        self._announce()
+
+    def stop_screen(self) -> None:
+        """Stop sharing (does nothing when not sharing).
+
+        Nothing more is sent on the screen slot, the track is stopped (its capture released),
+        the peer is told and ``local_media`` is emitted.
+        """
+        old, self.media.screen = self.media.screen, None
+        if old is None:
+            return
+        self._set_slot(SCREEN, None)
+        old.stop()
+        if not self.machine.ended:
+            self._announce()
+
     def _set_slot(self, slot: str, track: MediaStreamTrack | None) -> None:
+        """Send ``track`` on ``slot`` (``None``: send nothing, as when muted).
+
+        The sender always reads the slot's :class:`SlotTrack`, never a device track
+        directly: a device track stopped while the sender waits in its ``recv()`` would end
+        the sender for the rest of the call (aiortc), so switching or losing a camera
+        would silence the slot.
+        """
         transceiver = self._slots.get(slot)
-        if transceiver is not None:
-            transceiver.sender.replaceTrack(track)
+        if transceiver is None:
+            return
+        if track is None:
+            transceiver.sender.replaceTrack(None)
+            return
+        holder = self._slot_tracks.get(slot)
+        if holder is None:
+            holder = self._slot_tracks[slot] = SlotTrack(track.kind)
+        holder.set_source(track)
+        if transceiver.sender.track is not holder:
+            transceiver.sender.replaceTrack(holder)
 
     def _announce(self) -> None:
         state = PeerMediaState(
@@ -511,6 +589,8 @@ class CallSession(AsyncIOEventEmitter):
         for receiver in [*self.receivers.values(), *self._retired]:
             await receiver.stop()
         await self.pc.close()
+        for holder in self._slot_tracks.values():
+            holder.stop()
         self.media.stop()
         self._closed.set()
         self.emit("ended", self.machine.reason)

@@ -1,4 +1,4 @@
-"""Real devices through Qt Multimedia: camera and microphone tracks, speaker sink, device lists.
+"""Real devices through Qt Multimedia: camera, microphone and screen tracks, speaker sink, lists.
 
 Every object here lives on the Qt main thread, which under qasync is also the asyncio loop
 aiortc runs on. Each track and sink starts its device at construction and releases it in
@@ -15,19 +15,49 @@ from gui.devices.camera import (
 )
 from gui.devices.catalog import DeviceCatalog, DeviceInfo, DeviceKind, DeviceWatch
 from gui.devices.microphone import MicrophoneTrack
+from gui.devices.screen import (
+    CaptureSource,
+    CaptureSupport,
+    ScreenSource,
+    ScreenTrack,
+    WindowSource,
+    active_captures,
+    capture_supported,
+    capture_thumbnail,
+    list_screens,
+    list_sources,
+    list_windows,
+    make_thumbnail,
+    probe,
+    window_source,
+)
 from gui.devices.speaker import SpeakerSink
 
 __all__ = [
     "CameraTrack",
+    "CaptureSource",
+    "CaptureSupport",
     "DeviceCatalog",
     "DeviceInfo",
     "DeviceKind",
     "DeviceWatch",
     "FrameConverter",
     "MicrophoneTrack",
+    "ScreenSource",
+    "ScreenTrack",
     "SpeakerSink",
     "UnsupportedFrame",
     "VideoSinkTrack",
+    "WindowSource",
+    "active_captures",
+    "capture_supported",
+    "capture_thumbnail",
     "choose_camera_format",
+    "list_screens",
+    "list_sources",
+    "list_windows",
+    "make_thumbnail",
+    "probe",
     "video_frame_to_av",
+    "window_source",
 ]

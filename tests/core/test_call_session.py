@@ -171,3 +171,27 @@ async def test_echo_answers_and_sends_the_call_back(server) -> None:
     session.hang_up()
     await asyncio.wait_for(session.wait_ended(), 10)
     await client.close()
+
+
+async def test_switching_the_camera_mid_call_keeps_video_flowing(server) -> None:
+    """A camera stopped while the sender waits on it must not end the sender (aiortc)."""
+    alice, bob = await friends(server)
+    answering = asyncio.create_task(answer_next_call(bob, media(440)))
+    slow = LocalMedia(audio=ToneAudioTrack(440), camera=PatternVideoTrack(320, 240, fps=4))
+    caller = CallSession.outgoing(alice, "bob", slow)
+    callee = await answering
+    await until(lambda: "camera" in callee.receivers and callee.receivers["camera"].frames > 2)
+    for _ in range(3):  # each switch lands while the sender waits ~250 ms for the slow camera
+        caller.replace_camera(PatternVideoTrack(320, 240, fps=4))
+        before = callee.receivers["camera"].frames
+        await until(lambda before=before: callee.receivers["camera"].frames > before + 2)
+    caller.replace_camera(None)  # the camera was unplugged: camera off, the call goes on
+    assert not caller.video_enabled and caller.state is CallState.CONNECTED
+    caller.replace_camera(PatternVideoTrack(320, 240, fps=15))
+    caller.set_video_enabled(True)
+    before = callee.receivers["camera"].frames
+    await until(lambda: callee.receivers["camera"].frames > before + 10)
+    caller.hang_up()
+    await asyncio.wait_for(callee.wait_ended(), 10)
+    await alice.close()
+    await bob.close()

@@ -1,0 +1,74 @@
+"""Screen sharing through the call window, on Xvfb: the picker, the share, the other window's
+layout (shared screen large, camera small, swappable), and stopping."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from PySide6.QtWidgets import QApplication
+
+from gui.app.ui import ParleyUi
+from gui.core.call_machine import CallState
+from tests.screen.helpers import until
+
+pytestmark = pytest.mark.usefixtures("qt_app")
+
+
+def make_ui(name: str) -> ParleyUi:
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    ui = ParleyUi(app, name, None)
+    ui.profile.settings.synthetic_media = True
+    ui.profile.settings.embedded_port = 0
+    ui.profile.settings.keep_signed_in = False
+    return ui
+
+
+async def test_share_from_the_call_window(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, sub in (("HOME", ""), ("XDG_CONFIG_HOME", "c"), ("XDG_DATA_HOME", "d"),
+                     ("XDG_RUNTIME_DIR", "r")):
+        monkeypatch.setenv(key, str(tmp_path / sub))
+    os.makedirs(tmp_path / "r", mode=0o700)
+    ada, grace = make_ui("ada"), make_ui("grace")
+    try:
+        await ada.controller.start()
+        await grace.controller.start()
+        await ada.controller.sign_in(None, "ada", "correct horse", register=True)
+        await grace.controller.sign_in(None, "grace", "correct horse", register=True)
+        await ada.controller.add_contact("grace")
+        await grace.controller.accept_contact("ada")
+        ada.controller.place_call("grace", video=True)
+        await until(lambda: grace.incoming.isVisible(), 10, "the incoming call")
+        grace.incoming.answer_video.click()
+        await until(lambda: ada.calls and grace.calls, 10, "the call windows")
+        mine, theirs = ada.calls[0], grace.calls[0]
+        await until(lambda: mine.session.state is CallState.CONNECTED, 15, "connected")
+        await until(lambda: mine.screen_button.isEnabled(), 5, "the share button")
+
+        mine.screen_button.click()
+        picker = mine.picker
+        assert picker is not None
+        await until(lambda: picker.isVisible() and picker.model.rowCount() > 0, 5, "sources")
+        assert not picker.model.index(0, 0).data(1).isNull()  # a live thumbnail
+        picker.share.click()
+        await until(lambda: mine.session.sharing_screen, 5, "sharing")
+        assert mine.sharing_note.isVisible() and mine.isMinimized()  # no hall of mirrors
+        await until(lambda: theirs.shared_screen.isVisible()
+                    and theirs.shared_screen.frames_given > 5, 15, "the shared screen")
+        # Shared screen large, camera small; a click swaps them.
+        assert theirs.shared_screen.width() > theirs.remote.width()
+        theirs.remote.clicked.emit()
+        assert theirs.remote.width() > theirs.shared_screen.width()
+        frames = theirs.remote.frames_given
+        await until(lambda: theirs.remote.frames_given > frames + 5, 5, "the camera going on")
+
+        mine.screen_button.click()  # stop
+        await until(lambda: not theirs.shared_screen.isVisible(), 10, "the layout back")
+        assert not mine.session.sharing_screen and not mine.isMinimized()
+        mine.hang_up_button.click()
+        await until(lambda: not ada.calls and not grace.calls, 10, "the windows to close")
+    finally:
+        await grace.shutdown()
+        await ada.shutdown()
