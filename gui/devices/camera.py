@@ -42,7 +42,7 @@ from aiortc.mediastreams import (
 )
 from av.video.plane import VideoPlane
 from av.video.reformatter import VideoReformatter
-from PySide6.QtCore import QObject, QTimer, Slot
+from PySide6.QtCore import QObject, Slot
 from PySide6.QtGui import QImage
 from PySide6.QtMultimedia import (
     QCamera,
@@ -54,7 +54,13 @@ from PySide6.QtMultimedia import (
     QVideoSink,
 )
 
-from gui.devices.catalog import DeviceCatalog, DeviceKind, DeviceWatch, device_id
+from gui.devices.catalog import (
+    DeviceCatalog,
+    DeviceKind,
+    DeviceWatch,
+    LossReporter,
+    device_id,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -387,7 +393,7 @@ class _CameraEvents(QObject):
             self._track._report_lost(f"camera error: {message or error.name}")
 
 
-class CameraTrack(VideoSinkTrack):
+class CameraTrack(VideoSinkTrack, LossReporter):
     """The camera ``device`` (the default one when None) as an aiortc video track.
 
     Picks the camera format nearest to ``width`` x ``height`` at ``fps`` with
@@ -397,6 +403,8 @@ class CameraTrack(VideoSinkTrack):
     asynchronously, and sets :attr:`lost_reason`; the track then stays live, without
     frames, until stopped. :meth:`stop` stops the camera and releases the capture session.
     """
+
+    device_word = "camera"
 
     def __init__(
         self,
@@ -450,18 +458,6 @@ class CameraTrack(VideoSinkTrack):
         else:
             self.camera.start()
 
-    def _report_lost(self, reason: str) -> None:
-        if self.lost_reason is not None or self.readyState != "live":
-            return
-        self.lost_reason = reason
-        logger.warning("camera %r lost: %s", self.device_id, reason)
-        # Asynchronously: a reason found while constructing still reaches handlers
-        # attached right after construction.
-        QTimer.singleShot(0, lambda: self._emit_lost(reason))
-
-    def _emit_lost(self, reason: str) -> None:
-        if self.readyState == "live":
-            self.emit("lost", reason)
 
     def stop(self) -> None:
         """Stop the camera and the track (idempotent)."""

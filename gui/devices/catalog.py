@@ -23,11 +23,15 @@ Everything here lives on the Qt main thread.
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Signal, SignalInstance, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, SignalInstance, Slot
 from PySide6.QtMultimedia import QAudioDevice, QCameraDevice, QMediaDevices
+
+logger = logging.getLogger(__name__)
 
 
 class DeviceKind(enum.Enum):
@@ -188,3 +192,35 @@ class DeviceWatch(QObject):
         if self._connected:
             self._connected = False
             self._signal.disconnect(self._on_list)
+
+
+class LossReporter:
+    """For device tracks (pyee emitters): say once, asynchronously, that the device is gone.
+
+    Sets ``lost_reason`` and emits ``"lost"`` (reason) on the next turn of the loop, so a
+    reason found while the track is being built still reaches handlers attached right after.
+    """
+
+    #: How the device is named in the log ("camera", "microphone").
+    device_word = "device"
+    device_id: str
+    lost_reason: str | None
+    if TYPE_CHECKING:  # provided by the track (MediaStreamTrack, a pyee emitter)
+
+        @property
+        def readyState(self) -> str:
+            """``live`` or ``ended``."""
+
+        def emit(self, event: str, *args: object) -> bool:
+            """Emit a pyee event."""
+
+    def _report_lost(self, reason: str) -> None:
+        if self.lost_reason is not None or self.readyState != "live":
+            return
+        self.lost_reason = reason
+        logger.warning("%s %r lost: %s", self.device_word, self.device_id, reason)
+        QTimer.singleShot(0, lambda: self._emit_lost(reason))
+
+    def _emit_lost(self, reason: str) -> None:
+        if self.readyState == "live":
+            self.emit("lost", reason)

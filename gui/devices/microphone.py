@@ -30,7 +30,7 @@ import time
 import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from PySide6.QtCore import QIODevice, QObject, QTimer, Slot
+from PySide6.QtCore import QIODevice, QObject, Slot
 from PySide6.QtMultimedia import QAudioDevice, QAudioFormat, QAudioSource, QtAudio
 
 from gui.devices.audio import (
@@ -44,7 +44,13 @@ from gui.devices.audio import (
     choose_format,
     describe_format,
 )
-from gui.devices.catalog import DeviceCatalog, DeviceKind, DeviceWatch, device_id
+from gui.devices.catalog import (
+    DeviceCatalog,
+    DeviceKind,
+    DeviceWatch,
+    LossReporter,
+    device_id,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +70,7 @@ class _SourceBridge(QObject):
         self._track._read_available()
 
 
-class MicrophoneTrack(MediaStreamTrack):
+class MicrophoneTrack(MediaStreamTrack, LossReporter):
     """The microphone ``device`` (the default one when None) as 20 ms 48 kHz s16 stereo frames.
 
     Capture starts at construction. ``audio_format`` forces the format asked of the device
@@ -79,6 +85,7 @@ class MicrophoneTrack(MediaStreamTrack):
     """
 
     kind = "audio"
+    device_word = "microphone"
 
     def __init__(
         self,
@@ -205,16 +212,6 @@ class MicrophoneTrack(MediaStreamTrack):
         if state == QtAudio.State.StoppedState and error != QtAudio.Error.NoError:
             self._report_lost(f"microphone stopped: {error.name}")
 
-    def _report_lost(self, reason: str) -> None:
-        if self.lost_reason is not None or self.readyState != "live":
-            return
-        self.lost_reason = reason
-        logger.warning("microphone %r lost: %s", self.device_id, reason)
-        QTimer.singleShot(0, lambda: self._emit_lost(reason))
-
-    def _emit_lost(self, reason: str) -> None:
-        if self.readyState == "live":
-            self.emit("lost", reason)
 
     def stop(self) -> None:
         """Stop capturing and end the track (idempotent); a waiting recv() raises."""
