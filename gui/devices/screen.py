@@ -493,29 +493,49 @@ def draw_pointer(frame: av.VideoFrame, x: int, y: int) -> bool:
     return True
 
 
+def _scale_and_draw(
+    converter: ScreenConverter, frame: av.VideoFrame, cursor: tuple[float, float] | None
+) -> tuple[av.VideoFrame, tuple[int, int] | None]:
+    """Scale to yuv420p and draw the pointer (``cursor`` as fractions of the picture)."""
+    out = converter.scale(frame)
+    if cursor is not None:
+        x, y = round(cursor[0] * out.width), round(cursor[1] * out.height)
+        if draw_pointer(out, x, y):
+            return out, (x, y)
+    return out, None
+
+
 # The track ---------------------------------------------------------------------------
 
 
 class _CaptureEvents(QObject):
-    """Receives the capture's and the application's signals on the Qt main thread."""
+    """Receives the capture's and the application's signals on the Qt main thread.
+
+    It holds its track weakly: no reference cycle keeps a stopped track (and its Qt
+    objects) alive until the cycle collector runs, perhaps on another thread.
+    """
 
     def __init__(self, track: ScreenTrack) -> None:
         super().__init__()
-        self._track = track
+        self._track = weakref.ref(track)
 
     @Slot(QScreenCapture.Error, str)
     def on_screen_error(self, error: QScreenCapture.Error, message: str) -> None:
-        if error != QScreenCapture.Error.NoError:
-            self._track._capture_failed(message or error.name)
+        track = self._track()
+        if track is not None and error != QScreenCapture.Error.NoError:
+            track._capture_failed(message or error.name)
 
     @Slot(QWindowCapture.Error, str)
     def on_window_error(self, error: QWindowCapture.Error, message: str) -> None:
-        if error != QWindowCapture.Error.NoError:
-            self._track._capture_failed(message or error.name)
+        track = self._track()
+        if track is not None and error != QWindowCapture.Error.NoError:
+            track._capture_failed(message or error.name)
 
     @Slot(QScreen)
     def on_screen_removed(self, screen: QScreen) -> None:
-        self._track._screen_removed(screen)
+        track = self._track()
+        if track is not None:
+            track._screen_removed(screen)
 
 
 _CONVERTER_THREAD: concurrent.futures.ThreadPoolExecutor | None = None
@@ -750,19 +770,12 @@ class ScreenTrack(VideoSinkTrack):
         started = time.perf_counter()
         copied = self.screen_converter.copy(frame)
         cursor = self._cursor_position(frame.width(), frame.height()) if self.draw_cursor else None
-        out = await loop.run_in_executor(_converter_thread(), self._scale_and_draw, copied, cursor)
+        # The job gets the converter, not the track: a job that held the last reference to
+        # the track would free its Qt objects on the converter thread.
+        out, self.cursor_drawn_at = await loop.run_in_executor(
+            _converter_thread(), _scale_and_draw, self.screen_converter, copied, cursor
+        )
         self.conversion_ms.append(1000 * (time.perf_counter() - started))
-        return out
-
-    def _scale_and_draw(
-        self, frame: av.VideoFrame, cursor: tuple[float, float] | None
-    ) -> av.VideoFrame:
-        out = self.screen_converter.scale(frame)
-        self.cursor_drawn_at = None
-        if cursor is not None:
-            x, y = round(cursor[0] * out.width), round(cursor[1] * out.height)
-            if draw_pointer(out, x, y):
-                self.cursor_drawn_at = (x, y)
         return out
 
     def _cursor_position(self, width: int, height: int) -> tuple[float, float] | None:
@@ -816,7 +829,8 @@ class ScreenTrack(VideoSinkTrack):
 
     def stop(self) -> None:
         """Stop the capture and end the track (idempotent)."""
-        if self.readyState == "live":
+        live = self.readyState == "live"
+        if live:
             self._stopped_pending = self._pending
             with contextlib.suppress(RuntimeError, TypeError):
                 if isinstance(self.capture, QScreenCapture):
@@ -834,6 +848,11 @@ class ScreenTrack(VideoSinkTrack):
             else:
                 self.session.setWindowCapture(None)  # type: ignore[arg-type]
         super().stop()
+        if live:
+            # The sink's bridge refers back to this track: drop it now (it is disconnected),
+            # so that the track and its Qt objects go when the owner lets go, on this thread,
+            # not when the cycle collector runs, on whatever thread that happens to be.
+            del self._bridge
 
 
 # Pictures for the picker -----------------------------------------------------------

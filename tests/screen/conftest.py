@@ -84,7 +84,7 @@ class ScreenTestsInChild(pytest.Item):
             raise ChildRunFailed(
                 f"tests/screen in a child process exited {done.returncode}:\n"
                 + done.stdout[-30000:]
-                + ("\n--- stderr ---\n" + done.stderr[-5000:] if done.stderr.strip() else "")
+                + ("\n--- stderr ---\n" + done.stderr[-20000:] if done.stderr.strip() else "")
             )
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> str:  # type: ignore[override]
@@ -107,6 +107,7 @@ def pytest_collection_modifyitems(
     if not ours or not any(_makes_qt_objects(i) for i in items if not _ours(i)):
         return
     parent = next(node for node in ours[0].listchain() if getattr(node, "path", None) == HERE)
+    assert isinstance(parent, pytest.Collector)
     runner = ScreenTestsInChild.from_parent(
         parent, name="in_own_process", nodeids=[item.nodeid for item in ours]
     )

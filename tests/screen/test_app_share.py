@@ -27,8 +27,12 @@ def make_ui(name: str) -> ParleyUi:
 
 
 async def test_share_from_the_call_window(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, sub in (("HOME", ""), ("XDG_CONFIG_HOME", "c"), ("XDG_DATA_HOME", "d"),
-                     ("XDG_RUNTIME_DIR", "r")):
+    for key, sub in (
+        ("HOME", ""),
+        ("XDG_CONFIG_HOME", "c"),
+        ("XDG_DATA_HOME", "d"),
+        ("XDG_RUNTIME_DIR", "r"),
+    ):
         monkeypatch.setenv(key, str(tmp_path / sub))
     os.makedirs(tmp_path / "r", mode=0o700)
     ada, grace = make_ui("ada"), make_ui("grace")
@@ -55,8 +59,11 @@ async def test_share_from_the_call_window(tmp_path: Path, monkeypatch: pytest.Mo
         picker.share.click()
         await until(lambda: mine.session.sharing_screen, 5, "sharing")
         assert mine.sharing_note.isVisible() and mine.isMinimized()  # no hall of mirrors
-        await until(lambda: theirs.shared_screen.isVisible()
-                    and theirs.shared_screen.frames_given > 5, 15, "the shared screen")
+        await until(
+            lambda: theirs.shared_screen.isVisible() and theirs.shared_screen.frames_given > 5,
+            15,
+            "the shared screen",
+        )
         # Shared screen large, camera small; a click swaps them.
         assert theirs.shared_screen.width() > theirs.remote.width()
         theirs.remote.clicked.emit()

@@ -150,7 +150,11 @@ async def test_ten_shares_in_one_call(server, pattern: PatternWindow) -> None:
             track = ScreenTrack()
             caller.start_screen(track)
             before = screen.frames
-            await until(lambda before=before: screen.frames >= before + 4, 8, f"share {round_ + 1}")
+
+            def arrived(before: int = before) -> bool:
+                return screen.frames >= before + 4
+
+            await until(arrived, 8, f"share {round_ + 1}")
             caller.stop_screen()
             assert track.readyState == "ended" and not track.capture_active
             assert active_captures() == []
@@ -215,7 +219,12 @@ async def test_the_peer_hangs_up_while_sharing(server, pattern: PatternWindow) -
 async def test_sharing_needs_the_screen_slot(server) -> None:
     alice, bob = await friends(server)
     incoming: asyncio.Queue = asyncio.Queue()
-    bob.on_event(lambda m: m["type"] == "call.incoming" and incoming.put_nowait(m))
+
+    def on_event(message: dict) -> None:
+        if message["type"] == "call.incoming":
+            incoming.put_nowait(message)
+
+    bob.on_event(on_event)
     caller = CallSession.outgoing(alice, "bob", media(440))
     callee = CallSession.incoming(bob, await asyncio.wait_for(incoming.get(), 5), media(440))
     track = ScreenTrack(start=False)
@@ -229,6 +238,7 @@ async def test_sharing_needs_the_screen_slot(server) -> None:
     await asyncio.wait_for(callee.wait_ended(), 10)
     await alice.close()
     await bob.close()
+    await asyncio.sleep(0.2)
 
 
 async def test_the_echo_test_returns_the_shared_screen(server, pattern: PatternWindow) -> None:
@@ -243,4 +253,5 @@ async def test_the_echo_test_returns_the_shared_screen(server, pattern: PatternW
     session.hang_up()
     await asyncio.wait_for(session.wait_ended(), 10)
     await client.close()
+    await asyncio.sleep(0.2)
     assert active_captures() == []
