@@ -205,13 +205,35 @@ def local_media(args: argparse.Namespace) -> LocalMedia:
     if args.video == "pattern":
         media.camera = PatternVideoTrack(*_resolution(args.resolution))
     elif args.video == "camera":
-        raise CliError("no camera was found on this computer")
+        from gui.devices import CameraTrack, DeviceCatalog
+
+        if not DeviceCatalog().cameras():
+            raise CliError("no camera was found on this computer")
+        media.camera = CameraTrack(
+            None, width=_resolution(args.resolution)[0], height=_resolution(args.resolution)[1]
+        )
     if args.audio.startswith("tone"):
         _, _, hz = args.audio.partition(":")
         media.audio = ToneAudioTrack(float(hz) if hz else 440.0)
     elif args.audio == "mic":
-        raise CliError("no microphone was found on this computer")
+        from gui.devices import DeviceCatalog, MicrophoneTrack
+
+        if not DeviceCatalog().audio_inputs():
+            media.stop()
+            raise CliError("no microphone was found on this computer")
+        media.audio = MicrophoneTrack()
     return media
+
+
+def needs_qt(args: argparse.Namespace) -> bool:
+    """Whether the command uses Qt (a camera, a microphone or a shared screen)."""
+    if args.command not in ("call", "answer"):
+        return False
+    return (
+        getattr(args, "share_screen", None) is not None
+        or args.video == "camera"
+        or args.audio == "mic"
+    )
 
 
 def call_options(args: argparse.Namespace) -> CallOptions:
@@ -502,14 +524,19 @@ def _display_problem() -> str | None:
 
 
 def run_sharing(args: argparse.Namespace) -> int:
-    """:func:`run` on a QGuiApplication and a qasync loop, for --share-screen.
+    """:func:`run` on a QGuiApplication and a qasync loop, for devices and --share-screen.
 
-    The screen is checked first (a number that does not exist is a bad argument), and Qt
-    is torn down before the interpreter exits.
+    A screen to share is checked first (a number that does not exist is a bad argument);
+    a camera or microphone alone needs no display (Qt then runs offscreen). Qt is torn
+    down before the interpreter exits.
     """
-    problem = _display_problem()
-    if problem is not None:
-        raise BadArguments(f"--share-screen: {problem}")
+    sharing = getattr(args, "share_screen", None) is not None
+    if sharing:
+        problem = _display_problem()
+        if problem is not None:
+            raise BadArguments(f"--share-screen: {problem}")
+    elif not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import gc
 
     import qasync
@@ -529,6 +556,8 @@ def run_sharing(args: argparse.Namespace) -> int:
     app = QGuiApplication.instance() or QGuiApplication(["parley-cli"])
     assert isinstance(app, QGuiApplication)
     try:
+        if not sharing:
+            return asyncio.run(run(args), loop_factory=lambda: qasync.QEventLoop(app))
         screens = QGuiApplication.screens()
         index = args.share_screen
         if index >= len(screens):
@@ -561,7 +590,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
-        if getattr(args, "share_screen", None) is not None:
+        if needs_qt(args):
             return run_sharing(args)
         return asyncio.run(run(args))
     except CliError as exc:
