@@ -16,6 +16,7 @@ import ipaddress
 import json
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import platformdirs
@@ -27,8 +28,16 @@ log = logging.getLogger("parley.embedded")
 
 
 def discovery_path() -> Path:
-    """Where a running embedded server leaves its address (per user, not per profile)."""
-    runtime = platformdirs.user_runtime_dir("parley", appauthor=False, ensure_exists=False)
+    """Where a running embedded server leaves its address (per user, not per profile).
+
+    Without ``XDG_RUNTIME_DIR`` (no login session, a container) platformdirs falls back to a
+    private folder it checks itself, and says so with a warning at every start-up; the fallback
+    serves Parley just as well, so that warning is not shown to the user.
+    """
+    quiet = getattr(platformdirs, "RuntimeDirWarning", UserWarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", quiet)
+        runtime = platformdirs.user_runtime_dir("parley", appauthor=False, ensure_exists=False)
     return Path(runtime) / "embedded-server.json"
 
 
