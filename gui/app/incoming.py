@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, QUrl
-from PySide6.QtMultimedia import QSoundEffect
+from PySide6.QtMultimedia import QMediaDevices, QSoundEffect
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from gui.app.controller import AppController
@@ -70,11 +70,21 @@ class IncomingCallWindow(QWidget):
         layout.addSpacing(8)
         layout.addLayout(buttons)
 
-        self.ringtone = QSoundEffect(self)
-        self.ringtone.setSource(QUrl.fromLocalFile(str(sound_path("ringtone"))))
-        self.ringtone.setLoopCount(QSoundEffect.Loop.Infinite.value)
-        self.ringtone.setVolume(0.8)
+        self.ringtone: QSoundEffect | None = None
         controller.incomingCall.connect(self.ring)
+
+    def _ringtone(self) -> QSoundEffect | None:
+        """The ringtone, made at the first call that finds a sound output.
+
+        With no output a ``QSoundEffect`` only prints that it cannot play (the app has said
+        once, at start-up, that ringing is silent); an output plugged in later is used.
+        """
+        if self.ringtone is None and QMediaDevices.audioOutputs():
+            self.ringtone = QSoundEffect(self)
+            self.ringtone.setSource(QUrl.fromLocalFile(str(sound_path("ringtone"))))
+            self.ringtone.setLoopCount(QSoundEffect.Loop.Infinite.value)
+            self.ringtone.setVolume(0.8)
+        return self.ringtone
 
     def ring(self, session: CallSession) -> None:
         """A call arrived: show it and play the ringtone."""
@@ -91,7 +101,9 @@ class IncomingCallWindow(QWidget):
         self.adjustSize()
         self.show()
         self.raise_()
-        self.ringtone.play()
+        ringtone = self._ringtone()
+        if ringtone is not None:
+            ringtone.play()
 
     def _state(self, state: CallState, reason: str | None) -> None:
         if state is not CallState.INCOMING_RINGING:
@@ -99,7 +111,8 @@ class IncomingCallWindow(QWidget):
 
     def stop(self) -> None:
         """Hide and stop ringing."""
-        self.ringtone.stop()
+        if self.ringtone is not None:
+            self.ringtone.stop()
         self.hide()
 
     def _answer(self, video: bool) -> None:

@@ -55,6 +55,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Qt messages about things Parley says itself in its own words (no sound output, no camera)
+#: or that mean nothing to a user: shown with ``--verbose`` only.
+QUIET_QT_CATEGORIES = ("qt.multimedia",)
+QUIET_QT_TEXT = ("PulseAudioService:", "This plugin does not support propagateSizeHints")
+
+
+def route_qt_messages() -> None:
+    """Send Qt's own messages through ``logging`` (logger ``parley.qt``), not straight to stderr.
+
+    On a computer without a sound server or a camera Qt Multimedia prints half a dozen lines at
+    start-up (missing PipeWire, the FFmpeg version, a failed PulseAudio connection); Parley says
+    what matters once, in its words. Other warnings still show; fatal ones still abort.
+    """
+    from PySide6.QtCore import QMessageLogContext, QtMsgType, qInstallMessageHandler
+
+    qt_log = logging.getLogger("parley.qt")
+    levels = {
+        QtMsgType.QtDebugMsg: logging.DEBUG,
+        QtMsgType.QtInfoMsg: logging.INFO,
+        QtMsgType.QtWarningMsg: logging.WARNING,
+        QtMsgType.QtCriticalMsg: logging.ERROR,
+        QtMsgType.QtFatalMsg: logging.CRITICAL,
+    }
+
+    def handle(kind: QtMsgType, context: QMessageLogContext, message: str) -> None:
+        level = levels.get(kind, logging.WARNING)
+        category = context.category or ""
+        quiet = category.startswith(QUIET_QT_CATEGORIES) or message.startswith(QUIET_QT_TEXT)
+        if quiet and level == logging.WARNING:
+            level = logging.INFO
+        prefix = f"{category}: " if category and category != "default" else ""
+        qt_log.log(level, "%s%s", prefix, message)
+
+    qInstallMessageHandler(handle)
+
+
 def main(
     argv: Sequence[str] | None = None,
     driver: Callable[[ParleyUi], Coroutine[Any, Any, None]] | None = None,
@@ -84,6 +120,7 @@ def main(
         )
         return 2
 
+    route_qt_messages()  # before Qt Multimedia loads: it talks as it loads
     import qasync
     from PySide6.QtWidgets import QApplication
 

@@ -97,8 +97,7 @@ class SettingsDialog(QDialog):
         self.level.setAccessibleName("Microphone level")
         self.test_sound = QPushButton("Play a test sound")
         self.test_sound.clicked.connect(self._play_test_sound)
-        self.effect = QSoundEffect(self)
-        self.effect.setSource(QUrl.fromLocalFile(str(sound_path("ringtone"))))
+        self.effect: QSoundEffect | None = None  # made when there is a speaker to play on
         devices = QWidget()
         form = QFormLayout(devices)
         form.addRow("Camera", self.camera)
@@ -200,6 +199,7 @@ class SettingsDialog(QDialog):
         self._fill(self.camera, catalog.cameras(), settings.camera_id)
         self._fill(self.microphone, catalog.audio_inputs(), settings.microphone_id)
         self._fill(self.speaker, catalog.audio_outputs(), settings.speaker_id)
+        self.test_sound.setEnabled(bool(catalog.audio_outputs()))
         self.synthetic.setChecked(settings.synthetic_media)
         self.server.setText(settings.server_url or "")
         self.share.setChecked(settings.share_on_lan)
@@ -297,6 +297,11 @@ class SettingsDialog(QDialog):
             self.level.setValue(min(100, int(self._audio_probe.rms(0.05) * 300)))
 
     def _play_test_sound(self) -> None:
+        if not self.media.catalog.audio_outputs():
+            return  # no speaker: the button is disabled, and Qt would only complain
+        if self.effect is None:
+            self.effect = QSoundEffect(self)
+            self.effect.setSource(QUrl.fromLocalFile(str(sound_path("ringtone"))))
         device = self.media.catalog.audio_output(self.speaker.currentData() or "")
         if device is not None:
             self.effect.setAudioDevice(device)

@@ -64,6 +64,8 @@ class ParleyUi(QObject):
         self.media = AppMedia(self.profile)
         self.controller = AppController(self.profile, server, self.media.make)
         self.controller.devices = self.media  # type: ignore[attr-defined]
+        if not self.media.catalog.audio_outputs():
+            log.warning("no sound output found: calls and the ringtone will be silent here")
         self.apply_theme()
         app.setWindowIcon(app_icon())
         self.main = MainWindow(self.controller)

@@ -2,17 +2,21 @@
 
 Used by ``test_app_process.py`` as a child process: it registers through the
 sign-in screen, calls the Echo Test, checks its own pattern comes back, hangs
-up and quits. The process's exit status is the app's.
+up and quits (``call``, the default), or only starts and quits (``start``).
+The process's exit status is the app's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from typing import TYPE_CHECKING
 
 from gui.app.main import main
-from gui.app.ui import ParleyUi
 from gui.core.call_machine import CallState
+
+if TYPE_CHECKING:  # imported by the app itself, after it routes Qt's messages
+    from gui.app.ui import ParleyUi
 
 
 async def until(predicate, timeout: float = 20.0) -> None:
@@ -46,5 +50,18 @@ async def drive(ui: ParleyUi) -> None:
         ui.request_quit()
 
 
+async def start_and_quit(ui: ParleyUi) -> None:
+    """Only start: the sign-in screen and the built-in server come up, then quit."""
+    try:
+        await until(lambda: ui.controller.default_server is not None and ui.main.isVisible())
+        print("started", flush=True)
+    finally:
+        ui.request_quit()
+
+
+DRIVERS = {"call": drive, "start": start_and_quit}
+
 if __name__ == "__main__":
-    sys.exit(main(["--profile", "driver", *sys.argv[1:]], driver=drive))
+    arguments = sys.argv[1:]
+    chosen = DRIVERS[arguments.pop(0)] if arguments and arguments[0] in DRIVERS else drive
+    sys.exit(main(["--profile", "driver", *arguments], driver=chosen))
