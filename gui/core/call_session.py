@@ -218,7 +218,17 @@ class CallSession(AsyncIOEventEmitter):
         return session
 
     def _prepare_caller(self) -> None:
-        for slot, kind in ((AUDIO, "audio"), (CAMERA, "video"), (SCREEN, "video")):
+        """Offer camera, audio, screen and the data channel, in that order.
+
+        The camera comes first so that its section heads the BUNDLE group. A peer on
+        aiortc's default bundle policy ("balanced") puts its second video receiver on the
+        transport of its first video section when it applies the offer, and moves only the
+        other sections onto the transport of the group's first mid: with audio first, that
+        video transport is discarded and the screen's packets reach no receiver. With the
+        camera first, both video sections already sit on the transport the bundle keeps.
+        Standards-following peers (browsers) do not care about the order.
+        """
+        for slot, kind in ((CAMERA, "video"), (AUDIO, "audio"), (SCREEN, "video")):
             self._slots[slot] = self.pc.addTransceiver(kind, direction="sendrecv")
         self.channel.attach(self.pc.createDataChannel("parley", ordered=True))
         self._attach_tracks()
@@ -455,6 +465,8 @@ class CallSession(AsyncIOEventEmitter):
                 self.pc.createOffer() if isinstance(action, MakeOffer) else self.pc.createAnswer()
             )
             await self.pc.setLocalDescription(description)
+            if isinstance(action, MakeAnswer):
+                self.screen_available = self._may_send(SCREEN)
             local = self.pc.localDescription
             self.machine.local_description({"type": local.type, "sdp": local.sdp})
             self._verification()
@@ -505,10 +517,17 @@ class CallSession(AsyncIOEventEmitter):
             )
 
     def _check_answered_slots(self) -> None:
-        screen = self._slots.get(SCREEN)
-        self.screen_available = screen is not None and screen.currentDirection not in (
-            None,
-            "inactive",
+        self.screen_available = self._may_send(SCREEN)
+
+    def _may_send(self, slot: str) -> bool:
+        """Whether the negotiated direction of ``slot`` lets this end send on it.
+
+        ``currentDirection`` is this end's view (RFC 8829 4.2.5): a peer that answers a
+        section ``recvonly`` makes it ``sendonly`` here, which is all a share needs.
+        """
+        transceiver = self._slots.get(slot)
+        return transceiver is not None and transceiver.currentDirection in (
+            "sendrecv",
             "sendonly",
         )
 
