@@ -44,8 +44,6 @@ import contextlib
 import json
 import os
 import random
-import select
-import shutil
 import statistics
 import subprocess
 import sys
@@ -58,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import Figure, Goal, PartialFailure, percentile
+from tests.xvfb import Xvfb
 
 BENCH = "screen"
 WIDTH, HEIGHT = 1920, 1080
@@ -218,51 +217,7 @@ class Viewer:
         self._reader.join(5)
 
 
-# The sharer: Xvfb, Qt, the document window ------------------------------------------------
-
-
-class Xvfb:
-    """An ``Xvfb`` on a display number it chose itself (``-displayfd``)."""
-
-    def __init__(self, width: int, height: int) -> None:
-        if shutil.which("Xvfb") is None:
-            raise RuntimeError("the screen benchmark needs an X server: apt-get install xvfb")
-        read_end, write_end = os.pipe()
-        self.process = subprocess.Popen(
-            ["Xvfb", "-displayfd", str(write_end), "-screen", "0", f"{width}x{height}x24",
-             "-nolisten", "tcp", "-br", "-noreset"],
-            pass_fds=(write_end,),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        os.close(write_end)
-        number = b""
-        try:
-            while not number.endswith(b"\n"):
-                ready, _, _ = select.select([read_end], [], [], 15)
-                chunk = os.read(read_end, 16) if ready else b""
-                if not chunk:
-                    self.stop()
-                    raise RuntimeError("Xvfb did not start")
-                number += chunk
-        finally:
-            os.close(read_end)
-        self.display = f":{int(number)}"
-
-    def cpu_seconds(self) -> float:
-        """The X server's CPU time so far."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        """Terminate and reap it."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+# The sharer: Qt on the Xvfb, the document window ------------------------------------------------
 
 
 def _document_window() -> Any:

@@ -14,15 +14,13 @@ import argparse
 import asyncio
 import contextlib
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the app, and tests.xvfb, from this checkout
 OUT = ROOT / "docs" / "screenshots"
 
 
@@ -32,26 +30,14 @@ def xvfb(display: str | None) -> Iterator[str]:
     if display:
         yield display
         return
-    if shutil.which("Xvfb") is None:
-        sys.exit("Xvfb is needed: apt-get install xvfb")
-    for number in range(90, 110):
-        if not Path(f"/tmp/.X11-unix/X{number}").exists():
-            break
-    server = subprocess.Popen(
-        ["Xvfb", f":{number}", "-screen", "0", "1440x900x24", "-nolisten", "tcp"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    from tests.xvfb import Xvfb, XvfbError
+
     try:
-        deadline = time.monotonic() + 10
-        while not Path(f"/tmp/.X11-unix/X{number}").exists():
-            if time.monotonic() > deadline or server.poll() is not None:
-                sys.exit("Xvfb did not start")
-            time.sleep(0.05)
-        yield f":{number}"
-    finally:
-        server.terminate()
-        server.wait(10)
+        server = Xvfb(1440, 900)
+    except XvfbError as exc:
+        sys.exit(str(exc))
+    with server:
+        yield server.display
 
 
 async def until(predicate: Callable[[], object], timeout: float = 20.0) -> None:
@@ -140,7 +126,6 @@ def main() -> int:
             XDG_RUNTIME_DIR=f"{home}/run",
         )
         os.makedirs(f"{home}/run", mode=0o700)
-        sys.path.insert(0, str(ROOT))
         import qasync
         from PySide6.QtWidgets import QApplication
 

@@ -31,6 +31,7 @@ import pytest
 
 from signaling import __version__
 from tests.installer.helpers import ROOT, isolated_env
+from tests.xvfb import Xvfb, XvfbError
 
 pytestmark = [
     pytest.mark.build,
@@ -336,23 +337,12 @@ def test_installed_app_starts_as_fast_as_from_source(
 
 @pytest.fixture
 def xvfb_display() -> Iterator[str]:
-    if shutil.which("Xvfb") is None:
-        pytest.fail("Xvfb is needed (apt-get install xvfb)")
-    for number in range(90, 120):
-        if not Path(f"/tmp/.X{number}-lock").exists():
-            break
-    server = subprocess.Popen(
-        ["Xvfb", f":{number}", "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while not Path(f"/tmp/.X11-unix/X{number}").exists():
-        assert time.monotonic() < deadline, "Xvfb did not start"
-        time.sleep(0.05)
-    yield f":{number}"
-    server.terminate()
-    server.wait(timeout=10)
+    try:
+        server = Xvfb(1280, 720)
+    except XvfbError as exc:
+        pytest.fail(str(exc))
+    with server:
+        yield server.display
 
 
 def test_window_opens_on_x11_with_the_system_libraries(

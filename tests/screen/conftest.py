@@ -18,15 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import select
-import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.xvfb import Xvfb, XvfbError
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -121,57 +120,6 @@ def pytest_collection_modifyitems(
 # The X server ------------------------------------------------------------------------
 
 
-class Xvfb:
-    """An ``Xvfb`` on a display number it chose itself."""
-
-    def __init__(self, width: int, height: int, depth: int = 24) -> None:
-        if shutil.which("Xvfb") is None:
-            pytest.fail("screen tests need an X server: apt-get install xvfb")
-        read_end, write_end = os.pipe()
-        self.process = subprocess.Popen(
-            [
-                "Xvfb",
-                "-displayfd",
-                str(write_end),
-                "-screen",
-                "0",
-                f"{width}x{height}x{depth}",
-                "-nolisten",
-                "tcp",
-                "-br",
-                "-noreset",
-            ],
-            pass_fds=(write_end,),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        os.close(write_end)
-        number = b""
-        deadline = time.monotonic() + 15
-        try:
-            while not number.endswith(b"\n"):
-                left = deadline - time.monotonic()
-                ready, _, _ = select.select([read_end], [], [], max(0.0, left))
-                chunk = os.read(read_end, 16) if ready else b""
-                if not chunk:
-                    self.stop()
-                    pytest.fail("Xvfb did not start (no display number within 15 s)")
-                number += chunk
-        finally:
-            os.close(read_end)
-        self.display = f":{int(number)}"
-
-    def stop(self) -> None:
-        """Terminate the server and reap it."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
 _ENV = ("DISPLAY", "QT_QPA_PLATFORM", "XDG_SESSION_TYPE", "WAYLAND_DISPLAY")
 
 
@@ -199,7 +147,10 @@ def xvfb() -> Iterator[Xvfb | None]:
         return
     saved = {name: os.environ.get(name) for name in _ENV}
     _fixed_mmap_threshold()
-    server = Xvfb(*SCREEN_SIZE)
+    try:
+        server = Xvfb(*SCREEN_SIZE)
+    except XvfbError as exc:
+        pytest.fail(f"screen tests: {exc}")
     os.environ.update(DISPLAY=server.display, QT_QPA_PLATFORM="xcb", XDG_SESSION_TYPE="x11")
     os.environ.pop("WAYLAND_DISPLAY", None)
     try:
