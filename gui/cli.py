@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import signal
+import ssl
 import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -36,7 +37,13 @@ from gui.core.call_session import (
 )
 from gui.core.peer_channel import ChatMessage, ChatUnavailable, PeerMediaState
 from gui.core.quality import QualitySample
-from gui.core.signaling_client import NotConnected, RequestError, SignalingClient
+from gui.core.signaling_client import (
+    NotConnected,
+    RequestError,
+    SignalingClient,
+    TlsRefused,
+    tls_context,
+)
 from gui.media.analysis import AudioReceiver, VideoReceiver
 from signaling import __version__
 
@@ -141,7 +148,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Headless Parley client: list and add contacts, place and answer calls. "
         "Prints one JSON object per line.",
     )
-    parser.add_argument("--server", required=True, metavar="URL", help="ws://HOST:PORT/ws")
+    parser.add_argument(
+        "--server", required=True, metavar="URL", help="ws://HOST:PORT/ws or wss://HOST:PORT/ws"
+    )
+    parser.add_argument(
+        "--trust-cert",
+        metavar="FILE",
+        help="for wss://, also trust this PEM certificate (the server's own, e.g. self-signed, "
+        "or the authority that signed it); the system's trusted authorities always count",
+    )
     parser.add_argument("--user", required=True, metavar="NAME", help="your username")
     parser.add_argument("--password", required=True, metavar="PW", help="your password")
     parser.add_argument(
@@ -255,9 +270,19 @@ def call_options(args: argparse.Namespace) -> CallOptions:
     return CallOptions(ice_servers=servers)
 
 
-async def sign_in(args: argparse.Namespace) -> SignalingClient:
+def server_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The trust store with --trust-cert added (``None``: the system's alone)."""
+    if not args.trust_cert:
+        return None
+    try:
+        return tls_context(args.trust_cert)
+    except ValueError as exc:
+        raise BadArguments(f"--trust-cert: {exc}") from None
+
+
+async def sign_in(args: argparse.Namespace, context: ssl.SSLContext | None) -> SignalingClient:
     """Connect and log in (registering first with --register)."""
-    client = SignalingClient(args.server)
+    client = SignalingClient(args.server, ssl_context=context)
     try:
         await client.connect()
         if args.register:
@@ -271,6 +296,10 @@ async def sign_in(args: argparse.Namespace) -> SignalingClient:
     except RequestError as exc:
         await client.close()
         raise CliError(f"{exc.code}: {exc.message}") from None
+    except TlsRefused as exc:
+        await client.close()
+        hint = "; pass --trust-cert FILE if you trust it" if exc.untrusted else ""
+        raise CliError(f"{exc}{hint}") from None
     except (NotConnected, TimeoutError) as exc:
         await client.close()
         raise CliError(str(exc)) from None
@@ -468,8 +497,9 @@ async def wait_for_call(client: SignalingClient, wait: float | None) -> dict[str
 async def run(args: argparse.Namespace) -> int:
     """Carry out one command."""
     options = call_options(args)
+    context = server_tls(args)
     media = local_media(args) if args.command in ("call", "answer") else None
-    client = await sign_in(args)
+    client = await sign_in(args, context)
     try:
         if args.command == "contacts":
             reply = await client.request("contacts.list")

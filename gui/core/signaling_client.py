@@ -6,6 +6,12 @@ logged in, reconnects by itself after a drop (exponential backoff with
 jitter) and logs in again with its token. A server message it cannot make
 sense of is logged and skipped; it never ends the connection.
 
+``wss://`` is verified like a browser does it: against the system's trust
+store (which honours ``SSL_CERT_FILE`` and ``SSL_CERT_DIR``), host name
+included, plus any certificate the user chose to trust (:func:`tls_context`).
+A certificate that fails is :class:`TlsRefused`: said in one line, and never
+retried, since trying again cannot make it pass.
+
 The matching of replies to requests is :class:`RequestTracker`, pure and
 tested without a socket.
 """
@@ -17,6 +23,7 @@ import contextlib
 import itertools
 import json
 import logging
+import os
 import ssl
 from collections.abc import Callable
 from enum import StrEnum
@@ -24,6 +31,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.uri import parse_uri
 
 from gui.core.backoff import Backoff
 from signaling.protocol.constants import SUBPROTOCOL, ErrorCode
@@ -31,7 +39,15 @@ from signaling.protocol.errors import RequestError
 
 log = logging.getLogger("parley.client")
 
-__all__ = ["LinkState", "NotConnected", "RequestError", "RequestTracker", "SignalingClient"]
+__all__ = [
+    "LinkState",
+    "NotConnected",
+    "RequestError",
+    "RequestTracker",
+    "SignalingClient",
+    "TlsRefused",
+    "tls_context",
+]
 
 Json = dict[str, Any]
 EventCallback = Callable[[Json], None]
@@ -50,6 +66,65 @@ class LinkState(StrEnum):
 
 class NotConnected(Exception):
     """No connection to the server (never made, lost, or timed out)."""
+
+
+class TlsRefused(NotConnected):
+    """The server's certificate failed verification: trying again would fail the same way.
+
+    ``untrusted`` says whether trusting a certificate would help (self-signed,
+    unknown authority), as opposed to a certificate for another name or out of date.
+    """
+
+    def __init__(self, message: str, *, untrusted: bool) -> None:
+        super().__init__(message)
+        self.untrusted = untrusted
+
+
+#: OpenSSL's verification codes (``X509_V_ERR_*``) that trusting a certificate cannot fix.
+_EXPIRED, _NOT_YET_VALID = 10, 9
+_NAME_MISMATCH = frozenset({62, 63, 64})  # host name, e-mail, IP address
+
+
+def tls_context(trust_cert: str | os.PathLike[str] | None = None) -> ssl.SSLContext:
+    """What ``wss://`` is checked against: the system's trust store, and ``trust_cert`` if given.
+
+    ``trust_cert`` is a PEM file holding the certificate of a server (or of the
+    authority that signed it) that the user chose to trust, typically a
+    self-signed one on a LAN. The server's own certificate is enough, hence
+    partial chains. Raises ``ValueError`` with a one-line reason if the file
+    cannot be used.
+    """
+    context = ssl.create_default_context()
+    if trust_cert is not None:
+        try:
+            context.load_verify_locations(cafile=trust_cert)
+        except ssl.SSLError:
+            raise ValueError(f"{os.fspath(trust_cert)} holds no PEM certificate") from None
+        except OSError as exc:
+            raise ValueError(
+                f"cannot read the certificate {os.fspath(trust_cert)}: {exc.strerror or exc}"
+            ) from None
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    return context
+
+
+def certificate_refusal(error: ssl.SSLCertVerificationError, host: str) -> TlsRefused:
+    """One sentence for a certificate that failed verification, and whether trust would fix it."""
+    code = error.verify_code
+    if code in _NAME_MISMATCH:
+        return TlsRefused(
+            f"the server's certificate is not valid for {host} (it names another server)",
+            untrusted=False,
+        )
+    if code == _EXPIRED:
+        return TlsRefused("the server's certificate has expired", untrusted=False)
+    if code == _NOT_YET_VALID:
+        return TlsRefused(
+            "the server's certificate is not valid yet (is this computer's clock right?)",
+            untrusted=False,
+        )
+    detail = error.verify_message or error.reason or "verification failed"
+    return TlsRefused(f"the server's certificate is not trusted ({detail})", untrusted=True)
 
 
 class RequestTracker:
@@ -118,6 +193,8 @@ class SignalingClient:
         backoff: Backoff | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        """``ssl_context`` (see :func:`tls_context`) is used for ``wss://`` only; by default
+        the system's trust store."""
         self.url = url
         self.request_timeout = request_timeout
         self.connect_timeout = connect_timeout
@@ -184,27 +261,41 @@ class SignalingClient:
 
     async def _open(self) -> None:
         try:
+            uri = parse_uri(self.url)
+        except InvalidURI:
+            raise NotConnected(f"'{self.url}' is not a ws:// or wss:// address") from None
+        tls: dict[str, Any] = {}
+        if uri.secure:
+            if self.ssl_context is None:
+                self.ssl_context = tls_context()
+            tls["ssl"] = self.ssl_context
+        try:
             ws = await asyncio.wait_for(
                 connect(
                     self.url,
                     subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
                     compression=None,
-                    ssl=self.ssl_context,
                     open_timeout=None,
                     max_size=64 * 1024,
+                    **tls,
                 ),
                 self.connect_timeout,
             )
         except TimeoutError:
             raise NotConnected(f"the server at {self.url} did not answer in time") from None
-        except InvalidURI:
-            raise NotConnected(f"'{self.url}' is not a ws:// or wss:// address") from None
         except InvalidHandshake as exc:
             raise NotConnected(f"{self.url} is not a Parley server ({exc})") from None
-        except OSError as exc:
+        except ssl.SSLCertVerificationError as exc:
+            raise certificate_refusal(exc, uri.host) from None
+        except ssl.SSLError as exc:
             raise NotConnected(
-                f"cannot reach the server at {self.url}: {exc.strerror or exc}"
+                f"no secure connection to the server at {self.url} ({exc.reason or exc})"
             ) from None
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or "the connection was closed"
+            if uri.secure and not exc.strerror:  # cut in the TLS handshake: a plain server?
+                reason += " (is it a wss:// server?)"
+            raise NotConnected(f"cannot reach the server at {self.url}: {reason}") from None
         self._ws = ws
         self._reader = asyncio.get_running_loop().create_task(self._read(ws))
 
@@ -242,6 +333,12 @@ class SignalingClient:
             try:
                 await self._open()
                 reply = await self._send_request("login", {"token": self.token})
+            except TlsRefused as exc:
+                log.warning("not reconnecting: %s", exc)
+                self.token = None
+                self._set_state(LinkState.OFFLINE)
+                self._dispatch({"type": "client.refused", "error": exc})
+                return
             except (NotConnected, TimeoutError):
                 await self._drop_socket()
                 continue
