@@ -36,7 +36,7 @@ class SignInView(QWidget):
         self.title = QLabel("Welcome to Parley")
         self.title.setObjectName("title")
         self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.subtitle = QLabel("Sign in to call your contacts.")
+        self.subtitle = QLabel()
         self.subtitle.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.subtitle.setProperty("role", "muted")
 
@@ -133,6 +133,11 @@ class SignInView(QWidget):
         self.submit.setText("Create account" if registering else "Sign in")
         self.switch.setText("I have an account" if registering else "Create an account")
         self.title.setText("Create your account" if registering else "Welcome to Parley")
+        self.subtitle.setText(
+            "Pick a username: your contacts find you by it."
+            if registering
+            else "Sign in to call your contacts."
+        )
         self.error.hide()
 
     def show_error(self, text: str) -> None:

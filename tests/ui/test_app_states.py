@@ -69,6 +69,24 @@ async def test_wrong_password_says_so(isolated_home: Path, server) -> None:
         await client.close()
 
 
+async def test_the_heading_follows_sign_in_or_create_account(isolated_home: Path) -> None:
+    ui = make_ui("gina")
+    try:
+        form = ui.main.sign_in
+        assert (form.title.text(), form.subtitle.text()) == (
+            "Welcome to Parley",
+            "Sign in to call your contacts.",
+        )
+        click(form.switch)
+        assert form.title.text() == "Create your account"
+        assert "Sign in" not in form.subtitle.text() and form.subtitle.text()
+        assert form.submit.text() == "Create account"
+        click(form.switch)
+        assert form.subtitle.text() == "Sign in to call your contacts."
+    finally:
+        await ui.shutdown()
+
+
 async def test_unreachable_server_says_so(isolated_home: Path) -> None:
     ui = make_ui("dave")
     try:
