@@ -31,7 +31,11 @@ def run_app(env: dict[str, str], driver: str = "call") -> subprocess.CompletedPr
     """Run the real app in a child process, driven by ``tests.ui.drive_app``."""
     return subprocess.run(
         [sys.executable, "-m", "tests.ui.drive_app", driver],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
