@@ -6,17 +6,20 @@
   its oldest samples beyond a bound.
 * :class:`PcmConverter`: raw PCM in one format to interleaved samples in another, through
   ``av.AudioResampler`` only when the formats differ.
+* :class:`AudioDeviceStream`: a ``QAudioSource`` or ``QAudioSink`` opened on a device, with
+  its failures put in words: how the microphone and the speaker open their devices.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 from collections.abc import Callable
 
 import av
 import numpy as np
-from PySide6.QtCore import QObject, Slot
-from PySide6.QtMultimedia import QAudioDevice, QAudioFormat, QtAudio
+from PySide6.QtCore import QIODevice, QObject, Slot
+from PySide6.QtMultimedia import QAudioDevice, QAudioFormat, QAudioSink, QAudioSource, QtAudio
 
 #: What a call carries end to end: aiortc's Opus encoder and decoder work in this.
 CALL_SAMPLE_RATE = 48000
@@ -72,6 +75,19 @@ def choose_format(device: QAudioDevice) -> QAudioFormat:
     if device.isFormatSupported(fmt):
         return fmt
     return device.preferredFormat()
+
+
+def stream_format(device: QAudioDevice, forced: QAudioFormat | None = None) -> QAudioFormat:
+    """The format to ask of ``device``: ``forced`` if given, else :func:`choose_format`'s.
+
+    A missing (null) device gets the call format: nothing flows, but converters built on
+    the format stay valid.
+    """
+    if forced is not None:
+        return forced
+    if device.isNull():
+        return call_format()
+    return choose_format(device)
 
 
 def describe_format(fmt: QAudioFormat) -> str:
@@ -237,3 +253,57 @@ class AudioStateRelay(QObject):
     def on_state(self, state: QtAudio.State) -> None:
         """Forward the new state."""
         self._callback(state)
+
+
+class AudioDeviceStream[Stream: (QAudioSource, QAudioSink)]:
+    """A ``QAudioSource`` or ``QAudioSink`` on ``device``, and why it failed, in words.
+
+    What the microphone and the speaker share: the format asked of the device
+    (:func:`stream_format`), Qt's native period (``period_frames``, None for Qt's default),
+    ``stateChanged`` received through an :class:`AudioStateRelay`, and the reasons handed to
+    ``on_lost``: no device, a device that cannot be opened, a stream stopped by an error.
+    ``word`` names the device in them ("microphone", "audio output"). The owner sets what
+    else the stream needs (a sink's buffer size) on :attr:`stream` before :meth:`start`.
+    """
+
+    def __init__(
+        self,
+        stream_type: type[Stream],
+        device: QAudioDevice,
+        word: str,
+        on_lost: Callable[[str], None],
+        *,
+        audio_format: QAudioFormat | None = None,
+        period_frames: int | None = None,
+        parent: QObject | None = None,
+    ) -> None:
+        self.device = device
+        self.word = word
+        self.format = stream_format(device, audio_format)
+        self.stream: Stream = stream_type(device, self.format)
+        if period_frames is not None:
+            self.stream.setNativePeriodFrameCount(period_frames)
+        self._on_lost = on_lost
+        self._relay = AudioStateRelay(self._on_state, parent)
+        self.stream.stateChanged.connect(self._relay.on_state)
+
+    def start(self) -> QIODevice | None:
+        """Start in push mode and return Qt's ``QIODevice``; None, ``on_lost`` told why, if not."""
+        if self.device.isNull():
+            self._on_lost(f"no {self.word}")
+            return None
+        io = self.stream.start()
+        if io is None:
+            self._on_lost(f"cannot open the {self.word} (error {self.stream.error().name})")
+        return io
+
+    def _on_state(self, state: QtAudio.State) -> None:
+        error = self.stream.error()
+        if state == QtAudio.State.StoppedState and error != QtAudio.Error.NoError:
+            self._on_lost(f"{self.word} stopped: {error.name}")
+
+    def close(self) -> None:
+        """Stop listening to the stream, then stop it (idempotent)."""
+        with contextlib.suppress(RuntimeError, TypeError):
+            self.stream.stateChanged.disconnect(self._relay.on_state)
+        self.stream.stop()

@@ -31,17 +31,16 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from PySide6.QtCore import QIODevice, QObject, Slot
-from PySide6.QtMultimedia import QAudioDevice, QAudioFormat, QAudioSource, QtAudio
+from PySide6.QtMultimedia import QAudioDevice, QAudioFormat, QAudioSource
 
 from gui.devices.audio import (
     CALL_CHANNELS,
     CALL_FRAME_SAMPLES,
     CALL_SAMPLE_RATE,
-    AudioStateRelay,
+    AudioDeviceStream,
     PcmConverter,
     SampleFifo,
     call_format,
-    choose_format,
     describe_format,
 )
 from gui.devices.catalog import (
@@ -115,29 +114,23 @@ class MicrophoneTrack(MediaStreamTrack, LossReporter):
         self._time_base = fractions.Fraction(1, CALL_SAMPLE_RATE)
         self._waiter: asyncio.Future[None] | None = None
         self._bridge = _SourceBridge(self)
-        self._relay = AudioStateRelay(self._on_state)
-        self._io: QIODevice | None = None
-        if audio_format is not None:
-            self.format = audio_format
-        elif self.device.isNull():
-            self.format = call_format()  # nothing is captured; keeps the converter valid
-        else:
-            self.format = choose_format(self.device)
+        self._audio = AudioDeviceStream(
+            QAudioSource,
+            self.device,
+            "microphone",
+            self._report_lost,
+            audio_format=audio_format,
+            period_frames=period_frames,
+        )
+        self.format = self._audio.format
+        self.source = self._audio.stream
         self.converter = PcmConverter(call_format(), self.format)
-        self.source = QAudioSource(self.device, self.format)
-        if period_frames is not None:
-            self.source.setNativePeriodFrameCount(period_frames)
-        self.source.stateChanged.connect(self._relay.on_state)
         self.catalog = catalog if catalog is not None else DeviceCatalog()
         self._watch = DeviceWatch(
             self.catalog, DeviceKind.AUDIO_INPUT, self.device_id, self._report_lost
         )
-        if self.device.isNull():
-            self._report_lost("no microphone")
-            return
-        self._io = self.source.start()
+        self._io: QIODevice | None = self._audio.start()
         if self._io is None:
-            self._report_lost(f"cannot open the microphone (error {self.source.error().name})")
             return
         self._io.readyRead.connect(self._bridge.on_ready_read)
         logger.info(
@@ -207,12 +200,6 @@ class MicrophoneTrack(MediaStreamTrack, LossReporter):
 
     # Failure and end ------------------------------------------------------------
 
-    def _on_state(self, state: QtAudio.State) -> None:
-        error = self.source.error()
-        if state == QtAudio.State.StoppedState and error != QtAudio.Error.NoError:
-            self._report_lost(f"microphone stopped: {error.name}")
-
-
     def stop(self) -> None:
         """Stop capturing and end the track (idempotent); a waiting recv() raises."""
         if self.readyState == "live":
@@ -221,9 +208,7 @@ class MicrophoneTrack(MediaStreamTrack, LossReporter):
                 with contextlib.suppress(RuntimeError, TypeError):
                     self._io.readyRead.disconnect(self._bridge.on_ready_read)
                 self._io = None
-            with contextlib.suppress(RuntimeError, TypeError):
-                self.source.stateChanged.disconnect(self._relay.on_state)
-            self.source.stop()
+            self._audio.close()
             self._fifo.clear()
         super().stop()
         self._wake()

@@ -31,7 +31,6 @@ buffer, which the sound server then drains), around a current target that starts
 from __future__ import annotations
 
 import collections
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -39,14 +38,12 @@ from typing import Protocol
 
 import av
 from PySide6.QtCore import QIODevice, QObject, Qt, QTimer, Signal, Slot
-from PySide6.QtMultimedia import QAudioDevice, QAudioFormat, QAudioSink, QtAudio
+from PySide6.QtMultimedia import QAudioDevice, QAudioFormat, QAudioSink
 
 from gui.devices.audio import (
-    AudioStateRelay,
+    AudioDeviceStream,
     PcmConverter,
     SampleFifo,
-    call_format,
-    choose_format,
     describe_format,
     numpy_dtype,
 )
@@ -107,12 +104,17 @@ class SpeakerSink(QObject):
             )
         self.device = device if device is not None else DeviceCatalog.default_audio_output()
         self.device_id = device_id(self.device)
-        if audio_format is not None:
-            self.format = audio_format
-        elif self.device.isNull():
-            self.format = call_format()  # nothing will play; keeps the converter valid
-        else:
-            self.format = choose_format(self.device)
+        self._audio = AudioDeviceStream(
+            QAudioSink,
+            self.device,
+            "audio output",
+            self._report_lost,
+            audio_format=audio_format,
+            period_frames=period_frames,
+            parent=self,
+        )
+        self.format = self._audio.format
+        self.sink = self._audio.stream
         self.rate = self.format.sampleRate()
         self.channels = self.format.channelCount()
         self.converter = PcmConverter(self.format)
@@ -153,12 +155,7 @@ class SpeakerSink(QObject):
         self._stopped = False
         self._halted = False
 
-        self.sink = QAudioSink(self.device, self.format)
         self.sink.setBufferFrameCount(max(self._frames(device_buffer_ms), 64))
-        if period_frames is not None:
-            self.sink.setNativePeriodFrameCount(period_frames)
-        self._relay = AudioStateRelay(self._on_state, self)
-        self.sink.stateChanged.connect(self._relay.on_state)
         self.catalog = catalog if catalog is not None else DeviceCatalog(self)
         self._watch = DeviceWatch(
             self.catalog, DeviceKind.AUDIO_OUTPUT, self.device_id, self._report_lost, self
@@ -167,13 +164,8 @@ class SpeakerSink(QObject):
         self._timer.setTimerType(Qt.TimerType.PreciseTimer)
         self._timer.setInterval(PUMP_INTERVAL_MS)
         self._timer.timeout.connect(self._pump)
-        self._io: QIODevice | None = None
-        if self.device.isNull():
-            self._report_lost("no audio output")
-            return
-        self._io = self.sink.start()
+        self._io: QIODevice | None = self._audio.start()
         if self._io is None:
-            self._report_lost(f"cannot open the audio output (error {self.sink.error().name})")
             return
         self._timer.start()
         logger.info("speaker %r: %s", self.device_id, describe_format(self.format))
@@ -316,11 +308,6 @@ class SpeakerSink(QObject):
 
     # Failure and end ------------------------------------------------------------
 
-    def _on_state(self, state: QtAudio.State) -> None:
-        error = self.sink.error()
-        if state == QtAudio.State.StoppedState and error != QtAudio.Error.NoError:
-            self._report_lost(f"audio output stopped: {error.name}")
-
     def _report_lost(self, reason: str) -> None:
         if self.lost_reason is not None or self._stopped:
             return
@@ -335,9 +322,7 @@ class SpeakerSink(QObject):
         self._halted = True
         self._timer.stop()
         self._io = None
-        with contextlib.suppress(RuntimeError, TypeError):
-            self.sink.stateChanged.disconnect(self._relay.on_state)
-        self.sink.stop()
+        self._audio.close()
         self._fifo.clear()
 
     def stop(self) -> None:
