@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -20,7 +21,14 @@ from gui.core.call_machine import CallState
 from gui.core.call_session import CallOptions, CallSession, IceServer, LocalMedia
 from gui.core.embedded import EmbeddedServer, find_running
 from gui.core.profile import Profile, SavedSession
-from gui.core.signaling_client import LinkState, NotConnected, RequestError, SignalingClient
+from gui.core.signaling_client import (
+    LinkState,
+    NotConnected,
+    RequestError,
+    SignalingClient,
+    TlsRefused,
+    tls_context,
+)
 
 log = logging.getLogger("parley.app")
 
@@ -46,7 +54,10 @@ def explain(error: BaseException) -> str:
             return f"Too many attempts. Try again in {wait} second{'s' if wait != 1 else ''}."
         return ERROR_TEXT.get(error.code, error.message[:1].upper() + error.message[1:] + ".")
     if isinstance(error, NotConnected):
-        return str(error)[:1].upper() + str(error)[1:] + "."
+        sentence = str(error)[:1].upper() + str(error)[1:] + "."
+        if isinstance(error, TlsRefused) and error.untrusted:
+            sentence += " If you trust this server, choose its certificate in Settings (Ctrl+,)."
+        return sentence
     if isinstance(error, TimeoutError):
         return "The server did not answer in time."
     return f"Something went wrong: {error}"
@@ -84,10 +95,13 @@ class AppController(QObject):
         profile: Profile,
         server_override: str | None = None,
         media_factory: MediaFactory | None = None,
+        trust_cert: str | None = None,
     ) -> None:
+        """``server_override`` and ``trust_cert`` come from the command line, over the settings."""
         super().__init__()
         self.profile = profile
         self.server_override = server_override
+        self.trust_cert_override = trust_cert
         self.media_factory = media_factory or synthetic_media
         self.contacts = ContactsModel()
         self.contact_list = ContactFilter(self.contacts, {"accepted", "outgoing"})
@@ -127,6 +141,21 @@ class AppController(QObject):
     def configured_server(self) -> str | None:
         """The server the user chose (command line or settings); ``None``: the built-in one."""
         return self.server_override or self.profile.settings.server_url
+
+    @property
+    def trusted_certificate(self) -> str | None:
+        """The certificate the user chose to trust for wss:// (command line or settings)."""
+        return self.trust_cert_override or self.profile.settings.trust_cert
+
+    def tls_for(self, url: str) -> ssl.SSLContext | None:
+        """How to check a wss:// server: the system's trust store plus the trusted certificate."""
+        cert = self.trusted_certificate
+        if not cert or not url.lower().startswith("wss:"):
+            return None
+        try:
+            return tls_context(cert)
+        except ValueError as exc:
+            raise NotConnected(str(exc)) from None
 
     async def resolve_server(self, typed: str | None = None) -> str:
         """The URL to use: what was typed, else the configured one, else the built-in server."""
@@ -205,7 +234,7 @@ class AppController(QObject):
     async def _connect(
         self, url: str, authenticate: Callable[[SignalingClient], Coroutine[Any, Any, Any]]
     ) -> None:
-        client = SignalingClient(url)
+        client = SignalingClient(url, ssl_context=self.tls_for(url))
         client.on_state(lambda state: self.linkStateChanged.emit(state.value))
         try:
             await client.connect()
@@ -294,6 +323,10 @@ class AppController(QObject):
         elif kind == "client.signed_out":
             self.profile.credentials().clear()
             self.signedOut.emit("Your session has ended. Please sign in again.")
+        elif kind == "client.refused":
+            # The server's certificate stopped passing: the session may still be good
+            # once the user trusts the new certificate, so it is kept.
+            self.signedOut.emit(explain(message["error"]))
 
     def _incoming(self, message: dict[str, Any]) -> None:
         if self.client is None:

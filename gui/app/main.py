@@ -38,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
         "settings, else the built-in server)",
     )
     parser.add_argument(
+        "--trust-cert",
+        metavar="FILE",
+        help="for a wss:// server, also trust this PEM certificate (the server's own, e.g. "
+        "self-signed, or the authority that signed it; default: the one in the settings)",
+    )
+    parser.add_argument(
         "--profile",
         default="default",
         metavar="NAME",
@@ -119,6 +125,14 @@ def main(
             file=sys.stderr,
         )
         return 2
+    if args.trust_cert:
+        from gui.core.signaling_client import tls_context
+
+        try:
+            tls_context(args.trust_cert)
+        except ValueError as exc:
+            print(f"parley: error: --trust-cert: {exc}", file=sys.stderr)
+            return 2
 
     route_qt_messages()  # before Qt Multimedia loads: it talks as it loads
     import qasync
@@ -133,7 +147,7 @@ def main(
     app.setQuitOnLastWindowClosed(False)
 
     async def run() -> int:
-        ui = ParleyUi(app, args.profile, args.server)
+        ui = ParleyUi(app, args.profile, args.server, args.trust_cert)
         if driver is not None:
             ui.controller.spawn(driver(ui))
         loop = asyncio.get_running_loop()

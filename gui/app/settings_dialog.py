@@ -13,7 +13,9 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
+    QFileDialog,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
@@ -29,6 +31,7 @@ from gui.app.media import AppMedia
 from gui.app.resources import sound_path
 from gui.app.video_view import VideoView
 from gui.core.profile import IceServerSetting, Profile
+from gui.core.signaling_client import tls_context
 from gui.media.analysis import AudioReceiver, VideoReceiver
 
 log = logging.getLogger("parley.app.settings")
@@ -120,9 +123,23 @@ class SettingsDialog(QDialog):
         self.share_note.setWordWrap(True)
         self.share_note.setProperty("role", "muted")
         self.share_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.trust_cert = QLineEdit()
+        self.trust_cert.setPlaceholderText("None: only what this computer trusts")
+        self.trust_cert.setAccessibleName("Trusted server certificate")
+        self.trust_cert.setToolTip(
+            "For a wss:// server with its own (self-signed) certificate: the PEM file of that "
+            "certificate, or of the authority that signed it. Only choose one you got from the "
+            "server's owner."
+        )
+        choose = QPushButton("Choose…")
+        choose.clicked.connect(self._choose_certificate)
+        trust_row = QHBoxLayout()
+        trust_row.addWidget(self.trust_cert)
+        trust_row.addWidget(choose)
         server_page = QWidget()
         server_form = QFormLayout(server_page)
         server_form.addRow("Server", self.server)
+        server_form.addRow("Trust certificate", trust_row)
         server_form.addRow(self.share)
         server_form.addRow(self.share_note)
 
@@ -202,6 +219,7 @@ class SettingsDialog(QDialog):
         self.test_sound.setEnabled(bool(catalog.audio_outputs()))
         self.synthetic.setChecked(settings.synthetic_media)
         self.server.setText(settings.server_url or "")
+        self.trust_cert.setText(settings.trust_cert or "")
         self.share.setChecked(settings.share_on_lan)
         urls = self.controller.embedded.shared_urls or (
             [self.controller.embedded.url] if self.controller.embedded.url else []
@@ -227,12 +245,22 @@ class SettingsDialog(QDialog):
             self.error.show()
             self.tabs.setCurrentIndex(2)
             return
+        trust_cert = self.trust_cert.text().strip() or None
+        if trust_cert is not None:
+            try:
+                tls_context(trust_cert)
+            except ValueError as exc:
+                self.error.setText(str(exc)[:1].upper() + str(exc)[1:] + ".")
+                self.error.show()
+                self.tabs.setCurrentIndex(1)
+                return
         settings = self.profile.settings
         settings.camera_id = self.camera.currentData()
         settings.microphone_id = self.microphone.currentData()
         settings.speaker_id = self.speaker.currentData()
         settings.synthetic_media = self.synthetic.isChecked()
         settings.server_url = self.server.text().strip() or None
+        settings.trust_cert = trust_cert
         settings.share_on_lan = self.share.isChecked()
         settings.ice_servers = ice
         settings.theme = self.theme.currentData()
@@ -242,6 +270,14 @@ class SettingsDialog(QDialog):
         self.profile.save_settings()
         self.applied.emit()
         self.close()
+
+    def _choose_certificate(self) -> None:
+        """A file dialog for the certificate to trust (opened, never exec'd, under qasync)."""
+        dialog = QFileDialog(self, "The server's certificate")
+        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
+        dialog.setNameFilters(["Certificates (*.pem *.crt *.cer)", "All files (*)"])
+        dialog.fileSelected.connect(self.trust_cert.setText)
+        dialog.open()
 
     # Live preview -------------------------------------------------------------------------
 

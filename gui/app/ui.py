@@ -57,12 +57,19 @@ def badge(icon: QIcon, count: int) -> QIcon:
 class ParleyUi(QObject):
     """Creates the windows once and shows the right one at the right time."""
 
-    def __init__(self, app: QApplication, profile_name: str, server: str | None) -> None:
+    def __init__(
+        self,
+        app: QApplication,
+        profile_name: str,
+        server: str | None,
+        trust_cert: str | None = None,
+    ) -> None:
+        """``server`` and ``trust_cert``: from the command line, over the profile's settings."""
         super().__init__()
         self.app = app
         self.profile = Profile(profile_name)
         self.media = AppMedia(self.profile)
-        self.controller = AppController(self.profile, server, self.media.make)
+        self.controller = AppController(self.profile, server, self.media.make, trust_cert)
         self.controller.devices = self.media  # type: ignore[attr-defined]
         if not self.media.catalog.audio_outputs():
             log.warning("no sound output found: calls and the ringtone will be silent here")

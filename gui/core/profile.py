@@ -57,6 +57,8 @@ class Settings:
 
     #: ``None``: no server configured, so the app runs (or finds) the embedded one.
     server_url: str | None = None
+    #: A PEM certificate to trust for wss:// besides the system's (a self-signed LAN server).
+    trust_cert: str | None = None
     #: Let other computers on the network use the embedded server.
     share_on_lan: bool = False
     #: Port the embedded server listens on (another free one is used if taken).
@@ -110,6 +112,8 @@ def _checked(name: str, value: Any) -> Any:
         return servers
     if name == "theme" and value not in THEMES:
         raise ValueError(f"must be one of {', '.join(THEMES)}")
+    if name == "trust_cert" and value is not None and not isinstance(value, str):
+        raise TypeError("must be a file name")
     if name == "embedded_port" and not (isinstance(value, int) and 0 <= value <= 65535):
         raise ValueError("must be a port number")
     if isinstance(default, bool):
