@@ -1,5 +1,6 @@
 """The app against a wss:// server: the certificate to trust chosen in the settings window,
-the refusal of an untrusted one shown where sign-in errors go, ``parley --trust-cert``."""
+the refusal of an untrusted one shown where sign-in errors go (at sign-in, and when the
+server comes back with another certificate), ``parley --trust-cert``."""
 
 from __future__ import annotations
 
@@ -39,6 +40,17 @@ async def test_trusted_in_settings_then_signs_in_over_wss(
         await sign_in(ui, "tilda", "correct horse", server=server.url)
         await until(lambda: ui.main.stack.currentWidget() is ui.main.home, what="home")
         assert ui.controller.user is not None and ui.controller.user["username"] == "tilda"
+
+        # The server comes back with a certificate nobody chose to trust: no endless retrying,
+        # the sign-in page says why.
+        port = server.port
+        await server.stop()
+        replaced = make_server_files(isolated_home, prefix="replaced")
+        await make_server(port=port, tls_cert=replaced.cert, tls_key=replaced.key)
+        error = ui.main.sign_in.error
+        await until(lambda: error.isVisible(), timeout=20, what="the refusal")
+        assert ui.main.stack.currentWidget() is ui.main.sign_in
+        assert error.text().startswith("The server's certificate is not trusted ("), error.text()
     finally:
         await ui.shutdown()
 
