@@ -12,6 +12,7 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -112,3 +113,9 @@ def make_server_files(
     _write_key(key, files.key)
     files.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     return files
+
+
+def system_trust_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ``SSL_CERT_FILE``/``SSL_CERT_DIR`` from the environment: only the system's authorities."""
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.procs import CliProcess, Launcher, ServerProcess
-from tests.tls import ServerFiles, make_server_files
+from tests.tls import ServerFiles, make_server_files, system_trust_only
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +64,7 @@ def launch(
     servers: dict[str, ServerProcess], monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Launcher]:
     """Clients of the ``good`` server, with no trust store but the system's own."""
-    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    system_trust_only(monkeypatch)
     launcher = Launcher(servers["good"].url)
     try:
         yield launcher

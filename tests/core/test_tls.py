@@ -22,7 +22,7 @@ from gui.core.signaling_client import (
     tls_context,
 )
 from tests.conftest import ServerFactory
-from tests.tls import ServerFiles, make_server_files
+from tests.tls import ServerFiles, make_server_files, system_trust_only
 
 
 async def tls_server(make_server: ServerFactory, files: ServerFiles, **overrides: object) -> str:
@@ -64,8 +64,7 @@ async def test_system_trust_store_is_the_default(
 async def test_untrusted_wrong_host_and_expired_are_refused(
     tmp_path: Path, make_server: ServerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    system_trust_only(monkeypatch)
     good = make_server_files(tmp_path)
     url = await tls_server(make_server, good)
     stranger = make_server_files(tmp_path, prefix="stranger")

@@ -12,7 +12,7 @@ import pytest
 from gui.app.main import main
 from gui.core.profile import Profile
 from tests.conftest import ServerFactory
-from tests.tls import make_server_files
+from tests.tls import make_server_files, system_trust_only
 from tests.ui.helpers import click, type_into, until
 from tests.ui.test_app_states import make_ui, sign_in
 
@@ -58,8 +58,7 @@ async def test_trusted_in_settings_then_signs_in_over_wss(
 async def test_an_untrusted_certificate_is_refused_in_words(
     isolated_home: Path, make_server: ServerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    system_trust_only(monkeypatch)
     files = make_server_files(isolated_home)
     server = await make_server(tls_cert=files.cert, tls_key=files.key)
     ui = make_ui("tls-untrusted")
