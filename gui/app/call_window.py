@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import QRect, QSize, Qt, QTimer, Signal
+from aiortc.mediastreams import MediaStreamTrack
+from PySide6.QtCore import QEvent, QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QResizeEvent
 from PySide6.QtWidgets import (
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -60,6 +62,12 @@ END_TEXT = {
     "unreachable": "The server cannot be reached",
 }
 GRADE_COLORS = {"good": "#2fb344", "fair": "#f59f00", "poor": "#d63939"}
+SHARE_NOTE = {
+    "minimised": "You are sharing your screen. This window is minimised so it does not appear "
+    "in the share.",
+    "shown": "You are sharing your screen. Minimise this window so it does not appear in the "
+    "share.",
+}
 
 
 class Stage(QWidget):
@@ -75,6 +83,10 @@ class Stage(QWidget):
 
 class CallWindow(QWidget):
     """One call's window. It closes itself shortly after the call ends."""
+
+    #: "Camera settings…" on the self-view when a video call has no camera: the app opens
+    #: Settings → Audio & video (where the test pattern can be chosen instead).
+    settingsRequested = Signal()
 
     def __init__(self, controller: AppController, session: CallSession) -> None:
         super().__init__()
@@ -105,6 +117,25 @@ class CallWindow(QWidget):
         self.self_view = VideoView(self.stage, mirrored=True)
         self.self_view.setAccessibleName("Your camera")
         self.self_view.setObjectName("selfView")
+        self.camera_note = QFrame(self.stage)
+        self.camera_note.setObjectName("cameraNote")
+        self.camera_note.setAccessibleName("Camera")
+        self.camera_note_text = QLabel("No camera found")
+        self.camera_note_text.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.camera_note_text.setWordWrap(True)
+        self.camera_settings = QPushButton("Camera settings…")
+        self.camera_settings.setProperty("role", "link")
+        self.camera_settings.setAccessibleName("Open the camera settings")
+        self.camera_settings.setToolTip("Choose a camera, or send a test pattern instead")
+        self.camera_settings.clicked.connect(self.settingsRequested.emit)
+        note_layout = QVBoxLayout(self.camera_note)
+        note_layout.addStretch()
+        note_layout.addWidget(self.camera_note_text)
+        note_layout.addWidget(self.camera_settings, 0, Qt.AlignmentFlag.AlignHCenter)
+        note_layout.addStretch()
+        self.camera_note.hide()
+        self._preview_camera: MediaStreamTrack | None = None
+        self._had_camera = session.media.camera is not None
         self.peer_avatar = Avatar(120, self.stage)
         self.peer_avatar.set_person(initials(self.peer_name), peer)
         self.status = QLabel(self.stage)
@@ -152,6 +183,13 @@ class CallWindow(QWidget):
         self.sharing_note.setProperty("role", "banner")
         self.sharing_note.setAccessibleName("Screen sharing")
         self.sharing_note.hide()
+        self._sharing_whole_screen = False
+        # Whether the minimise request was honoured is known only once the window manager
+        # acted (with none, the window stays on the screen being shared).
+        self._share_check = QTimer(self)
+        self._share_check.setSingleShot(True)
+        self._share_check.setInterval(500)
+        self._share_check.timeout.connect(self._word_sharing_note)
         self.screen_large = True
         self.chat_button = control_button("chat", f"Chat ({SHORTCUTS['chat']})", checkable=True)
         self.devices_button = control_button("settings", "Devices")
@@ -251,12 +289,36 @@ class CallWindow(QWidget):
     # Session events ------------------------------------------------------------------
 
     def _attach_preview(self) -> None:
+        """Show what the camera slot sends in the self-view (again after a device change)."""
         camera = self.session.media.camera
-        if isinstance(camera, TappedTrack):
-            camera.frame_listeners.append(self.self_view.show_frame)
-        self.self_view.setVisible(camera is not None)
+        if camera is not self._preview_camera:
+            self._detach_preview()
+            if isinstance(camera, TappedTrack):
+                camera.frame_listeners.append(self.self_view.show_frame)
+            self._preview_camera = camera
+        self.self_view.setVisible(camera is not None and not self.camera_button.isChecked())
         self.camera_button.setEnabled(camera is not None)
         self.mic_button.setEnabled(self.session.media.audio is not None)
+        self._show_camera_note()
+
+    def _detach_preview(self) -> None:
+        old = self._preview_camera
+        if isinstance(old, TappedTrack) and self.self_view.show_frame in old.frame_listeners:
+            old.frame_listeners.remove(self.self_view.show_frame)
+        self._preview_camera = None
+        self.self_view.clear()
+
+    def _show_camera_note(self) -> None:
+        """A video call sending no camera says why, where the self-view would be."""
+        media = getattr(self.controller, "devices", None)
+        wanted = bool(getattr(media, "video_wanted", False))
+        missing = wanted and self.session.media.camera is None and not self.session.machine.ended
+        self.camera_note_text.setText(
+            "Camera disconnected" if self._had_camera else "No camera found"
+        )
+        self.camera_note.setVisible(missing)
+        if self.session.media.camera is not None:
+            self._had_camera = True
 
     def _remote_track(self, slot: str, receiver: TrackConsumer) -> None:
         view = {"camera": self.remote, "screen": self.shared_screen}.get(slot)
@@ -278,14 +340,13 @@ class CallWindow(QWidget):
             if self.picker is not None:
                 self.picker.close()
             self.sharing_note.hide()
+            self.camera_note.hide()
             if self.isMinimized():
                 self.showNormal()
             self._clock.stop()
             self._closing.start()
         else:
             self.status.setText(STATE_TEXT.get(state, "").format(name=self.peer_name))
-            if state is CallState.CONNECTED and self.session.media.camera is None:
-                self.self_view.hide()
             if state is CallState.CONNECTED:
                 self._offer_sharing()
         self.status.setVisible(bool(self.status.text()))
@@ -309,13 +370,8 @@ class CallWindow(QWidget):
         self._layout_stage()
 
     def _local_media(self, state: PeerMediaState) -> None:
-        """A device went away (or came back): show what is really sent."""
-        if self.session.media.camera is None:
-            self.camera_button.setEnabled(False)
-            self.self_view.clear()
-            self.self_view.hide()
-        if self.session.media.audio is None:
-            self.mic_button.setEnabled(False)
+        """A device went away, came back or was switched: show what is really sent."""
+        self._attach_preview()
 
     def _chat(self, message: ChatMessage) -> None:
         self.chat_model.add(ChatLine(message.id, message.text, mine=False))
@@ -428,11 +484,9 @@ class CallWindow(QWidget):
             return
         track.on("lost", self._sharing_failed)
         whole = isinstance(track.source, ScreenSource)
+        self._sharing_whole_screen = whole
         self.sharing_note.setText(
-            "You are sharing your screen. This window is minimised so it does not appear in "
-            "the share."
-            if whole
-            else f"You are sharing “{track.source.label}”."
+            "You are sharing your screen." if whole else f"You are sharing “{track.source.label}”."
         )
         self.sharing_note.show()
         self.screen_button.blockSignals(True)
@@ -443,6 +497,16 @@ class CallWindow(QWidget):
         self.screen_button.setToolTip(f"Stop sharing ({SHORTCUTS['screen']})")
         if whole:
             self.showMinimized()  # no hall of mirrors
+            self._share_check.start()
+
+    def _word_sharing_note(self) -> None:
+        """Say whether this window really left the shared screen (a window manager may refuse,
+        and without one nothing minimises): a window that is minimised is no longer exposed."""
+        if not (self._sharing_whole_screen and self.session.sharing_screen):
+            return
+        handle = self.windowHandle()
+        hidden = self.isMinimized() and handle is not None and not handle.isExposed()
+        self.sharing_note.setText(SHARE_NOTE["minimised" if hidden else "shown"])
 
     def _sharing_failed(self, reason: str) -> None:
         self._stop_sharing()
@@ -451,6 +515,8 @@ class CallWindow(QWidget):
 
     def _stop_sharing(self) -> None:
         self.session.stop_screen()
+        self._sharing_whole_screen = False
+        self._share_check.stop()
         self.sharing_note.hide()
         self.screen_button.blockSignals(True)
         self.screen_button.setChecked(False)
@@ -512,6 +578,8 @@ class CallWindow(QWidget):
             area.right() - width - 12, area.bottom() - height - 12, width, height
         )
         self.self_view.raise_()
+        self.camera_note.setGeometry(self.self_view.geometry())
+        self.camera_note.raise_()
         show_avatar = not self.session.peer_media.video or self.remote.frame is None
         self.peer_avatar.setVisible(show_avatar)
         self.peer_avatar.move(area.center().x() - 60, area.center().y() - 60)
@@ -525,6 +593,12 @@ class CallWindow(QWidget):
         super().resizeEvent(event)
         self._layout_stage()
 
+    def changeEvent(self, event: QEvent) -> None:
+        """Minimised or restored while sharing the whole screen: word the note again."""
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.WindowStateChange and self._sharing_whole_screen:
+            self._share_check.start()
+
     def showEvent(self, event: object) -> None:
         """Lay out once the window has its size."""
         super().showEvent(event)  # type: ignore[arg-type]
@@ -535,7 +609,5 @@ class CallWindow(QWidget):
         if not self.session.machine.ended:
             self.session.hang_up()
         self._clock.stop()
-        camera = self.session.media.camera
-        if isinstance(camera, TappedTrack) and self.self_view.show_frame in camera.frame_listeners:
-            camera.frame_listeners.remove(self.self_view.show_frame)
+        self._detach_preview()
         super().closeEvent(event)

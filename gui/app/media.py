@@ -31,12 +31,16 @@ class AppMedia(QObject):
         self.profile = profile
         self.catalog = DeviceCatalog(self)
         self.speaker: SpeakerSink | None = None
+        #: Whether the latest call was placed or answered with video: with no camera to send,
+        #: its window says so and offers the settings.
+        self.video_wanted = False
         self._session: CallSession | None = None
 
     # Making tracks ---------------------------------------------------------------------
 
     def make(self, audio: bool, video: bool) -> LocalMedia:
         """The tracks for a new call (``video`` False: audio only)."""
+        self.video_wanted = video
         return LocalMedia(
             audio=self.microphone() if audio else None,
             camera=self.camera() if video else None,
@@ -72,6 +76,18 @@ class AppMedia(QObject):
         track = MicrophoneTrack(device, catalog=self.catalog)
         track.on("lost", lambda reason: self._microphone_lost(track, reason))
         return track
+
+    def offer_camera(self, session: CallSession) -> bool:
+        """After the settings changed: a video call sending no camera gets what is chosen now
+        (a camera plugged in since, or the test pattern). Returns whether it did."""
+        if not self.video_wanted or session.media.camera is not None or session.machine.ended:
+            return False
+        track = self.camera()
+        if track is None:
+            return False
+        session.replace_camera(track)
+        session.set_video_enabled(True)
+        return True
 
     def _camera_lost(self, track: MediaStreamTrack, reason: str) -> None:
         log.warning("camera lost: %s", reason)

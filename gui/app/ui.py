@@ -135,23 +135,31 @@ class ParleyUi(QObject):
     def show_call(self, session: CallSession) -> None:
         """Open the call window of a call that was placed or answered."""
         window = CallWindow(self.controller, session)
+        window.settingsRequested.connect(lambda: self.open_settings(devices=True))
         self.calls.append(window)
         window.destroyed.connect(
             lambda *_: self.calls.remove(window) if window in self.calls else None
         )
         window.show()
 
-    def open_settings(self) -> None:
-        """The settings window (never a nested event loop: it is shown, not exec'd)."""
+    def open_settings(self, devices: bool = False) -> None:
+        """The settings window (never a nested event loop: it is shown, not exec'd).
+
+        ``devices``: on the Audio & video page (a call window with no camera asks so).
+        """
         if self.settings_dialog is None:
             self.settings_dialog = SettingsDialog(self.profile, self.media, self.controller)
             self.settings_dialog.applied.connect(self._settings_applied)
         self.settings_dialog.load()
+        if devices:
+            self.settings_dialog.tabs.setCurrentIndex(0)
         self.settings_dialog.show()
         self.settings_dialog.raise_()
 
     def _settings_applied(self) -> None:
         self.apply_theme()
+        if self.controller.call is not None:
+            self.media.offer_camera(self.controller.call)
         self.main.keep_in_tray = self.profile.settings.start_in_tray and self.tray is not None
 
     # Life cycle ------------------------------------------------------------------------

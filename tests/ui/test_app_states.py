@@ -9,8 +9,9 @@ from PySide6.QtWidgets import QApplication
 
 from gui.app.models import Role
 from gui.app.ui import ParleyUi
+from gui.core.call_machine import CallState
 from tests.tcp_proxy import TcpProxy
-from tests.ui.helpers import click, select, type_into, until
+from tests.ui.helpers import click, row_of, select, type_into, until
 from tests.wire import WireClient, new_call_id
 
 AV = {"audio": True, "video": True}
@@ -191,3 +192,66 @@ async def test_a_declined_outgoing_call_says_so_and_closes(isolated_home: Path, 
     finally:
         await ui.shutdown()
         await alice.close()
+
+
+async def test_a_video_call_without_a_camera_says_so_and_offers_the_pattern(
+    isolated_home: Path, server
+) -> None:
+    """These machines have no camera (QMediaDevices.videoInputs() is empty)."""
+    ui = make_ui("hana", server.url)
+    ui.profile.settings.synthetic_media = False
+    try:
+        click(ui.main.sign_in.switch)
+        await sign_in(ui, "hana", "correct horse")
+        home = ui.main.home
+        await until(lambda: row_of(home.contacts, "echo").isValid(), what="the Echo Test")
+        select(home.contacts, "echo")
+        click(home.video_button)
+        await until(lambda: ui.calls, what="the call window")
+        window = ui.calls[0]
+        await until(lambda: window.session.state is CallState.CONNECTED, what="connected")
+        assert window.camera_note.isVisible() and not window.self_view.isVisible()
+        assert window.camera_note_text.text() == "No camera found"
+        assert window.camera_note.geometry().intersects(window.self_view.geometry())
+
+        # The note's button opens the settings on the page with the test pattern.
+        click(window.camera_settings)
+        dialog = ui.settings_dialog
+        assert dialog is not None and dialog.isVisible()
+        assert dialog.tabs.currentWidget().isAncestorOf(dialog.synthetic)
+        click(dialog.synthetic)
+        dialog.save()
+        # The call sends the pattern from now on: the note goes, the self-view shows it.
+        await until(lambda: window.self_view.frames_given > 5, what="the pattern in the self-view")
+        assert not window.camera_note.isVisible() and window.self_view.isVisible()
+        assert window.camera_button.isEnabled()
+
+        # The camera goes away mid-call (AppMedia's answer to Qt reporting it lost).
+        ui.media._camera_lost(window.session.media.camera, "unplugged")
+        await until(lambda: window.camera_note.isVisible(), what="the note again")
+        assert window.camera_note_text.text() == "Camera disconnected"
+        assert not window.self_view.isVisible()
+        click(window.hang_up_button)
+        await until(lambda: not ui.calls, what="the window to close")
+
+        # With the test pattern chosen, a new video call has nothing to say about cameras.
+        select(home.contacts, "echo")
+        click(home.video_button)
+        await until(lambda: ui.calls, what="the second call window")
+        window = ui.calls[0]
+        await until(lambda: window.self_view.frames_given > 0, what="the self-view")
+        assert not window.camera_note.isVisible()
+        click(window.hang_up_button)
+        await until(lambda: not ui.calls, what="the second window to close")
+
+        # Nor does an audio call without a camera.
+        ui.profile.settings.synthetic_media = False
+        click(home.audio_button)
+        await until(lambda: ui.calls, what="the audio call window")
+        window = ui.calls[0]
+        await until(lambda: window.session.state is CallState.CONNECTED, what="connected")
+        assert not window.camera_note.isVisible()
+        click(window.hang_up_button)
+        await until(lambda: not ui.calls, what="the audio call window to close")
+    finally:
+        await ui.shutdown()
