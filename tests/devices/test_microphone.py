@@ -18,6 +18,7 @@ from gui.devices.audio import call_format
 from gui.media.analysis import to_mono
 from gui.media.tone import dominant_frequency
 from tests.devices.conftest import MIC_FREQUENCY, MICROPHONE, SPEAKER, PulseServer
+from tests.waiting import until
 
 pytestmark = pytest.mark.usefixtures("qt_app")
 
@@ -131,12 +132,7 @@ async def test_removed_microphone_does_not_break_the_track(pulse: PulseServer) -
         "module-remap-source", f"master={SPEAKER}.monitor", "source_name=parley_usb_mic"
     )
     catalog = DeviceCatalog()
-    for _ in range(50):
-        device = catalog.audio_input("parley_usb_mic")
-        if device is not None:
-            break
-        await asyncio.sleep(0.1)
-    assert device is not None
+    device = await until(lambda: catalog.audio_input("parley_usb_mic"), 5, "the new microphone")
     track = MicrophoneTrack(device, catalog=catalog)
     lost: list[str] = []
     track.on("lost", lost.append)
@@ -151,10 +147,7 @@ async def test_removed_microphone_does_not_break_the_track(pulse: PulseServer) -
         other = pulse.load_module(
             "module-remap-source", f"master={SPEAKER}.monitor", "source_name=parley_other_mic"
         )
-        for _ in range(50):
-            if lost:
-                break
-            await asyncio.sleep(0.1)
+        await until(lambda: lost, 5, "the lost event")
         assert lost == ["audio_input 'parley_usb_mic' was removed"]
         assert track.readyState == "live"  # the owner switches microphones
     finally:

@@ -14,6 +14,7 @@ from gui.devices import DeviceCatalog, SpeakerSink
 from gui.media.analysis import AudioReceiver
 from gui.media.tone import ToneAudioTrack, dominant_frequency
 from tests.devices.conftest import RECORD_RATE, SPEAKER, MonitorRecorder, PulseServer
+from tests.waiting import until
 
 pytestmark = pytest.mark.usefixtures("qt_app")
 
@@ -257,12 +258,7 @@ async def test_removed_output_does_not_break_playback(pulse: PulseServer) -> Non
     module = pulse.load_module("module-null-sink", "sink_name=parley_usb_headset")
     pulse.keep_running("parley_usb_headset")
     catalog = DeviceCatalog()
-    for _ in range(50):
-        device = catalog.audio_output("parley_usb_headset")
-        if device is not None:
-            break
-        await asyncio.sleep(0.1)
-    assert device is not None
+    device = await until(lambda: catalog.audio_output("parley_usb_headset"), 5, "the new output")
     sink = SpeakerSink(device, catalog=catalog)
     lost: list[str] = []
     sink.lost.connect(lost.append)
@@ -277,10 +273,7 @@ async def test_removed_output_does_not_break_playback(pulse: PulseServer) -> Non
         assert sink.sink.error() == QtAudio.Error.NoError
         assert lost == []
         other = pulse.load_module("module-null-sink", "sink_name=parley_other_output")
-        for _ in range(50):
-            if lost:
-                break
-            await asyncio.sleep(0.1)
+        await until(lambda: lost, 5, "the lost signal")
         assert lost == ["audio_output 'parley_usb_headset' was removed"]
         assert sink.sink.state() == QtAudio.State.StoppedState
         sink.feed(tone_frames(1)[0])  # ignored, no exception

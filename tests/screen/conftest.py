@@ -20,7 +20,7 @@ import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -205,3 +205,28 @@ def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> d
 def qt_app() -> object:
     """The process's QApplication, on the X server."""
     return _qapp()
+
+
+# What the tests set up ---------------------------------------------------------------------
+
+
+@pytest.fixture
+async def pattern(qt_app: object) -> AsyncIterator[object]:
+    """A :class:`~tests.screen.helpers.PatternWindow` at its place on the X server, painted."""
+    from tests.screen.helpers import PatternWindow, shown
+
+    window = PatternWindow()
+    await shown(window)
+    yield window
+    window.close()
+    window.deleteLater()
+
+
+@pytest.fixture
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Profiles, settings and the runtime folder of the app under ``tmp_path``."""
+    for key, sub in (("HOME", ""), ("XDG_CONFIG_HOME", "c"), ("XDG_DATA_HOME", "d")):
+        monkeypatch.setenv(key, str(tmp_path / sub))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "r"))
+    os.makedirs(tmp_path / "r", mode=0o700)
+    return tmp_path

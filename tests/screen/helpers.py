@@ -4,14 +4,14 @@ The pattern: four flat quadrants (red, green, blue, yellow) and, in the middle, 
 black-and-white checkerboard of 16-pixel squares. Big flat areas survive VP8 at any bitrate,
 so their mean colours can be compared with a tolerance; the checkerboard is mid-grey on
 average but with a large spread, which no flat area and no blur has.
+
+:func:`until` is :func:`tests.waiting.until`, named here for this folder's tests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import av
@@ -19,6 +19,9 @@ import numpy as np
 from PySide6.QtCore import QRect, Qt
 from PySide6.QtGui import QColor, QPainter, QPaintEvent
 from PySide6.QtWidgets import QWidget
+
+from gui.media.analysis import VideoReceiver
+from tests.waiting import until
 
 RED = (220, 30, 30)
 GREEN = (30, 200, 30)
@@ -123,13 +126,21 @@ def pattern_mismatches(picture: np.ndarray, regions: list[Region]) -> list[str]:
     return problems
 
 
-async def until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
-    """Poll ``predicate`` every 20 ms until it holds; TimeoutError naming ``what`` after."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not within {timeout:g} s: {what}")
-        await asyncio.sleep(0.02)
+async def shows_pattern(receiver: VideoReceiver, window: PatternWindow, timeout: float = 8) -> None:
+    """Until the newest received frame shows the pattern at the window's place."""
+    problems: list[str] = ["no frame yet"]
+
+    def matches() -> bool:
+        frame = receiver.latest_frame
+        if frame is None:
+            return False
+        problems[:] = pattern_mismatches(rgb(frame), window.regions())
+        return not problems
+
+    try:
+        await until(matches, timeout, "pattern on the receiver")
+    except TimeoutError:
+        raise AssertionError(f"the shared screen does not show the pattern: {problems}") from None
 
 
 async def shown(window: QWidget) -> None:

@@ -3,9 +3,6 @@ layout (shared screen large, camera small, swappable), and stopping."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 from PySide6.QtWidgets import QApplication
 
@@ -26,15 +23,8 @@ def make_ui(name: str) -> ParleyUi:
     return ui
 
 
-async def test_share_from_the_call_window(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, sub in (
-        ("HOME", ""),
-        ("XDG_CONFIG_HOME", "c"),
-        ("XDG_DATA_HOME", "d"),
-        ("XDG_RUNTIME_DIR", "r"),
-    ):
-        monkeypatch.setenv(key, str(tmp_path / sub))
-    os.makedirs(tmp_path / "r", mode=0o700)
+@pytest.mark.usefixtures("isolated_home")
+async def test_share_from_the_call_window() -> None:
     ada, grace = make_ui("ada"), make_ui("grace")
     try:
         await ada.controller.start()

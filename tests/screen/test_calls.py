@@ -20,26 +20,9 @@ from gui.core.peer_channel import PeerMediaState
 from gui.devices.screen import ScreenTrack, active_captures
 from gui.media.analysis import VideoReceiver
 from tests.core.test_call_session import answer_next_call, client_for, friends, media
-from tests.screen.helpers import (
-    PatternWindow,
-    pattern_mismatches,
-    rgb,
-    rss_mb,
-    shown,
-    thread_count,
-    until,
-)
+from tests.screen.helpers import PatternWindow, rss_mb, shows_pattern, thread_count, until
 
 pytestmark = pytest.mark.usefixtures("qt_app")
-
-
-@pytest.fixture
-async def pattern():
-    window = PatternWindow()
-    await shown(window)
-    yield window
-    window.close()
-    window.deleteLater()
 
 
 @contextlib.asynccontextmanager
@@ -86,23 +69,6 @@ def camera_of(session: CallSession) -> VideoReceiver:
     receiver = session.receivers["camera"]
     assert isinstance(receiver, VideoReceiver)
     return receiver
-
-
-async def shows_pattern(receiver: VideoReceiver, window: PatternWindow, timeout: float = 8) -> None:
-    """Until the newest received frame shows the pattern at the window's place."""
-    problems: list[str] = ["no frame yet"]
-
-    def matches() -> bool:
-        frame = receiver.latest_frame
-        if frame is None:
-            return False
-        problems[:] = pattern_mismatches(rgb(frame), window.regions())
-        return not problems
-
-    try:
-        await until(matches, timeout, "pattern on the receiver")
-    except TimeoutError:
-        raise AssertionError(f"the shared screen does not show the pattern: {problems}") from None
 
 
 async def test_the_peer_sees_the_window_where_it_is_and_the_camera_keeps_flowing(

@@ -36,20 +36,10 @@ from tests.screen.helpers import (
     PatternWindow,
     pattern_mismatches,
     rgb,
-    shown,
     until,
 )
 
 pytestmark = pytest.mark.usefixtures("qt_app")
-
-
-@pytest.fixture
-async def pattern():
-    window = PatternWindow()
-    await shown(window)
-    yield window
-    window.close()
-    window.deleteLater()
 
 
 async def frames_of(track: ScreenTrack, count: int) -> list[av.VideoFrame]:

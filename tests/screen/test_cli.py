@@ -13,7 +13,7 @@ from gui.core.peer_channel import PeerMediaState
 from gui.media.analysis import VideoReceiver
 from tests.cli.procs import CliProcess
 from tests.core.test_call_session import answer_next_call, client_for, media
-from tests.screen.helpers import PatternWindow, pattern_mismatches, rgb, shown, until
+from tests.screen.helpers import PatternWindow, shows_pattern, until
 
 pytestmark = pytest.mark.usefixtures("qt_app")
 
@@ -59,10 +59,8 @@ async def presence(client, user: str) -> str:
 
 
 @pytest.mark.parametrize("command", ["call", "answer"])
-async def test_the_cli_shares_its_screen(server, command: str) -> None:
+async def test_the_cli_shares_its_screen(server, command: str, pattern: PatternWindow) -> None:
     """``parley-cli call|answer --share-screen``: the in-process end sees the pattern."""
-    window = PatternWindow()
-    await shown(window)
     alice = await client_for(server, "alice")  # the CLI's account
     bob = await client_for(server, "bob")  # the in-process end
     await alice.request("contacts.request", username="bob")
@@ -89,16 +87,7 @@ async def test_the_cli_shares_its_screen(server, command: str) -> None:
         await until(lambda: told and told[-1].screen, 10, "told of the share")
         screen = session.receivers["screen"]
         assert isinstance(screen, VideoReceiver)
-        problems: list[str] = []
-
-        def shows_pattern() -> bool:
-            frame = screen.latest_frame
-            problems[:] = (
-                ["no frame"] if frame is None else pattern_mismatches(rgb(frame), window.regions())
-            )
-            return not problems
-
-        await until(shows_pattern, 10, f"the pattern from the CLI: {problems}")
+        await shows_pattern(screen, pattern, 10)
         await until(lambda: screen.frames >= 30, 10, "30 shared frames")
         assert (screen.width, screen.height) == (1280, 720)
         camera = session.receivers["camera"]
@@ -109,8 +98,6 @@ async def test_the_cli_shares_its_screen(server, command: str) -> None:
         child.kill()
         await bob.close()
         await asyncio.sleep(0.2)  # the server's side of the connections finishes in the test
-        window.close()
-        window.deleteLater()
     child.assert_clean()
     share = child.named("screen_share")
     assert share == [
