@@ -5,8 +5,9 @@ on 127.0.0.1 with a free port and rate limits out of the way (the benchmarks
 send far more than one client would), prints ``URL ws://...`` on stdout, and
 serves until SIGTERM or SIGINT, or until its stdin closes, so that a load
 generator that dies cannot leave it behind. Everything else is the server's
-default configuration, Argon2 parameters included. It logs at ``info`` to its
-stderr, as ``parley-server`` does by default.
+default configuration, Argon2 parameters included, and the Echo Test plugged in
+on its own thread, as ``parley-server`` does. It logs at ``info`` to its stderr, as
+``parley-server`` does by default.
 
 :class:`ServerProcess` starts that process from a benchmark, reads its URL and
 memory, and stops it.
@@ -25,6 +26,7 @@ import threading
 from pathlib import Path
 from types import TracebackType
 
+from gui.bots import echo_test
 from signaling.server.app import SignalingServer
 from signaling.server.config import RateLimits, ServerConfig
 from signaling.server.logs import configure
@@ -65,7 +67,7 @@ def rss_kib(pid: int) -> int:
 
 async def serve(config: ServerConfig) -> None:
     """Start the server, print its URL, serve until a signal or the end of stdin."""
-    server = SignalingServer(config)
+    server = SignalingServer(config, bots=[echo_test()])
     await server.start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

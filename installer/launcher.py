@@ -30,7 +30,7 @@ def entry_point(command: str) -> Callable[[], int]:
 
         return cli_main
     if command == "parley-server":
-        from signaling.server.cli import main as server_main
+        from gui.server import main as server_main
 
         return server_main
     from gui.app.main import main as app_main

@@ -62,7 +62,7 @@ def _parsers() -> dict[str, Callable[[], argparse.ArgumentParser]]:
     sys.path.insert(0, str(ROOT))
     from gui.app.main import build_parser as app_parser
     from gui.cli import build_parser as cli_parser
-    from signaling.server.cli import build_parser as server_parser
+    from gui.server import build_parser as server_parser
 
     return {"parley": app_parser, "parley-cli": cli_parser, "parley-server": server_parser}
 

@@ -1,4 +1,7 @@
-"""``python -m signaling`` runs the server, like ``parley-server``."""
+"""``python -m signaling`` runs the bare server: ``parley-server`` without the built-in users.
+
+The Echo Test is client code; ``parley-server`` (``python -m gui.server``) plugs it in.
+"""
 
 import sys
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from gui.bots import echo_test
 from signaling.server import RateLimits, ServerConfig, SignalingServer
 from signaling.server.credentials import HashParameters
 from tests.wire import WireClient, befriend
@@ -43,8 +44,10 @@ ClientFactory = Callable[..., Awaitable[WireClient]]
 async def make_server(tmp_path: Path) -> AsyncIterator[ServerFactory]:
     started: list[SignalingServer] = []
 
-    async def make(**overrides: Any) -> SignalingServer:
-        server = SignalingServer(make_config(tmp_path, **overrides))
+    async def make(echo_bot: bool = True, **overrides: Any) -> SignalingServer:
+        """A started server, with the Echo Test plugged in as ``parley-server`` does."""
+        bots = [echo_test()] if echo_bot else []
+        server = SignalingServer(make_config(tmp_path, **overrides), bots=bots)
         await server.start()
         started.append(server)
         return server

@@ -19,7 +19,6 @@ from PySide6.QtCore import QObject, Signal
 from gui.app.models import Contact, ContactFilter, ContactsModel, HistoryModel
 from gui.core.call_machine import CallState
 from gui.core.call_session import CallOptions, CallSession, IceServer, LocalMedia
-from gui.core.embedded import EmbeddedServer, find_running
 from gui.core.profile import Profile, SavedSession
 from gui.core.signaling_client import (
     LinkState,
@@ -29,6 +28,7 @@ from gui.core.signaling_client import (
     TlsRefused,
     tls_context,
 )
+from gui.embedded import EmbeddedServer, find_running
 
 log = logging.getLogger("parley.app")
 

@@ -4,7 +4,7 @@
 and runs on whatever asyncio loop is current, so the CLI, the tests and the
 desktop app (which embeds it) all start it the same way::
 
-    server = SignalingServer(ServerConfig(port=0, db_path=path))
+    server = SignalingServer(ServerConfig(port=0, db_path=path), bots=[...])
     await server.start()
     print(server.url)
     ...
@@ -20,7 +20,6 @@ import ssl
 import time
 from collections.abc import Sequence
 from http import HTTPStatus
-from typing import TYPE_CHECKING
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -38,15 +37,13 @@ from signaling.protocol.constants import (
     CallReason,
 )
 from signaling.protocol.messages import Json, encode
+from signaling.server.bots import Bot, HubLink
 from signaling.server.config import ServerConfig
 from signaling.server.credentials import PasswordVault
 from signaling.server.hub import Hub
 from signaling.server.logs import log_event
 from signaling.server.metrics import Metrics
 from signaling.server.store import SQLiteStore, Store, StoreError
-
-if TYPE_CHECKING:
-    from signaling.server.echo import EchoBot
 
 
 class StartupError(Exception):
@@ -92,9 +89,18 @@ class WebSocketPeer:
 
 
 class SignalingServer:
-    """One signaling server: start it on a running loop, stop it the same way."""
+    """One signaling server: start it on a running loop, stop it the same way.
 
-    def __init__(self, config: ServerConfig | None = None, store: Store | None = None) -> None:
+    ``bots`` are the built-in users (the Echo Test) the composition root plugs in: the
+    server starts each on a :class:`HubLink` before it listens and closes it when it stops.
+    """
+
+    def __init__(
+        self,
+        config: ServerConfig | None = None,
+        store: Store | None = None,
+        bots: Sequence[Bot] = (),
+    ) -> None:
         self.config = config or ServerConfig()
         self.store = store or SQLiteStore(self.config.db_path)
         self.metrics = Metrics()
@@ -104,7 +110,8 @@ class SignalingServer:
         self._ids = itertools.count(1)
         self._peers: dict[int, WebSocketPeer] = {}
         self.port: int | None = None
-        self.echo: EchoBot | None = None
+        self.bots = list(bots)
+        self._links: list[HubLink] = []
 
     @property
     def url(self) -> str:
@@ -150,10 +157,6 @@ class SignalingServer:
         self.vault = PasswordVault(self.config.hash_parameters)
         self.hub = Hub(self.store, self.vault, self.config, self.metrics)
         hub = self.hub
-        if self.config.echo_bot:
-            from signaling.server.echo import EchoBot  # aiortc is loaded only when wanted
-
-            self.echo = EchoBot(hub)
         self.metrics.gauge(
             "parley_connections", "Open WebSocket connections.", lambda: hub.connection_count
         )
@@ -166,6 +169,7 @@ class SignalingServer:
             "parley_calls_active", "Calls ringing or in progress.", lambda: len(hub.calls)
         )
         try:
+            await self._start_bots(hub)
             self._server = await serve(
                 self._handle,
                 self.config.host,
@@ -182,6 +186,7 @@ class SignalingServer:
                 server_header=f"parley-server/{__version__}",
             )
         except OSError as exc:
+            await self._stop_bots()
             await self._release()
             if exc.errno == errno.EADDRINUSE:
                 raise StartupError(
@@ -193,11 +198,23 @@ class SignalingServer:
         self.port = self._server.sockets[0].getsockname()[1]
         log_event("server.started", url=self.url)
 
+    async def _start_bots(self, hub: Hub) -> None:
+        for bot in self.bots:
+            link = HubLink.for_bot(hub, bot)
+            self._links.append(link)
+            await bot.start(link)
+
+    async def _stop_bots(self) -> None:
+        """Close the bots that started (in reverse), then their links."""
+        started = list(zip(self.bots, self._links, strict=False))
+        self._links = []
+        for bot, link in reversed(started):
+            await bot.close()
+            await link.close()
+
     async def stop(self) -> None:
         """Close every connection with 1001 (going away), then release the store."""
-        if self.echo is not None:
-            await self.echo.close()
-            self.echo = None
+        await self._stop_bots()
         if self._server is not None:
             self._server.close(close_connections=True)
             await self._server.wait_closed()

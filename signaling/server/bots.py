@@ -1,10 +1,16 @@
-"""Built-in users that live inside the server (the Echo Test), speaking the protocol in-process.
+"""Built-in users inside the server process (the Echo Test), speaking the protocol in-process.
 
-A bot gets a hub :class:`Session` like any connection, but its peer is a
-Python object: requests go straight to ``Hub.receive`` and replies and events
-come back through ``send``. It offers the same ``request``/``on_event``
-interface as the client's ``SignalingClient``, so the bot drives calls with the
-very same call engine the desktop app uses.
+The server knows a bot only as :class:`Bot`: a composition root (``parley-server``'s
+command line, the app's built-in server) hands bots to ``SignalingServer``, which logs
+each in as its built-in user on a :class:`HubLink` and closes it at the end. The bots
+themselves are clients of the protocol and live in the client package (``gui/bots``),
+so that nothing here imports the client.
+
+A :class:`HubLink` gets a hub :class:`Session` like any connection, but its peer is a
+Python object: requests go straight to ``Hub.receive`` and replies and events come back
+through ``send``. It offers the same ``request``/``on_event`` interface as the client's
+``SignalingClient``, so a bot drives calls with the very same call engine the desktop
+app uses.
 """
 
 from __future__ import annotations
@@ -13,14 +19,31 @@ import asyncio
 import itertools
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from signaling.protocol.errors import RequestError
 from signaling.protocol.messages import Json
-from signaling.server.hub import Hub
+from signaling.server.hub import ECHO_USER, Hub
 from signaling.server.store import UserRecord
 
 _bot_ids = itertools.count(-1, -1)  # negative ids never collide with real connections
+
+#: The users a bot may log in as: the server's own accounts, which no one can log in to.
+BUILTIN_USERS = {ECHO_USER.username: ECHO_USER}
+
+
+class Bot(Protocol):
+    """What the server needs of a built-in user: who it is, and to start and stop it."""
+
+    @property
+    def username(self) -> str:
+        """The built-in user it answers as (a key of :data:`BUILTIN_USERS`)."""
+
+    async def start(self, link: HubLink) -> None:
+        """Begin serving on ``link`` (logged in already); called once, on the server's loop."""
+
+    async def close(self) -> None:
+        """End whatever it is doing; the server closes the link after."""
 
 
 class HubLink:
@@ -35,6 +58,14 @@ class HubLink:
         self._callbacks: list[Callable[[Json], None]] = []
         self.session = hub.connect(self)
         hub.attach_bot(self.session, user)
+
+    @classmethod
+    def for_bot(cls, hub: Hub, bot: Bot) -> HubLink:
+        """A link logged in as ``bot``'s built-in user; ``ValueError`` if there is no such user."""
+        user = BUILTIN_USERS.get(bot.username)
+        if user is None:
+            raise ValueError(f"{bot.username!r} is not a built-in user")
+        return cls(hub, user)
 
     def send(self, message: Json) -> None:
         """Called by the hub: a reply completes its request, anything else is an event."""

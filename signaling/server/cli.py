@@ -1,4 +1,9 @@
-"""``parley-server``: run a signaling server from the command line."""
+"""The signaling server's command line: options, configuration, and serving until a signal.
+
+``python -m signaling`` runs it bare. ``parley-server`` is :mod:`gui.server`, which adds
+the built-in users (the Echo Test, ``--no-echo``) through :func:`run`'s ``bots``: they are
+clients built on the client's call engine, which this package does not import.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,13 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from signaling import __version__
 from signaling.server.app import SignalingServer, StartupError
+from signaling.server.bots import Bot
 from signaling.server.config import ServerConfig, default_db_path
 from signaling.server.logs import configure
 
@@ -85,12 +92,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seconds a call waits for a party that lost its connection (default: 30)",
     )
-    parser.add_argument(
-        "--no-echo",
-        action="store_true",
-        help="do not run the Echo Test (a built-in contact that answers calls and sends the "
-        "caller's video back, and its audio 1.5 s later)",
-    )
     parser.add_argument("--version", action="version", version=f"parley-server {__version__}")
     return parser
 
@@ -103,7 +104,6 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         db_path=args.db if args.db is not None else default_db_path(),
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
-        echo_bot=not args.no_echo,
     )
     overrides: dict[str, float] = {}
     if args.ring_timeout is not None:
@@ -115,9 +115,9 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     return config
 
 
-async def run(config: ServerConfig) -> int:
-    """Serve until SIGINT or SIGTERM; returns the exit status."""
-    server = SignalingServer(config)
+async def run(config: ServerConfig, bots: Sequence[Bot] = ()) -> int:
+    """Serve (with ``bots`` plugged in) until SIGINT or SIGTERM; returns the exit status."""
+    server = SignalingServer(config, bots=bots)
     try:
         await server.start()
     except StartupError as exc:
@@ -139,7 +139,7 @@ async def run(config: ServerConfig) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``parley-server``."""
+    """Entry point of ``python -m signaling``: the server without built-in users."""
     args = build_parser().parse_args(argv)
     configure(args.log_level)
     return asyncio.run(run(config_from_args(args)))

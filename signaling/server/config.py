@@ -45,5 +45,3 @@ class ServerConfig:
     hash_parameters: HashParameters = field(default_factory=HashParameters)
     #: Outgoing messages queued for one connection before it counts as stuck and is closed.
     max_send_queue: int = 1024
-    #: Run the Echo Test bot (aiortc inside the server) so that calls to ``echo`` are answered.
-    echo_bot: bool = True

@@ -246,10 +246,10 @@ class CliProcess(Child):
 
 
 class ServerProcess(Child):
-    """``python -m signaling ...`` (parley-server); ``url`` once it printed it."""
+    """``python -m gui.server ...`` (parley-server); ``url`` once it printed it."""
 
     def __init__(self, *args: str) -> None:
-        super().__init__("parley-server", [sys.executable, "-m", "signaling", *args])
+        super().__init__("parley-server", [sys.executable, "-m", "gui.server", *args])
         self.url = ""
 
     def wait_ready(self, timeout: float = 30.0) -> str:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from gui.core import embedded
-from gui.core.embedded import EmbeddedServer, find_running
+from gui import embedded
 from gui.core.profile import Profile, SavedSession, Settings
+from gui.embedded import EmbeddedServer, find_running
 from tests.wire import WireClient
 
 

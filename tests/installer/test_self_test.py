@@ -116,7 +116,7 @@ def test_launcher_entry_points_are_the_console_scripts() -> None:
     launcher = installer_module("launcher")
     from gui.app.main import main as app_main
     from gui.cli import main as cli_main
-    from signaling.server.cli import main as server_main
+    from gui.server import main as server_main
 
     assert launcher.entry_point("parley") is app_main
     assert launcher.entry_point("parley-cli") is cli_main

@@ -1,4 +1,4 @@
-"""Run ``parley-server`` as a real child process (``python -m signaling``) for the tests."""
+"""Run ``parley-server`` as a real child process (``python -m gui.server``) for the tests."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ class ServerProcess:
     def __init__(self, *args: str) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "signaling", *args],
+            [sys.executable, "-m", "gui.server", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -57,7 +57,7 @@ class ServerProcess:
 def run_server(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
     """Run the CLI to completion (for arguments that make it exit at once)."""
     return subprocess.run(
-        [sys.executable, "-m", "signaling", *args],
+        [sys.executable, "-m", "gui.server", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

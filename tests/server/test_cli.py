@@ -17,7 +17,15 @@ from tests.wire import WireClient
 def test_help_explains_each_option() -> None:
     result = run_server("--help")
     assert result.returncode == 0
-    for option in ("--host", "--port", "--db", "--tls-cert", "--tls-key", "--log-level"):
+    for option in (
+        "--host",
+        "--port",
+        "--db",
+        "--tls-cert",
+        "--tls-key",
+        "--log-level",
+        "--no-echo",
+    ):
         assert option in result.stdout
 
 

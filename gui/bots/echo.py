@@ -2,10 +2,12 @@
 
 Video (camera and screen) comes straight back; audio comes back 1.5 s late,
 so a new user hears their own voice after they stop talking; chat messages
-are echoed too. It runs the client's call engine (``CallSession``) inside the
-server process, over an in-process :class:`HubLink`, and answers any number
-of calls at once. Each call costs the server a share of a core (decoding and
-re-encoding); ``--no-echo`` turns it off.
+are echoed too. It is a client of the protocol like any other, built on the
+client's call engine (``CallSession``), and answers any number of calls at
+once. The composition roots plug it into a server (``parley-server``, the app's
+built-in server), which hands it a link logged in as ``echo``; it runs on its
+own thread (:class:`gui.bots.thread.BotThread`) there. Each call costs a share
+of a core (decoding and re-encoding); ``parley-server --no-echo`` leaves it out.
 """
 
 from __future__ import annotations
@@ -16,21 +18,19 @@ import contextlib
 import fractions
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from gui.core.call_session import AUDIO, CallOptions, CallSession, LocalMedia
+from gui.core.call_session import AUDIO, CallOptions, CallSession, LocalMedia, SignalingLink
 from gui.core.peer_channel import ChatMessage, ChatUnavailable
 from gui.media.analysis import AudioReceiver, TrackConsumer, VideoReceiver
 from gui.media.pacing import RealtimePacer
-from signaling.protocol.constants import ECHO_DISPLAY_NAME, ECHO_USERNAME
-from signaling.server.bots import HubLink
-from signaling.server.hub import Hub
-from signaling.server.store import UserRecord
+from signaling.protocol.constants import ECHO_USERNAME
 
-log = logging.getLogger("parley.server.echo")
+log = logging.getLogger("parley.echo")
 
 AUDIO_DELAY_S = 1.5
 VIDEO_CLOCK = 90000
@@ -121,24 +121,31 @@ class DelayedAudioTrack(MediaStreamTrack):
 
 
 class EchoBot:
-    """Answers calls to ``echo`` for as long as the server runs."""
+    """Answers calls to ``echo`` from :meth:`start` to :meth:`close` (a server's ``Bot``)."""
 
-    def __init__(self, hub: Hub, options: CallOptions | None = None) -> None:
-        self.link = HubLink(hub, UserRecord(ECHO_USERNAME, ECHO_DISPLAY_NAME))
+    username = ECHO_USERNAME
+
+    def __init__(self, options: CallOptions | None = None) -> None:
         self.options = options or CallOptions()
         self.sessions: dict[str, CallSession] = {}
-        self._unsubscribe = self.link.on_event(self._on_event)
+        self._link: SignalingLink | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+
+    async def start(self, link: SignalingLink) -> None:
+        """Answer the calls that come in on ``link`` (logged in as ``echo``)."""
+        self._link = link
+        self._unsubscribe = link.on_event(self._on_event)
 
     def _on_event(self, message: dict[str, Any]) -> None:
         if message.get("type") != "call.incoming":
             return
         call_id = message["call_id"]
-        if call_id in self.sessions:
-            return  # a replay
+        if call_id in self.sessions or self._link is None:
+            return  # a replay, or closed
         media = LocalMedia(
             audio=DelayedAudioTrack(), camera=EchoVideoTrack(), screen=EchoVideoTrack()
         )
-        session = CallSession.incoming(self.link, message, media, self.options)
+        session = CallSession.incoming(self._link, message, media, self.options)
         self.sessions[call_id] = session
         session.on("remote_track", lambda slot, receiver: self._loop_back(media, slot, receiver))
         session.on("chat", lambda chat: self._echo_chat(session, chat))
@@ -161,7 +168,10 @@ class EchoBot:
             session.send_chat(chat.text)
 
     async def close(self) -> None:
-        """Hang up every call and leave the hub."""
+        """Hang up every call and stop listening (the server closes the link)."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        self._unsubscribe = self._link = None
         sessions = list(self.sessions.values())
         for session in sessions:
             session.hang_up()
@@ -170,5 +180,3 @@ class EchoBot:
                 await asyncio.wait_for(session.wait_ended(), 5)
             except TimeoutError:
                 log.warning("echo call %s did not end in time", session.call_id)
-        self._unsubscribe()
-        await self.link.close()

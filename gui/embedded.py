@@ -6,6 +6,10 @@ small file in the user's runtime directory) and uses that one, so two
 profiles, or the app and ``parley-cli``, meet on the same server. Otherwise it
 starts its own on 127.0.0.1 (or on every interface when the user lets other
 computers in), with its database in the profile's data directory.
+
+It is a composition root, like ``parley-server`` (:mod:`gui.server`): it plugs the
+Echo Test into the server, on a thread and loop of its own, so that the echo end of a
+call (decoding and re-encoding) does not run on the app's Qt event loop.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pathlib import Path
 
 import platformdirs
 
+from gui.bots import echo_test
 from gui.core.profile import Profile, _atomic_write
 from signaling.server import ServerConfig, SignalingServer, StartupError
 
@@ -114,7 +119,8 @@ class EmbeddedServer:
         last_error: StartupError | None = None
         for port in dict.fromkeys((settings.embedded_port, 0)):
             server = SignalingServer(
-                ServerConfig(host=host, port=port, db_path=self.profile.embedded_db_path)
+                ServerConfig(host=host, port=port, db_path=self.profile.embedded_db_path),
+                bots=[echo_test()],
             )
             try:
                 await server.start()
