@@ -106,6 +106,17 @@ async def friends(
         await client.close()
 
 
+@pytest.fixture
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Profiles, settings and the embedded server's advertisement under a temporary folder."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    (tmp_path / "run").mkdir(mode=0o700)
+    return tmp_path
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Destroy Qt objects while the QApplication exists, as ``parley`` does when it quits."""
     import sys

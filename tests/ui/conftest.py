@@ -11,10 +11,8 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
-import pytest
 import qasync
 from PySide6.QtWidgets import QApplication
 
@@ -29,14 +27,3 @@ def _qapp() -> QApplication:
 
 def pytest_asyncio_loop_factories(config, item) -> dict[str, Callable[[], object]]:
     return {"qasync": lambda: qasync.QEventLoop(_qapp())}
-
-
-@pytest.fixture
-def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Profiles, settings and the embedded server's advertisement under a temporary folder."""
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
-    (tmp_path / "run").mkdir(mode=0o700)
-    yield tmp_path
