@@ -170,6 +170,11 @@ class SignalingServer:
         )
         try:
             await self._start_bots(hub)
+        except BaseException:
+            await self._stop_bots()
+            await self._release()
+            raise
+        try:
             self._server = await serve(
                 self._handle,
                 self.config.host,
@@ -199,10 +204,15 @@ class SignalingServer:
         log_event("server.started", url=self.url)
 
     async def _start_bots(self, hub: Hub) -> None:
+        """Log each bot in and start it; one that fails to start is not closed, its link is."""
         for bot in self.bots:
             link = HubLink.for_bot(hub, bot)
+            try:
+                await bot.start(link)
+            except BaseException:
+                await link.close()
+                raise
             self._links.append(link)
-            await bot.start(link)
 
     async def _stop_bots(self) -> None:
         """Close the bots that started (in reverse), then their links."""
