@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from aiortc.mediastreams import MediaStreamTrack
-from PySide6.QtCore import QEvent, QRect, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QResizeEvent
 from PySide6.QtWidgets import (
     QFrame,
@@ -496,6 +496,10 @@ class CallWindow(QWidget):
         self.screen_button.setAccessibleName("Stop sharing")
         self.screen_button.setToolTip(f"Stop sharing ({SHORTCUTS['screen']})")
         if whole:
+            handle = self.windowHandle()
+            if handle is not None:
+                handle.removeEventFilter(self)  # once, however many shares
+                handle.installEventFilter(self)
             self.showMinimized()  # no hall of mirrors
             self._share_check.start()
 
@@ -598,6 +602,12 @@ class CallWindow(QWidget):
         super().changeEvent(event)
         if event.type() == QEvent.Type.WindowStateChange and self._sharing_whole_screen:
             self._share_check.start()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """The window left or came back on screen (a window manager can take its time)."""
+        if event.type() == QEvent.Type.Expose and self._sharing_whole_screen:
+            self._share_check.start()
+        return super().eventFilter(watched, event)
 
     def showEvent(self, event: object) -> None:
         """Lay out once the window has its size."""
