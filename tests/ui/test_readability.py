@@ -1,4 +1,5 @@
-"""The contact list is readable in both themes: its rows' text, measured on the painted pixels."""
+"""Text is readable in both themes, measured on the painted pixels: the contact list's rows
+(selected or not) and the windows that are not a QMainWindow or a QDialog."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ import pytest
 from PySide6.QtGui import QColor, QImage
 from PySide6.QtWidgets import QApplication
 
+from gui.app.controller import AppController
+from gui.app.incoming import IncomingCallWindow
 from gui.app.main_window import _list_view
 from gui.app.models import Contact, ContactsModel
 from gui.app.resources import stylesheet
+from gui.core.profile import Profile
 from tests.app.test_resources import _contrast
 
 #: Names and statuses without descenders, so each half of a row holds one line of text.
@@ -77,3 +81,23 @@ def test_selected_and_plain_rows_are_readable(app: QApplication, theme: str) -> 
                 assert ratio >= 4.5, f"{theme}, {state} row: the {what} is {ratio:.2f}:1"
     finally:
         view.close()
+
+
+@pytest.mark.usefixtures("isolated_home")
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_the_incoming_call_window_follows_the_theme(app: QApplication, theme: str) -> None:
+    app.setStyleSheet(stylesheet(theme))
+    window = IncomingCallWindow(AppController(Profile("readable")))
+    window.caller.setText("Ada Lovelace")
+    window.what.setText("is calling you — video call")
+    window.show()
+    try:
+        app.processEvents()
+        image = pixels(window.grab().toImage())
+        for label in (window.caller, window.what):
+            box = label.geometry()
+            region = image[box.top() : box.bottom(), box.left() : box.right()]
+            ratio = text_contrast(region)
+            assert ratio >= 4.5, f"{theme}: {label.text()!r} is {ratio:.2f}:1"
+    finally:
+        window.close()
