@@ -190,6 +190,13 @@ class CallWindow(QWidget):
         self._share_check.setSingleShot(True)
         self._share_check.setInterval(500)
         self._share_check.timeout.connect(self._word_sharing_note)
+        # The minimise waits for the picker's window to be gone: when it closes, the focus
+        # goes back to this window, and a window manager (openbox, seen here) that gets that
+        # activation after the minimise request brings the window straight back.
+        self._minimise_later = QTimer(self)
+        self._minimise_later.setSingleShot(True)
+        self._minimise_later.setInterval(300)
+        self._minimise_later.timeout.connect(self._minimise_for_share)
         self.screen_large = True
         self.chat_button = control_button("chat", f"Chat ({SHORTCUTS['chat']})", checkable=True)
         self.devices_button = control_button("settings", "Devices")
@@ -496,12 +503,18 @@ class CallWindow(QWidget):
         self.screen_button.setAccessibleName("Stop sharing")
         self.screen_button.setToolTip(f"Stop sharing ({SHORTCUTS['screen']})")
         if whole:
-            handle = self.windowHandle()
-            if handle is not None:
-                handle.removeEventFilter(self)  # once, however many shares
-                handle.installEventFilter(self)
-            self.showMinimized()  # no hall of mirrors
-            self._share_check.start()
+            self._minimise_later.start()
+
+    def _minimise_for_share(self) -> None:
+        """No hall of mirrors: this window leaves the shared screen (if the system lets it)."""
+        if not (self._sharing_whole_screen and self.session.sharing_screen):
+            return
+        handle = self.windowHandle()
+        if handle is not None:
+            handle.removeEventFilter(self)  # once, however many shares
+            handle.installEventFilter(self)
+        self.showMinimized()
+        self._share_check.start()
 
     def _word_sharing_note(self) -> None:
         """Say whether this window really left the shared screen (a window manager may refuse,
@@ -521,6 +534,7 @@ class CallWindow(QWidget):
         self.session.stop_screen()
         self._sharing_whole_screen = False
         self._share_check.stop()
+        self._minimise_later.stop()
         self.sharing_note.hide()
         self.screen_button.blockSignals(True)
         self.screen_button.setChecked(False)
