@@ -220,13 +220,3 @@ async def pattern(qt_app: object) -> AsyncIterator[object]:
     yield window
     window.close()
     window.deleteLater()
-
-
-@pytest.fixture
-def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Profiles, settings and the runtime folder of the app under ``tmp_path``."""
-    for key, sub in (("HOME", ""), ("XDG_CONFIG_HOME", "c"), ("XDG_DATA_HOME", "d")):
-        monkeypatch.setenv(key, str(tmp_path / sub))
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "r"))
-    os.makedirs(tmp_path / "r", mode=0o700)
-    return tmp_path
