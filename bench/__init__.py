@@ -136,6 +136,11 @@ BENCHMARKS: list[Benchmark] = [
         "bench.screen:run",
         "screen sharing at 1920x1080, 15 fps: sender CPU, frames/s, latency, Share to 1st frame",
     ),
+    Benchmark(
+        "devices",
+        "bench.devices:run",
+        "microphone and speaker through Qt on PulseAudio: delays, frame timing, glitches",
+    ),
 ]
 
 

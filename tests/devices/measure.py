@@ -1,0 +1,117 @@
+"""Timings of the sound devices: the device tests bound them, ``bench/devices.py`` reports them.
+
+Each function creates the condition it measures on the private PulseAudio of
+:mod:`tests.devices.pulse` (the microphone's tone switched on, a tone fed to the speaker)
+and returns what it saw. On a shared machine these are figures, not pass marks: a test keeps
+only a bound that a broken pipeline misses by seconds, and the benchmark prints the number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import av
+import numpy as np
+
+from gui.devices import MicrophoneTrack, SpeakerSink
+from gui.media.analysis import AudioReceiver, to_mono
+from gui.media.tone import ToneAudioTrack
+from tests.devices.pulse import RECORD_RATE, MonitorRecorder, PulseServer
+
+#: A sample above this (full scale 1) is sound; the test tones play at 0.3.
+LOUD = 0.05
+
+
+async def read_frames(
+    track: MicrophoneTrack, count: int
+) -> tuple[list[av.AudioFrame], list[float]]:
+    """``count`` frames from ``track`` and the ``time.monotonic()`` each one came."""
+    frames, times = [], []
+    for _ in range(count):
+        frames.append(await asyncio.wait_for(track.recv(), 2))
+        times.append(time.monotonic())
+    return frames, times
+
+
+async def first_loud_frame_at(track: MicrophoneTrack, threshold: float = LOUD) -> float:
+    """When ``recv()`` gave the first frame with sound in it."""
+    while True:
+        frame = await asyncio.wait_for(track.recv(), 2)
+        if np.max(np.abs(to_mono(frame))) > threshold:
+            return time.monotonic()
+
+
+async def microphone_latency(pulse: PulseServer, track: MicrophoneTrack) -> float:
+    """Seconds from the microphone's tone switched on in the sound server to the first loud
+    frame out of ``recv()``. Leaves the tone on."""
+    pulse.mute_microphone(True)
+    await asyncio.sleep(0.3)
+    while track.buffered_ms >= 20:  # nothing old left queued
+        await track.recv()
+    switched = time.monotonic()
+    pulse.mute_microphone(False)
+    return await first_loud_frame_at(track) - switched
+
+
+async def mouth_to_ear_delay(pulse: PulseServer) -> float:
+    """Seconds from the microphone's tone switched on to its sound recorded from the speaker,
+    with whatever carries the microphone to the speaker running. Leaves the tone on."""
+    pulse.mute_microphone(True)
+    await asyncio.sleep(0.5)
+    mark = pulse.monitor.position
+    switched = time.monotonic()
+    pulse.mute_microphone(False)
+    heard = await pulse.monitor.wait_for(mark, RECORD_RATE // 2)
+    loud = np.flatnonzero(np.abs(heard) > LOUD)
+    if not loud.size:
+        raise AssertionError("the tone never came back through the speaker")
+    return pulse.monitor.arrival_of(mark + int(loud[0])) - switched
+
+
+class Feeder:
+    """A ToneAudioTrack drained in real time by an AudioReceiver, played by a SpeakerSink."""
+
+    def __init__(self, sink: SpeakerSink, frequency: float = 1000.0) -> None:
+        self.tone = ToneAudioTrack(frequency)
+        self.receiver = AudioReceiver(self.tone)
+        sink.attach(self.receiver)
+        self.receiver.start()
+
+    async def stop(self) -> None:
+        """End the tone and its receiver."""
+        self.tone.stop()
+        await self.receiver.stop()
+
+
+async def onset_delay(monitor: MonitorRecorder, tone: ToneAudioTrack, start: int) -> float:
+    """Seconds from the first loud frame made to its first loud sample in the recording."""
+    recorded = await monitor.wait_for(start, RECORD_RATE // 2)
+    loud = np.flatnonzero(np.abs(recorded) > LOUD)
+    if not loud.size:
+        raise AssertionError("the tone never reached the sink")
+    assert tone.sound_started_at is not None
+    return monitor.arrival_of(start + int(loud[0])) - tone.sound_started_at
+
+
+async def speaker_delay(pulse: PulseServer, feeder: Feeder) -> float:
+    """Seconds from a frame fed to the speaker to its sound recorded from the sink's monitor
+    (the recorder's own latency included): the tone is muted, then switched on."""
+    feeder.tone.muted = True
+    await asyncio.sleep(0.4)
+    start = pulse.monitor.position
+    feeder.tone.muted = False
+    return await onset_delay(pulse.monitor, feeder.tone, start)
+
+
+def recent_queue(sink: SpeakerSink, seconds: float) -> list[float]:
+    """The speaker's queue (ms) as sampled over the last ``seconds``."""
+    since = time.monotonic() - seconds
+    return [queued for at, queued in sink.queue_history if at > since]
+
+
+def glitched_windows(recorded: np.ndarray, level: float = 0.2) -> int:
+    """How many 1 ms windows of a steady tone (0.3 amplitude: 0.212 rms) fall below ``level``."""
+    usable = recorded[: recorded.size - recorded.size % 48]
+    levels = np.sqrt(np.mean(usable.reshape(-1, 48) ** 2, axis=1))
+    return int(np.sum(levels < level))
