@@ -14,8 +14,8 @@ import asyncio
 import sys
 
 from gui.bots import echo_test
+from signaling.protocol.bots import Bot
 from signaling.server import cli as server_cli
-from signaling.server.bots import Bot
 from signaling.server.logs import configure
 
 

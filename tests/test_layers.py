@@ -34,9 +34,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     "gui.app": frozenset(
         {"gui.core", "gui.media", "gui.devices", "gui.embedded", "signaling", "signaling.protocol"}
     ),
-    # Composition roots: the only places where the server and the client's bots meet.
-    "gui.server": frozenset({"gui.bots", "signaling.server"}),  # parley-server
-    "gui.embedded": frozenset({"gui.bots", "gui.core", "signaling.server"}),  # the app's server
+    # Composition roots: the only places where the server and the client's bots meet
+    # (parley-server, the app's built-in server), and parley-cli.
+    "gui.server": frozenset({"gui.bots", "signaling.server", "signaling.protocol"}),
+    "gui.embedded": frozenset({"gui.bots", "gui.core", "signaling.server"}),
     "gui.cli": frozenset(
         {"gui.core", "gui.media", "gui.devices", "signaling", "signaling.protocol"}
     ),  # parley-cli

@@ -19,28 +19,13 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
-if TYPE_CHECKING:  # the type only: importing the call engine loads aiortc
-    from gui.core.call_session import SignalingLink
+from signaling.protocol.bots import Bot, Link
 
 log = logging.getLogger("parley.bots")
 
 Json = dict[str, Any]
-
-
-class ClientBot(Protocol):
-    """A bot written as a client: it signals through whatever link it is started on."""
-
-    @property
-    def username(self) -> str:
-        """The built-in user it answers as."""
-
-    async def start(self, link: SignalingLink) -> None:
-        """Begin serving on ``link``."""
-
-    async def close(self) -> None:
-        """Stop serving; the link stays open until after."""
 
 
 class ThreadLink:
@@ -49,7 +34,7 @@ class ThreadLink:
     Build it on the hub's loop; :meth:`bind` it to the bot's loop from there.
     """
 
-    def __init__(self, link: SignalingLink, hub_loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, link: Link, hub_loop: asyncio.AbstractEventLoop) -> None:
         self._link = link
         self._hub_loop = hub_loop
         self._bot_loop: asyncio.AbstractEventLoop | None = None
@@ -94,7 +79,7 @@ class ThreadLink:
 class BotThread:
     """A server ``Bot`` that runs ``bot`` on a thread of its own, with its own asyncio loop."""
 
-    def __init__(self, bot: ClientBot) -> None:
+    def __init__(self, bot: Bot) -> None:
         self.bot = bot
         self.thread: threading.Thread | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -107,7 +92,7 @@ class BotThread:
         """The wrapped bot's user."""
         return self.bot.username
 
-    async def start(self, link: SignalingLink) -> None:
+    async def start(self, link: Link) -> None:
         """Start the thread and the bot on it; raises what the bot's ``start`` raised."""
         hub_loop = asyncio.get_running_loop()
         started: asyncio.Future[None] = hub_loop.create_future()

@@ -28,6 +28,7 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from signaling import __version__
+from signaling.protocol.bots import Bot
 from signaling.protocol.constants import (
     MAX_FRAME_BYTES,
     PING_INTERVAL_S,
@@ -37,7 +38,7 @@ from signaling.protocol.constants import (
     CallReason,
 )
 from signaling.protocol.messages import Json, encode
-from signaling.server.bots import Bot, HubLink
+from signaling.server.bots import HubLink
 from signaling.server.config import ServerConfig
 from signaling.server.credentials import PasswordVault
 from signaling.server.hub import Hub

@@ -1,10 +1,10 @@
 """Built-in users inside the server process (the Echo Test), speaking the protocol in-process.
 
-The server knows a bot only as :class:`Bot`: a composition root (``parley-server``'s
-command line, the app's built-in server) hands bots to ``SignalingServer``, which logs
-each in as its built-in user on a :class:`HubLink` and closes it at the end. The bots
-themselves are clients of the protocol and live in the client package (``gui/bots``),
-so that nothing here imports the client.
+The server knows a bot only as ``signaling.protocol.bots.Bot``: a composition root
+(``parley-server``'s command line, the app's built-in server) hands bots to
+``SignalingServer``, which logs each in as its built-in user on a :class:`HubLink` and
+closes it at the end. The bots themselves are clients of the protocol and live in the
+client package (``gui/bots``), so that nothing here imports the client.
 
 A :class:`HubLink` gets a hub :class:`Session` like any connection, but its peer is a
 Python object: requests go straight to ``Hub.receive`` and replies and events come back
@@ -19,8 +19,9 @@ import asyncio
 import itertools
 import json
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
+from signaling.protocol.bots import Bot
 from signaling.protocol.errors import RequestError
 from signaling.protocol.messages import Json
 from signaling.server.hub import ECHO_USER, Hub
@@ -30,20 +31,6 @@ _bot_ids = itertools.count(-1, -1)  # negative ids never collide with real conne
 
 #: The users a bot may log in as: the server's own accounts, which no one can log in to.
 BUILTIN_USERS = {ECHO_USER.username: ECHO_USER}
-
-
-class Bot(Protocol):
-    """What the server needs of a built-in user: who it is, and to start and stop it."""
-
-    @property
-    def username(self) -> str:
-        """The built-in user it answers as (a key of :data:`BUILTIN_USERS`)."""
-
-    async def start(self, link: HubLink) -> None:
-        """Begin serving on ``link`` (logged in already); called once, on the server's loop."""
-
-    async def close(self) -> None:
-        """End whatever it is doing; the server closes the link after."""
 
 
 class HubLink:

@@ -17,8 +17,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from signaling import __version__
+from signaling.protocol.bots import Bot
 from signaling.server.app import SignalingServer, StartupError
-from signaling.server.bots import Bot
 from signaling.server.config import ServerConfig, default_db_path
 from signaling.server.logs import configure
 
