@@ -328,6 +328,8 @@ class CallReporter:
         fields: dict[str, Any] = {"state": state.value, "call_id": self.session.call_id}
         if reason is not None:
             fields["reason"] = reason
+        if state is CallState.ENDED and self.session.failure_detail is not None:
+            fields["detail"] = self.session.failure_detail
         emit("state", **fields)
         if state is CallState.CONNECTED:
             self.connected.set()
@@ -380,6 +382,9 @@ class CallReporter:
         if session.connected_at is not None and session.answered_at is not None:
             out["setup_ms"] = round((session.connected_at - session.answered_at) * 1000)
         out["reason"] = self.session.machine.reason
+        if session.failure_detail is not None:
+            # Why it failed: a sentence for people, and the engine's technical reason.
+            out.update(detail=session.failure_detail, problem=session.machine.problem)
         return out
 
 

@@ -18,6 +18,15 @@ The caller makes its offer while the callee's device rings and sends it the
 moment the server says ``call.accepted``; the callee answers the offer.
 Candidates that arrive before the remote description are held until it is
 applied.
+
+Whatever the peer sends, the call ends cleanly: something it cannot use (a
+description of the wrong type, too many candidates, or, as the I/O layer finds
+when it checks or applies them, an unusable SDP or candidate: ``remote_unusable``)
+ends it at once as ``failed``, and so does a call that has not connected by its
+deadline (the I/O layer's timer: ``connect_deadline_passed``). ``detail`` then
+holds a sentence for the window, ``problem`` the technical reason for the logs.
+The peer is told with ``call.hangup`` (the protocol has no way to say "failed" to
+the other side, which sees ``hangup``).
 """
 
 from __future__ import annotations
@@ -53,6 +62,13 @@ class Role(StrEnum):
 #: Reasons this end decides by itself (the server's are in ``CallReason``).
 FAILED = "failed"  # media never connected or broke for good
 ERROR = "error"  # a request was refused in a way the call cannot survive
+
+#: What the window says (``detail``) when the peer sent something unusable.
+UNUSABLE_DETAIL = "The other side's app sent something Parley cannot use."
+#: ... and when the call did not connect in time.
+NO_CONNECTION_DETAIL = "The call could not connect: no network path to the other side was found."
+#: Trickled candidates one call takes at most (a real ICE agent sends a dozen or so).
+MAX_TRICKLED_CANDIDATES = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,11 +139,16 @@ class CallMachine:
             CallState.OUTGOING_RINGING if role is Role.CALLER else CallState.INCOMING_RINGING
         )
         self.reason: str | None = None
+        #: Why the call failed, in a sentence for the user (None unless it did, and said why).
+        self.detail: str | None = None
+        #: The technical reason behind ``detail``, for logs and parley-cli.
+        self.problem: str | None = None
         self.ringing = False  # the server confirmed the callee's device rings
         self._actions: list[Action] = []
         self._remote_set = False
         self._held_candidates: list[Json] = []
         self._offer: Json | None = None
+        self._candidates = 0
         if role is Role.CALLEE:
             self._do(StateChanged(self.state))
 
@@ -224,20 +245,30 @@ class CallMachine:
             log.info("rtc.signal ignored in state %s", self.state)
             return
         description = message.get("description")
-        if isinstance(description, dict):
+        if description is not None:
             self._description(description)
         candidate = message.get("candidate")
-        if isinstance(candidate, dict):
-            if self._remote_set:
-                self._do(AddCandidate(candidate))
-            else:
-                self._held_candidates.append(candidate)
+        if candidate is None or self.ended:
+            return
+        self._candidates += 1
+        if not isinstance(candidate, dict):
+            self.remote_unusable("a candidate that is not an object")
+        elif self._candidates > MAX_TRICKLED_CANDIDATES:
+            self.remote_unusable(f"more than {MAX_TRICKLED_CANDIDATES} trickled candidates")
+        elif self._remote_set:
+            self._do(AddCandidate(candidate))
+        else:
+            self._held_candidates.append(candidate)
 
-    def _description(self, description: Json) -> None:
-        kind = description.get("type")
+    def _description(self, description: object) -> None:
+        kind = description.get("type") if isinstance(description, dict) else None
         expected = "offer" if self.role is Role.CALLEE else "answer"
-        if kind != expected or self._remote_set:
-            log.warning("unexpected %s description from the peer; ignored", kind)
+        if not isinstance(description, dict) or kind != expected:
+            shown = repr(kind)[:40]
+            self.remote_unusable(f"a description of type {shown} where an {expected} belongs")
+            return
+        if self._remote_set:
+            log.warning("a second %s from the peer; ignored", kind)
             return
         self._remote_set = True
         self._do(ApplyRemoteDescription(description))
@@ -245,6 +276,25 @@ class CallMachine:
             self._do(MakeAnswer())
         held, self._held_candidates = self._held_candidates, []
         self._do(*(AddCandidate(c) for c in held))
+
+    def remote_unusable(self, problem: str) -> None:
+        """The peer sent something this end cannot use: the call fails, and the peer is told."""
+        self._fail(problem, UNUSABLE_DETAIL)
+
+    def connect_deadline_passed(self) -> None:
+        """The I/O layer's timer: the answered call has not connected in the time allowed."""
+        if self.state is CallState.CONNECTING:
+            self._fail("no connection before the deadline", NO_CONNECTION_DETAIL)
+
+    def _fail(self, problem: str, detail: str) -> None:
+        if self.ended:
+            return
+        self.problem, self.detail = problem, detail
+        request = {
+            CallState.OUTGOING_RINGING: "call.cancel",
+            CallState.INCOMING_RINGING: "call.decline",
+        }.get(self.state, "call.hangup")
+        self._end(FAILED, request=request)
 
     def request_failed(self, kind: str, code: str) -> None:
         """A request this machine asked for was refused or could not be sent."""

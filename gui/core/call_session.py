@@ -22,6 +22,11 @@ Events (pyee): ``state`` (CallState, reason), ``sas`` (words), ``chat``
 (PeerMediaState: what this end sends, after a mute, a lost camera, or a share
 started or stopped),
 ``stats`` (QualitySample), ``remote_track`` (slot, receiver), ``ended``.
+
+What the peer sends is checked (``remote_sdp.py``) before aiortc sees it, and what
+aiortc still refuses ends the call as ``failed`` with one log line, never a
+traceback; so does a call that has not connected ``connect_timeout_s`` after the
+answer. ``failure_detail`` then says why, in a sentence for the user.
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ from gui.core.call_machine import (
 )
 from gui.core.peer_channel import ChatMessage, PeerChannel, PeerMediaState
 from gui.core.quality import QualityMeter
+from gui.core.remote_sdp import check_candidate, check_description, mids_in_sdp
 from gui.core.signaling_client import NotConnected, RequestError
 from gui.core.verification import fingerprints_in_sdp, verification_words
 from gui.media.analysis import AudioReceiver, VideoReceiver
@@ -97,6 +103,9 @@ class CallOptions:
     ice_servers: list[IceServer] = field(default_factory=list)
     #: Nothing from the peer (no packet, no heartbeat) for this long while connected: it is gone.
     media_timeout_s: float = 10.0
+    #: An answered call that has not connected this long after the answer fails (ICE checks
+    #: still running count as not connected).
+    connect_timeout_s: float = 30.0
     stats_interval_s: float = 1.0
     heartbeat_interval_s: float = 2.0
 
@@ -176,6 +185,8 @@ class CallSession(AsyncIOEventEmitter):
         self._actions: asyncio.Queue[Any] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._monitor: asyncio.Task[None] | None = None
+        self._deadline: asyncio.TimerHandle | None = None
+        self._candidates_ended = False
         self._unsubscribe = link.on_event(self._on_server_event)
         self._closed = asyncio.Event()
         self.pc.on("connectionstatechange", self._on_connection_state)
@@ -254,6 +265,11 @@ class CallSession(AsyncIOEventEmitter):
     def state(self) -> CallState:
         """The machine's state."""
         return self.machine.state
+
+    @property
+    def failure_detail(self) -> str | None:
+        """Why the call failed, in a sentence for the user, when the engine knows."""
+        return self.machine.detail
 
     @property
     def chat_available(self) -> bool:
@@ -445,20 +461,39 @@ class CallSession(AsyncIOEventEmitter):
             action = await self._actions.get()
             try:
                 await self._perform(action)
-            except Exception:
-                log.exception("call %s: %s failed", self.call_id, type(action).__name__)
-                if isinstance(action, MakeOffer | MakeAnswer | ApplyRemoteDescription):
-                    self.machine.media_state("failed")
+            except Exception as exc:
+                if isinstance(action, MakeAnswer | ApplyRemoteDescription | AddCandidate):
+                    # What the peer sent got past the checks and aiortc still refused it.
+                    self._unusable(f"{type(action).__name__}: {type(exc).__name__}: {exc}")
+                else:
+                    log.exception("call %s: %s failed", self.call_id, type(action).__name__)
+                    if isinstance(action, MakeOffer):
+                        self.machine.media_state("failed")
             self._pump()
             if isinstance(action, ClosePeer):
                 return
 
+    def _unusable(self, problem: str) -> None:
+        """End the call over something the peer sent: one log line, no traceback."""
+        if not self.machine.ended:
+            log.warning("call %s: cannot use what the peer sent: %s", self.call_id, problem[:300])
+        self.machine.remote_unusable(problem[:300])
+
     async def _perform(self, action: Any) -> None:
+        if self.machine.ended and isinstance(
+            action, MakeOffer | MakeAnswer | ApplyRemoteDescription | AddCandidate
+        ):
+            return  # the call ended while this waited: nothing more is negotiated
         if isinstance(action, SendRequest):
+            if action.kind == "rtc.signal" and self.machine.ended:
+                return
             await self._request(action)
         elif isinstance(action, StateChanged):
             if action.state is CallState.CONNECTING and self.answered_at is None:
                 self.answered_at = time.monotonic()
+                self._deadline = asyncio.get_running_loop().call_later(
+                    self.options.connect_timeout_s, self._connect_deadline
+                )
             self.emit("state", action.state, action.reason)
         elif isinstance(action, MakeOffer | MakeAnswer):
             description = await (
@@ -488,6 +523,15 @@ class CallSession(AsyncIOEventEmitter):
             self.machine.request_failed(action.kind, "unreachable")
 
     async def _apply_remote(self, description: Json) -> None:
+        local = self.pc.localDescription
+        problem = check_description(
+            description,
+            "offer" if self.machine.role is Role.CALLEE else "answer",
+            local.sdp if local is not None else None,
+        )
+        if problem is not None:
+            self._unusable(problem)
+            return
         await self.pc.setRemoteDescription(
             RTCSessionDescription(sdp=description["sdp"], type=description["type"])
         )
@@ -532,9 +576,18 @@ class CallSession(AsyncIOEventEmitter):
         )
 
     async def _add_candidate(self, candidate: Json) -> None:
+        remote = self.pc.remoteDescription
+        problem = check_candidate(candidate, mids_in_sdp(remote.sdp) if remote else [])
+        if problem is not None:
+            self._unusable(problem)
+            return
         text = candidate.get("candidate") or ""
+        if self._candidates_ended:
+            log.info("call %s: a candidate after the end of candidates; ignored", self.call_id)
+            return
         if not text:
-            return  # end of candidates
+            self._candidates_ended = True
+            return
         parsed = candidate_from_sdp(text.removeprefix("candidate:"))
         parsed.sdpMid = candidate.get("sdpMid")
         parsed.sdpMLineIndex = candidate.get("sdpMLineIndex")
@@ -597,10 +650,24 @@ class CallSession(AsyncIOEventEmitter):
                 self.machine.media_silent()
             self._pump()
 
+    def _connect_deadline(self) -> None:
+        self._deadline = None
+        if self.machine.state is CallState.CONNECTING:
+            log.warning(
+                "call %s: not connected %.0f s after the answer (ICE %s)",
+                self.call_id,
+                self.options.connect_timeout_s,
+                self.pc.iceConnectionState,
+            )
+        self.machine.connect_deadline_passed()
+        self._pump()
+
     # The end --------------------------------------------------------------------
 
     async def _close(self) -> None:
         self._unsubscribe()
+        if self._deadline is not None:
+            self._deadline.cancel()
         if self._monitor is not None and self._monitor is not asyncio.current_task():
             self._monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

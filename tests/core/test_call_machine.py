@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from gui.core.call_machine import (
+    MAX_TRICKLED_CANDIDATES,
+    NO_CONNECTION_DETAIL,
+    UNUSABLE_DETAIL,
     AddCandidate,
     ApplyRemoteDescription,
     CallMachine,
@@ -79,16 +82,80 @@ def test_callee_answers_the_offer() -> None:
     assert m.take_actions() == [SendRequest("rtc.signal", {"call_id": CID, "description": ANSWER})]
 
 
-def test_unexpected_descriptions_are_ignored() -> None:
+def test_a_second_offer_is_ignored() -> None:
     m = callee()
     m.accept()
     m.take_actions()
-    m.server_event({"type": "rtc.signal", "description": ANSWER})
-    assert m.take_actions() == []
     m.server_event({"type": "rtc.signal", "description": OFFER})
     m.take_actions()
-    m.server_event({"type": "rtc.signal", "description": OFFER})  # a second offer: ignored
+    m.server_event({"type": "rtc.signal", "description": OFFER})
+    assert m.take_actions() == [] and not m.ended
+
+
+def failed_after(m: CallMachine) -> None:
+    """The call ended as failed, told the server, and says why."""
+    assert m.take_actions() == [SendRequest("call.hangup", {"call_id": CID}), *ended("failed")]
+    assert m.detail == UNUSABLE_DETAIL and m.problem
+
+
+def answered_callee() -> CallMachine:
+    m = callee()
+    m.accept()
+    m.take_actions()
+    return m
+
+
+def test_what_the_peer_cannot_mean_fails_the_call() -> None:
+    for signal in (
+        {"description": ANSWER},  # the callee gets an answer
+        {"description": "v=0"},  # not an object
+        {"description": {"sdp": "v=0"}},  # no type
+        {"candidate": ["candidate:1"]},
+    ):
+        m = answered_callee()
+        m.server_event({"type": "rtc.signal", "call_id": CID, **signal})
+        failed_after(m)
+    m = caller()
+    m.local_description(OFFER)
+    m.server_event({"type": "call.accepted", "call_id": CID})
+    m.take_actions()
+    m.server_event({"type": "rtc.signal", "call_id": CID, "description": OFFER})  # glare
+    failed_after(m)
+
+
+def test_unusable_input_found_by_the_session_ends_the_call_once() -> None:
+    m = answered_callee()
+    m.server_event({"type": "rtc.signal", "call_id": CID, "description": OFFER})
+    m.take_actions()
+    m.remote_unusable("offer: no media section")
+    failed_after(m)
+    assert m.problem == "offer: no media section"
+    m.remote_unusable("again")
+    m.connect_deadline_passed()
+    assert m.take_actions() == [] and m.problem == "offer: no media section"
+
+
+def test_a_flood_of_candidates_fails_the_call_without_holding_them() -> None:
+    m = answered_callee()
+    for _ in range(MAX_TRICKLED_CANDIDATES):
+        m.server_event({"type": "rtc.signal", "call_id": CID, "candidate": CAND})
+    assert m.take_actions() == [] and not m.ended
+    m.server_event({"type": "rtc.signal", "call_id": CID, "candidate": CAND})
+    failed_after(m)
+    m.server_event({"type": "rtc.signal", "call_id": CID, "description": OFFER})
     assert m.take_actions() == []
+
+
+def test_the_connect_deadline_fails_only_a_call_still_connecting() -> None:
+    m = answered_callee()
+    m.connect_deadline_passed()
+    assert m.take_actions() == [SendRequest("call.hangup", {"call_id": CID}), *ended("failed")]
+    assert m.detail == NO_CONNECTION_DETAIL
+    m = answered_callee()
+    m.media_state("connected")
+    m.take_actions()
+    m.connect_deadline_passed()
+    assert m.take_actions() == [] and not m.ended and m.detail is None
 
 
 def test_signals_before_accept_are_ignored() -> None:
