@@ -142,41 +142,17 @@ async def _speaker(pulse: PulseServer, rounds: int, seconds: float) -> dict[str,
 
 
 async def _mouth_to_ear(pulse: PulseServer, rounds: int) -> dict[str, list[float]]:
-    from aiortc import RTCConfiguration, RTCPeerConnection
-    from aiortc.mediastreams import MediaStreamTrack
-
-    from gui.devices import MicrophoneTrack, SpeakerSink
-    from gui.media.analysis import AudioReceiver
-    from tests.devices.measure import mouth_to_ear_delay
+    from gui.devices import MicrophoneTrack
+    from tests.devices.measure import loopback_call, mouth_to_ear_delay
     from tests.waiting import until
 
-    config = RTCConfiguration(iceServers=[])
-    caller, callee = RTCPeerConnection(config), RTCPeerConnection(config)
-    microphone, speaker = MicrophoneTrack(), SpeakerSink()
-    receivers: list[AudioReceiver] = []
-
-    @callee.on("track")
-    def on_track(track: MediaStreamTrack) -> None:
-        receiver = AudioReceiver(track)
-        speaker.attach(receiver)
-        receivers.append(receiver)
-        receiver.start()
-
-    caller.addTrack(microphone)
+    microphone = MicrophoneTrack()
     try:
-        await caller.setLocalDescription(await caller.createOffer())
-        await callee.setRemoteDescription(caller.localDescription)
-        await callee.setLocalDescription(await callee.createAnswer())
-        await caller.setRemoteDescription(callee.localDescription)
-        await until(lambda: receivers and receivers[0].received_ms >= 1000, 15, "call audio")
-        delays = [await mouth_to_ear_delay(pulse) for _ in range(rounds)]
+        async with loopback_call(microphone) as call:
+            await until(lambda: call.audio and call.audio.received_ms >= 1000, 15, "call audio")
+            delays = [await mouth_to_ear_delay(pulse) for _ in range(rounds)]
     finally:
         pulse.mute_microphone(False)
-        await caller.close()
-        await callee.close()
-        for receiver in receivers:
-            await receiver.stop()
-        speaker.stop()
         microphone.stop()
     return {"mouth_to_ear_s": delays}
 

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import time
+import contextlib
 
 import numpy as np
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection
-from aiortc.mediastreams import MediaStreamTrack
 from PySide6.QtCore import QTimer
 
-from gui.devices import MicrophoneTrack, SpeakerSink, VideoSinkTrack
-from gui.media.analysis import AudioReceiver, VideoReceiver
+from gui.devices import MicrophoneTrack, VideoSinkTrack
 from gui.media.tone import dominant_frequency
 from tests.devices.conftest import MIC_FREQUENCY, RECORD_RATE, PulseServer
 from tests.devices.frames import PixelFormat, pattern_qframe
-from tests.devices.measure import microphone_latency, mouth_to_ear_delay
+from tests.devices.measure import loopback_call, microphone_latency, mouth_to_ear_delay
+from tests.waiting import until
 
 pytestmark = pytest.mark.usefixtures("qt_app")
 
@@ -56,62 +54,35 @@ class CameraFeed:
         self.timer.stop()
 
 
-async def connect(caller: RTCPeerConnection, callee: RTCPeerConnection) -> None:
-    await caller.setLocalDescription(await caller.createOffer())
-    await callee.setRemoteDescription(caller.localDescription)
-    await callee.setLocalDescription(await callee.createAnswer())
-    await caller.setRemoteDescription(callee.localDescription)
-
-
 async def test_a_call_through_real_devices(pulse: PulseServer) -> None:
-    config = RTCConfiguration(iceServers=[])
-    caller, callee = RTCPeerConnection(config), RTCPeerConnection(config)
     microphone = MicrophoneTrack()
     camera = VideoSinkTrack()
     feed = CameraFeed(camera)
-    speaker = SpeakerSink()
-    receivers: list[AudioReceiver | VideoReceiver] = []
-
-    @callee.on("track")
-    def on_track(track: MediaStreamTrack) -> None:
-        receiver = AudioReceiver(track) if track.kind == "audio" else VideoReceiver(track)
-        if isinstance(receiver, AudioReceiver):
-            speaker.attach(receiver)
-        receivers.append(receiver)
-        receiver.start()
-
-    caller.addTrack(microphone)
-    caller.addTrack(camera)
     try:
-        await connect(caller, callee)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            video = [r for r in receivers if isinstance(r, VideoReceiver)]
-            audio = [r for r in receivers if isinstance(r, AudioReceiver)]
-            if video and audio and video[0].frames >= 45 and audio[0].received_ms >= 1500:
-                break
-            await asyncio.sleep(0.05)
-        # Until the connection is up, nobody reads the microphone: its queue overflows and
-        # drops (as designed); from here on the sender keeps up.
-        dropped_before = microphone.dropped_samples
-        start = pulse.monitor.position
-        recorded = await pulse.monitor.wait_for(start, RECORD_RATE)
-        # Mouth to ear: the microphone's tone switched on, to its sound on the speaker.
-        mouth_to_ear = [await mouth_to_ear_delay(pulse) for _ in range(3)]
-        dropped_during_call = microphone.dropped_samples - dropped_before
+        async with loopback_call(microphone, camera) as call:
+
+            def flowing() -> bool:
+                video, audio = call.video, call.audio
+                return bool(video and audio and video.frames >= 45 and audio.received_ms >= 1500)
+
+            with contextlib.suppress(TimeoutError):  # the bounds below say what was missing
+                await until(flowing, 15, "video and audio")
+            # Until the connection is up, nobody reads the microphone: its queue overflows
+            # and drops (as designed); from here on the sender keeps up.
+            dropped_before = microphone.dropped_samples
+            start = pulse.monitor.position
+            recorded = await pulse.monitor.wait_for(start, RECORD_RATE)
+            # Mouth to ear: the microphone's tone switched on, to its sound on the speaker.
+            mouth_to_ear = [await mouth_to_ear_delay(pulse) for _ in range(3)]
+            dropped_during_call = microphone.dropped_samples - dropped_before
     finally:
         pulse.mute_microphone(False)
         feed.stop()
-        await caller.close()
-        await callee.close()
-        for receiver in receivers:
-            await receiver.stop()
-        speaker.stop()
         microphone.stop()
         camera.stop()
 
-    (video,) = [r for r in receivers if isinstance(r, VideoReceiver)]
-    (audio,) = [r for r in receivers if isinstance(r, AudioReceiver)]
+    video, audio, speaker = call.video, call.audio, call.speaker
+    assert video is not None and audio is not None
     assert video.frames >= 45
     assert video.decode_rate > 0.9
     assert video.decreases == 0
