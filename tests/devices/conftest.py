@@ -19,6 +19,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest
 import qasync
+from PySide6.QtMultimedia import QAudioFormat
 from PySide6.QtWidgets import QApplication
 
 from tests.devices.pulse import (
@@ -95,3 +96,12 @@ def qt_app() -> QApplication:
     app = QApplication.instance() or QApplication([])
     assert isinstance(app, QApplication)
     return app
+
+
+def foreign_format() -> QAudioFormat:
+    """44.1 kHz mono float: a device format other than the call's, forced to test conversion."""
+    fmt = QAudioFormat()
+    fmt.setSampleRate(44100)
+    fmt.setChannelCount(1)
+    fmt.setSampleFormat(QAudioFormat.SampleFormat.Float)
+    return fmt

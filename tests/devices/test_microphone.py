@@ -16,7 +16,13 @@ from gui.devices import DeviceCatalog, MicrophoneTrack
 from gui.devices.audio import call_format
 from gui.media.analysis import to_mono
 from gui.media.tone import dominant_frequency
-from tests.devices.conftest import MIC_FREQUENCY, MICROPHONE, SPEAKER, PulseServer
+from tests.devices.conftest import (
+    MIC_FREQUENCY,
+    MICROPHONE,
+    SPEAKER,
+    PulseServer,
+    foreign_format,
+)
 from tests.devices.measure import read_frames
 from tests.waiting import until
 
@@ -60,11 +66,7 @@ async def test_frames_are_20ms_48k_stereo_with_the_microphones_tone(pulse: Pulse
 
 
 async def test_other_device_formats_are_resampled_to_48k_stereo(pulse: PulseServer) -> None:
-    forced = QAudioFormat()
-    forced.setSampleRate(44100)
-    forced.setChannelCount(1)
-    forced.setSampleFormat(QAudioFormat.SampleFormat.Float)
-    track = MicrophoneTrack(audio_format=forced)
+    track = MicrophoneTrack(audio_format=foreign_format())
     try:
         assert not track.converter.passthrough
         await read_frames(track, 10)

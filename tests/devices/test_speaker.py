@@ -8,11 +8,11 @@ import time
 import av
 import numpy as np
 import pytest
-from PySide6.QtMultimedia import QAudioDevice, QAudioFormat, QtAudio
+from PySide6.QtMultimedia import QAudioDevice, QtAudio
 
 from gui.devices import DeviceCatalog, SpeakerSink
 from gui.media.tone import ToneAudioTrack, dominant_frequency
-from tests.devices.conftest import RECORD_RATE, SPEAKER, PulseServer
+from tests.devices.conftest import RECORD_RATE, SPEAKER, PulseServer, foreign_format
 from tests.devices.measure import Feeder, glitched_windows, recent_queue, speaker_delay
 from tests.waiting import until
 
@@ -69,11 +69,7 @@ async def test_plays_a_tone_into_the_sink(pulse: PulseServer) -> None:
 
 
 async def test_resamples_to_the_device_format(pulse: PulseServer) -> None:
-    forced = QAudioFormat()
-    forced.setSampleRate(44100)
-    forced.setChannelCount(1)
-    forced.setSampleFormat(QAudioFormat.SampleFormat.Float)
-    sink = SpeakerSink(audio_format=forced)
+    sink = SpeakerSink(audio_format=foreign_format())
     assert (sink.rate, sink.channels) == (44100, 1)
     feeder = Feeder(sink, 700.0)
     try:
