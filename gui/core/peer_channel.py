@@ -5,15 +5,26 @@ Chat messages with ids and delivery receipts, the sender's media state
 a heartbeat so that an end that vanished is noticed even while both are muted.
 Every message is one JSON object: ``{"t": "chat", "id", "text", "sent_at"}``,
 ``{"t": "ack", "id"}``, ``{"t": "state", "audio", "video", "screen"}``,
-``{"t": "ping"}``. Unknown or malformed messages are logged and skipped.
+``{"t": "ping"}``.
+
+The other end may be hostile or broken, so what it sends costs little and
+reaches the window only when it makes sense: a message that is binary, larger
+than any Parley sends, not JSON, of an unknown type or with fields of the wrong
+kind is dropped; so is everything past a token bucket (a burst of 100, then 50 a
+second), before it is even parsed, so a flood cannot grow memory or hold the
+event loop. Drops are counted by cause in ``dropped`` and logged at 1, 10, 100...
+of each cause, never once per message. Chat text is passed on as the characters
+received (never markup); displaying it as plain text is the window's part.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -21,6 +32,15 @@ from typing import Any, Protocol
 log = logging.getLogger("parley.call")
 
 MAX_CHAT_CHARS = 4000
+#: Parley's largest message is a 4,000-character chat, JSON-escaped; nothing larger is read.
+MAX_MESSAGE_CHARS = 32 * 1024
+MAX_ID_CHARS = 64
+#: Messages read from the peer: a burst of this many, then ``RATE_PER_S`` a second (a person
+#: chatting, acks, state changes and a heartbeat every 2 s use a small part of it).
+BURST = 100
+RATE_PER_S = 50.0
+#: Messages waiting for the channel to open (this end's own: state changes, heartbeats).
+MAX_QUEUED = 256
 
 
 class DataChannel(Protocol):
@@ -61,6 +81,25 @@ class PeerMediaState:
     screen: bool
 
 
+class TokenBucket:
+    """At most ``burst`` at once, refilled at ``rate`` per second; the clock is the caller's."""
+
+    def __init__(self, burst: int, rate: float, now: float) -> None:
+        self.burst = burst
+        self.rate = rate
+        self.tokens = float(burst)
+        self.updated = now
+
+    def take(self, now: float) -> bool:
+        """Spend one token if there is one."""
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+
 class PeerChannel:
     """Chat, media state and heartbeats on one data channel."""
 
@@ -79,6 +118,10 @@ class PeerChannel:
         self.negotiated = False
         self.last_heard = clock()
         self.undelivered: dict[str, ChatMessage] = {}
+        #: Messages from the peer that were dropped, by cause: ``flood``, ``binary``,
+        #: ``oversized``, ``malformed``, ``unknown``.
+        self.dropped: Counter[str] = Counter()
+        self._bucket = TokenBucket(BURST, RATE_PER_S, clock())
         self._queue: list[str] = []
 
     @property
@@ -107,7 +150,11 @@ class PeerChannel:
                 self.channel.send(data)
             except Exception as exc:  # closed between the check and the send
                 log.info("data channel send failed: %s", exc)
-        elif self.channel is not None and self.channel.readyState == "connecting":
+        elif (
+            self.channel is not None
+            and self.channel.readyState == "connecting"
+            and len(self._queue) < MAX_QUEUED
+        ):
             self._queue.append(data)
 
     def _send(self, message: dict[str, Any]) -> None:
@@ -146,37 +193,83 @@ class PeerChannel:
         self._send({"t": "ping"})
 
     def receive(self, data: object) -> None:
-        """One message from the peer."""
-        self.last_heard = self.clock()
-        if not isinstance(data, str):
-            log.warning("skipping a binary data channel message")
-            return
+        """One message from the peer: acted on, or dropped and counted."""
+        self.last_heard = now = self.clock()
+        if not self._bucket.take(now):
+            self._drop("flood")
+        elif not isinstance(data, str):
+            self._drop("binary")
+        elif len(data) > MAX_MESSAGE_CHARS:
+            self._drop("oversized")
+        else:
+            self._dispatch(data)
+
+    @property
+    def dropped_total(self) -> int:
+        """Every message dropped so far."""
+        return self.dropped.total()
+
+    def _drop(self, cause: str) -> None:
+        self.dropped[cause] += 1
+        count = self.dropped[cause]
+        if count == 10 ** (len(str(count)) - 1):  # 1, 10, 100, ...
+            log.warning("dropped %d data channel message(s) from the peer: %s", count, cause)
+
+    def _dispatch(self, data: str) -> None:
         try:
             message = json.loads(data)
-        except ValueError:
-            log.warning("skipping a data channel message that is not JSON")
+        except (ValueError, RecursionError):
+            self._drop("malformed")
             return
-        if not isinstance(message, dict):
-            return
-        kind = message.get("t")
+        kind = message.get("t") if isinstance(message, dict) else None
         if kind == "chat":
             self._chat(message)
         elif kind == "ack":
-            acked = self.undelivered.pop(str(message.get("id")), None)
+            msg_id = message.get("id")
+            acked = self.undelivered.pop(msg_id, None) if isinstance(msg_id, str) else None
             if acked is not None:
                 self.on_delivered(acked.id)
         elif kind == "state":
             audio, video, screen = (message.get(k) for k in ("audio", "video", "screen"))
             if isinstance(audio, bool) and isinstance(video, bool) and isinstance(screen, bool):
                 self.on_peer_state(PeerMediaState(audio, video, screen))
+            else:
+                self._drop("malformed")
         elif kind != "ping":
-            log.info("skipping data channel message of type %r", kind)
+            self._drop("unknown" if isinstance(kind, str) else "malformed")
 
     def _chat(self, message: dict[str, Any]) -> None:
         msg_id, text, sent_at = message.get("id"), message.get("text"), message.get("sent_at")
-        if not isinstance(msg_id, str) or not isinstance(text, str) or len(msg_id) > 64:
-            log.warning("skipping a malformed chat message")
+        if not (
+            isinstance(msg_id, str)
+            and 0 < len(msg_id) <= MAX_ID_CHARS
+            and isinstance(text, str)
+            and 0 < len(text) <= MAX_CHAT_CHARS
+            and _encodable(msg_id)
+            and _encodable(text)
+        ):
+            self._drop("malformed")
             return
         self._send({"t": "ack", "id": msg_id})
-        stamp = float(sent_at) if isinstance(sent_at, int | float) else time.time()
-        self.on_chat(ChatMessage(msg_id, text[:MAX_CHAT_CHARS], stamp, outgoing=False))
+        self.on_chat(ChatMessage(msg_id, text, _timestamp(sent_at), outgoing=False))
+
+
+def _encodable(text: str) -> bool:
+    """Whether ``text`` is valid Unicode (JSON lets a lone surrogate through; printing fails)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _timestamp(value: object) -> float:
+    """The sender's clock when it is a plausible one, else now."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            stamp = float(value)
+        except OverflowError:
+            return time.time()
+        if math.isfinite(stamp) and 0 <= stamp < 2**33:
+            return stamp
+    return time.time()
