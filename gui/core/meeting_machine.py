@@ -1,0 +1,584 @@
+"""One meeting, seen from one participant: a pure state machine, no sockets, no timers, no aiortc.
+
+A meeting (protocol v1.1) is a mesh: this end holds one peer connection, a
+*link*, to every other participant. The machine decides which links exist and
+who offers on each; ``meeting_session.py`` carries its actions out on aiortc.
+Feed inputs, then ``take_actions()``, as with :class:`~gui.core.call_machine.CallMachine`.
+
+States::
+
+    idle ──create / join──▶ joining ──ok──▶ joined ──leave / end / meeting.ended──▶ ended(reason)
+    invited ──join──▶ joining            joining ──refused (meeting_full, forbidden...)──▶ ended
+    invited ──decline / meeting.ended──▶ ended
+
+The mesh rule of the protocol: whoever joins offers to everyone already present
+(in the order of the ``participants`` list of the ``ok`` reply); those present
+answer and never offer to a newcomer. So a link is opened as the offerer when
+this end's join is acknowledged, and as the answerer when an offer arrives. An
+offer from a participant who has a link already means they came back (after a
+lost connection, the returning participant offers again to everyone): the old
+link is closed and a new one answers. This end does the same when its own
+signaling connection comes back: it joins again and offers anew to everyone.
+
+A link that breaks (its media fails, the peer sends something unusable, or it
+does not connect in time) is closed and marked ``failed``; the participant
+stays listed until the server says they left, and the meeting goes on with the
+others. Whatever the peer sends cannot end the meeting.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from gui.core.call_machine import MAX_TRICKLED_CANDIDATES, SendRequest
+
+log = logging.getLogger("parley.meeting")
+
+Json = dict[str, Any]
+
+__all__ = [
+    "AddCandidate",
+    "ApplyRemoteDescription",
+    "CloseLink",
+    "LinkState",
+    "MakeAnswer",
+    "MeetingMachine",
+    "MeetingState",
+    "OpenLink",
+    "Participant",
+    "ParticipantsChanged",
+    "SendRequest",
+    "StateChanged",
+]
+
+
+class MeetingState(StrEnum):
+    """Where this end stands in the meeting."""
+
+    IDLE = "idle"
+    INVITED = "invited"
+    JOINING = "joining"
+    JOINED = "joined"
+    ENDED = "ended"
+
+
+class LinkState(StrEnum):
+    """This end's peer connection to one participant, as a tile shows it."""
+
+    WAITING = "waiting"  # no link yet: the participant joined and will offer
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    FAILED = "failed"
+
+
+#: Why this end's part in the meeting ended, besides the server's (``ended``, ``empty``) and
+#: the codes of a refused create or join (``meeting_full``, ``forbidden``, ``not_found``...).
+LEFT = "left"
+DECLINED = "declined"
+ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Participant:
+    """Another participant, as the meeting window shows them."""
+
+    username: str
+    display_name: str
+    audio: bool = False
+    video: bool = False
+    screen: bool = False
+    link: LinkState = LinkState.WAITING
+    #: Why the link failed, for the logs (``None`` unless it did).
+    problem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OpenLink:
+    """Make a peer connection to ``username``; as the offerer, negotiate every section and
+    report the offer with ``local_description``."""
+
+    username: str
+    offerer: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CloseLink:
+    """Close the peer connection to ``username`` and stop what it received."""
+
+    username: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyRemoteDescription:
+    """Check and set ``username``'s offer or answer on their link."""
+
+    username: str
+    description: Json
+
+
+@dataclass(frozen=True, slots=True)
+class MakeAnswer:
+    """Answer the offer just applied on ``username``'s link; report it with
+    ``local_description``."""
+
+    username: str
+
+
+@dataclass(frozen=True, slots=True)
+class AddCandidate:
+    """Add a trickled ICE candidate from ``username``."""
+
+    username: str
+    candidate: Json
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantsChanged:
+    """The other participants (in order of joining), the host or the invitations changed."""
+
+    participants: tuple[Participant, ...]
+    host: str | None
+    invited: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    """This end's state changed (``reason`` once ended)."""
+
+    state: MeetingState
+    reason: str | None = None
+
+
+Action = (
+    SendRequest
+    | OpenLink
+    | CloseLink
+    | ApplyRemoteDescription
+    | MakeAnswer
+    | AddCandidate
+    | ParticipantsChanged
+    | StateChanged
+)
+
+
+@dataclass(slots=True)
+class _Link:
+    """What the machine remembers of one open link."""
+
+    offerer: bool
+    remote_set: bool = False
+    held: list[Json] = field(default_factory=list)
+    candidates: int = 0
+
+
+def _bool(value: object) -> bool:
+    return value is True
+
+
+class MeetingMachine:
+    """The life of one meeting at one participant's end."""
+
+    def __init__(self, me: str, meeting_id: str, media: Json) -> None:
+        """``media`` is what this end sends: ``{"audio", "video", "screen"}`` booleans."""
+        self.me = me.lower()
+        self.meeting_id = meeting_id.lower()
+        self.media = {k: _bool(media.get(k)) for k in ("audio", "video", "screen")}
+        self.state = MeetingState.IDLE
+        self.reason: str | None = None
+        self.host: str | None = None
+        self.title: str | None = None
+        #: Who invited this end (the ``from`` User of ``meeting.invited``), when invited.
+        self.inviter: Json | None = None
+        #: The other participants by username, in order of joining.
+        self.participants: dict[str, Participant] = {}
+        self.invited: list[str] = []
+        self._links: dict[str, _Link] = {}
+        self._actions: list[Action] = []
+        self._rejoining = False
+
+    @classmethod
+    def from_invitation(cls, me: str, event: Json, media: Json) -> MeetingMachine:
+        """A machine for a ``meeting.invited`` event: join with :meth:`join`, or :meth:`decline`."""
+        machine = cls(me, str(event.get("meeting_id", "")), media)
+        machine.state = MeetingState.INVITED
+        inviter = event.get("from")
+        machine.inviter = inviter if isinstance(inviter, dict) else None
+        title = event.get("title")
+        machine.title = title if isinstance(title, str) else None
+        machine._do(StateChanged(MeetingState.INVITED))
+        return machine
+
+    # Output -----------------------------------------------------------------
+
+    def take_actions(self) -> list[Action]:
+        """What to do now, in order; the list is emptied."""
+        actions, self._actions = self._actions, []
+        return actions
+
+    def _do(self, *actions: Action) -> None:
+        self._actions.extend(actions)
+
+    def _enter(self, state: MeetingState) -> None:
+        if state is not self.state:
+            self.state = state
+            self._do(StateChanged(state))
+
+    def _changed(self) -> None:
+        self._do(
+            ParticipantsChanged(tuple(self.participants.values()), self.host, tuple(self.invited))
+        )
+
+    def _end(self, reason: str, *, request: str | None = None) -> None:
+        if self.state is MeetingState.ENDED:
+            return
+        if request is not None:
+            self._do(SendRequest(request, {"meeting_id": self.meeting_id}))
+        for username in list(self._links):
+            self._close(username)
+        self.state = MeetingState.ENDED
+        self.reason = reason
+        self._do(StateChanged(MeetingState.ENDED, reason))
+
+    @property
+    def ended(self) -> bool:
+        """Whether this end is out of the meeting for good."""
+        return self.state is MeetingState.ENDED
+
+    @property
+    def joined(self) -> bool:
+        """Whether this end is a participant now."""
+        return self.state is MeetingState.JOINED
+
+    def link_offerer(self, username: str) -> bool | None:
+        """Whether this end offers on its link to ``username`` (``None``: no link)."""
+        link = self._links.get(username)
+        return None if link is None else link.offerer
+
+    # The user ---------------------------------------------------------------
+
+    def create(self, invite: list[str] | None = None, title: str | None = None) -> None:
+        """Start the meeting as its host (and invite ``invite``)."""
+        assert self.state is MeetingState.IDLE
+        fields: Json = {"meeting_id": self.meeting_id, "media": self._join_media()}
+        if invite:
+            fields["invite"] = [u.lower() for u in invite]
+        if title:
+            fields["title"] = title
+        self.title = title
+        self._do(SendRequest("meeting.create", fields))
+        self._enter(MeetingState.JOINING)
+
+    def join(self) -> None:
+        """Join (an invitation, or a meeting this end was in before)."""
+        if self.state not in (MeetingState.IDLE, MeetingState.INVITED):
+            log.info("join ignored in state %s", self.state)
+            return
+        self._send_join()
+        self._enter(MeetingState.JOINING)
+
+    def _send_join(self) -> None:
+        self._do(
+            SendRequest(
+                "meeting.join", {"meeting_id": self.meeting_id, "media": self._join_media()}
+            )
+        )
+
+    def _join_media(self) -> Json:
+        return {"audio": self.media["audio"], "video": self.media["video"]}
+
+    def decline(self) -> None:
+        """Refuse the invitation."""
+        if self.state is MeetingState.INVITED:
+            self._end(DECLINED, request="meeting.decline")
+
+    def leave(self) -> None:
+        """Leave (the meeting goes on for the others); while joining, leave once in."""
+        if self.state in (MeetingState.JOINED, MeetingState.JOINING):
+            self._end(LEFT, request="meeting.leave")
+        elif self.state is MeetingState.INVITED:
+            self._end(DECLINED, request="meeting.decline")
+        elif self.state is MeetingState.IDLE:
+            self._end(LEFT)
+
+    def end(self) -> None:
+        """End the meeting for everyone (the host only; anyone else just leaves)."""
+        if self.state is MeetingState.JOINED and self.host == self.me:
+            self._end("ended", request="meeting.end")
+        else:
+            self.leave()
+
+    def invite(self, usernames: list[str]) -> None:
+        """Invite more contacts."""
+        if self.joined and usernames:
+            self._do(
+                SendRequest(
+                    "meeting.invite",
+                    {"meeting_id": self.meeting_id, "usernames": [u.lower() for u in usernames]},
+                )
+            )
+
+    def set_media(self, audio: bool, video: bool, screen: bool) -> None:
+        """What this end sends now; the others are told through the server."""
+        media = {"audio": audio, "video": video, "screen": screen}
+        if media == self.media:
+            return
+        self.media = media
+        if self.joined:
+            self._do(SendRequest("meeting.media", {"meeting_id": self.meeting_id, **media}))
+
+    # Replies ----------------------------------------------------------------
+
+    def request_succeeded(self, kind: str, reply: Json) -> None:
+        """A request of this machine was answered ``ok``."""
+        meeting = reply.get("meeting")
+        if self.ended or not isinstance(meeting, dict):
+            return
+        if kind in ("meeting.create", "meeting.join") and self.state is MeetingState.JOINING:
+            self._joined(meeting)
+        elif kind == "meeting.invite":
+            self._read_invited(meeting)
+            self._changed()
+
+    def _joined(self, meeting: Json) -> None:
+        """In: offer to everyone present (again, after a rejoin), in the reply's order."""
+        self._read_meeting(meeting)
+        for username in list(self._links):
+            self._close(username)
+        self._enter(MeetingState.JOINED)
+        for username in self.participants:
+            self._open(username, offerer=True)
+        self._changed()
+        if self._rejoining:
+            self._rejoining = False
+            # What this end sends may have changed while the server could not be told.
+            self._do(SendRequest("meeting.media", {"meeting_id": self.meeting_id, **self.media}))
+
+    def _read_meeting(self, meeting: Json) -> None:
+        host = meeting.get("host")
+        self.host = host if isinstance(host, str) else self.host
+        title = meeting.get("title")
+        self.title = title if isinstance(title, str) else self.title
+        present: dict[str, Participant] = {}
+        for item in meeting.get("participants") or []:
+            participant = _participant(item)
+            if participant is not None and participant.username != self.me:
+                present[participant.username] = participant
+        self.participants = present
+        self._read_invited(meeting)
+
+    def _read_invited(self, meeting: Json) -> None:
+        invited = meeting.get("invited")
+        if isinstance(invited, list):
+            self.invited = [
+                str(u["username"])
+                for u in invited
+                if isinstance(u, dict) and isinstance(u.get("username"), str)
+            ]
+
+    def request_failed(self, kind: str, code: str) -> None:
+        """A request of this machine was refused (``code``) or could not be sent."""
+        if self.ended:
+            return
+        if kind in ("meeting.create", "meeting.join") and self.state is MeetingState.JOINING:
+            if self._rejoining and code == "not_found":
+                self._end("ended")  # it ended while this end was away
+            else:
+                self._end(code)  # meeting_full, forbidden, not_found, busy...
+        elif kind in ("meeting.leave", "meeting.end", "meeting.decline"):
+            pass  # ended here already; the server has let go or will, by the grace period
+        # A refused invite, media change or rtc.signal does not end anything.
+
+    # The server -------------------------------------------------------------
+
+    def server_event(self, message: Json) -> None:
+        """An event about this meeting from the signaling server."""
+        kind = message.get("type")
+        if kind == "meeting.ended":
+            self._end(str(message.get("reason") or "ended"))
+        elif self.state is not MeetingState.JOINED:
+            if kind == "rtc.signal":
+                log.info("rtc.signal ignored in state %s", self.state)
+        elif kind == "meeting.joined":
+            participant = _participant(message.get("participant"))
+            if participant is not None and participant.username != self.me:
+                old = self.participants.get(participant.username)
+                if old is not None:
+                    participant = replace(participant, link=old.link)
+                self.participants[participant.username] = participant
+                if participant.username in self.invited:
+                    self.invited.remove(participant.username)
+                self._changed()
+        elif kind == "meeting.left":
+            username = str(message.get("username", ""))
+            self._close(username)
+            self.participants.pop(username, None)
+            host = message.get("host")
+            if isinstance(host, str):
+                self.host = host
+            self._changed()
+        elif kind == "meeting.media":
+            self._media(message)
+        elif kind == "meeting.declined":
+            declined = message.get("username")
+            if isinstance(declined, str) and declined in self.invited:
+                self.invited.remove(declined)
+                self._changed()
+        elif kind == "rtc.signal":
+            self._signal(message)
+
+    def _media(self, message: Json) -> None:
+        username = message.get("username")
+        old = self.participants.get(username) if isinstance(username, str) else None
+        if old is None:
+            return
+        self._set(
+            old.username,
+            audio=_bool(message.get("audio")),
+            video=_bool(message.get("video")),
+            screen=_bool(message.get("screen")),
+        )
+        self._changed()
+
+    def _signal(self, message: Json) -> None:
+        sender = message.get("from")
+        if not isinstance(sender, str) or sender == self.me:
+            return
+        description = message.get("description")
+        if description is not None:
+            self._description(sender, description)
+        candidate = message.get("candidate")
+        link = self._links.get(sender)
+        if candidate is None:
+            return
+        if link is None:
+            log.info("a candidate from %s, who has no link; ignored", sender)
+            return
+        link.candidates += 1
+        if not isinstance(candidate, dict):
+            self.remote_unusable(sender, "a candidate that is not an object")
+        elif link.candidates > MAX_TRICKLED_CANDIDATES:
+            self.remote_unusable(sender, f"more than {MAX_TRICKLED_CANDIDATES} trickled candidates")
+        elif link.remote_set:
+            self._do(AddCandidate(sender, candidate))
+        else:
+            link.held.append(candidate)
+
+    def _description(self, sender: str, description: object) -> None:
+        kind = description.get("type") if isinstance(description, dict) else None
+        link = self._links.get(sender)
+        if kind == "offer" and isinstance(description, dict):
+            # A newcomer offers; or a participant who came back offers again: a fresh link.
+            if link is not None:
+                self._close(sender)
+            if sender not in self.participants:  # its meeting.joined is late
+                self.participants[sender] = Participant(sender, sender)
+            self._open(sender, offerer=False)
+            link = self._links[sender]
+            link.remote_set = True
+            self._do(ApplyRemoteDescription(sender, description), MakeAnswer(sender))
+            self._changed()
+            return
+        if link is None:
+            log.info("a description from %s, who has no link; ignored", sender)
+            return
+        if not isinstance(description, dict) or kind != "answer" or not link.offerer:
+            shown = repr(kind)[:40]
+            self.remote_unusable(sender, f"a description of type {shown} that this link cannot use")
+            return
+        if link.remote_set:
+            log.warning("a second answer from %s; ignored", sender)
+            return
+        link.remote_set = True
+        self._do(ApplyRemoteDescription(sender, description))
+        held, link.held = link.held, []
+        self._do(*(AddCandidate(sender, c) for c in held))
+
+    # The links --------------------------------------------------------------
+
+    def _open(self, username: str, *, offerer: bool) -> None:
+        self._links[username] = _Link(offerer=offerer)
+        self._set(username, link=LinkState.CONNECTING, problem=None)
+        self._do(OpenLink(username, offerer))
+
+    def _close(self, username: str) -> None:
+        if self._links.pop(username, None) is not None:
+            self._do(CloseLink(username))
+
+    def _set(self, username: str, **changes: Any) -> None:
+        old = self.participants.get(username)
+        if old is not None:
+            self.participants[username] = replace(old, **changes)
+
+    def _fail_link(self, username: str, problem: str) -> None:
+        if username not in self._links:
+            return
+        log.info("meeting %s: the link to %s failed: %s", self.meeting_id, username, problem)
+        self._close(username)
+        self._set(username, link=LinkState.FAILED, problem=problem)
+        self._changed()
+
+    def local_description(self, username: str, description: Json) -> None:
+        """The offer or answer made on ``username``'s link is ready to send."""
+        if self.joined and username in self._links:
+            self._do(
+                SendRequest(
+                    "rtc.signal",
+                    {"meeting_id": self.meeting_id, "to": username, "description": description},
+                )
+            )
+
+    def link_state(self, username: str, state: str) -> None:
+        """``connectionState`` of the link to ``username`` changed."""
+        old = self.participants.get(username)
+        if username not in self._links or old is None:
+            return
+        new = {
+            "connected": LinkState.CONNECTED,
+            "disconnected": LinkState.RECONNECTING,
+        }.get(state)
+        if state in ("failed", "closed"):
+            self._fail_link(username, f"the connection {state}")
+        elif new is not None and new is not old.link:
+            self._set(username, link=new)
+            self._changed()
+
+    def remote_unusable(self, username: str, problem: str) -> None:
+        """``username`` sent something this end cannot use: their link fails, not the meeting."""
+        self._fail_link(username, problem)
+
+    def link_silent(self, username: str) -> None:
+        """Nothing came from ``username`` for too long while connected."""
+        self._fail_link(username, "nothing received for too long")
+
+    def connect_deadline_passed(self, username: str) -> None:
+        """The link to ``username`` has not connected in the time allowed."""
+        participant = self.participants.get(username)
+        if participant is not None and participant.link is LinkState.CONNECTING:
+            self._fail_link(username, "no connection before the deadline")
+
+    def signaling_reconnected(self) -> None:
+        """The signaling connection came back: join again (within the grace period the server
+        binds the new connection), then offer anew to everyone."""
+        if self.state is MeetingState.JOINED:
+            self._rejoining = True
+            self._send_join()
+            self._enter(MeetingState.JOINING)
+
+
+def _participant(item: object) -> Participant | None:
+    """A Participant object of the protocol, or ``None`` if it is not one."""
+    if not isinstance(item, dict) or not isinstance(item.get("username"), str):
+        return None
+    username = item["username"]
+    name = item.get("display_name")
+    return Participant(
+        username=username,
+        display_name=name if isinstance(name, str) else username,
+        audio=_bool(item.get("audio")),
+        video=_bool(item.get("video")),
+        screen=_bool(item.get("screen")),
+    )
