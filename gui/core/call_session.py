@@ -674,7 +674,10 @@ class CallSession(AsyncIOEventEmitter):
                 await self._monitor
         for receiver in [*self.receivers.values(), *self._retired]:
             await receiver.stop()
-        await self.pc.close()
+        try:
+            await self.pc.close()
+        except Exception as exc:  # a connection left half-built by what the peer sent
+            log.warning("call %s: closing the connection failed: %r", self.call_id, exc)
         for holder in self._slot_tracks.values():
             holder.stop()
         self.media.stop()

@@ -223,8 +223,8 @@ def _check_rtp(where: str, media: MediaDescription, block: list[str]) -> None:
     if any(not 0 <= pt <= 127 or 72 <= pt <= 76 for pt in media.fmt):
         raise _fail(f"{where} has an invalid payload type")
     directions = [line for line in block if line.strip()[2:] in DIRECTIONS]
-    if len(directions) > 1:
-        raise _fail(f"{where} gives {len(directions)} directions")
+    if len(directions) != 1:  # aiortc needs one (it fails answering a section with none)
+        raise _fail(f"{where} gives {len(directions)} directions, not one")
     ours = {c.mimeType.lower() for c in CODECS[media.kind] if not c.mimeType.endswith("/rtx")}
     if not any(c.mimeType.lower() in ours for c in media.rtp.codecs):
         raise _fail(f"{where} offers no codec Parley has")
