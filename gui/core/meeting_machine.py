@@ -199,6 +199,7 @@ class MeetingMachine:
         self._links: dict[str, _Link] = {}
         self._actions: list[Action] = []
         self._rejoining = False
+        self._early: list[Json] = []
 
     @classmethod
     def from_invitation(cls, me: str, event: Json, media: Json) -> MeetingMachine:
@@ -352,6 +353,9 @@ class MeetingMachine:
         for username in self.participants:
             self._open(username, offerer=True)
         self._changed()
+        early, self._early = self._early, []
+        for message in early:
+            self.server_event(message)
         if self._rejoining:
             self._rejoining = False
             # What this end sends may have changed while the server could not be told.
@@ -395,10 +399,19 @@ class MeetingMachine:
     # The server -------------------------------------------------------------
 
     def server_event(self, message: Json) -> None:
-        """An event about this meeting from the signaling server."""
+        """An event about this meeting from the signaling server.
+
+        While joining, events wait for the ``ok`` (the I/O layer may see the events that follow
+        the reply before the reply itself), except an answer, which belongs to a link of
+        before a rejoin and is dropped.
+        """
         kind = message.get("type")
         if kind == "meeting.ended":
             self._end(str(message.get("reason") or "ended"))
+        elif self.state is MeetingState.JOINING:
+            description = message.get("description")
+            if not (isinstance(description, dict) and description.get("type") == "answer"):
+                self._early.append(message)
         elif self.state is not MeetingState.JOINED:
             if kind == "rtc.signal":
                 log.info("rtc.signal ignored in state %s", self.state)

@@ -350,7 +350,7 @@ def test_after_a_signaling_reconnection_this_end_joins_and_offers_again() -> Non
         SendRequest("meeting.join", {"meeting_id": MID, "media": {"audio": False, "video": True}}),
         StateChanged(MeetingState.JOINING),
     ]
-    m.server_event(signal("bob", description=OFFER))  # not in again yet: ignored
+    m.server_event(signal("bob", description=ANSWER))  # for the link of before: dropped
     assert m.take_actions() == []
     m.request_succeeded("meeting.join", {"meeting": meeting("ada", "bob")})
     assert kinds(m.take_actions()) == [
@@ -377,3 +377,25 @@ def test_signals_outside_the_meeting_and_from_oneself_are_ignored() -> None:
     m.server_event(signal("bob", description=ANSWER))  # no link: nothing to answer
     m.server_event({"type": "meeting.joined", "participant": person("ada")})
     assert m.take_actions() == [] and m.participants == {}
+
+
+def test_events_that_overtake_the_join_reply_wait_for_it() -> None:
+    m = MeetingMachine("cy", MID, AV)
+    m.join()
+    m.take_actions()
+    m.server_event({"type": "meeting.joined", "participant": person("dan")})
+    m.server_event(signal("dan", description=OFFER))
+    m.server_event({"type": "meeting.left", "username": "ada", "reason": "left", "host": "bob"})
+    m.server_event(signal("bob", description=ANSWER))  # an answer cannot be for this join
+    assert m.take_actions() == []
+    m.request_succeeded("meeting.join", {"meeting": meeting("ada", "bob", "cy")})
+    assert kinds(m.take_actions()) == [
+        StateChanged(MeetingState.JOINED),
+        OpenLink("ada", offerer=True),
+        OpenLink("bob", offerer=True),
+        OpenLink("dan", offerer=False),
+        ApplyRemoteDescription("dan", OFFER),
+        MakeAnswer("dan"),
+        CloseLink("ada"),
+    ]
+    assert list(m.participants) == ["bob", "dan"] and m.host == "bob"
