@@ -21,6 +21,15 @@ SEARCH_LIMIT = 20
 HISTORY_DEFAULT_LIMIT = 50
 HISTORY_MAX_LIMIT = 200
 
+#: What this server offers beyond version 1 (the ``features`` of the login reply).
+FEATURES = ("meetings",)
+#: Participants of a mesh meeting, by default (every pair has its own peer connection).
+MESH_CAPACITY = 4
+#: Usernames in one ``invite`` or ``usernames`` list.
+MAX_INVITEES = 15
+#: A meeting title's length, in characters.
+MAX_TITLE_CHARS = 64
+
 ECHO_USERNAME = "echo"
 ECHO_DISPLAY_NAME = "Echo Test"
 
@@ -45,6 +54,13 @@ class RequestType(StrEnum):
     CALL_HANGUP = "call.hangup"
     RTC_SIGNAL = "rtc.signal"
     HISTORY_LIST = "history.list"
+    MEETING_CREATE = "meeting.create"
+    MEETING_INVITE = "meeting.invite"
+    MEETING_JOIN = "meeting.join"
+    MEETING_DECLINE = "meeting.decline"
+    MEETING_LEAVE = "meeting.leave"
+    MEETING_END = "meeting.end"
+    MEETING_MEDIA = "meeting.media"
 
 
 class EventType(StrEnum):
@@ -59,6 +75,12 @@ class EventType(StrEnum):
     CALL_ACCEPTED = "call.accepted"
     CALL_ENDED = "call.ended"
     RTC_SIGNAL = "rtc.signal"
+    MEETING_INVITED = "meeting.invited"
+    MEETING_JOINED = "meeting.joined"
+    MEETING_LEFT = "meeting.left"
+    MEETING_MEDIA = "meeting.media"
+    MEETING_DECLINED = "meeting.declined"
+    MEETING_ENDED = "meeting.ended"
 
 
 class ErrorCode(StrEnum):
@@ -75,6 +97,8 @@ class ErrorCode(StrEnum):
     BUSY = "busy"
     RATE_LIMITED = "rate_limited"
     INTERNAL = "internal"
+    #: Version 1.1: the meeting has its capacity of participants already.
+    MEETING_FULL = "meeting_full"
 
 
 class Presence(StrEnum):
@@ -115,6 +139,27 @@ class CallReason(StrEnum):
     OFFLINE = "offline"
     ANSWERED_ELSEWHERE = "answered_elsewhere"
     LOST = "lost"
+
+
+class Topology(StrEnum):
+    """How a meeting's media flows: peer to peer between every pair, or through a media server."""
+
+    MESH = "mesh"
+    SFU = "sfu"
+
+
+class LeaveReason(StrEnum):
+    """Why a participant left a meeting (``meeting.left``)."""
+
+    LEFT = "left"
+    LOST = "lost"
+
+
+class MeetingReason(StrEnum):
+    """Why a meeting ended (``meeting.ended``)."""
+
+    ENDED = "ended"
+    EMPTY = "empty"
 
 
 #: Requests allowed before logging in.

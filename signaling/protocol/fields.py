@@ -105,14 +105,26 @@ class Fields:
 
     def username(self, name: str) -> str:
         """A username (3 to 32 of ``a-z 0-9 . _ -``, any case), returned lowercase."""
-        value = self._get(name, False)
+        return _username(self._get(name, False), self._name(name))
+
+    def usernames(
+        self, name: str, *, min_count: int, max_count: int, optional: bool = False
+    ) -> tuple[str, ...]:
+        """A list of ``min_count`` to ``max_count`` usernames, lowercase, repeats dropped.
+
+        An absent optional list is empty. Each item is checked as :meth:`username` checks
+        one, and an error names it by position (``invite[2]``).
+        """
+        value = self._get(name, optional)
+        if value is None:
+            return ()
         label = self._name(name)
-        if type(value) is not str:
-            raise bad_message(f"'{label}' must be a string")
-        # Match before lowercasing: "\u212a".lower() is an ASCII "k" (KELVIN SIGN).
-        if not USERNAME_RE.fullmatch(value):
-            raise bad_message(f"'{label}' must be 3 to 32 characters of a-z, 0-9, '.', '_' or '-'")
-        return normalize_username(value)
+        if type(value) is not list:
+            raise bad_message(f"'{label}' must be a list of usernames")
+        if not min_count <= len(value) <= max_count:
+            raise bad_message(f"'{label}' must hold {min_count} to {max_count} usernames")
+        names = [_username(item, f"{label}[{i}]") for i, item in enumerate(value)]
+        return tuple(dict.fromkeys(names))
 
     def call_id(self, name: str = "call_id") -> str:
         """A UUID in its canonical 8-4-4-4-12 hex form, returned lowercase."""
@@ -157,3 +169,13 @@ class Fields:
         if type(value) is not dict:
             raise bad_message(f"'{self._name(name)}' must be an object")
         return Fields(value, self._name(name))
+
+
+def _username(value: Any, label: str) -> str:
+    """``value`` checked as a username and lowercased; ``label`` names it in the error."""
+    if type(value) is not str:
+        raise bad_message(f"'{label}' must be a string")
+    # Match before lowercasing: "\u212a".lower() is an ASCII "k" (KELVIN SIGN).
+    if not USERNAME_RE.fullmatch(value):
+        raise bad_message(f"'{label}' must be 3 to 32 characters of a-z, 0-9, '.', '_' or '-'")
+    return normalize_username(value)

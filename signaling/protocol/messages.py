@@ -18,6 +18,8 @@ from signaling.protocol.constants import (
     HISTORY_DEFAULT_LIMIT,
     HISTORY_MAX_LIMIT,
     MAX_ID_LENGTH,
+    MAX_INVITEES,
+    MAX_TITLE_CHARS,
     SETTABLE_PRESENCE,
     ErrorCode,
     EventType,
@@ -143,12 +145,16 @@ class RtcSignal:
 
     def payload(self) -> Json:
         """The relayed fields, exactly as validated."""
-        out: Json = {}
-        if self.description is not None:
-            out["description"] = self.description
-        if self.candidate is not None:
-            out["candidate"] = self.candidate
-        return out
+        return _signal_payload(self.description, self.candidate)
+
+
+def _signal_payload(description: Json | None, candidate: Json | None) -> Json:
+    out: Json = {}
+    if description is not None:
+        out["description"] = description
+    if candidate is not None:
+        out["candidate"] = candidate
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +162,67 @@ class HistoryList:
     """One's own recent calls."""
 
     limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingCreate:
+    """Open a meeting, join it as its host and invite contacts (v1.1)."""
+
+    meeting_id: str
+    media: Media
+    invite: tuple[str, ...]
+    title: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingInvite:
+    """Invite more contacts to a meeting one is in."""
+
+    meeting_id: str
+    usernames: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingJoin:
+    """Join (or, after losing the connection, rejoin) a meeting."""
+
+    meeting_id: str
+    media: Media
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingAction:
+    """``meeting.decline``, ``meeting.leave`` or ``meeting.end``."""
+
+    meeting_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingMedia:
+    """What a participant sends now."""
+
+    meeting_id: str
+    audio: bool
+    video: bool
+    screen: bool
+
+    def state(self) -> Json:
+        """The three flags, as the wire carries them."""
+        return {"audio": self.audio, "video": self.video, "screen": self.screen}
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingSignal:
+    """An SDP description and/or an ICE candidate for one participant of a meeting."""
+
+    meeting_id: str
+    to: str
+    description: Json | None
+    candidate: Json | None
+
+    def payload(self) -> Json:
+        """The relayed fields, exactly as validated."""
+        return _signal_payload(self.description, self.candidate)
 
 
 Request = (
@@ -173,6 +240,12 @@ Request = (
     | CallAction
     | RtcSignal
     | HistoryList
+    | MeetingCreate
+    | MeetingInvite
+    | MeetingJoin
+    | MeetingAction
+    | MeetingMedia
+    | MeetingSignal
 )
 
 
@@ -185,8 +258,10 @@ class Envelope:
     request: Request
 
 
-def _display_name(fields: Fields, name: str = "display_name", optional: bool = False) -> str | None:
-    value = fields.text(name, min_len=1, max_len=64, optional=optional, control_ok=False)
+def _display_name(
+    fields: Fields, name: str = "display_name", optional: bool = False, max_len: int = 64
+) -> str | None:
+    value = fields.text(name, min_len=1, max_len=max_len, optional=optional, control_ok=False)
     if value is not None and not value.strip():
         raise bad_message(f"'{name}' must not be blank")
     return value
@@ -235,12 +310,20 @@ def _parse_candidate(f: Fields) -> Json | None:
     }
 
 
-def _parse_rtc_signal(f: Fields) -> RtcSignal:
-    call_id = f.call_id()
+def _parse_rtc_signal(f: Fields) -> RtcSignal | MeetingSignal:
+    """A call's signal (``call_id``) or a meeting's (``meeting_id`` and ``to``), never both."""
+    if f.has("call_id") and f.has("meeting_id"):
+        raise bad_message("rtc.signal carries 'call_id' or 'meeting_id', not both")
+    in_meeting = f.has("meeting_id")
+    meeting = (f.call_id("meeting_id"), f.username("to")) if in_meeting else None
+    call_id = None if in_meeting else f.call_id()
     description = _parse_description(f)
     candidate = _parse_candidate(f)
     if description is None and candidate is None:
         raise bad_message("rtc.signal needs 'description' and/or 'candidate'")
+    if meeting is not None:
+        return MeetingSignal(*meeting, description, candidate)
+    assert call_id is not None
     return RtcSignal(call_id, description, candidate)
 
 
@@ -258,6 +341,23 @@ def _parse_display_name_update(f: Fields) -> ProfileUpdate:
     name = _display_name(f)
     assert name is not None
     return ProfileUpdate(name)
+
+
+def _parse_title(f: Fields) -> str | None:
+    return _display_name(f, "title", optional=True, max_len=MAX_TITLE_CHARS)
+
+
+def _parse_meeting_create(f: Fields) -> MeetingCreate:
+    meeting_id = f.call_id("meeting_id")
+    media = _parse_media(f)
+    invite = f.usernames("invite", min_count=0, max_count=MAX_INVITEES, optional=True)
+    return MeetingCreate(meeting_id, media, invite, _parse_title(f))
+
+
+def _parse_meeting_media(f: Fields) -> MeetingMedia:
+    return MeetingMedia(
+        f.call_id("meeting_id"), f.boolean("audio"), f.boolean("video"), f.boolean("screen")
+    )
 
 
 _PARSERS: dict[RequestType, Callable[[Fields], Request]] = {
@@ -280,6 +380,15 @@ _PARSERS: dict[RequestType, Callable[[Fields], Request]] = {
     RequestType.CALL_HANGUP: lambda f: CallAction(f.call_id()),
     RequestType.RTC_SIGNAL: _parse_rtc_signal,
     RequestType.HISTORY_LIST: _parse_history,
+    RequestType.MEETING_CREATE: _parse_meeting_create,
+    RequestType.MEETING_INVITE: lambda f: MeetingInvite(
+        f.call_id("meeting_id"), f.usernames("usernames", min_count=1, max_count=MAX_INVITEES)
+    ),
+    RequestType.MEETING_JOIN: lambda f: MeetingJoin(f.call_id("meeting_id"), _parse_media(f)),
+    RequestType.MEETING_DECLINE: lambda f: MeetingAction(f.call_id("meeting_id")),
+    RequestType.MEETING_LEAVE: lambda f: MeetingAction(f.call_id("meeting_id")),
+    RequestType.MEETING_END: lambda f: MeetingAction(f.call_id("meeting_id")),
+    RequestType.MEETING_MEDIA: _parse_meeting_media,
 }
 
 

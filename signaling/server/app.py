@@ -36,6 +36,7 @@ from signaling.protocol.constants import (
     SUBPROTOCOL,
     WS_PATH,
     CallReason,
+    LeaveReason,
 )
 from signaling.protocol.messages import Json, encode
 from signaling.server.bots import HubLink
@@ -155,6 +156,9 @@ class SignalingServer:
         lost = await self.store.end_unfinished_calls(time.time(), CallReason.LOST.value)
         if lost:
             log_event("calls.closed_at_start", count=lost)
+        lost = await self.store.end_unfinished_meetings(time.time(), LeaveReason.LOST.value)
+        if lost:
+            log_event("meetings.closed_at_start", count=lost)
         self.vault = PasswordVault(self.config.hash_parameters)
         self.hub = Hub(self.store, self.vault, self.config, self.metrics)
         hub = self.hub
@@ -168,6 +172,9 @@ class SignalingServer:
         )
         self.metrics.gauge(
             "parley_calls_active", "Calls ringing or in progress.", lambda: len(hub.calls)
+        )
+        self.metrics.gauge(
+            "parley_meetings_active", "Meetings in progress.", lambda: len(hub.meetings.table)
         )
         try:
             await self._start_bots(hub)

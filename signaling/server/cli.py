@@ -18,6 +18,7 @@ from pathlib import Path
 
 from signaling import __version__
 from signaling.protocol.bots import Bot
+from signaling.protocol.constants import MESH_CAPACITY
 from signaling.server.app import SignalingServer, StartupError
 from signaling.server.config import ServerConfig, default_db_path
 from signaling.server.logs import configure
@@ -43,11 +44,21 @@ def _positive(text: str) -> float:
     return value
 
 
+def _capacity(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError("a meeting holds at least 2 participants")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line, with help for each option."""
     parser = argparse.ArgumentParser(
         prog="parley-server",
-        description="Run a Parley signaling server: accounts, contacts, presence and call "
+        description="Run a Parley signaling server: accounts, contacts, presence, call and meeting "
         "routing over WebSocket (protocol parley.v1, see docs/protocol.md).",
     )
     parser.add_argument(
@@ -90,7 +101,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive,
         default=None,
         metavar="S",
-        help="seconds a call waits for a party that lost its connection (default: 30)",
+        help="seconds a call, or a meeting's participant, waits for a lost connection to "
+        "come back (default: 30)",
+    )
+    parser.add_argument(
+        "--meeting-capacity",
+        type=_capacity,
+        default=None,
+        metavar="N",
+        help="participants a meeting holds; in a mesh each one sends its media to every other "
+        f"one, so every place costs upload (default: {MESH_CAPACITY})",
     )
     parser.add_argument("--version", action="version", version=f"parley-server {__version__}")
     return parser
@@ -105,11 +125,13 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
     )
-    overrides: dict[str, float] = {}
+    overrides: dict[str, float | int] = {}
     if args.ring_timeout is not None:
         overrides["ring_timeout_s"] = args.ring_timeout
     if args.reconnect_grace is not None:
         overrides["reconnect_grace_s"] = args.reconnect_grace
+    if args.meeting_capacity is not None:
+        overrides["meeting_capacity"] = args.meeting_capacity
     if overrides:
         config = replace(config, **overrides)  # type: ignore[arg-type]
     return config

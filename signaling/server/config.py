@@ -7,7 +7,7 @@ from pathlib import Path
 
 import platformdirs
 
-from signaling.protocol.constants import RECONNECT_GRACE_S, RING_TIMEOUT_S
+from signaling.protocol.constants import MESH_CAPACITY, RECONNECT_GRACE_S, RING_TIMEOUT_S
 from signaling.server.credentials import HashParameters
 
 
@@ -40,7 +40,10 @@ class ServerConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     ring_timeout_s: float = RING_TIMEOUT_S
+    #: How long a call, or a meeting's participant, waits for a lost connection to come back.
     reconnect_grace_s: float = RECONNECT_GRACE_S
+    #: Participants a meeting holds (mesh: each sends to every other one, so keep it small).
+    meeting_capacity: int = MESH_CAPACITY
     rate_limits: RateLimits = field(default_factory=RateLimits)
     hash_parameters: HashParameters = field(default_factory=HashParameters)
     #: Outgoing messages queued for one connection before it counts as stuck and is closed.

@@ -16,12 +16,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from signaling.protocol.constants import (
     ECHO_USERNAME,
+    FEATURES,
     SEARCH_LIMIT,
     TOKEN_LIFETIME_S,
     UNAUTHENTICATED_REQUESTS,
@@ -43,6 +42,7 @@ from signaling.protocol.messages import (
     HistoryList,
     Json,
     Login,
+    MeetingSignal,
     PresenceSet,
     ProfileUpdate,
     Register,
@@ -60,62 +60,16 @@ from signaling.protocol.messages import (
 from signaling.server.calls import Call, CallPhase, CallTable
 from signaling.server.config import ServerConfig
 from signaling.server.credentials import PasswordVault, new_token, token_hash
+from signaling.server.hub_meetings import MeetingRouter
 from signaling.server.logs import log_event
 from signaling.server.metrics import Metrics
 from signaling.server.ratelimit import FailureLimiter, TokenBucket
+from signaling.server.routing import Peer, Result, Session, Timers, iso
+from signaling.server.routing import me as _me
+from signaling.server.routing import me_user as _me_user
 from signaling.server.store import CallIdTaken, CallRecord, Store, UsernameTaken, UserRecord
 
 ECHO_USER = UserRecord(ECHO_USERNAME, "Echo Test")
-
-
-class Peer(Protocol):
-    """What the hub needs of one client connection."""
-
-    id: int
-    address: str
-
-    def send(self, message: Json) -> None:
-        """Queue a message for this connection, in order, without blocking."""
-
-
-@dataclass(eq=False, slots=True)
-class Session:
-    """One connection and who is logged in on it."""
-
-    peer: Peer
-    bucket: TokenBucket
-    user: UserRecord | None = None
-    token_hash: str | None = None
-    closed: bool = False
-    #: A built-in user inside the server (not counted as a connection or a user).
-    bot: bool = False
-
-    @property
-    def id(self) -> int:
-        """The connection's id."""
-        return self.peer.id
-
-
-FollowUp = Callable[[], Awaitable[None] | None]
-
-
-@dataclass(slots=True)
-class Result:
-    """A handler's outcome: the ``ok`` reply's fields and what to do once it is sent."""
-
-    fields: Json = field(default_factory=dict)
-    then: FollowUp | None = None
-
-
-def iso(timestamp: float | None) -> str | None:
-    """ISO 8601 UTC with milliseconds, as the protocol writes times."""
-    if timestamp is None:
-        return None
-    return (
-        datetime.fromtimestamp(timestamp, UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
 
 
 class Hub:
@@ -147,8 +101,8 @@ class Hub:
         self._address_failures = FailureLimiter(
             limits.login_failures_per_address, limits.login_window_s
         )
-        self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.timers = Timers(self._spawn)
         self._handlers: dict[RequestType, Callable[[Session, Any], Awaitable[Result]]] = {
             RequestType.REGISTER: self._register,
             RequestType.LOGIN: self._login,
@@ -168,6 +122,8 @@ class Hub:
             RequestType.RTC_SIGNAL: self._rtc_signal,
             RequestType.HISTORY_LIST: self._history_list,
         }
+        self.meetings = MeetingRouter(self)
+        self._handlers.update(self.meetings.handlers())
 
     # Connections ----------------------------------------------------------
 
@@ -175,7 +131,7 @@ class Hub:
         """A connection opened."""
         limits = self.config.rate_limits
         session = Session(
-            peer, TokenBucket(limits.requests_per_s, limits.request_burst, self._now())
+            peer, TokenBucket(limits.requests_per_s, limits.request_burst, self.now())
         )
         self.sessions[peer.id] = session
         self.metrics.connections_total += 1
@@ -195,7 +151,7 @@ class Hub:
         """Log a built-in bot (the Echo Test) in on an in-process session, with no rate limit."""
         session.user = user
         session.bot = True
-        session.bucket = TokenBucket(rate=1e9, burst=1e9, now=self._now())
+        session.bucket = TokenBucket(rate=1e9, burst=1e9, now=self.now())
         self.by_user.setdefault(user.username, set()).add(session)
 
     async def disconnect(self, session: Session) -> None:
@@ -207,33 +163,37 @@ class Hub:
 
     async def shutdown(self) -> None:
         """Stop timers and wait for background work (the server is stopping)."""
-        for handle in self._timers.values():
-            handle.cancel()
-        self._timers.clear()
+        self.timers.cancel_all()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def _now(self) -> float:
+    def now(self) -> float:
+        """The hub's clock (Unix seconds), which the tests may replace."""
         return self.clock()
 
     # Sending --------------------------------------------------------------
 
-    def _send(self, session: Session, message: Json) -> None:
+    def send(self, session: Session, message: Json) -> None:
+        """Queue ``message`` for one connection, counted by type; a closed one gets nothing."""
         if session.closed:
             return
         self.metrics.messages_out[message["type"]] += 1
         session.peer.send(message)
 
-    def _send_user(self, username: str, message: Json, *, skip: Session | None = None) -> None:
+    def send_user(self, username: str, message: Json, *, skip: Session | None = None) -> None:
+        """Send to every logged-in connection of ``username`` (but ``skip``)."""
         for session in list(self.by_user.get(username, ())):
             if session is not skip:
-                self._send(session, message)
+                self.send(session, message)
 
-    def _send_bound(self, call: Call, username: str, message: Json) -> None:
-        conn = call.bound_conn(username)
+    def send_conn(self, conn: int | None, username: str, message: Json) -> None:
+        """Send to connection ``conn`` if it is open and still logged in as ``username``."""
         session = self.sessions.get(conn) if conn is not None else None
         if session is not None and session.user is not None and session.user.username == username:
-            self._send(session, message)
+            self.send(session, message)
+
+    def _send_bound(self, call: Call, username: str, message: Json) -> None:
+        self.send_conn(call.bound_conn(username), username, message)
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -257,7 +217,7 @@ class Hub:
             request_type = read_type(message, request_id)
             kind = request_type.value
             self.metrics.messages_in[kind] += 1
-            wait = session.bucket.take(self._now())
+            wait = session.bucket.take(self.now())
             if wait is not None:
                 raise ProtocolError(
                     ErrorCode.RATE_LIMITED, "too many requests; slow down", retry_after=wait
@@ -279,7 +239,12 @@ class Hub:
                 session, request_id, kind, ProtocolError(ErrorCode.INTERNAL, "server error")
             )
             return
-        self._send(session, ok_message(request_id, **result.fields))
+        self.send(session, ok_message(request_id, **result.fields))
+        await self.follow_up(result)
+
+    @staticmethod
+    async def follow_up(result: Result) -> None:
+        """Do what a handler left for after its reply (the events its change causes)."""
         if result.then is not None:
             outcome = result.then()
             if outcome is not None:
@@ -290,7 +255,7 @@ class Hub:
     ) -> None:
         self.metrics.errors[exc.code.value] += 1
         log_event("request.error", conn=session.id, type=kind, code=exc.code.value)
-        self._send(session, error_message(request_id, exc.code, exc.message, exc.retry_after))
+        self.send(session, error_message(request_id, exc.code, exc.message, exc.retry_after))
 
     # Accounts -------------------------------------------------------------
 
@@ -314,7 +279,7 @@ class Hub:
     async def _login(self, session: Session, req: Login) -> Result:
         if session.user is not None:
             raise bad_message("already logged in; log out first")
-        now = self._now()
+        now = self.now()
         address = session.peer.address
         wait = self._address_failures.blocked(address, now)
         if req.token is not None:
@@ -332,7 +297,7 @@ class Hub:
         found = await self.store.get_user(req.username)
         stored_hash = found.password_hash if found else None
         if not await self.vault.verify(stored_hash, req.password):
-            now = self._now()
+            now = self.now()
             self._user_failures.failed(req.username, now)
             self._address_failures.failed(address, now)
             log_event("login.failed", conn=session.id, user=req.username)
@@ -350,7 +315,7 @@ class Hub:
         if token is None:
             token = new_token()
             await self.store.add_token(
-                token_hash(token), user.username, self._now() + TOKEN_LIFETIME_S
+                token_hash(token), user.username, self.now() + TOKEN_LIFETIME_S
             )
         if session.closed:
             return Result()
@@ -367,9 +332,10 @@ class Hub:
 
         async def after() -> None:
             self._replay_call(session)
-            await self._presence_changed(user.username, before)
+            self.meetings.replay(session)
+            await self.presence_changed(user.username, before)
 
-        return Result({"user": user.public(), "token": token}, after)
+        return Result({"user": user.public(), "token": token, "features": list(FEATURES)}, after)
 
     async def _logout(self, session: Session, _: object) -> Result:
         assert session.token_hash is not None
@@ -393,6 +359,7 @@ class Hub:
                 del self.by_user[username]
                 self.chosen_presence.pop(username, None)
                 self._contacts.pop(username, None)
+        self.meetings.detached(session, username)
         call = self.calls.of_user(username)
         if call is not None:
             if call.bound_conn(username) == session.id:
@@ -404,7 +371,7 @@ class Hub:
                 and username not in self.by_user
             ):
                 self._start_grace(call, username)
-        await self._presence_changed(username, before)
+        await self.presence_changed(username, before)
 
     # Contact cache ----------------------------------------------------------
 
@@ -423,7 +390,8 @@ class Hub:
         if username in self.by_user:
             self._contacts[username] = contacts
 
-    async def _accepted_contacts(self, username: str) -> set[str]:
+    async def accepted_contacts(self, username: str) -> set[str]:
+        """``username``'s accepted contacts, from the cache when they are logged in."""
         cached = self._contacts.get(username)
         if cached is not None:
             return cached
@@ -452,18 +420,20 @@ class Hub:
         call = self.calls.of_user(username)
         if call is not None and call.phase is CallPhase.ACCEPTED:
             return Presence.IN_CALL
+        if self.meetings.in_meeting(username):
+            return Presence.IN_CALL
         return self.chosen_presence.get(username, Presence.ONLINE)
 
-    async def _presence_changed(
+    async def presence_changed(
         self, username: str, before: Presence | None, *, force: bool = False
     ) -> None:
         """Tell accepted contacts if what they see of ``username`` changed."""
         if not force and self.presence_of(username) == before:
             return
-        contacts = list(await self._accepted_contacts(username))
+        contacts = list(await self.accepted_contacts(username))
         # Read again after the await: the last broadcast always carries the current state.
         presence = self.presence_of(username)
-        user = await self._user(username)
+        user = await self.user_record(username)
         message = event_message(
             EventType.PRESENCE,
             username=username,
@@ -471,15 +441,16 @@ class Hub:
             display_name=user.display_name if user else username,
         )
         for contact in contacts:
-            self._send_user(contact, message)
+            self.send_user(contact, message)
 
     async def _presence_set(self, session: Session, req: PresenceSet) -> Result:
         username = _me(session)
         before = self.presence_of(username)
         self.chosen_presence[username] = req.status
-        return Result(then=lambda: self._presence_changed(username, before))
+        return Result(then=lambda: self.presence_changed(username, before))
 
-    async def _user(self, username: str) -> UserRecord | None:
+    async def user_record(self, username: str) -> UserRecord | None:
+        """The account, from a logged-in session when there is one (no query), else the store."""
         if username == ECHO_USERNAME:
             return ECHO_USER
         sessions = self.by_user.get(username)
@@ -496,7 +467,7 @@ class Hub:
             other.user = user
         return Result(
             {"user": user.public()},
-            lambda: self._presence_changed(username, None, force=True),
+            lambda: self.presence_changed(username, None, force=True),
         )
 
     # Contacts -------------------------------------------------------------
@@ -519,7 +490,7 @@ class Hub:
     async def _existing_peer(self, session: Session, username: str) -> UserRecord:
         if username == _me(session):
             raise bad_message("that is you")
-        user = await self._user(username)
+        user = await self.user_record(username)
         if user is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"no user '{username}'")
         return user
@@ -532,12 +503,12 @@ class Hub:
             ContactStatus.OUTGOING: ContactStatus.INCOMING,
             ContactStatus.INCOMING: ContactStatus.OUTGOING,
         }.get(my_status, my_status)
-        self._send_user(
+        self.send_user(
             me.username,
             event_message(EventType.CONTACT, contact=self._contact_json(peer, my_status)),
             skip=skip,
         )
-        self._send_user(
+        self.send_user(
             peer.username,
             event_message(EventType.CONTACT, contact=self._contact_json(me, peer_status)),
         )
@@ -563,7 +534,7 @@ class Hub:
         if status is ContactStatus.ACCEPTED:
             # Each side now sees the other's presence; send it so lists update at once.
             for a, b in ((me, peer), (peer, me)):
-                self._send_user(
+                self.send_user(
                     b.username,
                     event_message(
                         EventType.PRESENCE,
@@ -610,21 +581,21 @@ class Hub:
         me = _me(session)
         if req.to == me:
             raise bad_message("you cannot call yourself")
-        if self.calls.of_user(me) is not None:
-            raise ProtocolError(ErrorCode.BUSY, "you are already in a call")
-        if req.to != ECHO_USERNAME and req.to not in await self._accepted_contacts(me):
+        if self._busy(me):
+            raise ProtocolError(ErrorCode.BUSY, "you are already in a call or a meeting")
+        if req.to != ECHO_USERNAME and req.to not in await self.accepted_contacts(me):
             if await self.store.get_user(req.to) is None:
                 raise ProtocolError(ErrorCode.NOT_FOUND, f"no user '{req.to}'")
             raise ProtocolError(ErrorCode.FORBIDDEN, f"'{req.to}' is not your contact")
         if self.calls.get(req.call_id) is not None:
             raise bad_message("'call_id' is already in use")
-        now = self._now()
+        now = self.now()
         call = Call(req.call_id, me, req.to, req.media, now, caller_conn=session.id)
         # Decided now, synchronously, so that two invites racing see each other.
         immediate: CallReason | None = None
-        if self.calls.of_user(me) is not None:
-            raise ProtocolError(ErrorCode.BUSY, "you are already in a call")
-        if self.calls.of_user(req.to) is not None:
+        if self._busy(me):
+            raise ProtocolError(ErrorCode.BUSY, "you are already in a call or a meeting")
+        if self._busy(req.to):
             immediate = CallReason.BUSY
         elif req.to not in self.by_user:
             immediate = CallReason.OFFLINE
@@ -649,7 +620,7 @@ class Hub:
         def after() -> None:
             if immediate is not None:
                 self._count_end(call)
-                self._send(session, _ended(call))
+                self.send(session, _ended(call))
                 return
             incoming = event_message(
                 EventType.CALL_INCOMING,
@@ -657,12 +628,16 @@ class Hub:
                 **{"from": session.user.public() if session.user else {"username": me}},
                 media=call.media.to_json(),
             )
-            self._send_user(call.callee, incoming)
-            self._send(session, event_message(EventType.CALL_RINGING, call_id=call.call_id))
+            self.send_user(call.callee, incoming)
+            self.send(session, event_message(EventType.CALL_RINGING, call_id=call.call_id))
             log_event("call.ringing", call=call.call_id)
             self._start_timer(call, "ring", self.config.ring_timeout_s, CallReason.TIMEOUT)
 
         return Result(then=after)
+
+    def _busy(self, username: str) -> bool:
+        """In a call (ringing or accepted) or a meeting: a user is in at most one."""
+        return self.calls.of_user(username) is not None or self.meetings.in_meeting(username)
 
     def _active_call(self, session: Session, call_id: str) -> Call:
         call = self.calls.get(call_id)
@@ -676,7 +651,7 @@ class Hub:
         me = _me(session)
         call = self._active_call(session, req.call_id)
         before = {u: self.presence_of(u) for u in (call.caller, call.callee)}
-        call.accept(me, session.id, self._now())
+        call.accept(me, session.id, self.now())
         self._cancel_timer(call, "ring")
         self._cancel_timer(call, me)
         assert call.answered_at is not None
@@ -692,9 +667,9 @@ class Hub:
                 call_id=call.call_id,
                 reason=CallReason.ANSWERED_ELSEWHERE.value,
             )
-            self._send_user(call.callee, elsewhere, skip=session)
+            self.send_user(call.callee, elsewhere, skip=session)
             for user, presence in before.items():
-                await self._presence_changed(user, presence)
+                await self.presence_changed(user, presence)
 
         return Result(then=after)
 
@@ -716,7 +691,7 @@ class Hub:
     async def _finish(self, call: Call, reason: CallReason) -> Result:
         """End ``call``: state now, commit, then (after the reply) tell both parties."""
         before = {u: self.presence_of(u) for u in (call.caller, call.callee)}
-        previous = call.end(reason, self._now())
+        previous = call.end(reason, self.now())
         self.calls.remove(call)
         for key in ("ring", call.caller, call.callee):
             self._cancel_timer(call, key)
@@ -729,11 +704,11 @@ class Hub:
             message = _ended(call)
             self._send_bound(call, call.caller, message)
             if previous is CallPhase.RINGING:
-                self._send_user(call.callee, message)
+                self.send_user(call.callee, message)
             else:
                 self._send_bound(call, call.callee, message)
             for user, presence in before.items():
-                await self._presence_changed(user, presence)
+                await self.presence_changed(user, presence)
 
         return Result(then=after)
 
@@ -745,26 +720,15 @@ class Hub:
         """A timer ended the call (no answer, or a party did not come back)."""
         if self.calls.get(call.call_id) is not call:
             return
-        result = await self._finish(call, reason)
-        assert result.then is not None
-        outcome = result.then()
-        if outcome is not None:
-            await outcome
+        await self.follow_up(await self._finish(call, reason))
 
     def _start_timer(self, call: Call, key: str, delay: float, reason: CallReason) -> None:
-        self._cancel_timer(call, key)
-        loop = asyncio.get_running_loop()
-
-        def fire() -> None:
-            self._timers.pop((call.call_id, key), None)
-            self._spawn(self._end_by_server(call, reason))
-
-        self._timers[(call.call_id, key)] = loop.call_later(delay, fire)
+        self.timers.start(
+            ("call", call.call_id, key), delay, lambda: self._end_by_server(call, reason)
+        )
 
     def _cancel_timer(self, call: Call, key: str) -> None:
-        handle = self._timers.pop((call.call_id, key), None)
-        if handle is not None:
-            handle.cancel()
+        self.timers.cancel(("call", call.call_id, key))
 
     def _start_grace(self, call: Call, username: str) -> None:
         log_event("call.detached", call=call.call_id, user=username)
@@ -780,7 +744,7 @@ class Hub:
             self._cancel_timer(call, username)
             caller = self.by_user.get(call.caller)
             caller_user = next(iter(caller)).user if caller else None
-            self._send(
+            self.send(
                 session,
                 event_message(
                     EventType.CALL_INCOMING,
@@ -796,9 +760,9 @@ class Hub:
         self._cancel_timer(call, username)
         log_event("call.reattached", call=call.call_id, user=username)
         if call.phase is CallPhase.RINGING:
-            self._send(session, event_message(EventType.CALL_RINGING, call_id=call.call_id))
+            self.send(session, event_message(EventType.CALL_RINGING, call_id=call.call_id))
         else:
-            self._send(
+            self.send(
                 session,
                 event_message(
                     EventType.CALL_ACCEPTED,
@@ -808,7 +772,9 @@ class Hub:
                 ),
             )
 
-    async def _rtc_signal(self, session: Session, req: RtcSignal) -> Result:
+    async def _rtc_signal(self, session: Session, req: RtcSignal | MeetingSignal) -> Result:
+        if isinstance(req, MeetingSignal):
+            return await self.meetings.signal(session, req)
         me = _me(session)
         call = self._active_call(session, req.call_id)
         recipient = call.check_signal(me)
@@ -820,17 +786,8 @@ class Hub:
     async def _history_list(self, session: Session, req: HistoryList) -> Result:
         me = _me(session)
         records = await self.store.list_calls(me, req.limit)
-        return Result({"calls": [_call_record_json(r, me) for r in records]})
-
-
-def _me_user(session: Session) -> UserRecord:
-    if session.user is None:
-        raise ProtocolError(ErrorCode.UNAUTHENTICATED, "log in first")
-    return session.user
-
-
-def _me(session: Session) -> str:
-    return _me_user(session).username
+        meetings = await self.meetings.history(me, req.limit)
+        return Result({"calls": [_call_record_json(r, me) for r in records], "meetings": meetings})
 
 
 def _rate_limited(wait: int) -> ProtocolError:
@@ -860,4 +817,4 @@ def _call_record_json(record: CallRecord, me: str) -> Json:
     return out
 
 
-__all__ = ["Hub", "Peer", "Request", "Result", "Session"]
+__all__ = ["Hub", "Peer", "Request", "Result", "Session", "iso"]

@@ -19,6 +19,7 @@ class Metrics:
         self.messages_out: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self.calls: Counter[str] = Counter()
+        self.meetings: Counter[str] = Counter()
         self.connections_total = 0
         self._gauges: dict[str, tuple[str, Callable[[], float]]] = {}
 
@@ -47,6 +48,9 @@ class Metrics:
         )
         lines += _counter(
             "parley_calls_total", "Calls ended, by outcome (reason).", "outcome", self.calls
+        )
+        lines += _counter(
+            "parley_meetings_total", "Meetings ended, by reason.", "reason", self.meetings
         )
         return "\n".join(lines) + "\n"
 

@@ -24,6 +24,8 @@ def test_help_explains_each_option() -> None:
         "--tls-cert",
         "--tls-key",
         "--log-level",
+        "--reconnect-grace",
+        "--meeting-capacity",
         "--no-echo",
     ):
         assert option in result.stdout
@@ -111,6 +113,21 @@ def test_database_it_cannot_open_is_one_line(tmp_path: Path, kind: str) -> None:
 def test_bad_arguments_exit_2() -> None:
     result = run_server("--port", "99999")
     assert result.returncode == 2 and "port" in result.stderr
+
+
+def test_meeting_capacity_reaches_the_config(capsys: pytest.CaptureFixture[str]) -> None:
+    """parley-server's options (gui/server.py over signaling/server/cli.py) set the capacity."""
+    from gui.server import build_parser
+    from signaling.server.cli import config_from_args
+
+    parse = build_parser().parse_args
+    assert config_from_args(parse([])).meeting_capacity == 4
+    assert config_from_args(parse(["--meeting-capacity", "6"])).meeting_capacity == 6
+    for bad in ("1", "two", "2.5"):
+        with pytest.raises(SystemExit) as info:
+            parse(["--meeting-capacity", bad])
+        assert info.value.code == 2
+    assert "--meeting-capacity" in capsys.readouterr().err
 
 
 async def test_tls(tmp_path: Path) -> None:

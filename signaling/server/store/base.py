@@ -9,6 +9,7 @@ acknowledge it to a client.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,10 @@ class UsernameTaken(Exception):
 
 class CallIdTaken(Exception):
     """``insert_call`` with a call id that was used before."""
+
+
+class MeetingIdTaken(Exception):
+    """``insert_meeting`` with a meeting id that was used before."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +64,31 @@ class CallRecord:
     reason: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class MeetingRecord:
+    """One meeting as kept in the history. Times are Unix seconds (UTC).
+
+    ``host`` is the creator. Read back by :meth:`Store.list_meetings`, it also holds
+    ``participants`` (everyone who was ever in it, in order of first joining) and, for the
+    user who lists it, ``joined_at`` (their first join) and ``left_at`` (their last leave),
+    both ``None`` for a user who was invited and never joined.
+    """
+
+    meeting_id: str
+    host: str
+    started_at: float
+    title: str | None = None
+    topology: str = "mesh"
+    capacity: int = 4
+    ended_at: float | None = None
+    reason: str | None = None
+    participants: tuple[str, ...] = ()
+    joined_at: float | None = None
+    left_at: float | None = None
+
+
 class Store(abc.ABC):
-    """Accounts, tokens, contacts and call history."""
+    """Accounts, tokens, contacts, call history and meetings."""
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -156,6 +184,45 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def end_unfinished_calls(self, ended_at: float, reason: str) -> int:
         """At start: close calls a previous run left open. Returns how many."""
+
+    # Meetings ------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def insert_meeting(self, record: MeetingRecord, invited: Sequence[str]) -> None:
+        """Record a new meeting, its host joined at its start, and the host's invitations.
+
+        Raises :class:`MeetingIdTaken`.
+        """
+
+    @abc.abstractmethod
+    async def meeting_invited(
+        self, meeting_id: str, inviter: str, usernames: Sequence[str], at: float
+    ) -> None:
+        """Record invitations (again pending, for a user who had declined)."""
+
+    @abc.abstractmethod
+    async def meeting_declined(self, meeting_id: str, username: str, at: float) -> None:
+        """Record that an invitation was declined."""
+
+    @abc.abstractmethod
+    async def meeting_joined(self, meeting_id: str, username: str, at: float) -> None:
+        """Record a join (a user may join, leave and join again while it lasts)."""
+
+    @abc.abstractmethod
+    async def meeting_left(self, meeting_id: str, username: str, at: float, reason: str) -> None:
+        """Record that a participant left (``left``) or was lost (``lost``)."""
+
+    @abc.abstractmethod
+    async def meeting_ended(self, meeting_id: str, at: float, reason: str) -> None:
+        """Record the end: its time and reason, everyone still in it left, invitations closed."""
+
+    @abc.abstractmethod
+    async def list_meetings(self, username: str, limit: int) -> list[MeetingRecord]:
+        """Ended meetings the user was in or invited to, newest first."""
+
+    @abc.abstractmethod
+    async def end_unfinished_meetings(self, ended_at: float, reason: str) -> int:
+        """At start: end meetings a previous run left open. Returns how many."""
 
 
 class StoreError(Exception):

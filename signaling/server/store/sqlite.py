@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,6 +24,8 @@ from signaling.server.store.base import (
     CallIdTaken,
     CallRecord,
     ContactRecord,
+    MeetingIdTaken,
+    MeetingRecord,
     Store,
     StoreError,
     UsernameTaken,
@@ -76,6 +78,40 @@ MIGRATIONS: list[str] = [
 
     INSERT INTO users VALUES ('{ECHO_USERNAME}', '{ECHO_DISPLAY_NAME}',
                               '{ECHO_DISPLAY_NAME.casefold()}', NULL, 0);
+    """,
+    # 2: meetings (protocol v1.1). Attendance has a row per stay: one may leave and come back.
+    """
+    CREATE TABLE meetings (
+        meeting_id TEXT PRIMARY KEY,
+        title TEXT,
+        host TEXT NOT NULL REFERENCES users(username),
+        topology TEXT NOT NULL,
+        capacity INTEGER NOT NULL,
+        started_at REAL NOT NULL,
+        ended_at REAL,
+        reason TEXT
+    );
+
+    CREATE TABLE meeting_attendance (
+        meeting_id TEXT NOT NULL REFERENCES meetings(meeting_id),
+        username TEXT NOT NULL REFERENCES users(username),
+        joined_at REAL NOT NULL,
+        left_at REAL,
+        reason TEXT
+    );
+    CREATE INDEX attendance_by_meeting ON meeting_attendance(meeting_id, username);
+    CREATE INDEX attendance_by_user ON meeting_attendance(username);
+
+    CREATE TABLE meeting_invitations (
+        meeting_id TEXT NOT NULL REFERENCES meetings(meeting_id),
+        username TEXT NOT NULL REFERENCES users(username),
+        inviter TEXT NOT NULL REFERENCES users(username),
+        invited_at REAL NOT NULL,
+        answer TEXT CHECK (answer IN ('joined', 'declined', 'ended')),
+        answered_at REAL,
+        PRIMARY KEY (meeting_id, username)
+    ) WITHOUT ROWID;
+    CREATE INDEX invitations_by_user ON meeting_invitations(username);
     """,
 ]
 
@@ -515,6 +551,154 @@ class SQLiteStore(Store):
             return cursor.rowcount
 
         return await self._write(update)
+
+    # Meetings -------------------------------------------------------------
+
+    async def insert_meeting(self, record: MeetingRecord, invited: Sequence[str]) -> None:
+        """The meeting, its host's first stay and the host's invitations, in one transaction."""
+
+        def insert(db: sqlite3.Connection) -> None:
+            try:
+                db.execute(
+                    "INSERT INTO meetings VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
+                    (
+                        record.meeting_id,
+                        record.title,
+                        record.host,
+                        record.topology,
+                        record.capacity,
+                        record.started_at,
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise MeetingIdTaken(record.meeting_id) from None
+            _join(db, record.meeting_id, record.host, record.started_at)
+            _invite(db, record.meeting_id, record.host, invited, record.started_at)
+
+        await self._write(insert)
+
+    async def meeting_invited(
+        self, meeting_id: str, inviter: str, usernames: Sequence[str], at: float
+    ) -> None:
+        """Pending invitations, replacing declined ones."""
+        await self._write(lambda db: _invite(db, meeting_id, inviter, usernames, at))
+
+    async def meeting_declined(self, meeting_id: str, username: str, at: float) -> None:
+        """Close a pending invitation as declined."""
+        await self._write(lambda db: _answer(db, meeting_id, username, "declined", at))
+
+    async def meeting_joined(self, meeting_id: str, username: str, at: float) -> None:
+        """A new stay; a pending invitation is answered by it."""
+        await self._write(lambda db: _join(db, meeting_id, username, at))
+
+    async def meeting_left(self, meeting_id: str, username: str, at: float, reason: str) -> None:
+        """Close the participant's open stay."""
+        await self._write(
+            lambda db: db.execute(
+                """UPDATE meeting_attendance SET left_at = ?, reason = ?
+                   WHERE meeting_id = ? AND username = ? AND left_at IS NULL""",
+                (at, reason, meeting_id, username),
+            )
+        )
+
+    async def meeting_ended(self, meeting_id: str, at: float, reason: str) -> None:
+        """End the meeting once, close its open stays and pending invitations."""
+        await self._write(lambda db: _end_meetings(db, at, reason, meeting_id))
+
+    async def list_meetings(self, username: str, limit: int) -> list[MeetingRecord]:
+        """Ended meetings the user attended or was invited to, with everyone who attended."""
+
+        def select(db: sqlite3.Connection) -> list[MeetingRecord]:
+            rows = db.execute(
+                """SELECT * FROM meetings WHERE ended_at IS NOT NULL AND meeting_id IN (
+                       SELECT meeting_id FROM meeting_attendance WHERE username = :user
+                       UNION
+                       SELECT meeting_id FROM meeting_invitations WHERE username = :user)
+                   ORDER BY started_at DESC LIMIT :limit""",
+                {"user": username, "limit": limit},
+            ).fetchall()
+            return [_meeting(db, row, username) for row in rows]
+
+        return await self._run(select)
+
+    async def end_unfinished_meetings(self, ended_at: float, reason: str) -> int:
+        """End meetings that were open when a previous run stopped."""
+        return await self._write(lambda db: _end_meetings(db, ended_at, reason))
+
+
+def _join(db: sqlite3.Connection, meeting_id: str, username: str, at: float) -> None:
+    db.execute(
+        "INSERT INTO meeting_attendance VALUES (?, ?, ?, NULL, NULL)", (meeting_id, username, at)
+    )
+    _answer(db, meeting_id, username, "joined", at)
+
+
+def _invite(
+    db: sqlite3.Connection, meeting_id: str, inviter: str, usernames: Sequence[str], at: float
+) -> None:
+    db.executemany(
+        """INSERT INTO meeting_invitations VALUES (?, ?, ?, ?, NULL, NULL)
+           ON CONFLICT (meeting_id, username) DO UPDATE
+           SET inviter = excluded.inviter, invited_at = excluded.invited_at,
+               answer = NULL, answered_at = NULL""",
+        [(meeting_id, username, inviter, at) for username in usernames],
+    )
+
+
+def _answer(db: sqlite3.Connection, meeting_id: str, username: str, answer: str, at: float) -> None:
+    db.execute(
+        """UPDATE meeting_invitations SET answer = ?, answered_at = ?
+           WHERE meeting_id = ? AND username = ? AND answer IS NULL""",
+        (answer, at, meeting_id, username),
+    )
+
+
+def _end_meetings(
+    db: sqlite3.Connection, at: float, reason: str, meeting_id: str | None = None
+) -> int:
+    """End one open meeting (or, with no id, every open one); returns how many ended."""
+    # Two fixed conditions, so that ending one meeting is a primary-key lookup.
+    which = "meeting_id = :id AND ended_at IS NULL" if meeting_id else "ended_at IS NULL"
+    params = {"at": at, "reason": reason, "id": meeting_id}
+    ids = "(SELECT meeting_id FROM meetings WHERE " + which + ")"
+    db.execute(
+        "UPDATE meeting_attendance SET left_at = :at, reason = :reason"
+        " WHERE left_at IS NULL AND meeting_id IN " + ids,
+        params,
+    )
+    db.execute(
+        "UPDATE meeting_invitations SET answer = 'ended', answered_at = :at"
+        " WHERE answer IS NULL AND meeting_id IN " + ids,
+        params,
+    )
+    cursor = db.execute(
+        "UPDATE meetings SET ended_at = :at, reason = :reason WHERE " + which, params
+    )
+    return cursor.rowcount
+
+
+def _meeting(db: sqlite3.Connection, row: sqlite3.Row, username: str) -> MeetingRecord:
+    """A meeting row with its attendance, as ``username`` lists it."""
+    stays = db.execute(
+        """SELECT username, MIN(joined_at) AS first, MAX(left_at) AS last
+           FROM meeting_attendance WHERE meeting_id = ?
+           GROUP BY username ORDER BY first""",
+        (row["meeting_id"],),
+    ).fetchall()
+    mine = next((stay for stay in stays if stay["username"] == username), None)
+    return MeetingRecord(
+        meeting_id=row["meeting_id"],
+        host=row["host"],
+        started_at=row["started_at"],
+        title=row["title"],
+        topology=row["topology"],
+        capacity=row["capacity"],
+        ended_at=row["ended_at"],
+        reason=row["reason"],
+        participants=tuple(stay["username"] for stay in stays),
+        joined_at=mine["first"] if mine else None,
+        left_at=mine["last"] if mine else None,
+    )
 
 
 def _commit_batch(

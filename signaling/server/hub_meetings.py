@@ -1,0 +1,396 @@
+"""The hub's meeting half: the ``meeting.*`` requests, meeting ``rtc.signal``, and what a
+connection's life (login, logout, loss) means for the meetings its user is in.
+
+Same order of effects as the rest of the hub: validate, change the pure
+:class:`~signaling.server.meetings.Meeting` synchronously (so racing requests see each
+other), commit to the store, reply, then send events. The reconnection grace is one of the
+hub's timers; when it fires the participant leaves with ``lost``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from signaling.protocol.constants import (
+    ErrorCode,
+    EventType,
+    LeaveReason,
+    MeetingReason,
+    RequestType,
+)
+from signaling.protocol.errors import ProtocolError, bad_message
+from signaling.protocol.messages import (
+    Json,
+    MeetingAction,
+    MeetingCreate,
+    MeetingInvite,
+    MeetingJoin,
+    MeetingMedia,
+    MeetingSignal,
+    event_message,
+)
+from signaling.server.logs import log_event
+from signaling.server.meetings import (
+    Invitation,
+    Meeting,
+    MeetingTable,
+    Participant,
+    Person,
+    check_invitees,
+    participant_json,
+)
+from signaling.server.routing import Result, Session, iso, me, me_user
+from signaling.server.store import MeetingIdTaken, MeetingRecord, UserRecord
+
+if TYPE_CHECKING:
+    from signaling.server.hub import Hub
+
+Handler = Callable[[Session, Any], Awaitable[Result]]
+
+
+def _person(user: UserRecord) -> Person:
+    return Person(user.username, user.display_name)
+
+
+class MeetingRouter:
+    """Meetings in progress, and the requests and events that change them."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.table = MeetingTable()
+
+    def handlers(self) -> dict[RequestType, Handler]:
+        """The requests this part of the hub answers (``rtc.signal`` comes through the hub)."""
+        return {
+            RequestType.MEETING_CREATE: self._create,
+            RequestType.MEETING_INVITE: self._invite,
+            RequestType.MEETING_JOIN: self._join,
+            RequestType.MEETING_DECLINE: self._decline,
+            RequestType.MEETING_LEAVE: self._leave,
+            RequestType.MEETING_END: self._end,
+            RequestType.MEETING_MEDIA: self._media,
+        }
+
+    # Questions the hub asks ------------------------------------------------------
+
+    def in_meeting(self, username: str) -> bool:
+        """Whether ``username`` is a participant of a meeting (so busy, and ``in_call``)."""
+        return self.table.of_user(username) is not None
+
+    # Sending -------------------------------------------------------------------
+
+    def _send_bound(self, meeting: Meeting, username: str, message: Json) -> None:
+        self.hub.send_conn(meeting.bound_conn(username), username, message)
+
+    def _send_others(self, meeting: Meeting, username: str, message: Json) -> None:
+        for participant in meeting.others(username):
+            self._send_bound(meeting, participant.username, message)
+
+    def _invited_message(self, meeting: Meeting, invitation: Invitation) -> Json:
+        fields: Json = {"meeting_id": meeting.meeting_id, "from": invitation.inviter.public()}
+        if meeting.title is not None:
+            fields["title"] = meeting.title
+        fields["participants"] = [p.person.public() for p in meeting.participants.values()]
+        fields["media"] = invitation.media.to_json()
+        return event_message(EventType.MEETING_INVITED, **fields)
+
+    def _tell_invited(self, meeting: Meeting, invitations: Iterable[Invitation]) -> None:
+        for invitation in invitations:
+            message = self._invited_message(meeting, invitation)
+            self.hub.send_user(invitation.person.username, message)
+
+    # Checks shared by the requests ------------------------------------------------
+
+    def _meeting(self, meeting_id: str) -> Meeting:
+        meeting = self.table.get(meeting_id)
+        if meeting is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, "no such meeting in progress")
+        return meeting
+
+    def _check_free(self, username: str, meeting: Meeting | None = None) -> None:
+        """A user is in at most one call or meeting (``meeting`` is the one being joined)."""
+        if self.hub.calls.of_user(username) is not None:
+            raise ProtocolError(ErrorCode.BUSY, "you are in a call")
+        current = self.table.of_user(username)
+        if current is not None and current is not meeting:
+            raise ProtocolError(ErrorCode.BUSY, "you are in another meeting")
+
+    async def _invitees(self, by: str, usernames: tuple[str, ...]) -> list[Person]:
+        """The people ``by`` may invite: accepted contacts only, or nobody at all."""
+        check_invitees(by, usernames)
+        contacts = await self.hub.accepted_contacts(by)
+        people = []
+        for username in usernames:
+            user = await self.hub.user_record(username)
+            if user is None:
+                raise ProtocolError(ErrorCode.NOT_FOUND, f"no user '{username}'")
+            if username not in contacts:
+                raise ProtocolError(ErrorCode.FORBIDDEN, f"'{username}' is not your contact")
+            people.append(_person(user))
+        return people
+
+    # Requests ------------------------------------------------------------------
+
+    async def _create(self, session: Session, req: MeetingCreate) -> Result:
+        user = me_user(session)
+        self._check_free(user.username)
+        people = await self._invitees(user.username, req.invite)
+        # Decided from here on without waiting, so that racing requests see it.
+        self._check_free(user.username)
+        if self.table.get(req.meeting_id) is not None:
+            raise bad_message("'meeting_id' is already in use")
+        before = self.hub.presence_of(user.username)
+        now = self.hub.now()
+        meeting = Meeting.create(
+            req.meeting_id,
+            _person(user),
+            req.media,
+            session.id,
+            now,
+            capacity=self.hub.config.meeting_capacity,
+            title=req.title,
+        )
+        invitations = meeting.invite(user.username, people)
+        self.table.add(meeting)
+        record = MeetingRecord(
+            req.meeting_id,
+            user.username,
+            now,
+            title=req.title,
+            topology=meeting.topology.value,
+            capacity=meeting.capacity,
+        )
+        try:
+            await self.hub.store.insert_meeting(record, [i.person.username for i in invitations])
+        except MeetingIdTaken:
+            self.table.remove(meeting)
+            raise bad_message("'meeting_id' is already in use") from None
+        except BaseException:
+            self.table.remove(meeting)
+            raise
+        log_event(
+            "meeting.created", meeting=meeting.meeting_id, host=user.username, invited=len(people)
+        )
+
+        async def after() -> None:
+            self._tell_invited(meeting, invitations)
+            await self.hub.presence_changed(user.username, before)
+
+        return Result({"meeting": meeting.to_json(iso)}, after)
+
+    async def _invite(self, session: Session, req: MeetingInvite) -> Result:
+        username = me(session)
+        self._meeting(req.meeting_id).require_participant(username)
+        people = await self._invitees(username, req.usernames)
+        meeting = self._meeting(req.meeting_id)  # again: it may have ended meanwhile
+        invitations = meeting.invite(username, people)
+        if invitations:
+            await self.hub.store.meeting_invited(
+                meeting.meeting_id,
+                username,
+                [i.person.username for i in invitations],
+                self.hub.now(),
+            )
+            log_event("meeting.invite", meeting=meeting.meeting_id, count=len(invitations))
+        return Result(
+            {"meeting": meeting.to_json(iso)}, lambda: self._tell_invited(meeting, invitations)
+        )
+
+    async def _join(self, session: Session, req: MeetingJoin) -> Result:
+        user = me_user(session)
+        meeting = self._meeting(req.meeting_id)
+        self._check_free(user.username, meeting)
+        before = self.hub.presence_of(user.username)
+        now = self.hub.now()
+        joined = meeting.join(_person(user), req.media, session.id, now)
+        participant = joined.participant
+        if joined.rejoined:
+            self.hub.timers.cancel(_grace_key(meeting, user.username))
+            log_event("meeting.reattached", meeting=meeting.meeting_id, user=user.username)
+
+            def after_rejoin() -> None:
+                if joined.media_changed:
+                    self._send_others(meeting, user.username, _media_message(meeting, participant))
+
+            return Result({"meeting": meeting.to_json(iso)}, after_rejoin)
+        self.table.joined(meeting, user.username)
+        await self.hub.store.meeting_joined(meeting.meeting_id, user.username, now)
+        log_event("meeting.joined", meeting=meeting.meeting_id, user=user.username)
+
+        async def after() -> None:
+            message = event_message(
+                EventType.MEETING_JOINED,
+                meeting_id=meeting.meeting_id,
+                participant=participant_json(participant, iso),
+            )
+            self._send_others(meeting, user.username, message)
+            await self.hub.presence_changed(user.username, before)
+
+        return Result({"meeting": meeting.to_json(iso)}, after)
+
+    async def _decline(self, session: Session, req: MeetingAction) -> Result:
+        username = me(session)
+        meeting = self._meeting(req.meeting_id)
+        invitation = meeting.decline(username)
+        await self.hub.store.meeting_declined(meeting.meeting_id, username, self.hub.now())
+        log_event("meeting.declined", meeting=meeting.meeting_id, user=username)
+        message = event_message(
+            EventType.MEETING_DECLINED, meeting_id=meeting.meeting_id, username=username
+        )
+        return Result(then=lambda: self._send_bound(meeting, invitation.inviter.username, message))
+
+    async def _leave(self, session: Session, req: MeetingAction) -> Result:
+        return await self._depart(self._meeting(req.meeting_id), me(session), LeaveReason.LEFT)
+
+    async def _end(self, session: Session, req: MeetingAction) -> Result:
+        meeting = self._meeting(req.meeting_id)
+        meeting.check_end(me(session))
+        return await self._finish(meeting, MeetingReason.ENDED)
+
+    async def _media(self, session: Session, req: MeetingMedia) -> Result:
+        username = me(session)
+        meeting = self._meeting(req.meeting_id)
+        if not meeting.set_media(username, req.audio, req.video, req.screen):
+            return Result()
+        participant = meeting.participants[username]
+        message = _media_message(meeting, participant)
+        return Result(then=lambda: self._send_others(meeting, username, message))
+
+    async def signal(self, session: Session, req: MeetingSignal) -> Result:
+        """``rtc.signal`` within a meeting: to the named participant's bound connection only."""
+        username = me(session)
+        meeting = self._meeting(req.meeting_id)
+        recipient = meeting.signal_target(username, req.to)
+        message = event_message(
+            EventType.RTC_SIGNAL,
+            meeting_id=meeting.meeting_id,
+            **{"from": username},
+            **req.payload(),
+        )
+        return Result(then=lambda: self._send_bound(meeting, recipient.username, message))
+
+    # Leaving and ending ----------------------------------------------------------
+
+    async def _depart(self, meeting: Meeting, username: str, reason: LeaveReason) -> Result:
+        """``username`` leaves (or is lost); the last one out ends the meeting ``empty``."""
+        before = self.hub.presence_of(username)
+        left = meeting.leave(username, reason)
+        self.table.left(meeting, username)
+        self.hub.timers.cancel(_grace_key(meeting, username))
+        await self.hub.store.meeting_left(
+            meeting.meeting_id, username, self.hub.now(), reason.value
+        )
+        log_event("meeting.left", meeting=meeting.meeting_id, user=username, reason=reason.value)
+        ended = await self._finish(meeting, MeetingReason.EMPTY) if left.empty else None
+        message = event_message(
+            EventType.MEETING_LEFT,
+            meeting_id=meeting.meeting_id,
+            username=username,
+            reason=reason.value,
+            host=left.host,
+        )
+
+        async def after() -> None:
+            if ended is not None:
+                await self.hub.follow_up(ended)
+            else:
+                self._send_others(meeting, username, message)
+            await self.hub.presence_changed(username, before)
+
+        return Result(then=after)
+
+    async def _finish(self, meeting: Meeting, reason: MeetingReason) -> Result:
+        """End ``meeting``: state now, commit, then tell who is in it and who is invited."""
+        present = list(meeting.participants)
+        before = {username: self.hub.presence_of(username) for username in present}
+        invited = list(meeting.invited)
+        still_in = meeting.end(reason, self.hub.now())
+        self.table.remove(meeting)
+        for username in present:
+            self.hub.timers.cancel(_grace_key(meeting, username))
+        assert meeting.ended_at is not None
+        await self.hub.store.meeting_ended(meeting.meeting_id, meeting.ended_at, reason.value)
+        log_event("meeting.ended", meeting=meeting.meeting_id, reason=reason.value)
+        self.hub.metrics.meetings[reason.value] += 1
+        message = event_message(
+            EventType.MEETING_ENDED, meeting_id=meeting.meeting_id, reason=reason.value
+        )
+
+        async def after() -> None:
+            for participant in still_in:
+                self.hub.send_conn(participant.conn, participant.username, message)
+            for username in invited:
+                self.hub.send_user(username, message)
+            for username, presence in before.items():
+                await self.hub.presence_changed(username, presence)
+
+        return Result(then=after)
+
+    # A connection's life -----------------------------------------------------------
+
+    def replay(self, session: Session) -> None:
+        """A user logged in: each pending invitation is shown on the new connection too."""
+        username = me(session)
+        for meeting in self.table.invitations_of(username):
+            self.hub.send(session, self._invited_message(meeting, meeting.invited[username]))
+
+    def detached(self, session: Session, username: str) -> None:
+        """``session`` is no longer ``username``'s: a meeting bound to it starts its grace."""
+        meeting = self.table.of_user(username)
+        if meeting is None or not meeting.detach(username, session.id):
+            return
+        log_event("meeting.detached", meeting=meeting.meeting_id, user=username)
+        self.hub.timers.start(
+            _grace_key(meeting, username),
+            self.hub.config.reconnect_grace_s,
+            lambda: self._lost(meeting, username),
+        )
+
+    async def _lost(self, meeting: Meeting, username: str) -> None:
+        """The grace ran out: the participant leaves with ``lost`` (unless they came back)."""
+        if self.table.get(meeting.meeting_id) is not meeting:
+            return
+        if not meeting.is_participant(username) or meeting.bound_conn(username) is not None:
+            return
+        await self.hub.follow_up(await self._depart(meeting, username, LeaveReason.LOST))
+
+    # History ---------------------------------------------------------------------
+
+    async def history(self, username: str, limit: int) -> list[Json]:
+        """The user's ended meetings as MeetingRecord objects, newest first."""
+        records = await self.hub.store.list_meetings(username, limit)
+        return [_record_json(record) for record in records]
+
+
+def _grace_key(meeting: Meeting, username: str) -> tuple[str, str, str]:
+    return ("meeting", meeting.meeting_id, username)
+
+
+def _media_message(meeting: Meeting, participant: Participant) -> Json:
+    return event_message(
+        EventType.MEETING_MEDIA,
+        meeting_id=meeting.meeting_id,
+        username=participant.username,
+        **participant.media_state(),
+    )
+
+
+def _record_json(record: MeetingRecord) -> Json:
+    out: Json = {"meeting_id": record.meeting_id}
+    if record.title is not None:
+        out["title"] = record.title
+    out |= {
+        "host": record.host,
+        "participants": list(record.participants),
+        "started_at": iso(record.started_at),
+        "ended_at": iso(record.ended_at),
+    }
+    if record.joined_at is not None:
+        out["joined_at"] = iso(record.joined_at)
+    if record.left_at is not None:
+        out["left_at"] = iso(record.left_at)
+    return out
+
+
+__all__ = ["MeetingRouter"]

@@ -1,0 +1,115 @@
+"""What the hub and the parts it delegates to share: sessions, handler results, timers, times.
+
+Kept apart from ``hub.py`` so that a part of the routing (``hub_meetings.py``) can use
+them without importing the hub that imports it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from signaling.protocol.constants import ErrorCode
+from signaling.protocol.errors import ProtocolError
+from signaling.protocol.messages import Json
+from signaling.server.ratelimit import TokenBucket
+from signaling.server.store import UserRecord
+
+
+class Peer(Protocol):
+    """What the hub needs of one client connection."""
+
+    id: int
+    address: str
+
+    def send(self, message: Json) -> None:
+        """Queue a message for this connection, in order, without blocking."""
+
+
+@dataclass(eq=False, slots=True)
+class Session:
+    """One connection and who is logged in on it."""
+
+    peer: Peer
+    bucket: TokenBucket
+    user: UserRecord | None = None
+    token_hash: str | None = None
+    closed: bool = False
+    #: A built-in user inside the server (not counted as a connection or a user).
+    bot: bool = False
+
+    @property
+    def id(self) -> int:
+        """The connection's id."""
+        return self.peer.id
+
+
+FollowUp = Callable[[], Awaitable[None] | None]
+
+
+@dataclass(slots=True)
+class Result:
+    """A handler's outcome: the ``ok`` reply's fields and what to do once it is sent."""
+
+    fields: Json = field(default_factory=dict)
+    then: FollowUp | None = None
+
+
+def iso(timestamp: float | None) -> str | None:
+    """ISO 8601 UTC with milliseconds, as the protocol writes times."""
+    if timestamp is None:
+        return None
+    return (
+        datetime.fromtimestamp(timestamp, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def me_user(session: Session) -> UserRecord:
+    """The user logged in on ``session`` (the dispatcher has checked there is one)."""
+    if session.user is None:
+        raise ProtocolError(ErrorCode.UNAUTHENTICATED, "log in first")
+    return session.user
+
+
+def me(session: Session) -> str:
+    """The username logged in on ``session``."""
+    return me_user(session).username
+
+
+class Timers:
+    """One-shot timers by key on the running loop (ringing, reconnection grace).
+
+    A timer that fires hands its work to ``spawn`` (the hub's background tasks), so the
+    state machines stay clock-free and the hub decides what a timeout means.
+    """
+
+    def __init__(self, spawn: Callable[[Awaitable[None]], None]) -> None:
+        self._spawn = spawn
+        self._handles: dict[Hashable, asyncio.TimerHandle] = {}
+
+    def start(self, key: Hashable, delay: float, work: Callable[[], Awaitable[None]]) -> None:
+        """Run ``work`` in ``delay`` seconds, replacing a timer of the same key."""
+        self.cancel(key)
+
+        def fire() -> None:
+            self._handles.pop(key, None)
+            self._spawn(work())
+
+        self._handles[key] = asyncio.get_running_loop().call_later(delay, fire)
+
+    def cancel(self, key: Hashable) -> None:
+        """Forget the timer of this key, if any."""
+        handle = self._handles.pop(key, None)
+        if handle is not None:
+            handle.cancel()
+
+    def cancel_all(self) -> None:
+        """Stop every timer (the server is stopping)."""
+        for handle in self._handles.values():
+            handle.cancel()
+        self._handles.clear()
