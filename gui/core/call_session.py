@@ -69,6 +69,7 @@ from gui.core.quality import QualityMeter
 from gui.core.remote_sdp import check_candidate, check_description, mids_in_sdp
 from gui.core.signaling_client import NotConnected, RequestError
 from gui.core.verification import fingerprints_in_sdp, verification_words
+from gui.media import decode_guard
 from gui.media.analysis import AudioReceiver, VideoReceiver
 from gui.media.slot import SlotTrack
 
@@ -160,6 +161,7 @@ class CallSession(AsyncIOEventEmitter):
         options: CallOptions | None = None,
     ) -> None:
         super().__init__()
+        decode_guard.install()  # what a lying video sender can make the decoder do is bounded
         self.link = link
         self.machine = machine
         self.media = media
