@@ -26,6 +26,11 @@ buffer, which the sound server then drains), around a current target that starts
 
 :attr:`SpeakerSink.queued_ms` is the delay this adds at any moment;
 :attr:`SpeakerSink.queue_history` keeps recent samples of it.
+
+What is handed to the device (the audio and the silence that fills gaps) is also handed to
+:attr:`SpeakerSink.played_listeners`, at that moment and in the device's format: the echo
+canceller's reference (``gui.media.processing.AudioProcessor.played``) must be what is
+really played, at the pace the device takes it.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 import av
+import numpy as np
 from PySide6.QtCore import QIODevice, QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtMultimedia import QAudioDevice, QAudioFormat, QAudioSink
 
@@ -57,6 +63,11 @@ PUMP_INTERVAL_MS = 5
 SILENCE_CHUNK_MS = 5
 #: How many queue samples (one per pump) :attr:`SpeakerSink.queue_history` keeps.
 HISTORY_SAMPLES = 2000
+
+
+#: Told of every block handed to the device: ``(rows of samples in the device format, the
+#: device's sample rate, milliseconds the device still had queued before them)``.
+PlayedListener = Callable[[np.ndarray, int, float], None]
 
 
 class FrameSource(Protocol):
@@ -152,6 +163,8 @@ class SpeakerSink(QObject):
         #: Size of the frames fed (20 ms until one arrives), in frames of the device format.
         self._frame_size = self._frames(20)
         self._attached: list[FrameSource] = []
+        #: Called with what is handed to the device (see the module docstring).
+        self.played_listeners: list[PlayedListener] = []
         self._stopped = False
         self._halted = False
 
@@ -242,6 +255,7 @@ class SpeakerSink(QObject):
             written = max(0, io.write(chunk.tobytes())) // self._frame_bytes
             if written < len(chunk):  # the sink took less than it said it would
                 self.dropped_ms += 1000 * (len(chunk) - written) / self.rate
+            self._played(chunk[:written], device)
             free -= written
             device += written
         # Once playing, never let the device run dry: top it up with silence, a little at a
@@ -253,12 +267,23 @@ class SpeakerSink(QObject):
                 self._underrun()
             silence = min(free, low_water + self._frames(SILENCE_CHUNK_MS) - device)
             io.write(bytes(silence * self._frame_bytes))
+            self._played(np.zeros((silence, self.channels), self._dtype), device)
             self.silence_ms += 1000 * silence / self.rate
             if self._gap is not None:
                 self._gap += silence
         if not self._buffering:
             self.playing = True
         self.queue_history.append((time.monotonic(), self.queued_ms))
+
+    def _played(self, samples: np.ndarray, queued_before: int) -> None:
+        if not len(samples):
+            return
+        ahead_ms = 1000 * queued_before / self.rate
+        for listener in self.played_listeners:
+            try:
+                listener(samples, self.rate, ahead_ms)
+            except Exception:
+                logger.exception("speaker: a played-audio listener failed")
 
     def _underrun(self) -> None:
         self.underruns += 1

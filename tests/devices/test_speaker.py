@@ -82,6 +82,35 @@ async def test_resamples_to_the_device_format(pulse: PulseServer) -> None:
     assert sink.feed_errors == 0
 
 
+async def test_what_the_device_takes_is_handed_to_the_played_listeners(
+    pulse: PulseServer,
+) -> None:
+    """The echo canceller's reference: the tone and the silence around it, at the device's
+    pace, with how much the device had queued ahead of each block."""
+    sink = SpeakerSink()
+    blocks: list[tuple[np.ndarray, int, float]] = []
+    sink.played_listeners.append(lambda samples, rate, ahead: blocks.append((samples, rate, ahead)))
+    feeder = Feeder(sink)
+    try:
+        await asyncio.sleep(0.5)
+        blocks.clear()
+        started = time.monotonic()
+        await asyncio.sleep(1.0)
+        elapsed = time.monotonic() - started
+        handed = np.concatenate([samples for samples, _, _ in blocks])
+    finally:
+        await feeder.stop()
+        sink.stop()
+    assert {rate for _, rate, _ in blocks} == {sink.rate}
+    assert handed.dtype == np.int16 and handed.shape[1] == sink.channels
+    mono = handed[:, 0] / 32768
+    assert abs(dominant_frequency(mono, sink.rate) - TONE) < 1
+    # The device's pace: about the time that passed (a stalled or runaway pump is seconds off).
+    assert 0.5 * elapsed < len(handed) / sink.rate < 1.5 * elapsed
+    ahead = [ahead for _, _, ahead in blocks]
+    assert min(ahead) >= 0 and max(ahead) <= 1000 * sink.sink.bufferFrameCount() / sink.rate
+
+
 async def test_added_delay_is_small(pulse: PulseServer) -> None:
     """From frame fed to sound recorded on the monitor, including the recorder's own latency."""
     sink = SpeakerSink()
