@@ -78,6 +78,14 @@ KNOWN_TYPES = frozenset(
         "call.hangup",
         "rtc.signal",
         "history.list",
+        # Version 1.1: meetings.
+        "meeting.create",
+        "meeting.invite",
+        "meeting.join",
+        "meeting.decline",
+        "meeting.leave",
+        "meeting.end",
+        "meeting.media",
     }
 )
 LOGIN_TYPES = frozenset({"register", "login"})
@@ -169,7 +177,7 @@ class Spec:
     """One field of a request: where it is, its kind and its documented limits."""
 
     path: tuple[str, ...]
-    kind: str  # username | text | uuid | choice | bool | int | object | token
+    kind: str  # username | usernames | text | uuid | choice | bool | int | object | token
     required: bool = True
     #: rtc.signal's ``description`` and ``candidate``: required when the other is absent.
     payload: bool = False
@@ -177,6 +185,7 @@ class Spec:
     max_len: int | None = None
     #: Control characters are refused (display_name).
     no_control: bool = False
+    #: Bounds of an int, or of the length of a list of usernames.
     low: int | None = None
     high: int | None = None
     choices: tuple[str, ...] = ()
@@ -233,6 +242,24 @@ def _fields(**strategies: st.SearchStrategy[Any]) -> st.SearchStrategy[Json]:
 
 USERNAME_SPEC = Spec(("username",), "username")
 CALL_ID_SPEC = Spec(("call_id",), "uuid")
+MEETING_ID_SPEC = Spec(("meeting_id",), "uuid")
+MEDIA_SPECS = (
+    Spec(("media",), "object"),
+    Spec(("media", "audio"), "bool"),
+    Spec(("media", "video"), "bool"),
+)
+#: What rtc.signal relays, for a call and for a meeting alike.
+SIGNAL_PAYLOAD_SPECS = (
+    Spec(("description",), "object", required=False, payload=True),
+    Spec(("description", "type"), "choice", choices=("offer", "answer", "pranswer", "rollback")),
+    Spec(("description", "sdp"), "text"),
+    Spec(("candidate",), "object", required=False, payload=True),
+    Spec(("candidate", "candidate"), "text"),
+    Spec(("candidate", "sdpMid"), "text", required=False),
+    Spec(("candidate", "sdpMLineIndex"), "int", required=False),
+)
+meeting_ids = st.builds(new_call_id)
+invite_lists = st.lists(usernames, max_size=15)
 SHAPES: tuple[RequestShape, ...] = (
     RequestShape(
         "register",
@@ -273,13 +300,7 @@ SHAPES: tuple[RequestShape, ...] = (
     RequestShape(
         "call.invite",
         _fields(to=usernames, call_id=call_ids, media=medias),
-        (
-            Spec(("to",), "username"),
-            CALL_ID_SPEC,
-            Spec(("media",), "object"),
-            Spec(("media", "audio"), "bool"),
-            Spec(("media", "video"), "bool"),
-        ),
+        (Spec(("to",), "username"), CALL_ID_SPEC, *MEDIA_SPECS),
     ),
     *(
         RequestShape(kind, _fields(call_id=call_ids), (CALL_ID_SPEC,))
@@ -290,25 +311,56 @@ SHAPES: tuple[RequestShape, ...] = (
         st.builds(
             lambda call_id, payload: {"call_id": call_id, **payload}, call_ids, rtc_payloads()
         ),
-        (
-            CALL_ID_SPEC,
-            Spec(("description",), "object", required=False, payload=True),
-            Spec(
-                ("description", "type"),
-                "choice",
-                choices=("offer", "answer", "pranswer", "rollback"),
-            ),
-            Spec(("description", "sdp"), "text"),
-            Spec(("candidate",), "object", required=False, payload=True),
-            Spec(("candidate", "candidate"), "text"),
-            Spec(("candidate", "sdpMid"), "text", required=False),
-            Spec(("candidate", "sdpMLineIndex"), "int", required=False),
+        (CALL_ID_SPEC, *SIGNAL_PAYLOAD_SPECS),
+    ),
+    RequestShape(
+        "rtc.signal",
+        st.builds(
+            lambda meeting_id, to, payload: {"meeting_id": meeting_id, "to": to, **payload},
+            meeting_ids,
+            usernames,
+            rtc_payloads(),
         ),
+        (MEETING_ID_SPEC, Spec(("to",), "username"), *SIGNAL_PAYLOAD_SPECS),
     ),
     RequestShape(
         "history.list",
         st.fixed_dictionaries({}, optional={"limit": st.integers(1, 200)}),
         (Spec(("limit",), "int", required=False, low=1, high=200),),
+    ),
+    RequestShape(
+        "meeting.create",
+        st.fixed_dictionaries(
+            {"meeting_id": meeting_ids, "media": medias},
+            optional={"invite": invite_lists, "title": display_names},
+        ),
+        (
+            MEETING_ID_SPEC,
+            *MEDIA_SPECS,
+            Spec(("invite",), "usernames", required=False, low=0, high=15),
+            Spec(("title",), "text", required=False, min_len=1, max_len=64, no_control=True),
+        ),
+    ),
+    RequestShape(
+        "meeting.invite",
+        _fields(meeting_id=meeting_ids, usernames=st.lists(usernames, min_size=1, max_size=15)),
+        (MEETING_ID_SPEC, Spec(("usernames",), "usernames", low=1, high=15)),
+    ),
+    RequestShape(
+        "meeting.join",
+        _fields(meeting_id=meeting_ids, media=medias),
+        (MEETING_ID_SPEC, *MEDIA_SPECS),
+    ),
+    *(
+        RequestShape(kind, _fields(meeting_id=meeting_ids), (MEETING_ID_SPEC,))
+        for kind in ("meeting.decline", "meeting.leave", "meeting.end")
+    ),
+    RequestShape(
+        "meeting.media",
+        _fields(
+            meeting_id=meeting_ids, audio=st.booleans(), video=st.booleans(), screen=st.booleans()
+        ),
+        (MEETING_ID_SPEC, *(Spec((name,), "bool") for name in ("audio", "video", "screen"))),
     ),
 )
 
@@ -366,14 +418,33 @@ def with_inserted(draw: st.DrawFn, base: st.SearchStrategy[str], chars: Any) -> 
     return value[:at] + char + value[at:]
 
 
+#: Strings that are not usernames, whatever their case.
+bad_usernames = st.one_of(
+    st.text(USERNAME_CHARS, max_size=2),
+    ascii_of_length(huge_lengths(33)),
+    with_inserted(st.text(USERNAME_CHARS, min_size=2, max_size=31), BAD_USERNAME_CHARS),
+    with_inserted(usernames, LONE_SURROGATES),
+)
+
+
+@st.composite
+def with_bad_item(draw: st.DrawFn, names: st.SearchStrategy[list[str]]) -> list[Any]:
+    """A list of usernames with one item that is not one (a bad name, or not a string)."""
+    value = draw(names)
+    bad = draw(bad_usernames | st.none() | st.integers() | st.booleans() | st.lists(usernames))
+    at = draw(st.integers(0, len(value)))
+    return [*value[:at], bad, *value[at:]]
+
+
 @functools.cache
 def wrong_types(kind: str) -> st.SearchStrategy[Any]:
     """JSON values of any type but the one ``kind`` needs (``null`` is not among them)."""
     options: list[st.SearchStrategy[Any]] = [
         st.floats(allow_nan=False, allow_infinity=False),
-        st.lists(json_values, max_size=3),
         shallow_nesting,
     ]
+    if kind != "usernames":  # a list of anything might be a list of valid usernames
+        options.append(st.lists(json_values, max_size=3))
     if kind not in {"username", "text", "uuid", "choice", "token"}:
         options.append(st.text(max_size=20))
     if kind != "bool":
@@ -410,11 +481,15 @@ def _invalid_values(spec: Spec, required: bool) -> st.SearchStrategy[Any]:
     if spec.kind == "text" and spec.no_control:
         options.append(with_inserted(display_names, CONTROL_CHARS))
     if spec.kind == "username":
+        options.append(bad_usernames)
+    if spec.kind == "usernames":
+        assert spec.low is not None and spec.high is not None
         options += [
-            st.text(USERNAME_CHARS, max_size=2),
-            ascii_of_length(huge_lengths(33)),
-            with_inserted(st.text(USERNAME_CHARS, min_size=2, max_size=31), BAD_USERNAME_CHARS),
+            st.lists(usernames, min_size=spec.high + 1, max_size=spec.high + 8),
+            with_bad_item(st.lists(usernames, max_size=spec.high - 1)),
         ]
+        if spec.low > 0:
+            options.append(st.just([]))
     if spec.kind == "uuid":
         options += [
             st.sampled_from(
@@ -526,6 +601,14 @@ unknown_types = st.one_of(
             "call.ringing",
             "call.accepted",
             "call.ended",
+            "meeting.invited",
+            "meeting.joined",
+            "meeting.left",
+            "meeting.declined",
+            "meeting.ended",
+            "meeting",
+            "meeting.create ",
+            "Meeting.join",
         ]
     ),
     st.text(max_size=40).filter(lambda s: s not in KNOWN_TYPES),
@@ -748,6 +831,7 @@ def check_reply(reply: Json, want: Expected, frame: Frame) -> None:
         assert all(set(u) == {"username", "display_name"} for u in reply["users"]), where
     if want.code is None and want.type == "history.list":
         assert reply["calls"] == [], where  # the fuzzing user never made a call
+        assert reply["meetings"] == [], where  # nor was in a meeting
 
 
 class Fuzzer:
