@@ -443,3 +443,53 @@ async def test_a_restart_ends_open_meetings(make_server) -> None:
     reply = await client.call("meeting.join", meeting_id=meeting_id, media=AV)
     assert reply["code"] == "not_found"
     await client.close()
+
+
+async def test_racing_requests_see_each_other(friends) -> None:
+    """The hub decides before it waits for the store: one of two racers gets the last place."""
+    alice, bob, carol, dave, erin = await friends("alice", "bob", "carol", "dave", "erin")
+    meeting_id, _ = await create(alice, bob, carol, dave, erin)
+    await join(bob, meeting_id, alice)
+    await join(carol, meeting_id, alice, bob)
+    both = await asyncio.gather(
+        *(c.call("meeting.join", meeting_id=meeting_id, media=AV) for c in (dave, erin))
+    )
+    assert sorted(r.get("code", "ok") for r in both) == ["meeting_full", "ok"]
+    # Two creators choosing the same id: one meeting.
+    await alice.request("meeting.end", meeting_id=meeting_id)
+    same = new_call_id()
+    replies = await asyncio.gather(
+        *(c.call("meeting.create", meeting_id=same, media=AV) for c in (bob, carol))
+    )
+    assert sorted(r.get("code", "ok") for r in replies) == ["bad_message", "ok"]
+
+
+async def test_logging_out_starts_the_grace_like_a_lost_connection(make_server) -> None:
+    server = await make_server(reconnect_grace_s=0.3)
+    alice, bob = await befriend(server.url, "alice", "bob")
+    meeting_id, _ = await create(alice, bob)
+    await join(bob, meeting_id, alice)
+    await bob.request("logout")
+    left = await alice.next_event("meeting.left", timeout=5)
+    assert left["username"] == "bob" and left["reason"] == "lost"
+    # The meeting goes on with alice; bob, now a former participant, may come back.
+    await bob.login("bob")
+    meeting = await join(bob, meeting_id, alice)
+    assert names(meeting) == ["alice", "bob"]
+    await alice.close()
+    await bob.close()
+
+
+async def test_metrics_count_meetings(friends, server) -> None:
+    from tests.server.test_fuzz import get_metrics
+
+    alice, bob = await friends("alice", "bob")
+    meeting_id, _ = await create(alice, bob)
+    assert "parley_meetings_active 1" in await get_metrics(server)
+    await bob.request("meeting.decline", meeting_id=meeting_id)
+    await alice.request("meeting.end", meeting_id=meeting_id)
+    metrics = await get_metrics(server)
+    assert "parley_meetings_active 0" in metrics
+    assert 'parley_meetings_total{reason="ended"} 1' in metrics
+    assert 'parley_messages_in_total{type="meeting.create"} 1' in metrics
+    assert 'parley_messages_out_total{type="meeting.invited"} 1' in metrics
