@@ -4,6 +4,12 @@ With no camera (or by choice in the settings) a video call can send the
 moving test pattern and a tone instead; with no camera and no such choice,
 the other side sees your avatar. A device that disappears mid-call turns that
 part off ("camera off"), never the call.
+
+The microphone goes out through the audio processing (echo cancellation, noise
+suppression, high-pass filter, automatic gain: gui/media/processing.py), one
+:class:`AudioProcessor` for the app, whose echo canceller hears what every speaker
+this class opens plays. Switching microphone or speaker mid-call keeps it: the new
+microphone is processed by it, the new speaker feeds it.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from gui.core.call_session import AUDIO, CallSession, LocalMedia
 from gui.core.profile import Profile
 from gui.devices import CameraTrack, DeviceCatalog, MicrophoneTrack, SpeakerSink
 from gui.media.analysis import TrackConsumer
+from gui.media.processing import AudioProcessor, ProcessedAudioTrack, ProcessingOptions
 from gui.media.tap import TappedTrack
 
 log = logging.getLogger("parley.app.media")
@@ -34,6 +41,8 @@ class AppMedia(QObject):
         #: Whether the latest call was placed or answered with video: with no camera to send,
         #: its window says so and offers the settings.
         self.video_wanted = False
+        #: The microphone's processing, made for the first microphone opened.
+        self.processor: AudioProcessor | None = None
         self._session: CallSession | None = None
 
     # Making tracks ---------------------------------------------------------------------
@@ -62,8 +71,11 @@ class AppMedia(QObject):
         track.on("lost", lambda reason: self._camera_lost(tapped, reason))
         return tapped
 
-    def microphone(self, device_id: str | None = None) -> MediaStreamTrack | None:
-        """The chosen microphone, the test tone, or ``None``."""
+    def microphone(
+        self, device_id: str | None = None, processor: AudioProcessor | None = None
+    ) -> MediaStreamTrack | None:
+        """The chosen microphone after ``processor`` (the app's by default), the test tone
+        (not processed: no room carries it), or ``None``."""
         settings = self.profile.settings
         if settings.synthetic_media:
             from gui.media.tone import ToneAudioTrack
@@ -73,9 +85,34 @@ class AppMedia(QObject):
         device = self.catalog.audio_input(chosen) if chosen else None
         if device is None and not self.catalog.audio_inputs():
             return None
-        track = MicrophoneTrack(device, catalog=self.catalog)
-        track.on("lost", lambda reason: self._microphone_lost(track, reason))
+        raw = MicrophoneTrack(device, catalog=self.catalog)
+        track = ProcessedAudioTrack(raw, processor or self.call_processor())
+        raw.on("lost", lambda reason: self._microphone_lost(track, reason))
         return track
+
+    def processing_options(self) -> ProcessingOptions:
+        """The processing the settings ask for."""
+        settings = self.profile.settings
+        return ProcessingOptions(
+            echo_cancellation=settings.echo_cancellation,
+            noise_suppression=settings.noise_suppression,
+            high_pass_filter=settings.high_pass_filter,
+            auto_gain_control=settings.auto_gain_control,
+        )
+
+    def call_processor(self) -> AudioProcessor:
+        """The app's processor (made on first use, with the settings' options)."""
+        if self.processor is None:
+            self.processor = AudioProcessor(self.processing_options())
+            if self.speaker is not None:
+                self.speaker.played_listeners.append(self.processor.played)
+        return self.processor
+
+    def apply_processing(self) -> None:
+        """After the settings changed: the processing follows them from the next 10 ms on."""
+        options = self.processing_options()
+        if self.processor is not None and self.processor.options != options:
+            self.processor.configure(options)
 
     def offer_camera(self, session: CallSession) -> bool:
         """After the settings changed: a video call sending no camera gets what is chosen now
@@ -130,6 +167,8 @@ class AppMedia(QObject):
             log.info("no audio output: the call is silent here")
             return
         self.speaker = SpeakerSink(device, catalog=self.catalog, parent=self)
+        if self.processor is not None:  # the echo canceller's reference
+            self.speaker.played_listeners.append(self.processor.played)
 
     def _ended(self, session: CallSession) -> None:
         if session is self._session:

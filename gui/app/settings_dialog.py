@@ -1,4 +1,10 @@
-"""Settings: devices with a live preview and a level meter, server, ICE servers, theme, tray."""
+"""Settings: devices with a live preview and a level meter, server, ICE servers, theme, tray.
+
+The microphone's preview runs through the audio processing with the boxes as they are ticked
+(a processor of its own, so that nothing changes before Save): the level meter shows what
+the other side would get, and "Test microphone" records a few seconds of it and plays them
+back on the chosen speaker, so people hear themselves as others will.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import asyncio
 import logging
 from typing import Any
 
+import av
 from PySide6.QtCore import Qt, QTimer, QUrl, Signal
 from PySide6.QtMultimedia import QSoundEffect
 from PySide6.QtWidgets import (
@@ -33,8 +40,23 @@ from gui.app.video_view import VideoView
 from gui.core.profile import IceServerSetting, Profile
 from gui.core.signaling_client import tls_context
 from gui.media.analysis import AudioReceiver, VideoReceiver
+from gui.media.processing import AudioProcessor, ProcessingOptions
 
 log = logging.getLogger("parley.app.settings")
+
+#: How long "Test microphone" records before playing it back.
+TEST_RECORDING_MS = 4000
+#: The processing boxes: (setting, label, tooltip).
+PROCESSING_BOXES = (
+    (
+        "echo_cancellation",
+        "Cancel echo",
+        "Keeps the other side from hearing themselves when you use speakers, not a headset",
+    ),
+    ("noise_suppression", "Reduce background noise", "Fans, traffic, keyboards"),
+    ("high_pass_filter", "Filter out low rumble", "Hum, wind, bumps on the desk"),
+    ("auto_gain_control", "Adjust my volume automatically", "Others hear you at an even level"),
+)
 
 
 def parse_ice_servers(text: str) -> list[IceServerSetting]:
@@ -98,6 +120,19 @@ class SettingsDialog(QDialog):
         self.level.setRange(0, 100)
         self.level.setTextVisible(False)
         self.level.setAccessibleName("Microphone level")
+        self.test_microphone = QPushButton("Test microphone")
+        self.test_microphone.setToolTip(
+            "Records a few seconds and plays them back, as others will hear you"
+        )
+        self.test_microphone.clicked.connect(self._test_microphone)
+        self.processing: dict[str, QCheckBox] = {}
+        processing = QVBoxLayout()
+        for name, label, tip in PROCESSING_BOXES:
+            box = QCheckBox(label)
+            box.setToolTip(tip)
+            box.toggled.connect(lambda _: self._processing_changed())
+            self.processing[name] = box
+            processing.addWidget(box)
         self.test_sound = QPushButton("Play a test sound")
         self.test_sound.clicked.connect(self._play_test_sound)
         self.effect: QSoundEffect | None = None  # made when there is a speaker to play on
@@ -106,7 +141,11 @@ class SettingsDialog(QDialog):
         form.addRow("Camera", self.camera)
         form.addRow(self.preview)
         form.addRow("Microphone", self.microphone)
-        form.addRow("Level", self.level)
+        level_row = QHBoxLayout()
+        level_row.addWidget(self.level, 1)
+        level_row.addWidget(self.test_microphone)
+        form.addRow("Level", level_row)
+        form.addRow("Sound", processing)
         form.addRow("Speaker", self.speaker)
         form.addRow("", self.test_sound)
         form.addRow(self.synthetic)
@@ -195,6 +234,14 @@ class SettingsDialog(QDialog):
         self._level_timer.setInterval(50)
         self._level_timer.timeout.connect(self._show_level)
         self._audio_probe: AudioReceiver | None = None
+        #: The preview's processing (the boxes as ticked, not yet saved).
+        self._preview_processor: AudioProcessor | None = None
+        #: "Test microphone": frames recorded, then played back on this speaker.
+        self._recording: list[av.AudioFrame] | None = None
+        self._playback: Any = None
+        self._tail_ticks = 0
+        self._test_timer = QTimer(self)
+        self._test_timer.timeout.connect(self._feed_playback)
 
     # Loading and saving -------------------------------------------------------------------
 
@@ -218,6 +265,10 @@ class SettingsDialog(QDialog):
         self._fill(self.speaker, catalog.audio_outputs(), settings.speaker_id)
         self.test_sound.setEnabled(bool(catalog.audio_outputs()))
         self.synthetic.setChecked(settings.synthetic_media)
+        for name, box in self.processing.items():
+            box.blockSignals(True)
+            box.setChecked(getattr(settings, name))
+            box.blockSignals(False)
         self.server.setText(settings.server_url or "")
         self.trust_cert.setText(settings.trust_cert or "")
         self.share.setChecked(settings.share_on_lan)
@@ -259,6 +310,8 @@ class SettingsDialog(QDialog):
         settings.microphone_id = self.microphone.currentData()
         settings.speaker_id = self.speaker.currentData()
         settings.synthetic_media = self.synthetic.isChecked()
+        for name, box in self.processing.items():
+            setattr(settings, name, box.isChecked())
         settings.server_url = self.server.text().strip() or None
         settings.trust_cert = trust_cert
         settings.share_on_lan = self.share.isChecked()
@@ -302,9 +355,12 @@ class SettingsDialog(QDialog):
             return  # during a call the devices belong to the call
         saved = self.profile.settings.synthetic_media
         self.profile.settings.synthetic_media = self.synthetic.isChecked()
+        self._preview_processor = AudioProcessor(self._chosen_processing())
         try:
             camera = self.media.camera(self.camera.currentData())
-            microphone = self.media.microphone(self.microphone.currentData())
+            microphone = self.media.microphone(
+                self.microphone.currentData(), processor=self._preview_processor
+            )
         finally:
             self.profile.settings.synthetic_media = saved
         if camera is not None:
@@ -317,8 +373,10 @@ class SettingsDialog(QDialog):
             self._audio_probe.start()
             self._preview_tasks.append(self._audio_probe)
             self._level_timer.start()
+            self.test_microphone.setEnabled(bool(self.media.catalog.audio_outputs()))
 
     def _stop_preview_now(self) -> None:
+        self._stop_test()
         self._level_timer.stop()
         self.level.setValue(0)
         for consumer in self._preview_tasks:
@@ -326,11 +384,81 @@ class SettingsDialog(QDialog):
             asyncio.ensure_future(consumer.stop())  # noqa: RUF006 (it finishes by itself)
         self._preview_tasks.clear()
         self._audio_probe = None
+        self._preview_processor = None
         self.preview.clear()
+        self.test_microphone.setEnabled(False)
 
     def _show_level(self) -> None:
         if self._audio_probe is not None:
             self.level.setValue(min(100, int(self._audio_probe.rms(0.05) * 300)))
+
+    # The microphone's processing and its test --------------------------------------------
+
+    def _chosen_processing(self) -> ProcessingOptions:
+        return ProcessingOptions(**{n: box.isChecked() for n, box in self.processing.items()})
+
+    def _processing_changed(self) -> None:
+        """A box was ticked: the preview (meter, test) follows at once; Save keeps it."""
+        if self._preview_processor is not None:
+            self._preview_processor.configure(self._chosen_processing())
+
+    def _test_microphone(self) -> None:
+        """Record a few seconds of the processed microphone, then play them back."""
+        probe = self._audio_probe
+        if probe is None or self._recording is not None or self._playback is not None:
+            return
+        self._recording = []
+        probe.listeners.append(self._record)
+        self.test_microphone.setEnabled(False)
+        self.test_microphone.setText("Recording… say something")
+        QTimer.singleShot(TEST_RECORDING_MS, self, self._play_back)
+
+    def _record(self, frame: av.frame.Frame) -> None:
+        if self._recording is not None and isinstance(frame, av.AudioFrame):
+            self._recording.append(frame)
+
+    def _play_back(self) -> None:
+        from gui.devices import SpeakerSink
+
+        recorded, self._recording = self._recording, None
+        probe = self._audio_probe
+        if recorded is None or probe is None:
+            return
+        if self._record in probe.listeners:
+            probe.listeners.remove(self._record)
+        device = self.media.catalog.audio_output(self.speaker.currentData() or "")
+        sink = SpeakerSink(device, catalog=self.media.catalog, parent=self)
+        if self._preview_processor is not None:  # what plays back is echo, not you
+            sink.played_listeners.append(self._preview_processor.played)
+        self._playback = (sink, recorded)
+        self.test_microphone.setText("Playing back…")
+        self._test_timer.start(20)  # the frames' own pace; the sink's buffer absorbs jitter
+
+    def _feed_playback(self) -> None:
+        if self._playback is None:
+            self._test_timer.stop()
+            return
+        sink, frames = self._playback
+        if frames:
+            sink.feed(frames.pop(0))
+            self._tail_ticks = 15  # then 300 ms for the sink's queue to play out
+        else:
+            self._tail_ticks -= 1
+            if self._tail_ticks <= 0:
+                self._stop_test()
+
+    def _stop_test(self) -> None:
+        """End a test under way (finished, or the preview stops)."""
+        self._test_timer.stop()
+        probe = self._audio_probe
+        if probe is not None and self._record in probe.listeners:
+            probe.listeners.remove(self._record)
+        self._recording = None
+        if self._playback is not None:
+            self._playback[0].stop()
+            self._playback = None
+        self.test_microphone.setText("Test microphone")
+        self.test_microphone.setEnabled(self._audio_probe is not None)
 
     def _play_test_sound(self) -> None:
         if not self.media.catalog.audio_outputs():

@@ -158,6 +158,7 @@ class ParleyUi(QObject):
 
     def _settings_applied(self) -> None:
         self.apply_theme()
+        self.media.apply_processing()
         if self.controller.call is not None:
             self.media.offer_camera(self.controller.call)
         self.main.keep_in_tray = self.profile.settings.start_in_tray and self.tray is not None

@@ -72,6 +72,12 @@ class Settings:
     speaker_id: str | None = None
     #: Use the test pattern and tone instead of devices (for people without a camera).
     synthetic_media: bool = False
+    #: The microphone's processing, each part on by default as in a browser: what a laptop
+    #: without a headset needs (gui/media/processing.py).
+    echo_cancellation: bool = True
+    noise_suppression: bool = True
+    high_pass_filter: bool = True
+    auto_gain_control: bool = True
     keep_signed_in: bool = True
     last_username: str | None = None
 

@@ -51,6 +51,18 @@ def test_a_broken_settings_file_keeps_what_is_valid(tmp_path: Path) -> None:
     assert Profile("p", root=tmp_path).settings == Settings()
 
 
+def test_audio_processing_is_on_by_default_and_each_part_is_kept(tmp_path: Path) -> None:
+    profile = Profile("p", root=tmp_path)
+    settings = profile.settings
+    assert settings.echo_cancellation and settings.noise_suppression
+    assert settings.high_pass_filter and settings.auto_gain_control
+    settings.noise_suppression = False
+    profile.save_settings()
+    assert Profile("p", root=tmp_path).settings.noise_suppression is False
+    profile.settings_path.write_text(json.dumps({"echo_cancellation": "off"}))
+    assert Profile("p", root=tmp_path).settings.echo_cancellation is True  # not a boolean
+
+
 def test_saved_session_goes_to_a_private_file_without_a_keyring(tmp_path: Path) -> None:
     store = Profile("p", root=tmp_path).credentials()
     assert store.where == "file"  # no Secret Service on these machines

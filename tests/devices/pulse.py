@@ -168,6 +168,7 @@ class PulseServer:
         self.process: subprocess.Popen[bytes] | None = None
         self.recorder: MonitorRecorder | None = None
         self.keepers: list[MonitorRecorder] = []
+        self.players: list[subprocess.Popen[bytes]] = []
 
     def pactl(self, *args: str) -> str:
         """Run ``pactl`` against this server and return its output."""
@@ -198,6 +199,28 @@ class PulseServer:
     def mute_microphone(self, muted: bool) -> None:
         """Silence (or bring back) the tone the microphone hears."""
         self.pactl("set-sink-input-mute", self.sine_input(), "1" if muted else "0")
+
+    def play(self, sink: str, samples: np.ndarray) -> subprocess.Popen[bytes]:
+        """Play float mono 48 kHz ``samples`` into ``sink`` (``pacat``, from a file in the
+        server's folder); returns the process, which ends when all is played."""
+        pcm = np.clip(np.rint(samples * 32767), -32768, 32767).astype("<i2")
+        path = self.runtime / f"play-{len(self.players)}.raw"
+        path.write_bytes(pcm.tobytes())
+        player = subprocess.Popen(
+            [
+                "pacat",
+                f"--server={self.address}",
+                f"--device={sink}",
+                "--raw",
+                "--format=s16le",
+                f"--rate={RECORD_RATE}",
+                "--channels=1",
+                "--latency-msec=10",
+                str(path),
+            ]
+        )
+        self.players.append(player)
+        return player
 
     def qt_streams(self) -> list[str]:
         """Names of the streams Qt Multimedia has open (playback and recording)."""
@@ -230,6 +253,10 @@ class PulseServer:
             self.recorder.close()
         for keeper in self.keepers:
             keeper.close()
+        for player in self.players:
+            if player.poll() is None:
+                player.terminate()
+                player.wait(timeout=5)
         if self.process is not None:
             self.process.terminate()
             try:
