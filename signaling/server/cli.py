@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,31 +24,30 @@ from signaling.server.config import ServerConfig, default_db_path
 from signaling.server.logs import configure
 
 
-def _port(text: str) -> int:
+def _parsed[T](text: str, convert: Callable[[str], T], what: str) -> T:
+    """``convert(text)``, or the error argparse shows as "argument --x: 'text' is not ..."."""
     try:
-        value = int(text)
+        return convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a port number") from None
+        raise argparse.ArgumentTypeError(f"'{text}' is not {what}") from None
+
+
+def _port(text: str) -> int:
+    value = _parsed(text, int, "a port number")
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError("a port is from 0 to 65535 (0 picks a free one)")
     return value
 
 
 def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    value = _parsed(text, float, "a number")
     if value <= 0:
         raise argparse.ArgumentTypeError("must be more than 0")
     return value
 
 
 def _capacity(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    value = _parsed(text, int, "a whole number")
     if value < 2:
         raise argparse.ArgumentTypeError("a meeting holds at least 2 participants")
     return value

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from signaling.protocol.constants import ErrorCode, RequestType
+from signaling.protocol.constants import ErrorCode
 from signaling.protocol.messages import (
     FrameError,
     Media,
@@ -68,15 +68,6 @@ def test_each_request_type() -> None:
     assert media == MeetingMedia(MEETING_ID, False, True, True)
     assert isinstance(media, MeetingMedia)
     assert media.state() == {"audio": False, "video": True, "screen": True}
-    assert {t.value for t in RequestType if t.value.startswith("meeting.")} == {
-        "meeting.create",
-        "meeting.invite",
-        "meeting.join",
-        "meeting.decline",
-        "meeting.leave",
-        "meeting.end",
-        "meeting.media",
-    }
 
 
 def test_rtc_signal_for_a_meeting_names_its_recipient() -> None:

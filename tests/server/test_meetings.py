@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
+from tests.server.test_calls import AV, OFFER
 from tests.wire import Json, WireClient, befriend, new_call_id
 
-AV = {"audio": True, "video": True}
 AUDIO = {"audio": True, "video": False}
-OFFER = {"type": "offer", "sdp": "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n"}
 CANDIDATE = {
     "candidate": "candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host",
     "sdpMid": "0",
