@@ -27,6 +27,7 @@ OFFER = {"type": "offer", "sdp": "v=0"}
 #: Events that would tell their receiver something of another user's presence or calls.
 PRIVATE_EVENTS = frozenset(
     {"presence", "call.incoming", "call.ringing", "call.accepted", "call.ended", "rtc.signal"}
+    | {f"meeting.{kind}" for kind in ("invited", "joined", "left", "media", "declined", "ended")}
 )
 RELATIONS = ("none", "mallory asked alice", "alice asked mallory")
 
