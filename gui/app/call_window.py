@@ -30,6 +30,7 @@ from gui.core.call_session import CallSession
 from gui.core.peer_channel import ChatMessage, ChatUnavailable, PeerMediaState
 from gui.core.quality import QualitySample
 from gui.media.analysis import TrackConsumer
+from gui.media.processing import ProcessedAudioTrack
 from gui.media.tap import TappedTrack
 
 #: Keyboard shortcuts of the call window (also in docs/shortcuts.md).
@@ -61,6 +62,11 @@ END_TEXT = {
     "not_found": "There is no such user",
     "unreachable": "The server cannot be reached",
 }
+#: "You are muted" shows after this much voice (s) within the last 2 s, muted, and goes
+#: after this long without any (as the popular meeting apps do).
+MUTED_VOICE_S = 1.0
+MUTED_QUIET_S = 3.0
+
 GRADE_COLORS = {"good": "#2fb344", "fair": "#f59f00", "poor": "#d63939"}
 SHARE_NOTE = {
     "minimised": "You are sharing your screen. This window is minimised so it does not appear "
@@ -146,6 +152,17 @@ class CallWindow(QWidget):
         self.peer_state.setObjectName("peerState")
         self.peer_state.setAccessibleName("What the other person sends")
         self.peer_state.hide()
+        self.muted_hint = QLabel(
+            f"You are muted. Unmute ({SHORTCUTS['microphone']}) to be heard.", self.stage
+        )
+        self.muted_hint.setProperty("role", "banner")
+        self.muted_hint.setAccessibleName("You are muted")
+        self.muted_hint.hide()
+        # While muted, the microphone still runs through the processing (echo removed), and
+        # its voice meter says when the person talks to nobody.
+        self._muted_watch = QTimer(self)
+        self._muted_watch.setInterval(200)
+        self._muted_watch.timeout.connect(self._watch_muted_voice)
 
         # The top bar: timer, quality, verification words.
         self.timer_label = QLabel("00:00")
@@ -438,6 +455,24 @@ class CallWindow(QWidget):
         tip = "Unmute" if muted else "Mute"
         self.mic_button.setToolTip(f"{tip} ({SHORTCUTS['microphone']})")
         self.mic_button.setAccessibleName(tip)
+        if muted:
+            self._muted_watch.start()
+        else:
+            self._muted_watch.stop()
+            self.muted_hint.hide()
+
+    def _watch_muted_voice(self) -> None:
+        """Muted and talking for a second: say so; quiet for a while, or the call over: not."""
+        track = self.session.media.audio
+        meter = track.processor.meter if isinstance(track, ProcessedAudioTrack) else None
+        if meter is None or self.session.machine.ended:
+            self.muted_hint.hide()
+        elif meter.voice_seconds(2.0) >= MUTED_VOICE_S:
+            if not self.muted_hint.isVisible():
+                self.muted_hint.show()
+                self._layout_stage()
+        elif meter.voice_seconds(MUTED_QUIET_S) == 0:
+            self.muted_hint.hide()
 
     def _camera_off(self, off: bool) -> None:
         self.session.set_video_enabled(not off)
@@ -605,6 +640,12 @@ class CallWindow(QWidget):
         self.status.raise_()
         self.peer_state.move(12, 12)
         self.peer_state.raise_()
+        self.muted_hint.adjustSize()
+        self.muted_hint.move(
+            area.center().x() - self.muted_hint.width() // 2,
+            area.bottom() - self.muted_hint.height() - 24,
+        )
+        self.muted_hint.raise_()
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         """Keep the self-view in its corner."""

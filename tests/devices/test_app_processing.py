@@ -3,7 +3,8 @@
 * Settings: the level meter follows the processed microphone, the boxes change the preview's
   processing at once, and "Test microphone" records what others would hear and plays it back
   on the speaker, whose monitor is recorded.
-* A call: a person muted who talks is told so ("You are muted"), not one who stays quiet.
+* A call (the app calls a ``parley-cli``): a person muted who talks is told so ("You are
+  muted"), not one who stays quiet; the hint goes when the talking stops, or on unmute.
 
 The microphone hears synthetic speech (:mod:`tests.media.signals`) played into its feed with
 ``pacat``; the feed's steady 440 Hz tone is muted meanwhile.
@@ -11,6 +12,7 @@ The microphone hears synthetic speech (:mod:`tests.media.signals`) played into i
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import numpy as np
@@ -19,11 +21,15 @@ from PySide6.QtWidgets import QApplication
 
 from gui.app.settings_dialog import TEST_RECORDING_MS
 from gui.app.ui import ParleyUi
+from gui.core.call_machine import CallState
 from gui.media.processing import ProcessedAudioTrack
+from signaling.server import SignalingServer
+from tests.cli.procs import Launcher
 from tests.devices.conftest import RECORD_RATE, PulseServer
 from tests.devices.pulse import MIC_FEED
 from tests.media.signals import speech
 from tests.waiting import until
+from tests.wire import befriend
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("isolated_home")]
 
@@ -80,3 +86,52 @@ async def test_settings_meter_boxes_and_test_microphone(
     # The voice talks most of the time; a broken recording or playback gives silence.
     assert loud.sum() / 100 > TEST_RECORDING_MS / 1000 / 3
 
+
+async def test_a_muted_person_who_talks_is_told(
+    qt_app: QApplication, pulse: PulseServer, server: SignalingServer
+) -> None:
+    for client in await befriend(server.url, "mira", "otto"):
+        await client.request("logout")
+        await client.close()
+    launcher = Launcher(server.url)
+    ui = ParleyUi(qt_app, "mira", server.url)
+    ui.profile.settings.keep_signed_in = False
+    player = None
+    pulse.mute_microphone(True)  # a quiet room
+    try:
+        peer = launcher.cli(
+            "otto", "answer", "--audio", "none", "--video", "none", "--wait", "60",
+            password="correct horse",
+        )  # fmt: skip
+        await ui.controller.sign_in(None, "mira", "correct horse", keep=False)
+        contacts = ui.controller.contacts
+        await until(
+            lambda: (c := contacts.contact("otto")) is not None and c.presence == "online",
+            30,
+            "parley-cli to sign in",
+        )
+        session = ui.controller.place_call("otto", video=False)
+        assert session is not None
+        await until(lambda: session.state is CallState.CONNECTED, 20, "the call to connect")
+        window = ui.calls[0]
+        assert isinstance(session.media.audio, ProcessedAudioTrack)
+        window.mic_button.click()  # muted
+        assert not session.audio_enabled
+        await asyncio.sleep(2.5)
+        assert not window.muted_hint.isVisible()  # quiet: nothing to say
+        player = pulse.play(MIC_FEED, speech(20, 17, level_db=-16))
+        await until(window.muted_hint.isVisible, 10, "the muted hint")
+        player.terminate()
+        await until(lambda: not window.muted_hint.isVisible(), 10, "the hint to go")
+        player = pulse.play(MIC_FEED, speech(20, 18, level_db=-16))
+        await until(window.muted_hint.isVisible, 10, "the muted hint again")
+        window.mic_button.click()  # unmuted: heard now, so no hint
+        assert not window.muted_hint.isVisible() and session.audio_enabled
+        ui.controller.hang_up()
+        await until(lambda: peer.proc.poll() is not None, 20, "parley-cli to exit")
+    finally:
+        if player is not None and player.poll() is None:
+            player.terminate()
+        pulse.mute_microphone(False)
+        await ui.shutdown()
+        launcher.cleanup()
