@@ -29,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from signaling.protocol.fields import is_encodable
+
 log = logging.getLogger("parley.call")
 
 MAX_CHAT_CHARS = 4000
@@ -245,22 +247,13 @@ class PeerChannel:
             and 0 < len(msg_id) <= MAX_ID_CHARS
             and isinstance(text, str)
             and 0 < len(text) <= MAX_CHAT_CHARS
-            and _encodable(msg_id)
-            and _encodable(text)
+            and is_encodable(msg_id)  # JSON lets a lone surrogate through; printing fails
+            and is_encodable(text)
         ):
             self._drop("malformed")
             return
         self._send({"t": "ack", "id": msg_id})
         self.on_chat(ChatMessage(msg_id, text, _timestamp(sent_at), outgoing=False))
-
-
-def _encodable(text: str) -> bool:
-    """Whether ``text`` is valid Unicode (JSON lets a lone surrogate through; printing fails)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _timestamp(value: object) -> float:

@@ -23,6 +23,8 @@ from typing import Any
 from aiortc.codecs import CODECS
 from aiortc.sdp import DIRECTIONS, MediaDescription, SessionDescription
 
+from signaling.protocol.fields import is_encodable
+
 #: Larger than any real description (Parley's offer is about 6,000 characters, a browser's
 #: 5,000 to 12,000); the server relays at most 60,000 by default.
 MAX_SDP_CHARS = 64 * 1024
@@ -124,10 +126,8 @@ def _check_text(kind: str, sdp: str) -> None:
         raise _fail(f"{kind}: {len(sdp)} characters, more than {MAX_SDP_CHARS}")
     if _CONTROL.search(sdp):
         raise _fail(f"{kind}: control characters in the SDP")
-    try:
-        sdp.encode("utf-8")
-    except UnicodeEncodeError:
-        raise _fail(f"{kind}: the SDP is not valid Unicode") from None
+    if not is_encodable(sdp):
+        raise _fail(f"{kind}: the SDP is not valid Unicode")
     lines = sdp.splitlines()
     if not lines or lines[0].strip() != "v=0":
         raise _fail(f"{kind}: the SDP does not start with v=0")
@@ -144,7 +144,7 @@ def _check_sections(kind: str, sdp: str, parsed: SessionDescription) -> None:
         raise _fail(f"{kind}: no media section")
     if len(sections) > MAX_SECTIONS:
         raise _fail(f"{kind}: {len(sections)} media sections, more than {MAX_SECTIONS}")
-    blocks = _section_blocks(sdp)
+    _, blocks = split_sdp(sdp)
     mids: list[str] = []
     candidates = 0
     for index, (media, block) in enumerate(zip(sections, blocks, strict=True)):
@@ -187,15 +187,18 @@ def _check_sections(kind: str, sdp: str, parsed: SessionDescription) -> None:
             raise _fail(f"{kind}: the BUNDLE group names sections that do not exist")
 
 
-def _section_blocks(sdp: str) -> list[list[str]]:
-    """The lines of each media section, as aiortc groups them."""
-    blocks: list[list[str]] = []
+def split_sdp(sdp: str) -> tuple[list[str], list[list[str]]]:
+    """The session's lines, and each media section's lines, as aiortc groups them."""
+    session: list[str] = []
+    sections: list[list[str]] = []
     for line in sdp.splitlines():
         if line.startswith("m="):
-            blocks.append([line])
-        elif blocks:
-            blocks[-1].append(line)
-    return blocks
+            sections.append([line])
+        elif sections:
+            sections[-1].append(line)
+        else:
+            session.append(line)
+    return session, sections
 
 
 def _check_transport(kind: str, where: str, media: MediaDescription) -> None:

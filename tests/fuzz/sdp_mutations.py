@@ -17,6 +17,7 @@ from aiortc import RTCPeerConnection
 from hypothesis import strategies as st
 
 from gui.core.call_session import CallOptions
+from gui.core.remote_sdp import split_sdp
 
 #: Values that have broken parsers before: empty, huge, negative, separators, NUL, non-ASCII.
 ODD_VALUES = [
@@ -84,16 +85,7 @@ class Sdp:
 
     @classmethod
     def split(cls, text: str) -> Sdp:
-        session: list[str] = []
-        sections: list[list[str]] = []
-        for line in text.splitlines():
-            if line.startswith("m="):
-                sections.append([line])
-            elif sections:
-                sections[-1].append(line)
-            else:
-                session.append(line)
-        return cls(session, sections)
+        return cls(*split_sdp(text))
 
     def join(self) -> str:
         lines = self.session + [line for section in self.sections for line in section]
@@ -202,17 +194,22 @@ def mutated_candidate(draw: st.DrawFn, base: str) -> dict[str, object]:
     }
 
 
-async def parley_offer_and_answer() -> tuple[str, str]:
-    """A real offer as Parley makes it (camera, audio, screen, data) and a real answer to it."""
+async def parley_pair() -> tuple[RTCPeerConnection, RTCPeerConnection]:
+    """A caller with an offer as Parley makes it (camera, audio, screen, data), and a callee
+    that answered it; the caller of these closes both."""
     options = CallOptions()
     caller, callee = (RTCPeerConnection(options.rtc_configuration()) for _ in range(2))
-    try:
-        for kind in ("video", "audio", "video"):
-            caller.addTransceiver(kind, direction="sendrecv")
-        caller.createDataChannel("parley")
-        await caller.setLocalDescription(await caller.createOffer())
-        await callee.setRemoteDescription(caller.localDescription)
-        await callee.setLocalDescription(await callee.createAnswer())
-        return caller.localDescription.sdp, callee.localDescription.sdp
-    finally:
-        await asyncio.gather(caller.close(), callee.close())
+    for kind in ("video", "audio", "video"):
+        caller.addTransceiver(kind, direction="sendrecv")
+    caller.createDataChannel("parley")
+    await caller.setLocalDescription(await caller.createOffer())
+    await callee.setRemoteDescription(caller.localDescription)
+    await callee.setLocalDescription(await callee.createAnswer())
+    return caller, callee
+
+
+async def parley_offer_and_answer() -> tuple[str, str]:
+    """The SDP of :func:`parley_pair`'s offer and answer (the connections are closed)."""
+    caller, callee = await parley_pair()
+    await asyncio.gather(caller.close(), callee.close())
+    return caller.localDescription.sdp, callee.localDescription.sdp

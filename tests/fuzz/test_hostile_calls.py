@@ -31,12 +31,12 @@ from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
 from gui.core.call_machine import UNUSABLE_DETAIL, CallState
-from gui.core.call_session import CallOptions, CallSession, LocalMedia
+from gui.core.call_session import CallSession, LocalMedia
 from gui.core.remote_sdp import check_candidate, check_description, mids_in_sdp
 from gui.core.signaling_client import SignalingClient
 from signaling.server import SignalingServer
 from tests.core.test_call_session import answer_next_call, friends, media
-from tests.fuzz.sdp_mutations import mutated_candidate, mutated_sdp
+from tests.fuzz.sdp_mutations import mutated_candidate, mutated_sdp, parley_pair
 from tests.waiting import until
 from tests.wire import WireClient, new_call_id
 
@@ -112,15 +112,8 @@ class Hostile:
         )
         # The base offer and answer come from connections kept open, so that a victim that
         # accepts a harmless mutation checks candidates that exist (and get no ICMP errors).
-        options = CallOptions()
-        caller, callee = (RTCPeerConnection(options.rtc_configuration()) for _ in range(2))
+        caller, callee = await parley_pair()
         self.base = [caller, callee]
-        for kind in ("video", "audio", "video"):
-            caller.addTransceiver(kind, direction="sendrecv")
-        caller.createDataChannel("parley")
-        await caller.setLocalDescription(await caller.createOffer())
-        await callee.setRemoteDescription(caller.localDescription)
-        await callee.setLocalDescription(await callee.createAnswer())
         self.offer, self.answer = caller.localDescription.sdp, callee.localDescription.sdp
 
     async def signal(self, call_id: str, **fields: Any) -> bool:
