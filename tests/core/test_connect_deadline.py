@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from typing import Any
 
 from aiortc import RTCConfiguration, RTCPeerConnection
 
 from gui.core.call_machine import NO_CONNECTION_DETAIL, CallState
-from gui.core.call_session import CallOptions, CallSession, Json
+from gui.core.call_session import CallOptions, CallSession
 from gui.core.signaling_client import SignalingClient
 from signaling.server import SignalingServer
 from tests.core.test_call_session import friends, media
@@ -23,6 +24,7 @@ from tests.core.test_interop import split_candidates
 from tests.waiting import until
 from tests.wire import new_call_id
 
+Json = dict[str, Any]
 DEADLINE = CallOptions(connect_timeout_s=2.0)
 #: The deadline plus what a loaded machine may add; without it the calls never ended.
 ENDS_WITHIN_S = 10.0
