@@ -141,6 +141,11 @@ BENCHMARKS: list[Benchmark] = [
         "bench.devices:run",
         "microphone and speaker through Qt on PulseAudio: delays, frame timing, glitches",
     ),
+    Benchmark(
+        "processing",
+        "bench.processing:run",
+        "the microphone's audio processing: ERLE, double talk, noise, CPU, added latency",
+    ),
 ]
 
 

@@ -158,7 +158,8 @@ class VoiceMeter:
 
     def add(self, chunk: np.ndarray, at: float | None = None) -> bool:
         """Take one chunk of int16 samples; returns whether it is voice."""
-        power = float(np.mean(np.square(chunk, dtype=np.float64))) if chunk.size else 0.0
+        samples = chunk.astype(np.float32)
+        power = float(np.dot(samples, samples)) / samples.size if samples.size else 0.0
         level = 10.0 * np.log10(max(power, 1e-3) / 32768.0**2)
         self._levels.append(level)
         background = min(self._levels)
@@ -200,8 +201,9 @@ class AudioProcessor:
         self.capture_chunks = 0
         self.render_chunks = 0
         self.busy_s = 0.0
-        #: The delay last told to the APM (ms): speaker queue ahead + microphone queue.
-        self.stream_delay_ms = 0
+        #: The delay last told to the APM (ms; -1: none yet): speaker queue ahead +
+        #: microphone queue.
+        self.stream_delay_ms = -1
         self._render_ahead_ms = 0.0
         self._apm: Any = None
         #: Why the processing cannot run here (None: it can).
@@ -223,6 +225,7 @@ class AudioProcessor:
         """Run the parts ``options`` names from the next chunk on."""
         self.options = options
         self._apm = None
+        self.stream_delay_ms = -1  # a new APM is told the delay again
         if not options.active:
             return
         try:
@@ -294,13 +297,15 @@ class AudioProcessor:
         """
         mono = self._near_resampler.to_48k(pcm_to_mono(_rows(frame)), frame.sample_rate)
         self._near.push(mono)
-        delay = round(self._render_ahead_ms + capture_ms)
+        # A hint (AEC3 finds the delay itself), in 10 ms steps: told again only on a change,
+        # as each call into the binding costs about a third of a chunk's processing.
+        delay = 10 * round((self._render_ahead_ms + capture_ms) / 10)
         while len(self._near) >= CHUNK:
             chunk = self._near.pop(CHUNK)
             if self._apm is not None:
                 self._capture_view[:] = chunk
                 started = time.perf_counter()
-                if self.options.echo_cancellation:  # a hint: AEC3 finds the delay itself
+                if self.options.echo_cancellation and delay != self.stream_delay_ms:
                     self.stream_delay_ms = delay
                     self._apm.set_stream_delay_ms(delay)
                 self._apm.process_stream(self._capture_frame)

@@ -1,0 +1,267 @@
+"""The microphone's audio processing (gui/media/processing.py): what it removes, what it costs.
+
+Two parts, each repeated (``rounds``) and reported as min / median / max:
+
+1. **Offline**, on the deterministic signals of :mod:`tests.media.signals` (a far-end voice
+   through a simulated room: 40 ms delay, 150 ms decaying tail, -6 dB; a near-end voice; a
+   fan), carried 20 ms at a time as in a call, a different far-end voice each round:
+
+   * ERLE after 2 s: the echo canceller alone (the high-pass filter before it), and with
+     noise suppression too;
+   * double talk: how much of the near-end voice is lost while both talk;
+   * noise suppression: SNR gained on speech plus fan noise, and the speech's energy kept
+     (Hagerman's phase inversion separates them after processing);
+   * CPU: process time of the whole chain (all four parts, both directions) per second of
+     audio, in % of one core; wall time per 20 ms frame;
+   * algorithmic delay: how far the output lags the input (cross-correlation), per part.
+
+2. **Live**, two aiortc peer connections in this process (bare aiortc, no signaling), audio
+   only, the sender's tone either sent as it is (the baseline) or through the processing:
+   the tone's onset made to decoded on the other side (median of several), and the CPU of
+   the whole call (both ends) over a window. The difference is what the processing adds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+from aiortc import RTCConfiguration, RTCPeerConnection
+from aiortc.mediastreams import MediaStreamTrack
+
+from bench import Figure, Goal, percentile
+from bench.calls import audio_latency
+from gui.media.analysis import AudioReceiver
+from gui.media.processing import AudioProcessor, ProcessedAudioTrack, ProcessingOptions
+from gui.media.tone import ToneAudioTrack
+from tests.media.signals import (
+    RATE,
+    db,
+    echo_of,
+    erle_db,
+    fan,
+    frame_of,
+    kept_db,
+    lag_of,
+    power,
+    room,
+    run_processor,
+    speech,
+)
+
+BENCH = "processing"
+SECONDS = 10
+ALL = ProcessingOptions()
+AEC = ProcessingOptions(True, False, True, False)
+AEC_NS = ProcessingOptions(True, True, True, False)
+NS = ProcessingOptions(False, True, True, False)
+
+
+# Offline ---------------------------------------------------------------------------------
+
+
+def _echo_round(seed: int) -> dict[str, float]:
+    far = speech(SECONDS, seed, pitch=(160, 240))
+    echo = echo_of(far, room())
+    noise = np.random.default_rng(seed + 100).standard_normal(far.size) * 10 ** (-65 / 20)
+    near = speech(SECONDS, seed + 10, pitch=(90, 130), level_db=-26)
+    near[: 4 * RATE] = 0
+    both = slice(4 * RATE, SECONDS * RATE - 960)
+    out: dict[str, float] = {}
+    for name, options in (("aec", AEC), ("aec_ns", AEC_NS)):
+        residual = run_processor(AudioProcessor(options), echo + noise, far)
+        out[f"erle_{name}"] = erle_db(echo, residual, 2 * RATE)
+        mixed = run_processor(AudioProcessor(options), echo + near + noise, far)
+        out[f"double_talk_{name}"] = -kept_db(mixed[both.start :], near[both])
+    return out
+
+
+def _noise_round(seed: int) -> dict[str, float]:
+    voice = speech(SECONDS, seed + 20, pitch=(100, 150), level_db=-26)
+    noise = fan(SECONDS, seed + 30, level_db=-32)
+    plus = run_processor(AudioProcessor(NS), voice + noise)
+    minus = run_processor(AudioProcessor(NS), voice - noise)
+    settled = slice(2 * RATE, plus.size)
+    voice_out, noise_out = (plus + minus)[settled] / 2, (plus - minus)[settled] / 2
+    before = db(power(voice[settled]) / power(noise[settled]))
+    return {
+        "snr_gain": db(power(voice_out) / power(noise_out)) - before,
+        "speech_kept": db(power(voice_out) / power(voice[settled])),
+    }
+
+
+def _cost_round(seed: int) -> dict[str, float | list[float]]:
+    """The whole chain on a call's worth of audio: CPU per second, wall time per frame."""
+    far = speech(SECONDS, seed, pitch=(160, 240))
+    near = speech(SECONDS, seed + 10, pitch=(90, 130), level_db=-26)
+    microphone = echo_of(far, room()) + near
+    processor = AudioProcessor(ALL)
+    frames_ms = []
+    cpu = time.process_time()
+    for start in range(0, microphone.size - 959, 960):
+        block = slice(start, start + 960)
+        began = time.perf_counter()
+        processor.played((far[block] * 32767).astype(np.int16).reshape(-1, 1), RATE, 0.0)
+        processor.process(frame_of(microphone[block], start))
+        frames_ms.append(1000 * (time.perf_counter() - began))
+    return {"cpu": 100 * (time.process_time() - cpu) / SECONDS, "frame_ms": frames_ms}
+
+
+def _delays() -> dict[str, float]:
+    """How many ms the output lags the input, per part (and for all four)."""
+    voice = speech(4, 31)
+    parts = {
+        "hpf": ProcessingOptions(False, False, True, False),
+        "aec": ProcessingOptions(True, False, False, False),
+        "ns": ProcessingOptions(False, True, False, False),
+        "all": ALL,
+    }
+    out = {}
+    for name, options in parts.items():
+        far = np.zeros_like(voice) if options.echo_cancellation else None
+        processed = run_processor(AudioProcessor(options), voice, far)
+        out[name] = 1000 * lag_of(processed[RATE:], voice[RATE : processed.size]) / RATE
+    return out
+
+
+# Live ------------------------------------------------------------------------------------
+
+
+async def _live_call(processed: bool, onsets: int, window_s: float) -> tuple[list[float], float]:
+    """One audio-only loopback call: tone onsets made to decoded (s), CPU % over a window."""
+    tone = ToneAudioTrack(1000)
+    track: MediaStreamTrack = ProcessedAudioTrack(tone, AudioProcessor(ALL)) if processed else tone
+    config = RTCConfiguration(iceServers=[])
+    caller, callee = RTCPeerConnection(config), RTCPeerConnection(config)
+    received: list[AudioReceiver] = []
+
+    @callee.on("track")
+    def on_track(remote: MediaStreamTrack) -> None:
+        receiver = AudioReceiver(remote)
+        received.append(receiver)
+        receiver.start()
+
+    caller.addTrack(track)
+    try:
+        await caller.setLocalDescription(await caller.createOffer())
+        await callee.setRemoteDescription(caller.localDescription)
+        await callee.setLocalDescription(await callee.createAnswer())
+        await caller.setRemoteDescription(callee.localDescription)
+        await _wait(lambda: bool(received) and received[0].received_ms > 1000, 15)
+        receiver = received[0]
+        cpu, wall = time.process_time(), time.monotonic()
+        await asyncio.sleep(window_s)
+        cpu_percent = 100 * (time.process_time() - cpu) / (time.monotonic() - wall)
+        delays = []
+        for _ in range(onsets):
+            delay = await audio_latency(tone, receiver)
+            if delay is not None:
+                delays.append(delay)
+        return delays, cpu_percent
+    finally:
+        for receiver in received:
+            await receiver.stop()
+        await caller.close()
+        await callee.close()
+        track.stop()
+
+
+async def _wait(predicate: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the loopback call's audio never came")
+        await asyncio.sleep(0.05)
+
+
+async def _live(rounds: int, onsets: int, window_s: float) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {"bare_ms": [], "processed_ms": [], "bare_cpu": [], "cpu": []}
+    for _ in range(rounds):  # interleaved, so that the machine's load hits both alike
+        for processed in (False, True):
+            delays, cpu = await _live_call(processed, onsets, window_s)
+            prefix = "processed" if processed else "bare"
+            out[f"{prefix}_ms"] += [1000 * d for d in delays]
+            out["cpu" if processed else "bare_cpu"].append(cpu)
+    return out
+
+
+# Figures ---------------------------------------------------------------------------------
+
+
+def _spread(values: list[float]) -> str:
+    return f"min {min(values):.1f}, max {max(values):.1f}"
+
+
+def run(quick: bool) -> list[Figure]:
+    """Measure (see the module) and return the figures."""
+    rounds = 3 if quick else 7
+    echo = [_echo_round(seed) for seed in range(1, rounds + 1)]
+    noise = [_noise_round(seed) for seed in range(1, rounds + 1)]
+    costs = [_cost_round(seed) for seed in range(1, rounds + 1)]
+    delays = _delays()
+    live = asyncio.run(_live(2 if quick else 5, 3 if quick else 5, 3.0 if quick else 10.0))
+
+    def series(rows: list[dict[str, float]], key: str) -> list[float]:
+        return [row[key] for row in rows]
+
+    cpu = [float(c["cpu"]) for c in costs]  # type: ignore[arg-type]
+    frame_ms = [ms for c in costs for ms in c["frame_ms"]]  # type: ignore[union-attr]
+    figures = []
+    for key, label, goal in (
+        ("erle_aec", "ERLE after 2 s, echo canceller", Goal.at_least(25)),
+        ("erle_aec_ns", "ERLE after 2 s, echo canceller + noise suppression", None),
+        ("double_talk_aec", "near end lost in double talk, echo canceller", Goal.at_most(6)),
+        ("double_talk_aec_ns", "near end lost in double talk, + noise suppression", None),
+    ):
+        values = series(echo, key)
+        unit = "dB"
+        figures.append(
+            Figure(BENCH, f"{label}, median ({_spread(values)})", statistics.median(values),
+                   unit, goal)
+        )  # fmt: skip
+    for key, label, goal in (
+        ("snr_gain", "noise suppression: SNR gained on speech + fan", Goal.at_least(10)),
+        ("speech_kept", "noise suppression: speech energy kept", None),
+    ):
+        values = series(noise, key)
+        figures.append(
+            Figure(BENCH, f"{label}, median ({_spread(values)})", statistics.median(values),
+                   "dB", goal)
+        )  # fmt: skip
+    figures += [
+        Figure(BENCH, f"CPU of the processing per call, median ({_spread(cpu)})",
+               statistics.median(cpu), "% of a core", Goal.at_most(3)),
+        Figure(BENCH, "wall time per 20 ms frame (both directions), median",
+               statistics.median(frame_ms), "ms"),
+        Figure(BENCH, "wall time per 20 ms frame, p99", percentile(frame_ms, 99), "ms"),
+    ]  # fmt: skip
+    for name, label in (
+        ("hpf", "high-pass filter (the band split)"),
+        ("aec", "echo canceller"),
+        ("ns", "noise suppression"),
+        ("all", "all four"),
+    ):
+        goal = Goal.at_most(10) if name == "all" else None
+        figures.append(Figure(BENCH, f"algorithmic delay, {label}", delays[name], "ms", goal))
+    bare, processed = live["bare_ms"], live["processed_ms"]
+    if bare and processed:
+        added = statistics.median(processed) - statistics.median(bare)
+        figures += [
+            Figure(BENCH, f"live: tone onset to decoded, bare aiortc, median ({_spread(bare)})",
+                   statistics.median(bare), "ms"),
+            Figure(BENCH, f"live: the same, processed, median ({_spread(processed)})",
+                   statistics.median(processed), "ms"),
+            Figure(BENCH, "live: latency added by the processing (difference of medians)",
+                   added, "ms", Goal.at_most(10)),
+        ]  # fmt: skip
+    bare_cpu, call_cpu = live["bare_cpu"], live["cpu"]
+    figures += [
+        Figure(BENCH, f"live: CPU of an audio call, bare aiortc, median ({_spread(bare_cpu)})",
+               statistics.median(bare_cpu), "% of a core"),
+        Figure(BENCH, f"live: the same, processed, median ({_spread(call_cpu)})",
+               statistics.median(call_cpu), "% of a core"),
+    ]  # fmt: skip
+    return figures
