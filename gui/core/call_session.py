@@ -27,29 +27,22 @@ What the peer sends is checked (``remote_sdp.py``) before aiortc sees it, and wh
 aiortc still refuses ends the call as ``failed`` with one log line, never a
 traceback; so does a call that has not connected ``connect_timeout_s`` after the
 answer. ``failure_detail`` then says why, in a sentence for the user.
+
+The peer connection itself (sections, checks, receivers, data channel, stats) is a
+:class:`~gui.core.peer_link.PeerLink`, the piece a call shares with every link of a
+meeting; this module adds the call's machine, its signaling and its slot tracks.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from aiortc import (
-    RTCBundlePolicy,
-    RTCConfiguration,
-    RTCIceServer,
-    RTCPeerConnection,
-    RTCRtpTransceiver,
-    RTCSessionDescription,
-)
+from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamTrack
-from aiortc.sdp import candidate_from_sdp
 from pyee.asyncio import AsyncIOEventEmitter
 
 from gui.core.call_machine import (
@@ -65,85 +58,38 @@ from gui.core.call_machine import (
     StateChanged,
 )
 from gui.core.peer_channel import ChatMessage, PeerChannel, PeerMediaState
+from gui.core.peer_link import (
+    AUDIO,
+    CAMERA,
+    SCREEN,
+    CallOptions,
+    IceServer,
+    LocalMedia,
+    PeerLink,
+    Receiver,
+    RemoteUnusable,
+    SignalingLink,
+)
 from gui.core.quality import QualityMeter
-from gui.core.remote_sdp import check_candidate, check_description, mids_in_sdp
 from gui.core.signaling_client import NotConnected, RequestError
-from gui.core.verification import fingerprints_in_sdp, verification_words
-from gui.media import decode_guard
-from gui.media.analysis import AudioReceiver, VideoReceiver
 from gui.media.slot import SlotTrack
 
 log = logging.getLogger("parley.call")
 
 Json = dict[str, Any]
 
-
-class SignalingLink(Protocol):
-    """What a call needs of the signaling connection (the client, or the server's own bots)."""
-
-    async def request(self, kind: str, **fields: Any) -> Json:
-        """Send a request; return the ``ok`` reply or raise."""
-
-    def on_event(self, callback: Callable[[Json], None]) -> Callable[[], None]:
-        """Subscribe to server events; returns the unsubscribe function."""
-
-
-@dataclass(frozen=True, slots=True)
-class IceServer:
-    """A STUN or TURN server (TURN with credentials)."""
-
-    urls: list[str]
-    username: str | None = None
-    credential: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CallOptions:
-    """How calls connect. No ICE servers by default: nothing reaches out to a public STUN server."""
-
-    ice_servers: list[IceServer] = field(default_factory=list)
-    #: Nothing from the peer (no packet, no heartbeat) for this long while connected: it is gone.
-    media_timeout_s: float = 10.0
-    #: An answered call that has not connected this long after the answer fails (ICE checks
-    #: still running count as not connected).
-    connect_timeout_s: float = 30.0
-    stats_interval_s: float = 1.0
-    heartbeat_interval_s: float = 2.0
-
-    def rtc_configuration(self) -> RTCConfiguration:
-        """The explicit configuration every peer connection gets.
-
-        Max-bundle: every section rides on the first one's transport. With aiortc's default
-        (balanced), the second video transceiver (the screen slot) is bundled at creation
-        onto the camera's own transport, which the remote BUNDLE group then discards: the
-        screen slot's sender and receiver never start.
-        """
-        return RTCConfiguration(
-            iceServers=[
-                RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
-                for s in self.ice_servers
-            ],
-            bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
-        )
-
-
-@dataclass(slots=True)
-class LocalMedia:
-    """The tracks this end sends; ``None`` sends nothing on that slot."""
-
-    audio: MediaStreamTrack | None = None
-    camera: MediaStreamTrack | None = None
-    screen: MediaStreamTrack | None = None
-
-    def stop(self) -> None:
-        """Stop every track (devices and generator threads with them)."""
-        for track in (self.audio, self.camera, self.screen):
-            if track is not None:
-                track.stop()
-
-
-#: Slot names of the transceivers, in negotiation order.
-AUDIO, CAMERA, SCREEN = "audio", "camera", "screen"
+__all__ = [
+    "AUDIO",
+    "CAMERA",
+    "SCREEN",
+    "CallOptions",
+    "CallSession",
+    "IceServer",
+    "Json",
+    "LocalMedia",
+    "ScreenShareUnavailable",
+    "SignalingLink",
+]
 
 
 class ScreenShareUnavailable(RuntimeError):
@@ -161,39 +107,31 @@ class CallSession(AsyncIOEventEmitter):
         options: CallOptions | None = None,
     ) -> None:
         super().__init__()
-        decode_guard.install()  # what a lying video sender can make the decoder do is bounded
         self.link = link
         self.machine = machine
         self.media = media
         self.options = options or CallOptions()
-        self.pc = RTCPeerConnection(self.options.rtc_configuration())
-        self.channel = PeerChannel(
-            on_chat=self._chat, on_delivered=self._delivered, on_peer_state=self._peer_media
-        )
-        self.peer_media = PeerMediaState(audio=True, video=True, screen=False)
-        self.receivers: dict[str, VideoReceiver | AudioReceiver] = {}
-        self.quality = QualityMeter()
-        self.sas: list[str] | None = None
+        self.peer = PeerLink(self.options, f"call {machine.call_id}")
+        self.pc: RTCPeerConnection = self.peer.pc
+        self.channel: PeerChannel = self.peer.channel
+        self.receivers: dict[str, Receiver] = self.peer.receivers
+        self.quality: QualityMeter = self.peer.quality
         self.audio_enabled = media.audio is not None
         self.video_enabled = media.camera is not None
-        self.screen_available = False
         self.created_at = time.monotonic()
         #: When the callee answered (accept sent, or ``call.accepted`` received), monotonic.
         self.answered_at: float | None = None
-        self.connected_at: float | None = None
-        self._slots: dict[str, RTCRtpTransceiver] = {}
-        self._retired: list[VideoReceiver | AudioReceiver] = []
         self._slot_tracks: dict[str, SlotTrack] = {}
         self._actions: asyncio.Queue[Any] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
-        self._monitor: asyncio.Task[None] | None = None
-        self._deadline: asyncio.TimerHandle | None = None
-        self._candidates_ended = False
         self._unsubscribe = link.on_event(self._on_server_event)
         self._closed = asyncio.Event()
-        self.pc.on("connectionstatechange", self._on_connection_state)
-        self.pc.on("track", self._on_track)
-        self.pc.on("datachannel", self.channel.attach)
+        for event in ("sas", "chat", "delivered", "peer_media", "stats", "remote_track"):
+            self.peer.on(event, self._forward(event))
+        self.peer.on("connection", self._on_connection_state)
+        self.peer.on("silent", lambda: self._media_heard(False))
+        self.peer.on("resumed", lambda: self._media_heard(True))
+        self._attach_tracks()
 
     # Construction ---------------------------------------------------------------
 
@@ -231,21 +169,8 @@ class CallSession(AsyncIOEventEmitter):
         return session
 
     def _prepare_caller(self) -> None:
-        """Offer camera, audio, screen and the data channel, in that order.
-
-        The camera comes first so that its section heads the BUNDLE group. A peer on
-        aiortc's default bundle policy ("balanced") puts its second video receiver on the
-        transport of its first video section when it applies the offer, and moves only the
-        other sections onto the transport of the group's first mid: with audio first, that
-        video transport is discarded and the screen's packets reach no receiver. With the
-        camera first, both video sections already sit on the transport the bundle keeps.
-        Standards-following peers (browsers) do not care about the order.
-        """
-        for slot, kind in ((CAMERA, "video"), (AUDIO, "audio"), (SCREEN, "video")):
-            self._slots[slot] = self.pc.addTransceiver(kind, direction="sendrecv")
-        self.channel.attach(self.pc.createDataChannel("parley", ordered=True))
-        self._attach_tracks()
-        self.screen_available = True
+        """Offer camera, audio, screen and the data channel (``PeerLink.offer_sections``)."""
+        self.peer.offer_sections()
 
     def _attach_tracks(self) -> None:
         for slot, track in (
@@ -277,6 +202,26 @@ class CallSession(AsyncIOEventEmitter):
     def chat_available(self) -> bool:
         """Whether the peer negotiated the data channel."""
         return self.channel.negotiated
+
+    @property
+    def screen_available(self) -> bool:
+        """Whether this end may share its screen in this call (the peer negotiated the slot)."""
+        return self.peer.screen_available
+
+    @property
+    def sas(self) -> list[str] | None:
+        """The verification words, once both descriptions are known."""
+        return self.peer.sas
+
+    @property
+    def peer_media(self) -> PeerMediaState:
+        """What the peer says it sends."""
+        return self.peer.peer_media
+
+    @property
+    def connected_at(self) -> float | None:
+        """When media first connected, monotonic."""
+        return self.peer.connected_at
 
     def accept(self) -> None:
         """Answer an incoming call."""
@@ -350,7 +295,7 @@ class CallSession(AsyncIOEventEmitter):
         """
         if self.machine.ended:
             raise ScreenShareUnavailable("The call has ended.")
-        if not self.screen_available or SCREEN not in self._slots:
+        if not self.screen_available or not self.peer.has_slot(SCREEN):
             raise ScreenShareUnavailable(
                 "The other side's app cannot receive a shared screen in this call."
             )
@@ -382,18 +327,14 @@ class CallSession(AsyncIOEventEmitter):
         the sender for the rest of the call (aiortc), so switching or losing a camera
         would silence the slot.
         """
-        transceiver = self._slots.get(slot)
-        if transceiver is None:
-            return
         if track is None:
-            transceiver.sender.replaceTrack(None)
+            self.peer.send(slot, None)
             return
         holder = self._slot_tracks.get(slot)
         if holder is None:
             holder = self._slot_tracks[slot] = SlotTrack(track.kind)
         holder.set_source(track)
-        if transceiver.sender.track is not holder:
-            transceiver.sender.replaceTrack(holder)
+        self.peer.send(slot, holder)
 
     def _announce(self) -> None:
         state = PeerMediaState(
@@ -413,42 +354,25 @@ class CallSession(AsyncIOEventEmitter):
             self.machine.server_event(message)
             self._pump()
 
-    def _on_connection_state(self) -> None:
-        state = self.pc.connectionState
-        log.info("call %s media %s", self.call_id, state)
-        if state == "connected" and self.connected_at is None:
-            self.connected_at = time.monotonic()
-            self._start_monitor()
+    def _on_connection_state(self, state: str) -> None:
         self.machine.media_state(state)
         self._pump()
 
-    def _on_track(self, track: MediaStreamTrack) -> None:
-        slot = self._slot_of(track)
-        receiver: VideoReceiver | AudioReceiver
-        receiver = AudioReceiver(track) if track.kind == "audio" else VideoReceiver(track)
-        previous = self.receivers.get(slot)
-        if previous is not None:
-            self._retired.append(previous)
-        self.receivers[slot] = receiver
-        receiver.start()
-        self.emit("remote_track", slot, receiver)
+    def _media_heard(self, heard: bool) -> None:
+        """The link's monitor: packets or heartbeats came (again), or nothing for too long."""
+        if heard:
+            self.machine.media_resumed()
+        else:
+            self.machine.media_silent()
+        self._pump()
 
-    def _slot_of(self, track: MediaStreamTrack) -> str:
-        videos = [t for t in self.pc.getTransceivers() if t.kind == "video"]
-        for index, transceiver in enumerate(videos):
-            if transceiver.receiver.track is track:
-                return CAMERA if index == 0 else SCREEN
-        return AUDIO if track.kind == "audio" else CAMERA
+    def _forward(self, event: str) -> Any:
+        """Re-emit the link's ``event`` as this session's."""
 
-    def _chat(self, message: ChatMessage) -> None:
-        self.emit("chat", message)
+        def forward(*args: Any) -> None:
+            self.emit(event, *args)
 
-    def _delivered(self, message_id: str) -> None:
-        self.emit("delivered", message_id)
-
-    def _peer_media(self, state: PeerMediaState) -> None:
-        self.peer_media = state
-        self.emit("peer_media", state)
+        return forward
 
     # Actions --------------------------------------------------------------------
 
@@ -463,6 +387,8 @@ class CallSession(AsyncIOEventEmitter):
             action = await self._actions.get()
             try:
                 await self._perform(action)
+            except RemoteUnusable as exc:
+                self._unusable(str(exc))
             except Exception as exc:
                 if isinstance(action, MakeAnswer | ApplyRemoteDescription | AddCandidate):
                     # What the peer sent got past the checks and aiortc still refused it.
@@ -493,24 +419,17 @@ class CallSession(AsyncIOEventEmitter):
         elif isinstance(action, StateChanged):
             if action.state is CallState.CONNECTING and self.answered_at is None:
                 self.answered_at = time.monotonic()
-                self._deadline = asyncio.get_running_loop().call_later(
-                    self.options.connect_timeout_s, self._connect_deadline
-                )
+                self.peer.start_deadline(self._connect_deadline)
             self.emit("state", action.state, action.reason)
-        elif isinstance(action, MakeOffer | MakeAnswer):
-            description = await (
-                self.pc.createOffer() if isinstance(action, MakeOffer) else self.pc.createAnswer()
-            )
-            await self.pc.setLocalDescription(description)
-            if isinstance(action, MakeAnswer):
-                self.screen_available = self._may_send(SCREEN)
-            local = self.pc.localDescription
-            self.machine.local_description({"type": local.type, "sdp": local.sdp})
-            self._verification()
+        elif isinstance(action, MakeOffer):
+            self.machine.local_description(await self.peer.make_offer())
+        elif isinstance(action, MakeAnswer):
+            self.machine.local_description(await self.peer.make_answer())
         elif isinstance(action, ApplyRemoteDescription):
-            await self._apply_remote(action.description)
+            expected = "offer" if self.machine.role is Role.CALLEE else "answer"
+            await self.peer.apply_remote(action.description, expected)
         elif isinstance(action, AddCandidate):
-            await self._add_candidate(action.candidate)
+            await self.peer.add_candidate(action.candidate)
         elif isinstance(action, ClosePeer):
             await self._close()
 
@@ -524,136 +443,9 @@ class CallSession(AsyncIOEventEmitter):
             log.info("call %s: %s not sent: %s", self.call_id, action.kind, exc)
             self.machine.request_failed(action.kind, "unreachable")
 
-    async def _apply_remote(self, description: Json) -> None:
-        local = self.pc.localDescription
-        problem = check_description(
-            description,
-            "offer" if self.machine.role is Role.CALLEE else "answer",
-            local.sdp if local is not None else None,
-        )
-        if problem is not None:
-            self._unusable(problem)
-            return
-        await self.pc.setRemoteDescription(
-            RTCSessionDescription(sdp=description["sdp"], type=description["type"])
-        )
-        if self.machine.role is Role.CALLEE:
-            self._adopt_offered_transceivers()
-        else:
-            self._check_answered_slots()
-        self._verification()
-
-    def _adopt_offered_transceivers(self) -> None:
-        """Map the offer's sections to slots: first audio; first video camera, second screen."""
-        audio = [t for t in self.pc.getTransceivers() if t.kind == "audio"]
-        video = [t for t in self.pc.getTransceivers() if t.kind == "video"]
-        if audio:
-            self._slots[AUDIO] = audio[0]
-        if video:
-            self._slots[CAMERA] = video[0]
-        if len(video) > 1:
-            self._slots[SCREEN] = video[1]
-        self.screen_available = SCREEN in self._slots
-        for transceiver in self._slots.values():
-            transceiver.direction = "sendrecv"
-        self._attach_tracks()
-        if not self.screen_available:
-            log.info(
-                "call %s: the peer offered no screen slot; screen sharing is off", self.call_id
-            )
-
-    def _check_answered_slots(self) -> None:
-        self.screen_available = self._may_send(SCREEN)
-
-    def _may_send(self, slot: str) -> bool:
-        """Whether the negotiated direction of ``slot`` lets this end send on it.
-
-        ``currentDirection`` is this end's view (RFC 8829 4.2.5): a peer that answers a
-        section ``recvonly`` makes it ``sendonly`` here, which is all a share needs.
-        """
-        transceiver = self._slots.get(slot)
-        return transceiver is not None and transceiver.currentDirection in (
-            "sendrecv",
-            "sendonly",
-        )
-
-    async def _add_candidate(self, candidate: Json) -> None:
-        remote = self.pc.remoteDescription
-        problem = check_candidate(candidate, mids_in_sdp(remote.sdp) if remote else [])
-        if problem is not None:
-            self._unusable(problem)
-            return
-        text = candidate.get("candidate") or ""
-        if self._candidates_ended:
-            log.info("call %s: a candidate after the end of candidates; ignored", self.call_id)
-            return
-        if not text:
-            self._candidates_ended = True
-            return
-        parsed = candidate_from_sdp(text.removeprefix("candidate:"))
-        parsed.sdpMid = candidate.get("sdpMid")
-        parsed.sdpMLineIndex = candidate.get("sdpMLineIndex")
-        await self.pc.addIceCandidate(parsed)
-
-    def _verification(self) -> None:
-        local, remote = self.pc.localDescription, self.pc.remoteDescription
-        if self.sas is not None or local is None or remote is None:
-            return
-        mine = sorted(f for f in fingerprints_in_sdp(local.sdp) if f.startswith("sha-256"))
-        theirs = sorted(f for f in fingerprints_in_sdp(remote.sdp) if f.startswith("sha-256"))
-        if mine and theirs:
-            self.sas = verification_words(mine[0], theirs[0])
-            self.emit("sas", self.sas)
-
-    # Monitoring -----------------------------------------------------------------
-
-    def _start_monitor(self) -> None:
-        if self._monitor is None:
-            self._monitor = asyncio.get_running_loop().create_task(self._watch())
-
-    async def _watch(self) -> None:
-        """Stats every second, heartbeats, and noticing a peer that vanished."""
-        packets_seen = -1
-        quiet_since = time.monotonic()
-        next_ping = 0.0
-        while not self.machine.ended:
-            await asyncio.sleep(self.options.stats_interval_s)
-            now = time.monotonic()
-            if now >= next_ping:
-                self.channel.send_ping()
-                next_ping = now + self.options.heartbeat_interval_s
-            try:
-                report = await self.pc.getStats()
-            except Exception:
-                log.debug("getStats failed", exc_info=True)
-                continue
-            videos = [
-                (slot, r.frames, r.width or 0, r.height or 0)
-                for slot, r in self.receivers.items()
-                if isinstance(r, VideoReceiver) and r.frames
-            ]
-            try:
-                sample = self.quality.sample(report, now, videos)
-            except Exception:
-                log.exception("call %s: cannot read the stats report", self.call_id)
-                continue
-            self.emit("stats", sample)
-            packets = sum(
-                (s.packetsReceived or 0) for s in report.values() if s.type == "inbound-rtp"
-            )
-            if packets != packets_seen or self.channel.last_heard > quiet_since:
-                packets_seen = packets
-                quiet_since = now
-                self.machine.media_resumed()
-            elif now - quiet_since > self.options.media_timeout_s:
-                log.info(
-                    "call %s: nothing from the peer for %.0f s", self.call_id, now - quiet_since
-                )
-                self.machine.media_silent()
-            self._pump()
+    # Timers ---------------------------------------------------------------------
 
     def _connect_deadline(self) -> None:
-        self._deadline = None
         if self.machine.state is CallState.CONNECTING:
             log.warning(
                 "call %s: not connected %.0f s after the answer (ICE %s)",
@@ -668,18 +460,7 @@ class CallSession(AsyncIOEventEmitter):
 
     async def _close(self) -> None:
         self._unsubscribe()
-        if self._deadline is not None:
-            self._deadline.cancel()
-        if self._monitor is not None and self._monitor is not asyncio.current_task():
-            self._monitor.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._monitor
-        for receiver in [*self.receivers.values(), *self._retired]:
-            await receiver.stop()
-        try:
-            await self.pc.close()
-        except Exception as exc:  # a connection left half-built by what the peer sent
-            log.warning("call %s: closing the connection failed: %r", self.call_id, exc)
+        await self.peer.close()
         for holder in self._slot_tracks.values():
             holder.stop()
         self.media.stop()
