@@ -1,0 +1,407 @@
+"""One mesh meeting carried out: the :class:`MeetingMachine`'s decisions applied to aiortc.
+
+This end holds one :class:`~gui.core.peer_link.PeerLink` per other participant,
+each negotiated exactly like a 1:1 call (camera, audio, screen, data channel;
+the same checks of what the peer sends). Actions run one at a time, in order, on
+one worker task, as in ``call_session.py``: an answer must not overtake the offer
+it answers, nor a candidate its description.
+
+What this end sends reaches every link through :class:`SharedMedia`: one
+:class:`~gui.media.slot.SlotTrack` per slot (so a device can be switched, muted
+or lost without ending any sender) fanned out by aiortc's ``MediaRelay``: one
+source track cannot feed several senders itself, since each ``recv()`` would
+take frames from the others. The relay hands every link the same frame objects,
+which is why the slot, the one place that restamps them, sits before it.
+Muting takes the slot's source away, for every link at once; the others learn of
+it from the server (``meeting.media``).
+
+Events (pyee): ``state`` (MeetingState, reason), ``participants``
+(ParticipantsChanged), ``participant_left`` (username, reason), ``remote_track``
+(username, slot, receiver), ``link_stats`` (username, QualitySample),
+``request_failed`` (kind, code, message), ``ended`` (reason).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamTrack
+from pyee.asyncio import AsyncIOEventEmitter
+
+from gui.core.meeting_machine import (
+    AddCandidate,
+    ApplyRemoteDescription,
+    CloseLink,
+    MakeAnswer,
+    MeetingMachine,
+    MeetingState,
+    OpenLink,
+    ParticipantsChanged,
+    SendRequest,
+    StateChanged,
+)
+from gui.core.peer_link import (
+    AUDIO,
+    CAMERA,
+    SCREEN,
+    CallOptions,
+    LocalMedia,
+    PeerLink,
+    Receiver,
+    RemoteUnusable,
+    SignalingLink,
+)
+from gui.core.signaling_client import NotConnected, RequestError
+from gui.media.slot import SlotTrack
+
+log = logging.getLogger("parley.meeting")
+
+Json = dict[str, Any]
+
+#: What each slot carries.
+KINDS = {CAMERA: "video", AUDIO: "audio", SCREEN: "video"}
+
+
+class SharedMedia:
+    """This end's tracks, for every link of the meeting: one slot each, fanned out by a relay.
+
+    Audio proxies are buffered (no 20 ms frame may be dropped; the encoder keeps up);
+    video proxies keep only the newest frame, so a link whose encoder falls behind (a
+    busy machine) skips frames instead of building up delay.
+    """
+
+    def __init__(self, media: LocalMedia) -> None:
+        self.media = media
+        self.relay = MediaRelay()
+        self.slots = {slot: SlotTrack(kind) for slot, kind in KINDS.items()}
+        self.enabled = {slot: media.of(slot) is not None for slot in KINDS}
+        for slot in KINDS:
+            self.slots[slot].set_source(media.of(slot))
+
+    def subscribe(self) -> dict[str, MediaStreamTrack]:
+        """One proxy per slot, for a new link (stop them when the link closes)."""
+        return {
+            slot: self.relay.subscribe(track, buffered=slot == AUDIO)
+            for slot, track in self.slots.items()
+        }
+
+    def set_enabled(self, slot: str, enabled: bool) -> None:
+        """Send ``slot``'s track to every link, or nothing (muted, camera off)."""
+        track = self.media.of(slot)
+        self.enabled[slot] = enabled and track is not None
+        self.slots[slot].set_source(track if self.enabled[slot] else None)
+
+    def replace(self, slot: str, track: MediaStreamTrack | None) -> None:
+        """A new device (or a share) on ``slot``; the old track is stopped."""
+        old = self.media.of(slot)
+        setattr(self.media, slot, track)
+        if slot == SCREEN or track is None:  # a share is on while it lasts; a device as chosen
+            self.enabled[slot] = track is not None
+        self.slots[slot].set_source(track if self.enabled[slot] else None)
+        if old is not None and old is not track:
+            old.stop()
+
+    def stop(self) -> None:
+        """Stop the slots (the relay then stops reading them) and every track."""
+        for slot in self.slots.values():
+            slot.stop()
+        self.media.stop()
+
+
+class MeetingSession(AsyncIOEventEmitter):
+    """Drives one meeting at this end, from joining to leaving."""
+
+    def __init__(
+        self,
+        link: SignalingLink,
+        machine: MeetingMachine,
+        media: LocalMedia,
+        options: CallOptions | None = None,
+    ) -> None:
+        super().__init__()
+        self.signaling = link
+        self.machine = machine
+        self.options = options or CallOptions()
+        self.shared = SharedMedia(media)
+        #: The open link to each participant.
+        self.links: dict[str, PeerLink] = {}
+        #: Every link ever made to each participant, newest last (closed ones keep their
+        #: receivers' figures).
+        self.history: dict[str, list[PeerLink]] = {}
+        self._proxies: dict[str, dict[str, MediaStreamTrack]] = {}
+        self._actions: asyncio.Queue[Any] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        self._closed = asyncio.Event()
+        self._unsubscribe = link.on_event(self._on_server_event)
+
+    # Construction -----------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        link: SignalingLink,
+        me: str,
+        media: LocalMedia,
+        invite: list[str] | None = None,
+        title: str | None = None,
+        options: CallOptions | None = None,
+        meeting_id: str | None = None,
+    ) -> MeetingSession:
+        """Start a meeting as its host, inviting ``invite``."""
+        machine = MeetingMachine(me, meeting_id or str(uuid.uuid4()), _sends(media))
+        session = cls(link, machine, media, options)
+        machine.create(invite, title)
+        session._pump()
+        return session
+
+    @classmethod
+    def join(
+        cls,
+        link: SignalingLink,
+        me: str,
+        meeting_id: str,
+        media: LocalMedia,
+        options: CallOptions | None = None,
+    ) -> MeetingSession:
+        """Join a meeting this user is invited to (or was in)."""
+        machine = MeetingMachine(me, meeting_id, _sends(media))
+        session = cls(link, machine, media, options)
+        machine.join()
+        session._pump()
+        return session
+
+    @classmethod
+    def invited(
+        cls,
+        link: SignalingLink,
+        me: str,
+        event: Json,
+        media: LocalMedia,
+        options: CallOptions | None = None,
+    ) -> MeetingSession:
+        """A ``meeting.invited`` event; go on with :meth:`accept` or :meth:`decline`."""
+        machine = MeetingMachine.from_invitation(me, event, _sends(media))
+        session = cls(link, machine, media, options)
+        session._pump()
+        return session
+
+    # Controls ---------------------------------------------------------------------
+
+    @property
+    def meeting_id(self) -> str:
+        """The meeting's UUID."""
+        return self.machine.meeting_id
+
+    @property
+    def state(self) -> MeetingState:
+        """The machine's state."""
+        return self.machine.state
+
+    def accept(self) -> None:
+        """Join the meeting this end was invited to."""
+        self.machine.join()
+        self._pump()
+
+    def decline(self) -> None:
+        """Refuse the invitation."""
+        self.machine.decline()
+        self._pump()
+
+    def leave(self) -> None:
+        """Leave; the meeting goes on for the others."""
+        self.machine.leave()
+        self._pump()
+
+    def end(self) -> None:
+        """End the meeting for everyone (as its host; anyone else leaves)."""
+        self.machine.end()
+        self._pump()
+
+    def invite(self, usernames: list[str]) -> None:
+        """Invite more contacts."""
+        self.machine.invite(usernames)
+        self._pump()
+
+    def set_audio_enabled(self, enabled: bool) -> None:
+        """Mute or unmute for everyone."""
+        self.shared.set_enabled(AUDIO, enabled)
+        self._announce()
+
+    def set_video_enabled(self, enabled: bool) -> None:
+        """Camera on or off for everyone."""
+        self.shared.set_enabled(CAMERA, enabled)
+        self._announce()
+
+    def replace_track(self, slot: str, track: MediaStreamTrack | None) -> None:
+        """Another camera or microphone, or a screen share started (``None``: stopped)."""
+        self.shared.replace(slot, track)
+        self._announce()
+
+    def _announce(self) -> None:
+        enabled = self.shared.enabled
+        self.machine.set_media(enabled[AUDIO], enabled[CAMERA], enabled[SCREEN])
+        self._pump()
+
+    def receivers(self, username: str) -> dict[str, Receiver]:
+        """What the newest link to ``username`` received, by slot (empty: never linked)."""
+        links = self.history.get(username)
+        return links[-1].receivers if links else {}
+
+    async def wait_ended(self) -> None:
+        """Until this end is out of the meeting and everything it started has stopped."""
+        await self._closed.wait()
+
+    # Inputs -----------------------------------------------------------------------
+
+    def _on_server_event(self, message: Json) -> None:
+        kind = message.get("type")
+        if kind == "client.reconnected":
+            self.machine.signaling_reconnected()
+        elif str(message.get("meeting_id", "")).lower() == self.meeting_id:
+            if kind == "meeting.left":
+                self.emit("participant_left", message.get("username"), message.get("reason"))
+            self.machine.server_event(message)
+        else:
+            return
+        self._pump()
+
+    def _link_event(self, username: str, peer: PeerLink, event: str, *args: Any) -> None:
+        """What one link reports; a link replaced or closed meanwhile is not heard."""
+        if self.links.get(username) is not peer:
+            return
+        if event == "connection":
+            self.machine.link_state(username, args[0])
+        elif event == "silent":
+            self.machine.link_silent(username)
+        elif event == "deadline":
+            self.machine.connect_deadline_passed(username)
+        elif event == "remote_track":
+            self.emit("remote_track", username, *args)
+        elif event == "stats":
+            self.emit("link_stats", username, *args)
+        self._pump()
+
+    # Actions ----------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        for action in self.machine.take_actions():
+            self._actions.put_nowait(action)
+        if self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(self._work())
+
+    async def _work(self) -> None:
+        while True:
+            action = await self._actions.get()
+            try:
+                await self._perform(action)
+            except RemoteUnusable as exc:
+                self._unusable(action.username, str(exc))
+            except Exception as exc:
+                if isinstance(action, MakeAnswer | ApplyRemoteDescription | AddCandidate):
+                    # What the peer sent got past the checks and aiortc still refused it.
+                    self._unusable(
+                        action.username, f"{type(action).__name__}: {type(exc).__name__}: {exc}"
+                    )
+                elif isinstance(action, OpenLink):
+                    log.exception("meeting %s: %s failed", self.meeting_id, action)
+                    self.machine.link_state(action.username, "failed")
+                else:
+                    log.exception("meeting %s: %s failed", self.meeting_id, action)
+            self._pump()
+            if isinstance(action, StateChanged) and action.state is MeetingState.ENDED:
+                await self._close()
+                return
+
+    def _unusable(self, username: str, problem: str) -> None:
+        """Fail one link over what its peer sent: one log line, no traceback."""
+        log.warning(
+            "meeting %s: cannot use what %s sent: %s", self.meeting_id, username, problem[:300]
+        )
+        self.machine.remote_unusable(username, problem[:300])
+
+    async def _perform(self, action: Any) -> None:
+        if isinstance(action, SendRequest):
+            await self._request(action)
+        elif isinstance(action, StateChanged):
+            self.emit("state", action.state, action.reason)
+        elif isinstance(action, ParticipantsChanged):
+            self.emit("participants", action)
+        elif isinstance(action, OpenLink):
+            await self._open(action.username, action.offerer)
+        elif isinstance(action, CloseLink):
+            await self._close_link(action.username)
+        else:
+            peer = self.links.get(action.username)
+            if peer is None:
+                return
+            if isinstance(action, ApplyRemoteDescription):
+                offerer = self.machine.link_offerer(action.username)
+                await peer.apply_remote(action.description, "answer" if offerer else "offer")
+            elif isinstance(action, MakeAnswer):
+                self.machine.local_description(action.username, await peer.make_answer())
+            elif isinstance(action, AddCandidate):
+                await peer.add_candidate(action.candidate)
+
+    async def _request(self, action: SendRequest) -> None:
+        try:
+            reply = await self.signaling.request(action.kind, **action.fields)
+        except RequestError as exc:
+            log.info("meeting %s: %s refused: %s", self.meeting_id, action.kind, exc)
+            self.machine.request_failed(action.kind, exc.code)
+            self.emit("request_failed", action.kind, exc.code, exc.message)
+        except (NotConnected, TimeoutError) as exc:
+            log.info("meeting %s: %s not sent: %s", self.meeting_id, action.kind, exc)
+            self.machine.request_failed(action.kind, "unreachable")
+            self.emit("request_failed", action.kind, "unreachable", str(exc))
+        else:
+            self.machine.request_succeeded(action.kind, reply)
+
+    async def _open(self, username: str, offerer: bool) -> None:
+        peer = PeerLink(self.options, f"meeting {self.meeting_id[:8]} {username}")
+        self.links[username] = peer
+        self.history.setdefault(username, []).append(peer)
+        for event in ("connection", "silent", "remote_track", "stats"):
+            peer.on(event, self._bind(username, peer, event))
+        proxies = self._proxies[username] = self.shared.subscribe()
+        for slot, proxy in proxies.items():
+            peer.send(slot, proxy)
+        peer.start_deadline(lambda: self._link_event(username, peer, "deadline"))
+        if offerer:
+            peer.offer_sections()
+            self.machine.local_description(username, await peer.make_offer())
+
+    def _bind(self, username: str, peer: PeerLink, event: str) -> Any:
+        def handler(*args: Any) -> None:
+            self._link_event(username, peer, event, *args)
+
+        return handler
+
+    async def _close_link(self, username: str) -> None:
+        peer = self.links.pop(username, None)
+        for proxy in self._proxies.pop(username, {}).values():
+            proxy.stop()
+        if peer is not None:
+            await peer.close()
+
+    # The end ----------------------------------------------------------------------
+
+    async def _close(self) -> None:
+        self._unsubscribe()
+        for username in list(self.links):
+            await self._close_link(username)
+        self.shared.stop()
+        self._closed.set()
+        self.emit("ended", self.machine.reason)
+
+
+def _sends(media: LocalMedia) -> Json:
+    """What ``media`` sends, as the protocol says it."""
+    return {
+        "audio": media.audio is not None,
+        "video": media.camera is not None,
+        "screen": media.screen is not None,
+    }

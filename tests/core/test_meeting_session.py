@@ -1,0 +1,205 @@
+"""Real mesh meetings in one process: meeting sessions, each with its own signaling client,
+through a real server, over real aiortc peer connections on loopback (VP8 and Opus)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from gui.core.backoff import Backoff
+from gui.core.meeting_machine import LinkState, MeetingState
+from gui.core.meeting_session import MeetingSession
+from gui.core.peer_link import LocalMedia
+from gui.core.signaling_client import SignalingClient
+from gui.media.analysis import AudioReceiver, VideoReceiver
+from gui.media.pattern import PatternVideoTrack
+from gui.media.tone import ToneAudioTrack
+from tests.tcp_proxy import TcpProxy
+
+pytestmark = pytest.mark.slow
+
+PITCH_TOLERANCE_HZ = 5.0
+#: Every test user's tone: whoever hears it knows who it came from.
+TONES = {"ada": 440.0, "bob": 550.0, "cyd": 660.0}
+
+
+class Meeting:
+    """This test's clients and sessions, all closed at the end."""
+
+    def __init__(self, server) -> None:
+        self.server = server
+        self.clients: dict[str, SignalingClient] = {}
+        self.sessions: list[MeetingSession] = []
+
+    async def client(self, name: str, url: str | None = None) -> SignalingClient:
+        client = SignalingClient(url or self.server.url, backoff=Backoff(initial=0.05, maximum=0.2))
+        await client.connect()
+        await client.register(name, "correct horse")
+        self.clients[name] = client
+        return client
+
+    def create(self, invite: list[str]) -> MeetingSession:
+        session = MeetingSession.create(self.clients["ada"], "ada", media("ada"), invite=invite)
+        self.sessions.append(session)
+        return session
+
+    async def accept(self, name: str, invited: asyncio.Future[dict]) -> MeetingSession:
+        event = await asyncio.wait_for(invited, 10)
+        session = MeetingSession.invited(self.clients[name], name, event, media(name))
+        self.sessions.append(session)
+        session.accept()
+        return session
+
+    def join(self, name: str, meeting_id: str) -> MeetingSession:
+        session = MeetingSession.join(self.clients[name], name, meeting_id, media(name))
+        self.sessions.append(session)
+        return session
+
+    async def close(self) -> None:
+        for session in self.sessions:
+            session.leave()
+        for session in self.sessions:
+            await asyncio.wait_for(session.wait_ended(), 10)
+        for client in self.clients.values():
+            await client.close()
+
+
+@pytest.fixture
+async def meeting(server) -> AsyncIterator[Meeting]:
+    meeting = Meeting(server)
+    yield meeting
+    await meeting.close()
+
+
+async def befriend(host: SignalingClient, *others: SignalingClient) -> None:
+    for other in others:
+        assert other.user is not None and host.user is not None
+        await host.request("contacts.request", username=other.user["username"])
+        await other.request("contacts.accept", username=host.user["username"])
+
+
+def media(name: str) -> LocalMedia:
+    return LocalMedia(audio=ToneAudioTrack(TONES[name]), camera=PatternVideoTrack(320, 180, fps=10))
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.05)
+
+
+def invitation(client: SignalingClient) -> asyncio.Future[dict]:
+    """The next ``meeting.invited`` event of ``client`` (listening from now on)."""
+    invited: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
+    unsubscribe = client.on_event(
+        lambda m: m["type"] == "meeting.invited" and not invited.done() and invited.set_result(m)
+    )
+    invited.add_done_callback(lambda _: unsubscribe())
+    return invited
+
+
+def hears_and_sees(session: MeetingSession, *others: str, frames: int = 10) -> bool:
+    """Whether ``session`` gets ``frames`` new pictures and the right pitch from each of
+    ``others`` on its newest link to them."""
+    for username in others:
+        got = session.receivers(username)
+        video, audio = got.get("camera"), got.get("audio")
+        if not (isinstance(video, VideoReceiver) and video.frames >= frames):
+            return False
+        if not (isinstance(audio, AudioReceiver) and audio.received_ms >= 1000):
+            return False
+        peak = audio.peak_hz(1.0)
+        if peak is None or abs(peak - TONES[username]) > PITCH_TOLERANCE_HZ:
+            return False
+    return True
+
+
+def everyone_hears_everyone(sessions: dict[str, MeetingSession]) -> Callable[[], bool]:
+    return lambda: all(
+        hears_and_sees(s, *(n for n in sessions if n != me)) for me, s in sessions.items()
+    )
+
+
+async def test_three_in_a_mesh_see_and_hear_each_other_then_one_leaves(meeting: Meeting) -> None:
+    ada, bob, cyd = [await meeting.client(n) for n in ("ada", "bob", "cyd")]
+    await befriend(ada, bob, cyd)
+    invitations = {"bob": invitation(bob), "cyd": invitation(cyd)}
+    host = meeting.create(["bob", "cyd"])
+    sessions = {"ada": host, "bob": await meeting.accept("bob", invitations["bob"])}
+    # Cyd joins once bob is in: cyd offers to ada and bob (the joiner offers to all present).
+    await until(lambda: sessions["bob"].state is MeetingState.JOINED)
+    sessions["cyd"] = await meeting.accept("cyd", invitations["cyd"])
+    await until(everyone_hears_everyone(sessions), 40)
+    assert sessions["cyd"].machine.link_offerer("ada") is True
+    assert sessions["ada"].machine.link_offerer("cyd") is False
+    for me, s in sessions.items():
+        assert set(s.links) == set(sessions) - {me}
+        assert all(p.link is LinkState.CONNECTED for p in s.machine.participants.values())
+        video = s.receivers(next(n for n in sessions if n != me))["camera"]
+        assert isinstance(video, VideoReceiver) and (video.width, video.height) == (320, 180)
+
+    left: list[tuple[str, str]] = []
+    host.on("participant_left", lambda username, reason: left.append((username, reason)))
+    sessions["cyd"].leave()
+    await asyncio.wait_for(sessions["cyd"].wait_ended(), 10)
+    assert sessions["cyd"].machine.reason == "left"
+    await until(lambda: "cyd" not in host.links and "cyd" not in sessions["bob"].links)
+    assert left == [("cyd", "left")] and set(host.machine.participants) == {"bob"}
+
+    host.end()
+    for s in (host, sessions["bob"]):
+        await asyncio.wait_for(s.wait_ended(), 10)
+    assert host.machine.reason == "ended" and sessions["bob"].machine.reason == "ended"
+    assert all(link.closed for s in sessions.values() for ls in s.history.values() for link in ls)
+
+
+async def test_muting_is_told_to_the_others_and_a_former_participant_rejoins(
+    meeting: Meeting,
+) -> None:
+    ada, bob = [await meeting.client(n) for n in ("ada", "bob")]
+    await befriend(ada, bob)
+    invited = invitation(bob)
+    host = meeting.create(["bob"])
+    first = await meeting.accept("bob", invited)
+    await until(everyone_hears_everyone({"ada": host, "bob": first}))
+
+    first.set_audio_enabled(False)
+    await until(lambda: host.machine.participants["bob"].audio is False)
+    heard = host.receivers("bob")["audio"]
+    assert isinstance(heard, AudioReceiver)
+    before = heard.received_ms
+    await asyncio.sleep(0.5)
+    assert heard.received_ms - before < 200  # a muted slot sends nothing
+
+    first.leave()
+    await asyncio.wait_for(first.wait_ended(), 10)
+    await until(lambda: "bob" not in host.links)
+    second = meeting.join("bob", host.meeting_id)  # a former participant may come back
+    await until(everyone_hears_everyone({"ada": host, "bob": second}))
+    assert len(host.history["bob"]) == 2 and host.machine.participants["bob"].audio
+
+
+async def test_a_participant_whose_signaling_drops_comes_back_and_offers_again(
+    meeting: Meeting, server
+) -> None:
+    proxy = TcpProxy(server.port)
+    await proxy.start()
+    try:
+        ada, bob = await meeting.client("ada"), await meeting.client("bob", proxy.url())
+        await befriend(ada, bob)
+        invited = invitation(bob)
+        host = meeting.create(["bob"])
+        guest = await meeting.accept("bob", invited)
+        await until(everyone_hears_everyone({"ada": host, "bob": guest}))
+        left: list[str] = []
+        host.on("participant_left", lambda username, reason: left.append(username))
+
+        proxy.cut()  # bob's client reconnects by itself; his session joins and offers again
+        await until(lambda: len(host.history["bob"]) == 2 and len(guest.history["ada"]) == 2)
+        await until(lambda: hears_and_sees(host, "bob") and hears_and_sees(guest, "ada"))
+        assert guest.machine.link_offerer("ada") is True and not left
+        assert guest.state is MeetingState.JOINED and host.history["bob"][0].closed
+    finally:
+        await proxy.stop()
