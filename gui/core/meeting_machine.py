@@ -345,12 +345,18 @@ class MeetingMachine:
             self._changed()
 
     def _joined(self, meeting: Json) -> None:
-        """In: offer to everyone present (again, after a rejoin), in the reply's order."""
-        self._read_meeting(meeting)
+        """In: offer to everyone present before this end, in the reply's order.
+
+        The list is in order of joining and may already hold those who joined just after
+        this end (the server builds the reply once the join is stored, and others may join
+        meanwhile): they offer to this end, so offering to them too would be glare. After a
+        rejoin, this end offers to everyone, wherever they stand.
+        """
+        earlier = self._read_meeting(meeting)
         for username in list(self._links):
             self._close(username)
         self._enter(MeetingState.JOINED)
-        for username in self.participants:
+        for username in self.participants if self._rejoining else earlier:
             self._open(username, offerer=True)
         self._changed()
         early, self._early = self._early, []
@@ -361,18 +367,25 @@ class MeetingMachine:
             # What this end sends may have changed while the server could not be told.
             self._do(SendRequest("meeting.media", {"meeting_id": self.meeting_id, **self.media}))
 
-    def _read_meeting(self, meeting: Json) -> None:
+    def _read_meeting(self, meeting: Json) -> list[str]:
+        """Take in a Meeting object; return who joined before this end, in order."""
         host = meeting.get("host")
         self.host = host if isinstance(host, str) else self.host
         title = meeting.get("title")
         self.title = title if isinstance(title, str) else self.title
         present: dict[str, Participant] = {}
+        earlier: list[str] | None = None
         for item in meeting.get("participants") or []:
             participant = _participant(item)
-            if participant is not None and participant.username != self.me:
+            if participant is None:
+                continue
+            if participant.username == self.me:
+                earlier = list(present)
+            else:
                 present[participant.username] = participant
         self.participants = present
         self._read_invited(meeting)
+        return list(present) if earlier is None else earlier
 
     def _read_invited(self, meeting: Json) -> None:
         invited = meeting.get("invited")

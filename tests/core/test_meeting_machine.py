@@ -122,7 +122,7 @@ def test_the_joiner_offers_to_everyone_present_in_order() -> None:
         SendRequest("meeting.join", {"meeting_id": MID, "media": AV}),
         StateChanged(MeetingState.JOINING),
     ]
-    m.request_succeeded("meeting.join", {"meeting": meeting("ada", "cy", "dan", "bob")})
+    m.request_succeeded("meeting.join", {"meeting": meeting("ada", "cy", "bob", "dan")})
     actions = m.take_actions()
     assert kinds(actions) == [
         StateChanged(MeetingState.JOINED),
@@ -399,3 +399,27 @@ def test_events_that_overtake_the_join_reply_wait_for_it() -> None:
         CloseLink("ada"),
     ]
     assert list(m.participants) == ["bob", "dan"] and m.host == "bob"
+
+
+def test_those_listed_after_this_end_joined_later_and_offer_themselves() -> None:
+    m = MeetingMachine("bob", MID, AV)
+    m.join()
+    m.take_actions()
+    # Cyd joined while bob's join was being stored: the reply lists her after bob.
+    m.request_succeeded("meeting.join", {"meeting": meeting("ada", "bob", "cyd")})
+    assert kinds(m.take_actions()) == [
+        StateChanged(MeetingState.JOINED),
+        OpenLink("ada", offerer=True),
+    ]
+    assert m.participants["cyd"].link is LinkState.WAITING
+    m.server_event(signal("cyd", description=OFFER))
+    assert kinds(m.take_actions()) == [
+        OpenLink("cyd", offerer=False),
+        ApplyRemoteDescription("cyd", OFFER),
+        MakeAnswer("cyd"),
+    ]
+    # After a rejoin this end offers to everyone, wherever they stand in the list.
+    m.signaling_reconnected()
+    m.request_succeeded("meeting.join", {"meeting": meeting("ada", "bob", "cyd")})
+    opened = [a for a in m.take_actions() if isinstance(a, OpenLink)]
+    assert opened == [OpenLink("ada", offerer=True), OpenLink("cyd", offerer=True)]
