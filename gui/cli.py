@@ -6,6 +6,10 @@ when the call ended by a person's choice (hang-up, cancel, decline), 1 when
 it could not be made or broke (busy, offline, no answer, lost, refused), and
 2 on bad arguments, with a one-line error on stderr.
 
+``meet create|join|answer`` take part in a meeting of up to four (a mesh: a
+peer connection to every other participant), with the same media options; the
+summary then has the figures of what came from each participant.
+
 ``call`` and ``answer`` take ``--share-screen [N]``: once the call connects,
 screen N (0 by default) goes out on the call's screen slot, beside the
 camera slot's pattern. Only then does the CLI need Qt: it runs on a
@@ -19,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import signal
 import ssl
@@ -35,6 +40,8 @@ from gui.core.call_session import (
     LocalMedia,
     ScreenShareUnavailable,
 )
+from gui.core.meeting_machine import MeetingState, ParticipantsChanged
+from gui.core.meeting_session import MeetingSession
 from gui.core.peer_channel import ChatMessage, ChatUnavailable, PeerMediaState
 from gui.core.quality import QualitySample
 from gui.core.signaling_client import (
@@ -45,10 +52,13 @@ from gui.core.signaling_client import (
     tls_context,
 )
 from gui.media.analysis import AudioReceiver, VideoReceiver
+from gui.media.processing import AudioProcessor, ProcessedAudioTrack, ProcessingOptions
 from signaling import __version__
 
 #: Endings a person chose; anything else means the call could not be made or broke.
 NORMAL_ENDINGS = frozenset({"hangup", "cancelled", "declined", "answered_elsewhere"})
+#: The same for meetings: this end left or declined, the host ended it, or all left.
+MEETING_NORMAL_ENDINGS = frozenset({"left", "declined", "ended", "empty"})
 
 
 class CliError(Exception):
@@ -87,7 +97,9 @@ def _audio_choice(text: str) -> str:
         return text
     if text in ("mic", "none"):
         return text
-    raise argparse.ArgumentTypeError("--audio is tone[:HZ], mic or none")
+    if kind == "mic" and hz.strip():
+        return f"mic:{hz.strip()}"
+    raise argparse.ArgumentTypeError("--audio is tone[:HZ], mic[:NAME] or none")
 
 
 def _screen_index(text: str) -> int:
@@ -100,7 +112,73 @@ def _screen_index(text: str) -> int:
     return value
 
 
+def _usernames(text: str) -> list[str]:
+    names = [name.strip().lower() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("--invite takes usernames separated by commas")
+    return names
+
+
+def _fps(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a frame rate") from None
+    if not 1 <= value <= 60:
+        raise argparse.ArgumentTypeError("the frame rate must be 1 to 60")
+    return value
+
+
 def _add_media(parser: argparse.ArgumentParser) -> None:
+    _add_sources(parser)
+    parser.add_argument(
+        "--speaker",
+        default="none",
+        metavar="default|NAME|none",
+        help="play the other side's audio on the default output, on the output named NAME "
+        "(its description or id), or nowhere (default: none, the audio is only measured)",
+    )
+    parser.add_argument(
+        "--no-audio-processing",
+        action="store_true",
+        help="send the microphone as it is: no echo cancellation, noise suppression, "
+        "high-pass filter or automatic gain (all on by default)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=_seconds,
+        metavar="S",
+        help="hang up S seconds after the call connects (default: stay until the other side "
+        "hangs up)",
+    )
+    parser.add_argument(
+        "--share-screen",
+        type=_screen_index,
+        nargs="?",
+        const=0,
+        default=None,
+        metavar="N",
+        help="once connected, share screen N (default 0) on the call's screen slot, "
+        "at up to 1920x1080 and 15 frames/s; needs a display",
+    )
+
+
+def _add_meeting_options(parser: argparse.ArgumentParser) -> None:
+    _add_sources(parser)
+    parser.add_argument(
+        "--duration",
+        type=_seconds,
+        metavar="S",
+        help="leave S seconds after joining (default: stay until the meeting ends)",
+    )
+    parser.add_argument(
+        "--end",
+        action="store_true",
+        help="when leaving (--duration, Ctrl+C), end the meeting for everyone, as its host",
+    )
+
+
+def _add_sources(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--video",
         choices=["pattern", "camera", "none"],
@@ -112,16 +190,10 @@ def _add_media(parser: argparse.ArgumentParser) -> None:
         "--audio",
         type=_audio_choice,
         default="tone:440",
-        metavar="tone[:HZ]|mic|none",
-        help="what to send as audio: a tone (440 Hz unless given), the microphone, or nothing "
-        "(default: tone:440)",
-    )
-    parser.add_argument(
-        "--duration",
-        type=_seconds,
-        metavar="S",
-        help="hang up S seconds after the call connects (default: stay until the other side "
-        "hangs up)",
+        metavar="tone[:HZ]|mic[:NAME]|none",
+        help="what to send as audio: a tone (440 Hz unless given), the default microphone or "
+        "the one named NAME (its description or id; processed, see --no-audio-processing), "
+        "or nothing (default: tone:440)",
     )
     parser.add_argument(
         "--resolution",
@@ -130,14 +202,11 @@ def _add_media(parser: argparse.ArgumentParser) -> None:
         help="size of the test pattern (default: 640x480)",
     )
     parser.add_argument(
-        "--share-screen",
-        type=_screen_index,
-        nargs="?",
-        const=0,
-        default=None,
+        "--fps",
+        type=_fps,
+        default=30.0,
         metavar="N",
-        help="once connected, share screen N (default 0) on the call's screen slot, "
-        "at up to 1920x1080 and 15 frames/s; needs a display",
+        help="frames per second of the test pattern (default: 30)",
     )
 
 
@@ -198,6 +267,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--wait", type=_seconds, metavar="S", help="give up if no call comes within S seconds"
     )
     answer.add_argument("--chat", metavar="TEXT", help="send this chat message once connected")
+    meet = commands.add_parser("meet", help="create, join or answer a meeting (up to 4, mesh)")
+    meetings = meet.add_subparsers(dest="meet_command", required=True, metavar="ACTION")
+    create = meetings.add_parser("create", help="start a meeting as its host")
+    create.add_argument(
+        "--invite", type=_usernames, default=[], metavar="A,B", help="contacts to invite"
+    )
+    create.add_argument("--title", metavar="T", help="the meeting's title")
+    _add_meeting_options(create)
+    join = meetings.add_parser("join", help="join a meeting you are invited to (or were in)")
+    join.add_argument("meeting_id", metavar="ID")
+    _add_meeting_options(join)
+    answer_meeting = meetings.add_parser("answer", help="wait for an invitation and join")
+    _add_meeting_options(answer_meeting)
+    answer_meeting.add_argument(
+        "--wait", type=_seconds, metavar="S", help="give up if no invitation comes within S s"
+    )
+    answer_meeting.add_argument(
+        "--decline", action="store_true", help="decline the invitation instead"
+    )
     return parser
 
 
@@ -218,7 +306,7 @@ def local_media(args: argparse.Namespace) -> LocalMedia:
 
     media = LocalMedia()
     if args.video == "pattern":
-        media.camera = PatternVideoTrack(*_resolution(args.resolution))
+        media.camera = PatternVideoTrack(*_resolution(args.resolution), fps=args.fps)
     elif args.video == "camera":
         from gui.devices import CameraTrack, DeviceCatalog
 
@@ -230,24 +318,92 @@ def local_media(args: argparse.Namespace) -> LocalMedia:
     if args.audio.startswith("tone"):
         _, _, hz = args.audio.partition(":")
         media.audio = ToneAudioTrack(float(hz) if hz else 440.0)
-    elif args.audio == "mic":
-        from gui.devices import DeviceCatalog, MicrophoneTrack
+    elif args.audio.startswith("mic"):
+        from gui.devices import DeviceCatalog, DeviceKind, MicrophoneTrack
 
-        if not DeviceCatalog().audio_inputs():
+        try:
+            device = audio_device(DeviceCatalog(), DeviceKind.AUDIO_INPUT, args.audio[4:])
+        except CliError:
             media.stop()
-            raise CliError("no microphone was found on this computer")
-        media.audio = MicrophoneTrack()
+            raise
+        off = getattr(args, "no_audio_processing", False)
+        processor = AudioProcessor(ProcessingOptions.off() if off else ProcessingOptions())
+        media.audio = ProcessedAudioTrack(MicrophoneTrack(device), processor)
     return media
+
+
+def audio_device(catalog: Any, kind: Any, name: str) -> Any:
+    """The ``QAudioDevice`` of ``kind`` whose description or id is ``name`` (any case; the
+    default one for "" or "default"); BadArguments naming what there is, if none."""
+    from gui.devices import DeviceKind
+
+    word = "microphone" if kind is DeviceKind.AUDIO_INPUT else "sound output"
+    found = catalog.devices(kind)
+    if not found:
+        raise CliError(f"no {word} was found on this computer")
+    wanted = name.strip().lower()
+    for info in found:
+        if (wanted in ("", "default") and info.is_default) or wanted in (
+            info.id.lower(),
+            info.description.lower(),
+        ):
+            lookup = catalog.audio_input if kind is DeviceKind.AUDIO_INPUT else catalog.audio_output
+            return lookup(info.id)
+    if wanted in ("", "default"):
+        return None  # no default marked: Qt's own default
+    names = ", ".join(f"'{info.description}'" for info in found)
+    raise BadArguments(f"there is no {word} named '{name}' (there are: {names})")
+
+
+class SpeakerOutput:
+    """``--speaker``: the call's remote audio played on an output device; what it plays is
+    the echo canceller's reference when this end sends a processed microphone."""
+
+    def __init__(self, name: str, media: LocalMedia) -> None:
+        from gui.devices import DeviceCatalog, DeviceKind, SpeakerSink
+
+        catalog = DeviceCatalog()
+        self.sink = SpeakerSink(audio_device(catalog, DeviceKind.AUDIO_OUTPUT, name))
+        self.processor = (
+            media.audio.processor if isinstance(media.audio, ProcessedAudioTrack) else None
+        )
+        if self.processor is not None:
+            self.sink.played_listeners.append(self.processor.played)
+        emit("speaker", device=self.sink.device.description())
+
+    def attach(self, session: CallSession) -> None:
+        """Play the audio ``session`` receives, now and after a renegotiated track."""
+
+        def remote(slot: str, receiver: Any) -> None:
+            if slot == "audio":
+                self.sink.attach(receiver)
+
+        session.on("remote_track", remote)
+        receiver = session.receivers.get("audio")
+        if receiver is not None:
+            remote("audio", receiver)
+
+    def summary(self) -> dict[str, Any]:
+        """What was played, for the call's summary."""
+        return {
+            "speaker_underruns": self.sink.underruns,
+            "speaker_frames_played": self.sink.frames_fed,
+        }
+
+    def stop(self) -> None:
+        """Release the output device."""
+        self.sink.stop()
 
 
 def needs_qt(args: argparse.Namespace) -> bool:
     """Whether the command uses Qt (a camera, a microphone or a shared screen)."""
-    if args.command not in ("call", "answer"):
+    if args.command not in ("call", "answer", "meet"):
         return False
     return (
         getattr(args, "share_screen", None) is not None
         or args.video == "camera"
-        or args.audio == "mic"
+        or args.audio.startswith("mic")
+        or getattr(args, "speaker", "none") != "none"
     )
 
 
@@ -309,9 +465,15 @@ async def sign_in(args: argparse.Namespace, context: ssl.SSLContext | None) -> S
 class CallReporter:
     """Prints a call's events as JSON lines and remembers what the summary needs."""
 
-    def __init__(self, session: CallSession, args: argparse.Namespace) -> None:
+    def __init__(
+        self,
+        session: CallSession,
+        args: argparse.Namespace,
+        speaker: SpeakerOutput | None = None,
+    ) -> None:
         self.session = session
         self.args = args
+        self.speaker = speaker
         self.started = time.monotonic()
         self.connected = asyncio.Event()
         #: The screen track shared with --share-screen, once sharing started.
@@ -370,10 +532,19 @@ class CallReporter:
             )
         if isinstance(audio, AudioReceiver):
             peak = audio.peak_hz(1.0)
+            level = audio.rms(1.0)
             out.update(
                 audio_ms_received=round(audio.received_ms),
                 audio_peak_hz=round(peak, 1) if peak is not None else None,
+                # The last second's level, dBFS (-120 for silence).
+                audio_level_db=round(20 * math.log10(max(level, 1e-6)), 1),
             )
+        sent = self.session.media.audio
+        if isinstance(sent, ProcessedAudioTrack):
+            out["audio_processing"] = sent.processor.describe()
+            out["echo_reference_ms"] = 10 * sent.processor.render_chunks
+        if self.speaker is not None:
+            out.update(self.speaker.summary())
         screen = self.session.receivers.get("screen")
         out["screen_frames_received"] = screen.frames if isinstance(screen, VideoReceiver) else 0
         if self.shared is not None:
@@ -442,13 +613,17 @@ async def run_call(
     session: CallSession,
     args: argparse.Namespace,
     answer: Callable[[], Coroutine[Any, Any, None]] | None = None,
+    speaker: SpeakerOutput | None = None,
 ) -> int:
     """Follow a call to its end (answering it with ``answer`` first); returns the exit status.
 
     The reporter and the signal handlers are in place before anything else, so every
     state is printed and Ctrl+C declines a ringing call as it hangs up a connected one.
+    ``speaker`` (``--speaker``) plays what the call receives.
     """
-    reporter = CallReporter(session, args)
+    reporter = CallReporter(session, args, speaker)
+    if speaker is not None:
+        speaker.attach(session)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, session.hang_up)
@@ -482,29 +657,173 @@ async def run_call(
     return 0 if summary["reason"] in NORMAL_ENDINGS else 1
 
 
-async def wait_for_call(client: SignalingClient, wait: float | None) -> dict[str, Any]:
-    """The next ``call.incoming`` event."""
+async def wait_for_event(
+    client: SignalingClient, kind: str, wait: float | None, what: str
+) -> dict[str, Any]:
+    """The next ``kind`` event (``what`` names it in the error after ``wait`` seconds)."""
     future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
 
     def on_event(message: dict[str, Any]) -> None:
-        if message.get("type") == "call.incoming" and not future.done():
+        if message.get("type") == kind and not future.done():
             future.set_result(message)
 
     unsubscribe = client.on_event(on_event)
     try:
         return await asyncio.wait_for(future, wait)
     except TimeoutError:
-        raise CliError(f"no call came within {wait:g} s") from None
+        raise CliError(f"no {what} came within {wait:g} s") from None
     finally:
         unsubscribe()
+
+
+class MeetingReporter:
+    """Prints a meeting's events as JSON lines and sums up what came from each participant."""
+
+    def __init__(self, session: MeetingSession) -> None:
+        self.session = session
+        self.joined = asyncio.Event()
+        session.on("state", self.state)
+        session.on("participants", self.participants)
+        session.on(
+            "participant_left",
+            lambda username, reason: emit("participant_left", username=username, reason=reason),
+        )
+        session.on(
+            "request_failed",
+            lambda kind, code, message: emit(
+                "request_failed", request=kind, code=code, message=message
+            ),
+        )
+
+    def state(self, state: MeetingState, reason: str | None) -> None:
+        """Print a state change; note when this end is in."""
+        machine = self.session.machine
+        fields: dict[str, Any] = {"state": state.value, "meeting_id": machine.meeting_id}
+        if state is MeetingState.INVITED and machine.inviter is not None:
+            fields.update(inviter=machine.inviter, title=machine.title)
+        if state is MeetingState.JOINED:
+            fields.update(host=machine.host, title=machine.title)
+            self.joined.set()
+        if reason is not None:
+            fields["reason"] = reason
+        emit("state", **fields)
+
+    @staticmethod
+    def participants(change: ParticipantsChanged) -> None:
+        """Print who is in, what they send, and how this end's link to each stands."""
+        emit(
+            "participants",
+            host=change.host,
+            invited=list(change.invited),
+            participants=[
+                {
+                    "username": p.username,
+                    "display_name": p.display_name,
+                    "audio": p.audio,
+                    "video": p.video,
+                    "screen": p.screen,
+                    "link": p.link.value,
+                    **({"problem": p.problem} if p.problem else {}),
+                }
+                for p in change.participants
+            ],
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """What came from each participant this end was ever linked to, over all its links."""
+        figures: dict[str, Any] = {}
+        for username, links in self.session.history.items():
+            out: dict[str, Any] = {
+                "frames_received": 0,
+                "width": None,
+                "height": None,
+                "audio_ms_received": 0,
+                "audio_peak_hz": None,
+                "links": len(links),
+                "connected": any(link.connected_at is not None for link in links),
+            }
+            for link in links:  # oldest first: the newest link's figures win
+                video = link.receivers.get("camera")
+                audio = link.receivers.get("audio")
+                if isinstance(video, VideoReceiver) and video.frames:
+                    out["frames_received"] += video.frames
+                    out.update(width=video.width, height=video.height)
+                if isinstance(audio, AudioReceiver) and audio.frames:
+                    out["audio_ms_received"] += round(audio.received_ms)
+                    peak = audio.peak_hz(1.0)
+                    if peak is not None:
+                        out["audio_peak_hz"] = round(peak, 1)
+            figures[username] = out
+        return {
+            "meeting_id": self.session.meeting_id,
+            "reason": self.session.machine.reason,
+            "participants": figures,
+        }
+
+
+async def run_meeting(
+    client: SignalingClient, args: argparse.Namespace, media: LocalMedia, options: CallOptions
+) -> int:
+    """Create, join or answer a meeting and follow it to this end's part's end."""
+    assert client.user is not None
+    me = str(client.user["username"])
+    if args.meet_command == "create":
+        session = MeetingSession.create(
+            client, me, media, invite=args.invite, title=args.title, options=options
+        )
+    elif args.meet_command == "join":
+        session = MeetingSession.join(client, me, args.meeting_id, media, options)
+    else:
+        event = await wait_for_event(client, "meeting.invited", args.wait, "invitation")
+        session = MeetingSession.invited(client, me, event, media, options)
+    reporter = MeetingReporter(session)
+    loop = asyncio.get_running_loop()
+    finish = session.end if args.end else session.leave
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, finish)
+    if args.meet_command == "answer":
+        session.decline() if args.decline else session.accept()
+
+    async def leave_after() -> None:
+        await reporter.joined.wait()
+        await asyncio.sleep(args.duration)
+        finish()
+
+    helper = loop.create_task(leave_after()) if args.duration is not None else None
+    try:
+        await session.wait_ended()
+    finally:
+        if helper is not None:
+            helper.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await helper
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    summary = reporter.summary()
+    emit("summary", **summary)
+    return 0 if summary["reason"] in MEETING_NORMAL_ENDINGS else 1
 
 
 async def run(args: argparse.Namespace) -> int:
     """Carry out one command."""
     options = call_options(args)
     context = server_tls(args)
-    media = local_media(args) if args.command in ("call", "answer") else None
-    client = await sign_in(args, context)
+    media = local_media(args) if args.command in ("call", "answer", "meet") else None
+    speaker: SpeakerOutput | None = None
+    if media is not None and getattr(args, "speaker", "none") != "none":
+        try:
+            speaker = SpeakerOutput(args.speaker, media)
+        except CliError:
+            media.stop()
+            raise
+    try:
+        client = await sign_in(args, context)
+    except CliError:
+        if speaker is not None:
+            speaker.stop()
+        if media is not None:
+            media.stop()
+        raise
     try:
         if args.command == "contacts":
             reply = await client.request("contacts.list")
@@ -515,10 +834,12 @@ async def run(args: argparse.Namespace) -> int:
             emit("contact", contact=reply["contact"])
             return 0
         assert media is not None
+        if args.command == "meet":
+            return await run_meeting(client, args, media, options)
         if args.command == "call":
             session = CallSession.outgoing(client, args.peer.lower(), media, options)
-            return await run_call(session, args)
-        event = await wait_for_call(client, args.wait)
+            return await run_call(session, args, speaker=speaker)
+        event = await wait_for_event(client, "call.incoming", args.wait, "call")
         emit(
             "incoming", call_id=event["call_id"], caller=event.get("from"), media=event.get("media")
         )
@@ -532,12 +853,14 @@ async def run(args: argparse.Namespace) -> int:
             if not session.machine.ended:
                 session.decline() if args.decline else session.accept()
 
-        return await run_call(session, args, answer)
+        return await run_call(session, args, answer, speaker)
     except RequestError as exc:
         raise CliError(f"{exc.code}: {exc.message}") from None
     except NotConnected as exc:
         raise CliError(str(exc)) from None
     finally:
+        if speaker is not None:
+            speaker.stop()
         if media is not None:
             media.stop()
         await client.close()
