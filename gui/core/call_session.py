@@ -71,7 +71,7 @@ from gui.core.peer_link import (
     SignalingLink,
 )
 from gui.core.quality import QualityMeter
-from gui.core.signaling_client import NotConnected, RequestError
+from gui.core.runner import ActionRunner, send_request
 from gui.media.slot import SlotTrack
 
 log = logging.getLogger("parley.call")
@@ -122,8 +122,9 @@ class CallSession(AsyncIOEventEmitter):
         #: When the callee answered (accept sent, or ``call.accepted`` received), monotonic.
         self.answered_at: float | None = None
         self._slot_tracks: dict[str, SlotTrack] = {}
-        self._actions: asyncio.Queue[Any] = asyncio.Queue()
-        self._worker: asyncio.Task[None] | None = None
+        self._runner = ActionRunner(
+            machine.take_actions, self._perform, self._failed, lambda a: isinstance(a, ClosePeer)
+        )
         self._unsubscribe = link.on_event(self._on_server_event)
         self._closed = asyncio.Event()
         for event in ("sas", "chat", "delivered", "peer_media", "stats", "remote_track"):
@@ -377,29 +378,19 @@ class CallSession(AsyncIOEventEmitter):
     # Actions --------------------------------------------------------------------
 
     def _pump(self) -> None:
-        for action in self.machine.take_actions():
-            self._actions.put_nowait(action)
-        if self._worker is None:
-            self._worker = asyncio.get_running_loop().create_task(self._work())
+        self._runner.pump()
 
-    async def _work(self) -> None:
-        while True:
-            action = await self._actions.get()
-            try:
-                await self._perform(action)
-            except RemoteUnusable as exc:
-                self._unusable(str(exc))
-            except Exception as exc:
-                if isinstance(action, MakeAnswer | ApplyRemoteDescription | AddCandidate):
-                    # What the peer sent got past the checks and aiortc still refused it.
-                    self._unusable(f"{type(action).__name__}: {type(exc).__name__}: {exc}")
-                else:
-                    log.exception("call %s: %s failed", self.call_id, type(action).__name__)
-                    if isinstance(action, MakeOffer):
-                        self.machine.media_state("failed")
-            self._pump()
-            if isinstance(action, ClosePeer):
-                return
+    def _failed(self, action: Any, exc: Exception) -> None:
+        """What performing ``action`` raised."""
+        if isinstance(exc, RemoteUnusable):
+            self._unusable(str(exc))
+        elif isinstance(action, MakeAnswer | ApplyRemoteDescription | AddCandidate):
+            # What the peer sent got past the checks and aiortc still refused it.
+            self._unusable(f"{type(action).__name__}: {type(exc).__name__}: {exc}")
+        else:
+            log.error("call %s: %s failed", self.call_id, type(action).__name__, exc_info=exc)
+            if isinstance(action, MakeOffer):
+                self.machine.media_state("failed")
 
     def _unusable(self, problem: str) -> None:
         """End the call over something the peer sent: one log line, no traceback."""
@@ -415,7 +406,13 @@ class CallSession(AsyncIOEventEmitter):
         if isinstance(action, SendRequest):
             if action.kind == "rtc.signal" and self.machine.ended:
                 return
-            await self._request(action)
+            await send_request(
+                self.link,
+                action,
+                f"call {self.call_id}",
+                log,
+                lambda kind, code, _: self.machine.request_failed(kind, code),
+            )
         elif isinstance(action, StateChanged):
             if action.state is CallState.CONNECTING and self.answered_at is None:
                 self.answered_at = time.monotonic()
@@ -432,16 +429,6 @@ class CallSession(AsyncIOEventEmitter):
             await self.peer.add_candidate(action.candidate)
         elif isinstance(action, ClosePeer):
             await self._close()
-
-    async def _request(self, action: SendRequest) -> None:
-        try:
-            await self.link.request(action.kind, **action.fields)
-        except RequestError as exc:
-            log.info("call %s: %s refused: %s", self.call_id, action.kind, exc)
-            self.machine.request_failed(action.kind, exc.code)
-        except (NotConnected, TimeoutError) as exc:
-            log.info("call %s: %s not sent: %s", self.call_id, action.kind, exc)
-            self.machine.request_failed(action.kind, "unreachable")
 
     # Timers ---------------------------------------------------------------------
 

@@ -55,7 +55,7 @@ from gui.core.peer_link import (
     RemoteUnusable,
     SignalingLink,
 )
-from gui.core.signaling_client import NotConnected, RequestError
+from gui.core.runner import ActionRunner, send_request
 from gui.media.slot import SlotTrack
 
 log = logging.getLogger("parley.meeting")
@@ -133,8 +133,7 @@ class MeetingSession(AsyncIOEventEmitter):
         #: receivers' figures).
         self.history: dict[str, list[PeerLink]] = {}
         self._proxies: dict[str, dict[str, MediaStreamTrack]] = {}
-        self._actions: asyncio.Queue[Any] = asyncio.Queue()
-        self._worker: asyncio.Task[None] | None = None
+        self._runner = ActionRunner(machine.take_actions, self._perform, self._failed, self._last)
         self._closed = asyncio.Event()
         self._unsubscribe = link.on_event(self._on_server_event)
 
@@ -288,33 +287,23 @@ class MeetingSession(AsyncIOEventEmitter):
     # Actions ----------------------------------------------------------------------
 
     def _pump(self) -> None:
-        for action in self.machine.take_actions():
-            self._actions.put_nowait(action)
-        if self._worker is None:
-            self._worker = asyncio.get_running_loop().create_task(self._work())
+        self._runner.pump()
 
-    async def _work(self) -> None:
-        while True:
-            action = await self._actions.get()
-            try:
-                await self._perform(action)
-            except RemoteUnusable as exc:
-                self._unusable(action.username, str(exc))
-            except Exception as exc:
-                if isinstance(action, MakeAnswer | ApplyRemoteDescription | AddCandidate):
-                    # What the peer sent got past the checks and aiortc still refused it.
-                    self._unusable(
-                        action.username, f"{type(action).__name__}: {type(exc).__name__}: {exc}"
-                    )
-                elif isinstance(action, OpenLink):
-                    log.exception("meeting %s: %s failed", self.meeting_id, action)
-                    self.machine.link_state(action.username, "failed")
-                else:
-                    log.exception("meeting %s: %s failed", self.meeting_id, action)
-            self._pump()
-            if isinstance(action, StateChanged) and action.state is MeetingState.ENDED:
-                await self._close()
-                return
+    def _failed(self, action: Any, exc: Exception) -> None:
+        """What performing ``action`` raised: one link fails, never the meeting."""
+        if isinstance(exc, RemoteUnusable):
+            self._unusable(action.username, str(exc))
+        elif isinstance(action, MakeAnswer | ApplyRemoteDescription | AddCandidate):
+            # What the peer sent got past the checks and aiortc still refused it.
+            self._unusable(action.username, f"{type(action).__name__}: {type(exc).__name__}: {exc}")
+        else:
+            log.error("meeting %s: %s failed", self.meeting_id, action, exc_info=exc)
+            if isinstance(action, OpenLink):
+                self.machine.link_state(action.username, "failed")
+
+    def _last(self, action: Any) -> bool:
+        """Once ended, the worker stops after closing everything."""
+        return isinstance(action, StateChanged) and action.state is MeetingState.ENDED
 
     def _unusable(self, username: str, problem: str) -> None:
         """Fail one link over what its peer sent: one log line, no traceback."""
@@ -328,6 +317,8 @@ class MeetingSession(AsyncIOEventEmitter):
             await self._request(action)
         elif isinstance(action, StateChanged):
             self.emit("state", action.state, action.reason)
+            if action.state is MeetingState.ENDED:
+                await self._close()
         elif isinstance(action, ParticipantsChanged):
             self.emit("participants", action)
         elif isinstance(action, OpenLink):
@@ -347,18 +338,15 @@ class MeetingSession(AsyncIOEventEmitter):
                 await peer.add_candidate(action.candidate)
 
     async def _request(self, action: SendRequest) -> None:
-        try:
-            reply = await self.signaling.request(action.kind, **action.fields)
-        except RequestError as exc:
-            log.info("meeting %s: %s refused: %s", self.meeting_id, action.kind, exc)
-            self.machine.request_failed(action.kind, exc.code)
-            self.emit("request_failed", action.kind, exc.code, exc.message)
-        except (NotConnected, TimeoutError) as exc:
-            log.info("meeting %s: %s not sent: %s", self.meeting_id, action.kind, exc)
-            self.machine.request_failed(action.kind, "unreachable")
-            self.emit("request_failed", action.kind, "unreachable", str(exc))
-        else:
+        reply = await send_request(
+            self.signaling, action, f"meeting {self.meeting_id}", log, self._refused
+        )
+        if reply is not None:
             self.machine.request_succeeded(action.kind, reply)
+
+    def _refused(self, kind: str, code: str, message: str) -> None:
+        self.machine.request_failed(kind, code)
+        self.emit("request_failed", kind, code, message)
 
     async def _open(self, username: str, offerer: bool) -> None:
         peer = PeerLink(self.options, f"meeting {self.meeting_id[:8]} {username}")
