@@ -8,6 +8,7 @@ wait for a line or a JSON event with a deadline, then collect the exit status.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -290,6 +291,24 @@ class ServerProcess(Child):
         return self.wait_exit(timeout)
 
 
+@contextlib.contextmanager
+def serving(directory: Path, *args: str) -> Iterator[ServerProcess]:
+    """A parley-server on a free port with its database in ``directory`` (and ``args``).
+
+    On leaving it must stop with status 0, with no traceback and no ``internal`` error logged.
+    """
+    process = ServerProcess("--port", "0", "--db", str(directory / "parley.db"), *args)
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        code = process.stop()
+    assert code == 0, process.describe()
+    log = process.stderr
+    assert "Traceback" not in log, log[-4000:]
+    assert "event=internal" not in log, [line for line in log.splitlines() if "internal" in line]
+
+
 @dataclass
 class Launcher:
     """Starts the processes of one test and kills whatever is left at the end."""
@@ -362,6 +381,16 @@ class Launcher:
         """Kill every child still running."""
         for child in self.children:
             child.kill()
+
+    @classmethod
+    @contextlib.contextmanager
+    def around(cls, url: str) -> Iterator[Launcher]:
+        """A launcher for one test; whatever it started and is left running is killed after."""
+        launcher = cls(url)
+        try:
+            yield launcher
+        finally:
+            launcher.cleanup()
 
 
 class ProxyThread:

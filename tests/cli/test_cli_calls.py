@@ -15,7 +15,6 @@ import signal
 import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -25,6 +24,7 @@ from tests.cli.procs import (
     Launcher,
     ProxyThread,
     ServerProcess,
+    serving,
     videos_flowing,
 )
 
@@ -43,27 +43,17 @@ CALLEE_NOTICE_S = 8.0
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One parley-server child process for the module (every test uses its own users)."""
-    db = Path(tmp_path_factory.mktemp("cli-calls")) / "parley.db"
-    process = ServerProcess("--port", "0", "--db", str(db), "--ring-timeout", f"{RING_TIMEOUT_S:g}")
-    try:
-        process.wait_ready()
+    with serving(
+        tmp_path_factory.mktemp("cli-calls"), "--ring-timeout", f"{RING_TIMEOUT_S:g}"
+    ) as process:
         yield process
-    finally:
-        code = process.stop()
-    assert code == 0, process.describe()
-    log = process.stderr
-    assert "Traceback" not in log, log[-4000:]
-    assert "event=internal" not in log, [line for line in log.splitlines() if "internal" in line]
 
 
 @pytest.fixture
 def launch(server: ServerProcess) -> Iterator[Launcher]:
     """Starts this test's client processes; kills any left running at the end."""
-    launcher = Launcher(server.url)
-    try:
+    with Launcher.around(server.url) as launcher:
         yield launcher
-    finally:
-        launcher.cleanup()
 
 
 # Helpers ----------------------------------------------------------------------------

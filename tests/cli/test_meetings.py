@@ -12,11 +12,10 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.cli.procs import CliProcess, Json, Launcher, ServerProcess
+from tests.cli.procs import CliProcess, Json, Launcher, ServerProcess, serving
 
 pytestmark = pytest.mark.slow
 
@@ -30,29 +29,17 @@ SMALL = ("--resolution", "320x180", "--fps", "10")
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One parley-server for the module, with a short reconnection grace."""
-    db = Path(tmp_path_factory.mktemp("cli-meetings")) / "parley.db"
-    process = ServerProcess(
-        "--port", "0", "--db", str(db), "--reconnect-grace", f"{GRACE_S:g}", "--no-echo"
-    )
-    try:
-        process.wait_ready()
+    with serving(
+        tmp_path_factory.mktemp("cli-meetings"), "--reconnect-grace", f"{GRACE_S:g}", "--no-echo"
+    ) as process:
         yield process
-    finally:
-        code = process.stop()
-    assert code == 0, process.describe()
-    log = process.stderr
-    assert "Traceback" not in log, log[-4000:]
-    assert "event=internal" not in log, [line for line in log.splitlines() if "internal" in line]
 
 
 @pytest.fixture
 def launch(server: ServerProcess) -> Iterator[Launcher]:
     """Starts this test's client processes; kills any left running at the end."""
-    launcher = Launcher(server.url)
-    try:
+    with Launcher.around(server.url) as launcher:
         yield launcher
-    finally:
-        launcher.cleanup()
 
 
 def answering(
