@@ -49,13 +49,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         yield process
 
 
-@pytest.fixture
-def launch(server: ServerProcess) -> Iterator[Launcher]:
-    """Starts this test's client processes; kills any left running at the end."""
-    with Launcher.around(server.url) as launcher:
-        yield launcher
-
-
 # Helpers ----------------------------------------------------------------------------
 
 

@@ -35,13 +35,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         yield process
 
 
-@pytest.fixture
-def launch(server: ServerProcess) -> Iterator[Launcher]:
-    """Starts this test's client processes; kills any left running at the end."""
-    with Launcher.around(server.url) as launcher:
-        yield launcher
-
-
 def answering(
     launch: Launcher, server: ServerProcess, user: str, hz: int, *args: str
 ) -> CliProcess:
