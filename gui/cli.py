@@ -543,6 +543,8 @@ class CallReporter:
         if isinstance(sent, ProcessedAudioTrack):
             out["audio_processing"] = sent.processor.describe()
             out["echo_reference_ms"] = 10 * sent.processor.render_chunks
+            tones = sent.processor.tones
+            out["echo_tones_hz"] = [round(f, 1) for f in tones.active] if tones else []
         if self.speaker is not None:
             out.update(self.speaker.summary())
         screen = self.session.receivers.get("screen")

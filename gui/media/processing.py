@@ -38,6 +38,8 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from gui.media.tone_echo import ToneEchoCanceller
+
 log = logging.getLogger(__name__)
 
 #: What the processing works in: 48 kHz mono, 10 ms at a time.
@@ -206,6 +208,8 @@ class AudioProcessor:
         self.stream_delay_ms = -1
         self._render_ahead_ms = 0.0
         self._apm: Any = None
+        #: The echo of steady tones, which AEC3 leaves (gui/media/tone_echo.py).
+        self.tones: ToneEchoCanceller | None = None
         #: Why the processing cannot run here (None: it can).
         self.unavailable: str | None = None
         self._capture_buffer = bytearray(CHUNK * 2)
@@ -225,6 +229,7 @@ class AudioProcessor:
         """Run the parts ``options`` names from the next chunk on."""
         self.options = options
         self._apm = None
+        self.tones = None
         self.stream_delay_ms = -1  # a new APM is told the delay again
         if not options.active:
             return
@@ -243,6 +248,7 @@ class AudioProcessor:
         self._capture_frame = rtc.AudioFrame(self._capture_buffer, RATE, 1, CHUNK)
         self._render_frame = rtc.AudioFrame(self._render_buffer, RATE, 1, CHUNK)
         self._far = _Fifo()
+        self.tones = ToneEchoCanceller() if options.echo_cancellation else None
         log.info("audio processing: %s", self.describe())
 
     @property
@@ -283,6 +289,8 @@ class AudioProcessor:
         while len(self._far) >= CHUNK:
             self._render_view[:] = self._far.pop(CHUNK)
             started = time.perf_counter()
+            if self.tones is not None:
+                self._render_view[:] = self.tones.far(self._render_view)
             self._apm.process_reverse_stream(self._render_frame)
             self.busy_s += time.perf_counter() - started
             self.render_chunks += 1
@@ -303,8 +311,8 @@ class AudioProcessor:
         while len(self._near) >= CHUNK:
             chunk = self._near.pop(CHUNK)
             if self._apm is not None:
-                self._capture_view[:] = chunk
                 started = time.perf_counter()
+                self._capture_view[:] = chunk if self.tones is None else self.tones.near(chunk)
                 if self.options.echo_cancellation and delay != self.stream_delay_ms:
                     self.stream_delay_ms = delay
                     self._apm.set_stream_delay_ms(delay)

@@ -64,6 +64,95 @@ def test_the_echo_canceller_removes_25_db_of_echo_after_two_seconds() -> None:
     assert erle >= 25
 
 
+def tone_with_coding_noise(seconds: float = SECONDS, frequency: float = 1000.0) -> np.ndarray:
+    """A steady tone as a codec delivers it: with a little broadband noise."""
+    t = np.arange(round(seconds * RATE)) / RATE
+    noise = np.random.default_rng(9).standard_normal(t.size) * 0.002
+    return 0.3 * np.sin(2 * np.pi * frequency * t + 0.3) + noise
+
+
+def played_in_bursts(
+    processor: AudioProcessor, far: np.ndarray, microphone: np.ndarray, seed: int = 0
+) -> tuple[np.ndarray, list[list[float]]]:
+    """As :func:`run_processor`, but the speaker hands the far end over in bursts of random
+    size, 0 to 60 ms ahead of the microphone, as a jitter buffer's pump does. Returns the
+    output and the tones followed after each frame."""
+    rng = np.random.default_rng(seed)
+    out, tones, fed = [], [], 0
+    for start in range(0, microphone.size - 959, 960):
+        ahead = start + 960 + round(rng.uniform(0, 0.06) * RATE)
+        while fed < min(ahead, far.size):
+            count = min(int(rng.integers(100, 2000)), far.size - fed)
+            processor.played(to_s16(far[fed : fed + count]).reshape(-1, 1), RATE, 20.0)
+            fed += count
+        processed = processor.process(frame_of(microphone[start : start + 960], start))
+        assert processed is not None
+        out.append(processed.to_ndarray().reshape(-1, 2)[:, 0] / 32767)
+        tones.append(processor.tones.active if processor.tones else [])
+    return np.concatenate(out).astype(np.float64), tones
+
+
+def test_the_echo_of_a_steady_tone_is_removed_too() -> None:
+    """AEC3 alone removes 3 to 14 dB of a tone's echo (it does not adapt on narrowband
+    sound); the tone stage before it takes the rest."""
+    far = tone_with_coding_noise()
+    echo = echo_of(far, room(delay_ms=120, gain_db=0))
+    out, tones = played_in_bursts(AudioProcessor(AEC_ONLY), far, echo)
+    erle = erle_db(echo, out, 2 * RATE)
+    print(f"ERLE on a 1000 Hz tone after 2 s: {erle:.1f} dB, tones {tones[-1]}")
+    assert erle >= 25
+    assert tones[-1] == [pytest.approx(1000, abs=0.05)]
+
+
+def test_a_tone_that_stops_is_no_longer_subtracted() -> None:
+    """Nothing is injected once the far end is quiet: the output is the microphone's own."""
+    far = tone_with_coding_noise()
+    far[4 * RATE :] = 0
+    echo = echo_of(far, room(delay_ms=60, gain_db=-6))
+    quiet = microphone_noise()
+    out, tones = played_in_bursts(AudioProcessor(AEC_ONLY), far, echo + quiet)
+    after = slice(5 * RATE, out.size)
+    assert tones[-1] == []
+    assert db(power(out[after]) / power(quiet[after])) < 3
+
+
+def test_a_tone_that_jumps_never_makes_the_echo_louder() -> None:
+    """The speaker's jitter buffer dropped 85 ms at 3 s and ran dry for 50 ms at 4.5 s: the
+    tone's phase jumps. Its echo is never made louder than it was, and is removed again
+    within a second."""
+    far = tone_with_coding_noise()
+    far = np.concatenate([far[: 3 * RATE], far[3 * RATE + 4080 : round(4.5 * RATE)],
+                          np.zeros(2400), far[round(4.5 * RATE) :]])[: SECONDS * RATE]  # fmt: skip
+    echo = echo_of(far, room(delay_ms=120, gain_db=-3))
+    out, _ = played_in_bursts(AudioProcessor(AEC_ONLY), far, echo)
+    window = RATE // 4
+    residual = [
+        db(power(out[i : i + window]) / power(echo[i : i + window]))
+        for i in range(0, out.size - window + 1, window)
+    ]
+    print("residual per 250 ms (dB):", " ".join(f"{r:.0f}" for r in residual))
+    assert max(residual) <= 1
+    assert max(residual[6 * 4 :]) <= -25  # from 6 s on
+
+
+def test_speech_is_never_taken_for_a_tone() -> None:
+    far, echo = far_end_and_echo()
+    _, tones = played_in_bursts(AudioProcessor(AEC_ONLY), far, echo + microphone_noise())
+    assert not any(tones)
+
+
+def test_double_talk_over_a_tone_keeps_the_near_end() -> None:
+    far = tone_with_coding_noise()
+    echo = echo_of(far, room(delay_ms=80, gain_db=-3))
+    near = speech(SECONDS, 11, pitch=(90, 130), level_db=-26)
+    near[: 4 * RATE] = 0
+    out, _ = played_in_bursts(AudioProcessor(AEC_ONLY), far, echo + near + microphone_noise())
+    both = slice(4 * RATE, SECONDS * RATE - 960)
+    loss = -kept_db(out[both.start :], near[both])
+    print(f"near end during double talk over a tone: {loss:.1f} dB lost")
+    assert loss <= 6
+
+
 def test_without_processing_nothing_is_removed() -> None:
     """The measurement itself: with processing off, the echo goes out whole."""
     far, echo = far_end_and_echo()

@@ -1,0 +1,222 @@
+"""Echo of steady tones: what WebRTC's AEC3 leaves, removed before it.
+
+AEC3 stops adapting its linear filter while the far end is narrowband ("poor excitation":
+a ringback tone, a held note, a test tone), and its suppressor spares the regions around
+narrow spectral peaks, so the echo of a steady tone goes back to the other side almost whole:
+measured here, 3 to 14 dB removed from a 1000 Hz tone against 35 to 60 dB from speech (see
+docs/performance.md). This stage covers that gap and nothing else.
+
+It looks for steady tones in the far end (what the speaker plays): spectral peaks at least
+20 dB above the spectrum's median, at the same frequency for ``stable_s``, their frequency
+refined meanwhile from the phase advance between chunks (to a few hundredths of a Hz). For
+each, it fits the tone's complex amplitude in every 10 ms of the far end and of the
+microphone (least squares on a cosine and a sine at the tone's frequency, on one sample
+clock per side), learns the echo path's gain and phase at that frequency from them
+(averaged: the near end's voice is not phase-locked to the tone and averages out), and
+subtracts the predicted echo, a pure sinusoid, from the microphone. The tone is also taken
+out of the reference AEC3 gets, so that what remains (a codec's noise around the tone, other
+sounds) excites AEC3's filter and is cancelled by it.
+
+Safeguards: a tone that stops playing stops being subtracted at once; after a jump in its
+phase or level (a jitter buffer's underrun or drop) nothing is learnt or subtracted for
+``hold_s``, while the echo may still carry the old phase; a prediction that would leave more
+of the tone than the microphone had is not used (its clock jumped: it is relearnt faster);
+a microphone that does not hear the tone learns a gain of zero. Speech, whose harmonics
+move, never holds a peak long enough to be taken for a tone.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+RATE = 48000
+CHUNK = RATE // 100
+#: Far-end samples each search for tones looks at, and how often (in 10 ms chunks) it runs.
+WINDOW = 4096
+SEARCH_EVERY = 5
+
+
+@dataclass
+class _Tone:
+    """One steady far-end tone and what is learnt of its echo."""
+
+    frequency: float
+    seen: int = 1
+    missed: int = 0
+    #: Latest far-end complex amplitude (global phase), its running mean and level.
+    far: complex = 0j
+    far_mean: complex = 0j
+    far_level: float = 0.0
+    #: Far-end chunks since its phase or level last jumped (an underrun, a drop, a new note).
+    calm: int = 0
+    #: Whether the last prediction of the echo was wrong (it is then relearnt faster).
+    wrong: bool = False
+    #: E[near * conj(far)] and E[|far|^2]: the echo path at this frequency is their ratio.
+    cross: complex = 0j
+    power: float = 0.0
+
+
+def _fit(samples: np.ndarray, start: int, omega: float) -> complex:
+    """Least-squares complex amplitude ``A`` of ``Re(A e^{j omega n})`` in ``samples``, whose
+    first sample is number ``start`` of its clock (so that phases are comparable)."""
+    n = start + np.arange(samples.size, dtype=np.float64)
+    c, s = np.cos(omega * n), np.sin(omega * n)
+    cc, ss, cs = float(c @ c), float(s @ s), float(c @ s)
+    xc, xs = float(samples @ c), float(samples @ s)
+    det = cc * ss - cs * cs
+    if det <= 1e-9:
+        return 0j
+    a = (xc * ss - xs * cs) / det
+    b = (xs * cc - xc * cs) / det
+    return complex(a, -b)  # a cos + b sin = Re((a - jb) e^{jwn})
+
+
+class ToneEchoCanceller:
+    """Removes the echo of steady far-end tones from the microphone (see the module).
+
+    :meth:`far` takes each 10 ms of what is played, :meth:`near` each 10 ms of the
+    microphone (float samples), returned with the tones' echo removed.
+    """
+
+    def __init__(
+        self,
+        *,
+        stable_s: float = 0.3,
+        peak_db: float = 20.0,
+        floor_db: float = -50.0,
+        most: int = 3,
+        smoothing: float = 0.1,
+        hold_s: float = 0.3,
+    ) -> None:
+        self.stable_checks = max(1, round(stable_s * 100 / SEARCH_EVERY))
+        self.peak_ratio = 10 ** (peak_db / 20)
+        self.floor = 10 ** (floor_db / 20) * 32768 * WINDOW / 4  # a Hann window's gain
+        self.most = most
+        self.smoothing = smoothing
+        #: After a jump in the far end, how long (10 ms chunks) the echo may still be old.
+        self.hold_chunks = round(hold_s * 100)
+        self.tones: list[_Tone] = []
+        self._far_clock = -1
+        self._near_clock = 0
+        self._previous: np.ndarray | None = None
+        self._history: collections.deque[np.ndarray] = collections.deque(maxlen=WINDOW // CHUNK + 1)
+        self._chunks = 0
+        self._hann = np.hanning(WINDOW)
+
+    @property
+    def active(self) -> list[float]:
+        """Frequencies (Hz) whose echo is being removed."""
+        return [tone.frequency for tone in self.tones if tone.seen >= self.stable_checks]
+
+    def far(self, chunk: np.ndarray) -> np.ndarray:
+        """10 ms of the far end as played (int16 units); returned without its steady tones,
+        for AEC3: what remains (a codec's noise around the tone, other sounds) excites its
+        filter well, and the echo of that remainder is its to remove."""
+        samples = chunk.astype(np.float64)
+        self._history.append(samples)
+        self._chunks += 1
+        if self._chunks % SEARCH_EVERY == 0:
+            self._search()
+        if self._far_clock < 0:  # both clocks count from the same moment, near enough
+            self._far_clock = self._near_clock
+        previous = self._previous
+        rest, removed = samples.copy(), False
+        n = self._far_clock + np.arange(samples.size, dtype=np.float64)
+        for tone in self.tones:
+            omega = 2 * math.pi * tone.frequency / RATE
+            tone.far = _fit(samples, self._far_clock, omega)
+            settling = tone.seen < self.stable_checks
+            if settling and previous is not None and abs(tone.far) > 0:
+                # The phase advance from one chunk to the next says how far off the
+                # frequency is (the spectrum's peak is good to a few tenths of a Hz; the
+                # echo's phase needs a few hundredths).
+                before = _fit(previous, self._far_clock - previous.size, omega)
+                advance = np.angle(tone.far * before.conjugate())
+                tone.frequency += 0.5 * float(advance) * RATE / (2 * math.pi * samples.size)
+                tone.far_mean, tone.calm = tone.far, 0
+            elif abs(tone.far - tone.far_mean) > 0.2 * abs(tone.far_mean):
+                # A jump: the echo still carries the old phase for as long as the echo
+                # takes to come back, so nothing is learnt or removed meanwhile.
+                tone.far_mean, tone.calm = tone.far, 0
+            else:
+                tone.far_mean = 0.7 * tone.far_mean + 0.3 * tone.far
+                tone.calm += 1
+            level = abs(tone.far)
+            tone.far_level = level if tone.far_level == 0 else 0.9 * tone.far_level + 0.1 * level
+            if not settling and tone.calm >= self.hold_chunks:
+                rest -= np.real(tone.far * np.exp(1j * omega * n))
+                removed = True
+        self._previous = samples
+        self._far_clock += samples.size
+        if not removed:
+            return chunk
+        return np.clip(np.rint(rest), -32768, 32767).astype(chunk.dtype)
+
+    def near(self, chunk: np.ndarray) -> np.ndarray:
+        """10 ms of the microphone (int16 units): returned with the tones' echo removed."""
+        samples = chunk.astype(np.float64)
+        start, self._near_clock = self._near_clock, self._near_clock + samples.size
+        if not self.tones:
+            return chunk
+        out = samples.copy()
+        n = start + np.arange(samples.size, dtype=np.float64)
+        removed = False
+        for tone in self.tones:
+            if abs(tone.far) < 0.1 * tone.far_level or tone.far_level < 1.0:
+                continue  # it stopped playing (or never really did)
+            if tone.calm < self.hold_chunks:
+                continue
+            omega = 2 * math.pi * tone.frequency / RATE
+            heard = _fit(samples, start, omega)
+            k = 0.5 if tone.wrong else self.smoothing
+            tone.cross = (1 - k) * tone.cross + k * heard * tone.far_mean.conjugate()
+            tone.power = (1 - k) * tone.power + k * abs(tone.far_mean) ** 2
+            if tone.seen < self.stable_checks or tone.power <= 0:
+                continue
+            echo = tone.cross / tone.power * tone.far_mean
+            # Never worse: a prediction that would leave more of the tone than there was
+            # (the microphone's clock jumped, say) is not used, and is relearnt faster.
+            tone.wrong = abs(heard - echo) >= 0.5 * abs(heard)
+            if tone.wrong:
+                continue
+            out -= np.real(echo * np.exp(1j * omega * n))
+            removed = True
+        if not removed:
+            return chunk
+        return np.clip(np.rint(out), -32768, 32767).astype(chunk.dtype)
+
+    def _search(self) -> None:
+        """Peaks of the last ``WINDOW`` far-end samples: follow the steady ones."""
+        recent = np.concatenate(list(self._history))[-WINDOW:]
+        found: list[float] = []
+        if recent.size == WINDOW:
+            spectrum = np.abs(np.fft.rfft(recent * self._hann))
+            threshold = max(self.floor, self.peak_ratio * float(np.median(spectrum)))
+            spectrum[:4] = 0.0  # not DC
+            for _ in range(self.most):
+                peak = int(np.argmax(spectrum))
+                if spectrum[peak] < threshold or not 0 < peak < spectrum.size - 1:
+                    break
+                left, centre, right = np.log(spectrum[peak - 1 : peak + 2] + 1e-9)
+                bend = left - 2 * centre + right
+                offset = 0.5 * (left - right) / bend if bend < 0 else 0.0
+                found.append((peak + offset) * RATE / WINDOW)
+                spectrum[max(0, peak - 4) : peak + 5] = 0.0
+        kept = []
+        for tone in self.tones:
+            match = next((f for f in found if abs(f - tone.frequency) < 2.0), None)
+            if match is None:
+                tone.missed += 1
+                if tone.missed < 2:
+                    kept.append(tone)
+                continue
+            found.remove(match)
+            tone.missed = 0
+            tone.seen += 1
+            kept.append(tone)
+        kept += [_Tone(frequency) for frequency in found]
+        self.tones = kept[: self.most]

@@ -1,0 +1,191 @@
+"""The acoustic loop of a laptop without a headset, in software, on this folder's PulseAudio.
+
+A "room" is a null sink (the speaker) whose monitor is remapped as a source (the microphone
+that hears it): whatever the callee plays comes straight back into its microphone.
+
+* Two ``parley-cli`` processes: the caller sends a 1000 Hz tone; the callee answers with
+  ``--speaker`` on the room's sink and ``--audio mic:`` on the room's microphone. The caller
+  must get its own tone back at least 25 dB weaker than in the same run with the callee's
+  processing switched off (``--no-audio-processing``).
+* The app as the callee's end of such a loop: the speaker and the microphone are switched to
+  a second room mid-call (the call window's device menu), and the echo is still removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from PySide6.QtWidgets import QApplication
+
+from gui.app.ui import ParleyUi
+from gui.core.call_machine import CallState
+from gui.media.processing import ProcessedAudioTrack
+from signaling.server import SignalingServer
+from tests.cli.procs import CliProcess, Launcher
+from tests.devices.conftest import PulseServer
+from tests.devices.pulse import MonitorRecorder
+from tests.waiting import until
+from tests.wire import befriend
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("isolated_home")]
+
+PASSWORD = "correct horse"
+TONE = 1000
+
+
+@dataclass
+class Room:
+    """A speaker (null sink) and the microphone that hears it (its monitor, remapped)."""
+
+    sink: str
+    microphone: str
+    speaker_name: str
+    microphone_name: str
+
+
+@pytest.fixture(scope="module")
+def rooms(pulse: PulseServer) -> Iterator[list[Room]]:
+    made, modules = [], []
+    for letter in "AB":
+        sink, speaker_name = f"parley_room_{letter.lower()}", f"RoomSpeaker{letter}"
+        microphone, microphone_name = f"{sink}_mic", f"RoomMic{letter}"
+        modules.append(
+            pulse.load_module(
+                "module-null-sink",
+                f"sink_name={sink}",
+                f"sink_properties=device.description={speaker_name}",
+            )
+        )
+        modules.append(
+            pulse.load_module(
+                "module-remap-source",
+                f"master={sink}.monitor",
+                f"source_name={microphone}",
+                f"source_properties=device.description={microphone_name}",
+            )
+        )
+        pulse.keep_running(sink)  # renders in small blocks, as a sound card would
+        made.append(Room(sink, microphone, speaker_name, microphone_name))
+    try:
+        yield made
+    finally:
+        for module in reversed(modules):
+            pulse.unload_module(module)
+
+
+def loop_call(launcher: Launcher, room: Room, processing: bool) -> tuple[CliProcess, CliProcess]:
+    """A call from ``cara`` (a 1000 Hz tone) to ``cleo`` in ``room``; both ends finished."""
+    callee = launcher.cli(
+        "cleo", "answer", "--video", "none", "--wait", "60",
+        "--audio", f"mic:{room.microphone_name}", "--speaker", room.speaker_name,
+        *([] if processing else ["--no-audio-processing"]),
+        password=PASSWORD, name=f"cleo-{processing}",
+    )  # fmt: skip
+    callee.wait_event("speaker", 30)
+    caller = launcher.cli(
+        "cara", "call", "cleo", "--video", "none", "--audio", f"tone:{TONE}",
+        "--duration", "8", password=PASSWORD, name=f"cara-{processing}",
+    )  # fmt: skip
+    assert caller.finish(60) == 0, caller.describe()
+    assert callee.finish(30) == 0, callee.describe()
+    return caller, callee
+
+
+async def test_the_callee_sends_back_no_echo_of_the_callers_tone(
+    rooms: list[Room], server: SignalingServer
+) -> None:
+    for client in await befriend(server.url, "cara", "cleo"):
+        await client.close()
+    launcher = Launcher(server.url)
+    try:
+        room = rooms[0]
+        heard = {}
+        for processing in (False, True):
+            caller, callee = await asyncio.to_thread(loop_call, launcher, room, processing)
+            heard[processing] = caller.summary
+            played = callee.summary
+            assert played["speaker_frames_played"] > 200, played  # the loop was closed
+            print(f"processing {processing}: caller got {heard[processing]}, callee {played}")
+            if processing:
+                assert played["echo_reference_ms"] > 5000  # the speaker fed the canceller
+    finally:
+        launcher.cleanup()
+    off, on = heard[False], heard[True]
+    assert abs(off["audio_peak_hz"] - TONE) < 5  # without processing the tone comes back
+    assert off["audio_level_db"] > -40
+    removed = off["audio_level_db"] - on["audio_level_db"]
+    print(f"echo of the tone: {off['audio_level_db']} dBFS without processing, "
+          f"{on['audio_level_db']} dBFS with it: {removed:.1f} dB removed")  # fmt: skip
+    assert removed >= 25
+
+
+def room_levels(recorder: MonitorRecorder, track: ProcessedAudioTrack, seconds: float) -> float:
+    """How far below what the room's speaker played (the microphone's input) the processed
+    microphone stayed over the last ``seconds``, in dB."""
+    played = recorder.samples(recorder.position - round(48000 * seconds))
+    played_db = 10 * np.log10(np.mean(played**2) + 1e-12)
+    history = list(track.processor.meter.history)[-round(100 * seconds) :]
+    powers = [10 ** (level / 10) for _, level, _ in history]
+    processed_db = 10 * np.log10(np.mean(powers) + 1e-12)
+    return float(played_db - processed_db)
+
+
+async def test_switching_speaker_and_microphone_mid_call_keeps_the_echo_away(
+    qt_app: QApplication, pulse: PulseServer, rooms: list[Room], server: SignalingServer
+) -> None:
+    for client in await befriend(server.url, "mona", "theo"):
+        await client.request("logout")
+        await client.close()
+    first, second = rooms
+    recorders = {room.sink: MonitorRecorder(f"{room.sink}.monitor") for room in rooms}
+    launcher = Launcher(server.url)
+    ui = ParleyUi(qt_app, "mona", server.url)
+    settings = ui.profile.settings
+    settings.keep_signed_in = False
+    settings.microphone_id, settings.speaker_id = first.microphone, first.sink
+    try:
+        peer = launcher.cli(
+            "theo", "answer", "--video", "none", "--audio", f"tone:{TONE}", "--wait", "60",
+            password=PASSWORD,
+        )  # fmt: skip
+        await until(
+            lambda: ui.media.catalog.audio_input(second.microphone) is not None, 10, "the rooms"
+        )
+        await ui.controller.sign_in(None, "mona", PASSWORD, keep=False)
+        contacts = ui.controller.contacts
+        await until(
+            lambda: (c := contacts.contact("theo")) is not None and c.presence == "online",
+            30,
+            "parley-cli to sign in",
+        )
+        session = ui.controller.place_call("theo", video=False)
+        assert session is not None
+        await until(lambda: session.state is CallState.CONNECTED, 20, "the call to connect")
+        window = ui.calls[0]
+        await asyncio.sleep(4)  # the tone plays in room A, and the canceller converges
+        track = session.media.audio
+        assert isinstance(track, ProcessedAudioTrack)
+        before = room_levels(recorders[first.sink], track, 1.0)
+        window._fill_devices()
+        for action in window.devices_menu.actions():
+            if action.text() in (second.speaker_name, second.microphone_name):
+                action.trigger()
+        new_track = session.media.audio
+        assert isinstance(new_track, ProcessedAudioTrack) and new_track is not track
+        assert new_track.processor is track.processor  # one processor for the whole call
+        assert ui.media.speaker is not None and ui.media.speaker.device_id == second.sink
+        await asyncio.sleep(4)  # the tone now plays in room B, heard by room B's microphone
+        after = room_levels(recorders[second.sink], new_track, 1.0)
+        ui.controller.hang_up()
+        await until(lambda: peer.proc.poll() is not None, 20, "parley-cli to exit")
+    finally:
+        await ui.shutdown()
+        launcher.cleanup()
+        for recorder in recorders.values():
+            recorder.close()
+    print(f"echo removed: {before:.1f} dB in room A, {after:.1f} dB in room B after switching")
+    assert before >= 25 and after >= 25
