@@ -189,3 +189,22 @@ async def test_switching_speaker_and_microphone_mid_call_keeps_the_echo_away(
             recorder.close()
     print(f"echo removed: {before:.1f} dB in room A, {after:.1f} dB in room B after switching")
     assert before >= 25 and after >= 25
+
+
+def test_unknown_device_names_are_bad_arguments(rooms: list[Room]) -> None:
+    """A name that is no device: exit 2, one line naming the devices there are."""
+    launcher = Launcher("ws://127.0.0.1:9/ws")  # never reached: devices are checked first
+    try:
+        runs = [
+            launcher.raw_cli("--server", launcher.url, "--user", "x", "--password", "p",
+                             "answer", *argv, name=argv[-1])
+            for argv in (["--speaker", "Nowhere"], ["--audio", "mic:Nowhere"])
+        ]  # fmt: skip
+        for child, word in zip(runs, ("sound output", "microphone"), strict=True):
+            assert child.finish(60) == 2, child.describe()
+            lines = child.stderr.splitlines()
+            assert len(lines) == 1, lines
+            assert lines[0].startswith(f"parley-cli: error: there is no {word} named 'Nowhere'")
+            assert "RoomSpeakerA" in lines[0] or "RoomMicA" in lines[0]
+    finally:
+        launcher.cleanup()
