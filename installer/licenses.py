@@ -76,6 +76,7 @@ LEGACY_NAMES = {
     "MIT": "MIT",
     "Apache-2.0": "Apache-2.0",
     "Apache License, Version 2.0": "Apache-2.0",
+    "3-Clause BSD License": "BSD-3-Clause",
 }
 
 NOTICE = """\
@@ -187,6 +188,12 @@ def license_files(dist: metadata.Distribution) -> list[Path]:
             path = Path(str(entry.locate()))
             if path.is_file() and path.suffix not in (".pyc", ".py"):
                 files.append(path)
+    if not files:  # some wheels (livekit) keep theirs beside the code instead
+        for entry in dist.files or []:
+            if entry.name.upper().startswith(LICENSE_PREFIXES[:3]):
+                path = Path(str(entry.locate()))
+                if path.is_file() and path.suffix not in (".pyc", ".py"):
+                    files.append(path)
     # Licence texts first, then notices and author lists.
     return sorted(files, key=lambda p: (not p.name.upper().startswith(LICENSE_PREFIXES[:3]), p))
 

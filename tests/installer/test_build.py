@@ -248,7 +248,7 @@ def test_self_test_passes_from_the_unpacked_deb(root: Path, tmp_path: Path) -> N
     assert lines[0].endswith(f"bundle {bundle}"), lines[0]  # not the source tree
     assert f"{bundle}/_internal/resources" in result.stdout
     assert "platforms offscreen, wayland, xcb; multimedia ffmpeg" in result.stdout
-    assert lines[-1].startswith("self-test passed: 10 checks"), result.stdout
+    assert lines[-1].startswith("self-test passed: 11 checks"), result.stdout
     assert str(ROOT) not in result.stdout + result.stderr
 
 

@@ -19,6 +19,7 @@ CHECKS = (
     "qt",
     "resources",
     "codecs",
+    "echo",
     "server",
     "sign-up",
     "call",
@@ -45,7 +46,7 @@ def test_self_test_from_source_passes_without_a_window(tmp_path: Path) -> None:
     assert lines[0].startswith("Parley 0.1.0 self-test:") and f"source {ROOT}" in lines[0]
     for name in CHECKS:
         assert any(line.split()[:2] == ["ok", name] for line in lines), (name, result.stdout)
-    assert lines[-1].startswith("self-test passed: 10 checks")
+    assert lines[-1].startswith("self-test passed: 11 checks")
     assert "Traceback" not in result.stderr
 
 
