@@ -8,7 +8,7 @@ docs/performance.md). This stage covers that gap and nothing else.
 
 It looks for steady tones in the far end (what the speaker plays): spectral peaks at least
 20 dB above the spectrum's median, at the same frequency for ``stable_s``, their frequency
-refined meanwhile from the phase advance between chunks (to a few hundredths of a Hz). For
+then refined from the phase advance between recent chunks (to a few hundredths of a Hz). For
 each, it fits the tone's complex amplitude in every 10 ms of the far end and of the
 microphone (least squares on a cosine and a sine at the tone's frequency, on one sample
 clock per side), learns the echo path's gain and phase at that frequency from them
@@ -28,6 +28,7 @@ move, never holds a peak long enough to be taken for a tone.
 from __future__ import annotations
 
 import collections
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -51,28 +52,56 @@ class _Tone:
     far: complex = 0j
     far_mean: complex = 0j
     far_level: float = 0.0
-    #: Far-end chunks since its phase or level last jumped (an underrun, a drop, a new note).
-    calm: int = 0
+    #: Far-end chunks since its phase or level last jumped (an underrun, a drop, a new note);
+    #: -1 until the first chunk after it became steady.
+    calm: int = -1
     #: Whether the last prediction of the echo was wrong (it is then relearnt faster).
     wrong: bool = False
     #: E[near * conj(far)] and E[|far|^2]: the echo path at this frequency is their ratio.
     cross: complex = 0j
     power: float = 0.0
+    basis: _Basis | None = None
+
+    @property
+    def omega(self) -> float:
+        """Radians per sample."""
+        return 2 * math.pi * self.frequency / RATE
+
+    def wave(self) -> _Basis:
+        """The cosine and sine of one chunk at this frequency (made again when it changes)."""
+        if self.basis is None or self.basis.omega != self.omega:
+            self.basis = _Basis(self.omega)
+        return self.basis
 
 
-def _fit(samples: np.ndarray, start: int, omega: float) -> complex:
-    """Least-squares complex amplitude ``A`` of ``Re(A e^{j omega n})`` in ``samples``, whose
-    first sample is number ``start`` of its clock (so that phases are comparable)."""
-    n = start + np.arange(samples.size, dtype=np.float64)
-    c, s = np.cos(omega * n), np.sin(omega * n)
-    cc, ss, cs = float(c @ c), float(s @ s), float(c @ s)
-    xc, xs = float(samples @ c), float(samples @ s)
-    det = cc * ss - cs * cs
-    if det <= 1e-9:
-        return 0j
-    a = (xc * ss - xs * cs) / det
-    b = (xs * cc - xc * cs) / det
-    return complex(a, -b)  # a cos + b sin = Re((a - jb) e^{jwn})
+class _Basis:
+    """One chunk of ``cos(omega i)`` and ``sin(omega i)``, and what a least-squares fit on
+    them needs: each chunk is fitted on these and its amplitude turned to the global phase
+    of its first sample, rather than computing a cosine per sample per chunk."""
+
+    def __init__(self, omega: float) -> None:
+        self.omega = omega
+        i = np.arange(CHUNK, dtype=np.float64)
+        self.cos, self.sin = np.cos(omega * i), np.sin(omega * i)
+        cc, ss, cs = self.cos @ self.cos, self.sin @ self.sin, self.cos @ self.sin
+        self.det = float(cc * ss - cs * cs)
+        self.cc, self.ss, self.cs = float(cc), float(ss), float(cs)
+
+    def fit(self, samples: np.ndarray, start: int) -> complex:
+        """Least-squares ``A`` of ``Re(A e^{j omega n})`` in ``samples`` (one chunk), whose
+        first sample is number ``start`` of its clock (so that phases are comparable)."""
+        if self.det <= 1e-9:
+            return 0j
+        xc, xs = float(samples @ self.cos), float(samples @ self.sin)
+        a = (xc * self.ss - xs * self.cs) / self.det
+        b = (xs * self.cc - xc * self.cs) / self.det
+        # a cos + b sin = Re((a - jb) e^{j omega i}); i = n - start
+        return complex(a, -b) * complex(math.cos(self.omega * start), -math.sin(self.omega * start))
+
+    def wave(self, amplitude: complex, start: int) -> np.ndarray:
+        """``Re(amplitude e^{j omega n})`` over the chunk starting at sample ``start``."""
+        local = amplitude * complex(math.cos(self.omega * start), math.sin(self.omega * start))
+        return local.real * self.cos - local.imag * self.sin
 
 
 class ToneEchoCanceller:
@@ -102,7 +131,6 @@ class ToneEchoCanceller:
         self.tones: list[_Tone] = []
         self._far_clock = -1
         self._near_clock = 0
-        self._previous: np.ndarray | None = None
         self._history: collections.deque[np.ndarray] = collections.deque(maxlen=WINDOW // CHUNK + 1)
         self._chunks = 0
         self._hann = np.hanning(WINDOW)
@@ -123,34 +151,26 @@ class ToneEchoCanceller:
             self._search()
         if self._far_clock < 0:  # both clocks count from the same moment, near enough
             self._far_clock = self._near_clock
-        previous = self._previous
+        stable = [tone for tone in self.tones if tone.seen >= self.stable_checks]
+        if not stable or samples.size != CHUNK:  # speech, silence: nothing more to do
+            self._far_clock += samples.size
+            return chunk
         rest, removed = samples.copy(), False
-        n = self._far_clock + np.arange(samples.size, dtype=np.float64)
-        for tone in self.tones:
-            omega = 2 * math.pi * tone.frequency / RATE
-            tone.far = _fit(samples, self._far_clock, omega)
-            settling = tone.seen < self.stable_checks
-            if settling and previous is not None and abs(tone.far) > 0:
-                # The phase advance from one chunk to the next says how far off the
-                # frequency is (the spectrum's peak is good to a few tenths of a Hz; the
-                # echo's phase needs a few hundredths).
-                before = _fit(previous, self._far_clock - previous.size, omega)
-                advance = np.angle(tone.far * before.conjugate())
-                tone.frequency += 0.5 * float(advance) * RATE / (2 * math.pi * samples.size)
-                tone.far_mean, tone.calm = tone.far, 0
-            elif abs(tone.far - tone.far_mean) > 0.2 * abs(tone.far_mean):
-                # A jump: the echo still carries the old phase for as long as the echo
-                # takes to come back, so nothing is learnt or removed meanwhile.
+        for tone in stable:
+            basis = tone.wave()
+            tone.far = basis.fit(samples, self._far_clock)
+            if tone.calm < 0 or abs(tone.far - tone.far_mean) > 0.2 * abs(tone.far_mean):
+                # New, or a jump: the echo still carries the old phase for as long as the
+                # echo takes to come back, so nothing is learnt or removed meanwhile.
                 tone.far_mean, tone.calm = tone.far, 0
             else:
                 tone.far_mean = 0.7 * tone.far_mean + 0.3 * tone.far
                 tone.calm += 1
             level = abs(tone.far)
             tone.far_level = level if tone.far_level == 0 else 0.9 * tone.far_level + 0.1 * level
-            if not settling and tone.calm >= self.hold_chunks:
-                rest -= np.real(tone.far * np.exp(1j * omega * n))
+            if tone.calm >= self.hold_chunks:
+                rest -= basis.wave(tone.far, self._far_clock)
                 removed = True
-        self._previous = samples
         self._far_clock += samples.size
         if not removed:
             return chunk
@@ -158,24 +178,22 @@ class ToneEchoCanceller:
 
     def near(self, chunk: np.ndarray) -> np.ndarray:
         """10 ms of the microphone (int16 units): returned with the tones' echo removed."""
-        samples = chunk.astype(np.float64)
-        start, self._near_clock = self._near_clock, self._near_clock + samples.size
-        if not self.tones:
+        start, self._near_clock = self._near_clock, self._near_clock + chunk.size
+        calm = [tone for tone in self.tones if tone.calm >= self.hold_chunks]
+        if not calm or chunk.size != CHUNK:
             return chunk
+        samples = chunk.astype(np.float64)
         out = samples.copy()
-        n = start + np.arange(samples.size, dtype=np.float64)
         removed = False
-        for tone in self.tones:
+        for tone in calm:
             if abs(tone.far) < 0.1 * tone.far_level or tone.far_level < 1.0:
                 continue  # it stopped playing (or never really did)
-            if tone.calm < self.hold_chunks:
-                continue
-            omega = 2 * math.pi * tone.frequency / RATE
-            heard = _fit(samples, start, omega)
+            basis = tone.wave()
+            heard = basis.fit(samples, start)
             k = 0.5 if tone.wrong else self.smoothing
             tone.cross = (1 - k) * tone.cross + k * heard * tone.far_mean.conjugate()
             tone.power = (1 - k) * tone.power + k * abs(tone.far_mean) ** 2
-            if tone.seen < self.stable_checks or tone.power <= 0:
+            if tone.power <= 0:
                 continue
             echo = tone.cross / tone.power * tone.far_mean
             # Never worse: a prediction that would leave more of the tone than there was
@@ -183,7 +201,7 @@ class ToneEchoCanceller:
             tone.wrong = abs(heard - echo) >= 0.5 * abs(heard)
             if tone.wrong:
                 continue
-            out -= np.real(echo * np.exp(1j * omega * n))
+            out -= basis.wave(echo, start)
             removed = True
         if not removed:
             return chunk
@@ -217,6 +235,23 @@ class ToneEchoCanceller:
             found.remove(match)
             tone.missed = 0
             tone.seen += 1
+            if tone.seen == self.stable_checks:
+                self._refine(tone)
             kept.append(tone)
         kept += [_Tone(frequency) for frequency in found]
         self.tones = kept[: self.most]
+
+    def _refine(self, tone: _Tone) -> None:
+        """Make a new steady tone's frequency precise: the spectrum's peak is good to a few
+        tenths of a Hz, the echo's phase needs a few hundredths. The phase advance of its
+        fit from one recent far-end chunk to the next says how far off it is."""
+        chunks = [c for c in self._history if c.size == CHUNK]
+        for _ in range(3):
+            basis = tone.wave()
+            starts = [self._far_clock - CHUNK * (len(chunks) - i) for i in range(len(chunks))]
+            fits = [basis.fit(c, start) for c, start in zip(chunks, starts, strict=True)]
+            advances = [np.angle(b * a.conjugate()) for a, b in itertools.pairwise(fits)]
+            if not advances:
+                return
+            tone.frequency += float(np.mean(advances)) * RATE / (2 * math.pi * CHUNK)
+        tone.calm = -1  # the far end's amplitude is learnt afresh

@@ -12,17 +12,17 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import av
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamTrack
 
 from gui.devices import MicrophoneTrack, SpeakerSink
 from gui.media.analysis import AudioReceiver, VideoReceiver, to_mono
 from gui.media.tone import ToneAudioTrack
 from tests.devices.pulse import RECORD_RATE, MonitorRecorder, PulseServer
+from tests.media.loopback import Loopback, loopback
 
 #: A sample above this (full scale 1) is sound; the test tones play at 0.3.
 LOUD = 0.05
@@ -75,54 +75,29 @@ async def mouth_to_ear_delay(pulse: PulseServer) -> float:
 
 
 @dataclass
-class LoopbackCall:
-    """What arrives on the answering side of :func:`loopback_call`."""
+class LoopbackCall(Loopback):
+    """What arrives on the answering side of :func:`loopback_call`, and its speaker."""
 
-    speaker: SpeakerSink
-    receivers: list[AudioReceiver | VideoReceiver] = field(default_factory=list)
-
-    @property
-    def audio(self) -> AudioReceiver | None:
-        """The receiver of the audio track, once it came."""
-        return next((r for r in self.receivers if isinstance(r, AudioReceiver)), None)
-
-    @property
-    def video(self) -> VideoReceiver | None:
-        """The receiver of the (first) video track, once it came."""
-        return next((r for r in self.receivers if isinstance(r, VideoReceiver)), None)
+    speaker: SpeakerSink | None = None
 
 
 @contextlib.asynccontextmanager
 async def loopback_call(*tracks: MediaStreamTrack) -> AsyncIterator[LoopbackCall]:
-    """Two aiortc peers in this process: ``tracks`` go from one to the other, which drains
-    what it receives and plays the audio on a new SpeakerSink (the default output). Closes
-    both peers, the receivers and the speaker at the end; the tracks stay the caller's."""
-    config = RTCConfiguration(iceServers=[])
-    caller, callee = RTCPeerConnection(config), RTCPeerConnection(config)
-    call = LoopbackCall(SpeakerSink())
+    """Two aiortc peers in this process (:func:`tests.media.loopback.loopback`): ``tracks`` go
+    from one to the other, which plays the audio on a new SpeakerSink (the default output).
+    Closes both peers, the receivers and the speaker at the end; the tracks stay the caller's."""
+    speaker = SpeakerSink()
+    call = LoopbackCall(speaker=speaker)
 
-    @callee.on("track")
-    def on_track(track: MediaStreamTrack) -> None:
-        receiver = AudioReceiver(track) if track.kind == "audio" else VideoReceiver(track)
+    def play(receiver: AudioReceiver | VideoReceiver) -> None:
         if isinstance(receiver, AudioReceiver):
-            call.speaker.attach(receiver)
-        call.receivers.append(receiver)
-        receiver.start()
+            speaker.attach(receiver)
 
-    for track in tracks:
-        caller.addTrack(track)
     try:
-        await caller.setLocalDescription(await caller.createOffer())
-        await callee.setRemoteDescription(caller.localDescription)
-        await callee.setLocalDescription(await callee.createAnswer())
-        await caller.setRemoteDescription(callee.localDescription)
-        yield call
+        async with loopback(*tracks, into=call, on_receiver=play):
+            yield call
     finally:
-        await caller.close()
-        await callee.close()
-        for receiver in call.receivers:
-            await receiver.stop()
-        call.speaker.stop()
+        speaker.stop()
 
 
 class Feeder:
