@@ -7,7 +7,7 @@ Two parts, each repeated (``rounds``) and reported as min / median / max:
    fan), carried 20 ms at a time as in a call, a different far-end voice each round:
 
    * ERLE after 2 s: the echo canceller alone (the high-pass filter before it), and with
-     noise suppression too;
+     noise suppression too; on a steady tone, AEC3 alone and with the tone stage;
    * double talk: how much of the near-end voice is lost while both talk;
    * noise suppression: SNR gained on speech plus fan noise, and the speech's energy kept
      (Hagerman's phase inversion separates them after processing);
@@ -76,6 +76,23 @@ def _echo_round(seed: int) -> dict[str, float]:
         out[f"erle_{name}"] = erle_db(echo, residual, 2 * RATE)
         mixed = run_processor(AudioProcessor(options), echo + near + noise, far)
         out[f"double_talk_{name}"] = -kept_db(mixed[both.start :], near[both])
+    return out
+
+
+def _tone_round(seed: int) -> dict[str, float]:
+    """A steady tone (a ringback, a held note) from the far end, as a codec delivers it:
+    ERLE after 2 s with AEC3 alone and with the tone stage before it."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(SECONDS * RATE) / RATE
+    frequency = float(rng.uniform(300, 3000))
+    far = 0.3 * np.sin(2 * np.pi * frequency * t) + rng.standard_normal(t.size) * 0.002
+    echo = echo_of(far, room(delay_ms=float(rng.uniform(20, 200)), gain_db=-3, seed=seed))
+    out = {}
+    for name, stage in (("tone_aec3", False), ("tone", True)):
+        processor = AudioProcessor(AEC)
+        if not stage:
+            processor.tones = None
+        out[name] = erle_db(echo, run_processor(processor, echo, far), 2 * RATE)
     return out
 
 
@@ -183,6 +200,7 @@ def run(quick: bool) -> list[Figure]:
     rounds = 3 if quick else 7
     echo = [_echo_round(seed) for seed in range(1, rounds + 1)]
     noise = [_noise_round(seed) for seed in range(1, rounds + 1)]
+    tones = [_tone_round(seed) for seed in range(1, rounds + 1)]
     costs = [_cost_round(seed) for seed in range(1, rounds + 1)]
     delays = _delays()
     live = asyncio.run(_live(2 if quick else 5, 3 if quick else 5, 3.0 if quick else 10.0))
@@ -204,6 +222,15 @@ def run(quick: bool) -> list[Figure]:
         figures.append(
             Figure(BENCH, f"{label}, median ({_spread(values)})", statistics.median(values),
                    unit, goal)
+        )  # fmt: skip
+    for key, label, goal in (
+        ("tone_aec3", "ERLE on a steady tone (300-3000 Hz), AEC3 alone", None),
+        ("tone", "ERLE on a steady tone, with the tone stage", Goal.at_least(25)),
+    ):
+        values = series(tones, key)
+        figures.append(
+            Figure(BENCH, f"{label}, median ({_spread(values)})", statistics.median(values),
+                   "dB", goal)
         )  # fmt: skip
     for key, label, goal in (
         ("snr_gain", "noise suppression: SNR gained on speech + fan", Goal.at_least(10)),
