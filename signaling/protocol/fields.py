@@ -32,13 +32,14 @@ def is_encodable(value: str) -> bool:
     return True
 
 
+#: Control (Cc) and invisible format (Cf) characters: bidirectional overrides and isolates,
+#: zero-width spaces and joiners, the soft hyphen, U+FEFF. They spoof or break names on screen.
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf"})
+
+
 def has_control_characters(value: str) -> bool:
-    """Control and bidirectional-override characters, which spoof or break names on screen."""
-    for char in value:
-        category = unicodedata.category(char)
-        if category == "Cc" or "\u202a" <= char <= "\u202e" or "\u2066" <= char <= "\u2069":
-            return True
-    return False
+    """Whether ``value`` holds a control or format character: one name could pose as another."""
+    return any(unicodedata.category(char) in _HIDDEN_CATEGORIES for char in value)
 
 
 def normalize_username(value: str) -> str:
@@ -92,7 +93,7 @@ class Fields:
         if not is_encodable(value):
             raise bad_message(f"'{label}' is not valid Unicode")
         if not control_ok and has_control_characters(value):
-            raise bad_message(f"'{label}' must not contain control characters")
+            raise bad_message(f"'{label}' must not contain control or invisible format characters")
         return value
 
     def required_text(

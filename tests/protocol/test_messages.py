@@ -172,3 +172,42 @@ def test_replies_have_re_only_when_id_was_readable() -> None:
         "retry_after": 3,
     }
     assert json.loads(encode({"type": "ok", "x": "é"})) == {"type": "ok", "x": "é"}
+
+
+#: Invisible characters that make one name look like another ("Ada" and "A\u200bda").
+INVISIBLE = ["\u200b", "\u200c", "\u200d", "\u200e", "\u200f", "\u2060", "\u2063", "\ufeff"]
+INVISIBLE += ["\u00ad", "\u180e", "\u061c", "\U000e0041"]
+
+
+@pytest.mark.parametrize("char", INVISIBLE)
+@pytest.mark.parametrize(
+    ("message", "field"),
+    [
+        ({"type": "profile.update"}, "display_name"),
+        ({"type": "register", "username": "ada", "password": "12345678"}, "display_name"),
+        ({"type": "users.search"}, "query"),
+        (
+            {
+                "type": "meeting.create",
+                "meeting_id": CALL_ID,
+                "media": {"audio": True, "video": False},
+            },
+            "title",
+        ),
+    ],
+)
+def test_invisible_format_characters_are_refused_in_names(
+    char: str, message: dict[str, object], field: str
+) -> None:
+    """A zero-width or format character in a name, a title or a search is bad_message, named."""
+    with pytest.raises(FrameError) as info:
+        decode({**message, "id": "n", field: f"A{char}da"})
+    assert info.value.code is ErrorCode.BAD_MESSAGE
+    assert field in str(info.value)
+
+
+def test_names_in_any_script_with_emoji_stay_allowed() -> None:
+    """The rule refuses invisible characters only: accents, other scripts and plain emoji pass."""
+    for name in ("Zoë", "Ада", "أدا", "李华", "Ada 🎉", "O'Brien-Smith"):
+        env = decode({"type": "profile.update", "id": "n", "display_name": name})
+        assert env.request.display_name == name  # type: ignore[union-attr]

@@ -285,7 +285,9 @@ SHAPES: tuple[RequestShape, ...] = (
     RequestShape("contacts.accept", _fields(username=usernames), (USERNAME_SPEC,)),
     RequestShape("contacts.remove", _fields(username=usernames), (USERNAME_SPEC,)),
     RequestShape(
-        "users.search", _fields(query=queries), (Spec(("query",), "text", min_len=1, max_len=32),)
+        "users.search",
+        _fields(query=queries),
+        (Spec(("query",), "text", min_len=1, max_len=32, no_control=True),),
     ),
     RequestShape(
         "presence.set",
@@ -397,7 +399,14 @@ LONE_SURROGATES = ("\ud800", "\udbff", "\udc00", "\udfff")
 #: Characters that are not a-z 0-9 . _ - even after lowercasing. (U+212A KELVIN SIGN, which
 #: lowercases to "k", has its own test: test_username_outside_its_alphabet_is_refused.)
 BAD_USERNAME_CHARS = " !@#$%&*+/:;<=>?[]^`{|}~\\'\"\t\n\x00\x7féäß漢\u00a0\u200b"
-CONTROL_CHARS = ("\x00", "\x07", "\x1b", "\x1f", "\x7f", "\x85", "\u202e", "\u2066", "\u2069")
+#: Control characters, bidirectional overrides and invisible format characters (zero-width
+#: space, joiners, marks, word joiner, invisible operators, BOM, soft hyphen, Mongolian vowel
+#: separator, Arabic letter mark, a tag character).
+CONTROL_CHARS = (
+    *("\x00", "\x07", "\x1b", "\x1f", "\x7f", "\x85", "\u202e", "\u2066", "\u2069"),
+    *("\u200b", "\u200c", "\u200d", "\u200e", "\u200f", "\u2060", "\u2064", "\ufeff"),
+    *("\u00ad", "\u180e", "\u061c", "\U000e0041"),
+)
 
 
 def huge_lengths(low: int) -> st.SearchStrategy[int]:
