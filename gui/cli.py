@@ -436,9 +436,13 @@ def server_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
         raise BadArguments(f"--trust-cert: {exc}") from None
 
 
-async def sign_in(args: argparse.Namespace, context: ssl.SSLContext | None) -> SignalingClient:
-    """Connect and log in (registering first with --register)."""
+async def sign_in(
+    args: argparse.Namespace, context: ssl.SSLContext | None, first: FirstEvent | None = None
+) -> SignalingClient:
+    """Connect and log in (registering first with --register); ``first`` listens from the start."""
     client = SignalingClient(args.server, ssl_context=context)
+    if first is not None:
+        first.attach(client)
     try:
         await client.connect()
         if args.register:
@@ -659,23 +663,39 @@ async def run_call(
     return 0 if summary["reason"] in NORMAL_ENDINGS else 1
 
 
-async def wait_for_event(
-    client: SignalingClient, kind: str, wait: float | None, what: str
-) -> dict[str, Any]:
-    """The next ``kind`` event (``what`` names it in the error after ``wait`` seconds)."""
-    future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+class FirstEvent:
+    """The first server event of one kind, caught from the moment the client exists.
 
-    def on_event(message: dict[str, Any]) -> None:
-        if message.get("type") == kind and not future.done():
-            future.set_result(message)
+    Subscribing only after the login reply would miss an event the server sends
+    right behind it (a call already ringing as ``answer`` logs in), so
+    :func:`sign_in` attaches this before it connects.
+    """
 
-    unsubscribe = client.on_event(on_event)
-    try:
-        return await asyncio.wait_for(future, wait)
-    except TimeoutError:
-        raise CliError(f"no {what} came within {wait:g} s") from None
-    finally:
-        unsubscribe()
+    def __init__(self, kind: str, what: str) -> None:
+        """``what`` names the event in the error when none comes in time."""
+        self.kind = kind
+        self.what = what
+        self._future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._unsubscribe: Callable[[], None] | None = None
+
+    def attach(self, client: SignalingClient) -> None:
+        """Start listening on ``client`` (before it logs in)."""
+        self._unsubscribe = client.on_event(self._on_event)
+
+    def _on_event(self, message: dict[str, Any]) -> None:
+        if message.get("type") == self.kind and not self._future.done():
+            self._future.set_result(message)
+
+    async def wait(self, wait: float | None) -> dict[str, Any]:
+        """The event, if it came already or within ``wait`` seconds from now."""
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._future), wait)
+        except TimeoutError:
+            raise CliError(f"no {self.what} came within {wait:g} s") from None
+        finally:
+            if self._unsubscribe is not None:
+                self._unsubscribe()
+                self._unsubscribe = None
 
 
 class MeetingReporter:
@@ -764,7 +784,11 @@ class MeetingReporter:
 
 
 async def run_meeting(
-    client: SignalingClient, args: argparse.Namespace, media: LocalMedia, options: CallOptions
+    client: SignalingClient,
+    args: argparse.Namespace,
+    media: LocalMedia,
+    options: CallOptions,
+    first: FirstEvent | None = None,
 ) -> int:
     """Create, join or answer a meeting and follow it to this end's part's end."""
     assert client.user is not None
@@ -776,7 +800,8 @@ async def run_meeting(
     elif args.meet_command == "join":
         session = MeetingSession.join(client, me, args.meeting_id, media, options)
     else:
-        event = await wait_for_event(client, "meeting.invited", args.wait, "invitation")
+        assert first is not None
+        event = await first.wait(args.wait)
         session = MeetingSession.invited(client, me, event, media, options)
     reporter = MeetingReporter(session)
     loop = asyncio.get_running_loop()
@@ -818,8 +843,13 @@ async def run(args: argparse.Namespace) -> int:
         except CliError:
             media.stop()
             raise
+    first: FirstEvent | None = None
+    if args.command == "answer":
+        first = FirstEvent("call.incoming", "call")
+    elif args.command == "meet" and args.meet_command == "answer":
+        first = FirstEvent("meeting.invited", "invitation")
     try:
-        client = await sign_in(args, context)
+        client = await sign_in(args, context, first)
     except CliError:
         if speaker is not None:
             speaker.stop()
@@ -837,11 +867,12 @@ async def run(args: argparse.Namespace) -> int:
             return 0
         assert media is not None
         if args.command == "meet":
-            return await run_meeting(client, args, media, options)
+            return await run_meeting(client, args, media, options, first)
         if args.command == "call":
             session = CallSession.outgoing(client, args.peer.lower(), media, options)
             return await run_call(session, args, speaker=speaker)
-        event = await wait_for_event(client, "call.incoming", args.wait, "call")
+        assert first is not None
+        event = await first.wait(args.wait)
         emit(
             "incoming", call_id=event["call_id"], caller=event.get("from"), media=event.get("media")
         )

@@ -28,8 +28,8 @@ pytestmark = pytest.mark.slow
 #: From the offer to the callee's end; it was "never" before the fix. Seconds, with room for
 #: five children starting at once on two cores.
 ENDS_WITHIN_S = 15.0
-#: parley-cli answers at once; this is only how long a missed ring takes to notice.
-ANSWERED_WITHIN_S = 5.0
+#: parley-cli answers at once; seconds, with room for five children on two cores.
+ANSWERED_WITHIN_S = 15.0
 SESSION_KEYS = (
     "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
     "a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwxyz\r\n"
@@ -64,20 +64,11 @@ async def offer_garbage(caller: WireClient, callee: str, sdp: str) -> str:
         event = await caller.next_event("presence", timeout=60)
         if event["username"] == callee and event["presence"] == "online":
             break
-    for _ in range(3):
-        # parley-cli subscribes to call.incoming only once logged in, so a call that rings in
-        # that instant is missed (a race in gui/cli.py, reported): ring again if not answered.
-        call_id = new_call_id()
-        media = {"audio": True, "video": True}
-        await caller.request("call.invite", to=callee, call_id=call_id, media=media)
-        try:
-            await caller.next_event("call.accepted", timeout=ANSWERED_WITHIN_S)
-            break
-        except TimeoutError:
-            await caller.request("call.cancel", call_id=call_id)
-            await caller.next_event("call.ended")
-    else:
-        raise AssertionError(f"{callee} never answered")
+    # parley-cli listens for call.incoming from before it logs in, so ringing at once is safe.
+    call_id = new_call_id()
+    media = {"audio": True, "video": True}
+    await caller.request("call.invite", to=callee, call_id=call_id, media=media)
+    await caller.next_event("call.accepted", timeout=ANSWERED_WITHIN_S)
     description = {"type": "offer", "sdp": sdp}
     await caller.request("rtc.signal", call_id=call_id, description=description)
     ended = await caller.next_event("call.ended", timeout=ENDS_WITHIN_S)
