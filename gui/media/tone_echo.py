@@ -18,8 +18,9 @@ out of the reference AEC3 gets, so that what remains (a codec's noise around the
 sounds) excites AEC3's filter and is cancelled by it.
 
 Safeguards: a tone that stops playing stops being subtracted at once; after a jump in its
-phase or level (a jitter buffer's underrun or drop) nothing is learnt or subtracted for
-``hold_s``, while the echo may still carry the old phase; a prediction that would leave more
+phase or level (a jitter buffer's underrun or drop) the echo keeps the old phase for as long
+as it takes to come back, so both are kept and each microphone chunk is cleared of whichever
+predicts it better, until the new one does (at most ``echo_s``); a prediction that would leave more
 of the tone than the microphone had is not used (its clock jumped: it is relearnt faster);
 a microphone that does not hear the tone learns a gain of zero. Speech, whose harmonics
 move, never holds a peak long enough to be taken for a tone.
@@ -55,6 +56,9 @@ class _Tone:
     #: Far-end chunks since its phase or level last jumped (an underrun, a drop, a new note);
     #: -1 until the first chunk after it became steady.
     calm: int = -1
+    #: The far end before the last jump, while its echo may still be coming back.
+    far_old: complex | None = None
+    old_chunks: int = 0
     #: Whether the last prediction of the echo was wrong (it is then relearnt faster).
     wrong: bool = False
     #: E[near * conj(far)] and E[|far|^2]: the echo path at this frequency is their ratio.
@@ -119,15 +123,15 @@ class ToneEchoCanceller:
         floor_db: float = -50.0,
         most: int = 3,
         smoothing: float = 0.1,
-        hold_s: float = 0.3,
+        echo_s: float = 0.5,
     ) -> None:
         self.stable_checks = max(1, round(stable_s * 100 / SEARCH_EVERY))
         self.peak_ratio = 10 ** (peak_db / 20)
         self.floor = 10 ** (floor_db / 20) * 32768 * WINDOW / 4  # a Hann window's gain
         self.most = most
         self.smoothing = smoothing
-        #: After a jump in the far end, how long (10 ms chunks) the echo may still be old.
-        self.hold_chunks = round(hold_s * 100)
+        #: After a jump in the far end, how long (10 ms chunks) its echo may still be old.
+        self.old_chunks = round(echo_s * 100)
         self.tones: list[_Tone] = []
         self._far_clock = -1
         self._near_clock = 0
@@ -159,18 +163,21 @@ class ToneEchoCanceller:
         for tone in stable:
             basis = tone.wave()
             tone.far = basis.fit(samples, self._far_clock)
-            if tone.calm < 0 or abs(tone.far - tone.far_mean) > 0.2 * abs(tone.far_mean):
-                # New, or a jump: the echo still carries the old phase for as long as the
-                # echo takes to come back, so nothing is learnt or removed meanwhile.
+            if tone.calm < 0:
+                tone.far_mean, tone.calm = tone.far, 0
+            elif abs(tone.far - tone.far_mean) > 0.2 * abs(tone.far_mean):
+                # A jump (an underrun, a drop): the echo keeps the old phase for as long as
+                # it takes to come back; both are kept until the microphone tells.
+                if abs(tone.far_mean) > 0.1 * tone.far_level:
+                    tone.far_old, tone.old_chunks = tone.far_mean, 0
                 tone.far_mean, tone.calm = tone.far, 0
             else:
                 tone.far_mean = 0.7 * tone.far_mean + 0.3 * tone.far
                 tone.calm += 1
             level = abs(tone.far)
             tone.far_level = level if tone.far_level == 0 else 0.9 * tone.far_level + 0.1 * level
-            if tone.calm >= self.hold_chunks:
-                rest -= basis.wave(tone.far, self._far_clock)
-                removed = True
+            rest -= basis.wave(tone.far, self._far_clock)
+            removed = True
         self._far_clock += samples.size
         if not removed:
             return chunk
@@ -179,23 +186,34 @@ class ToneEchoCanceller:
     def near(self, chunk: np.ndarray) -> np.ndarray:
         """10 ms of the microphone (int16 units): returned with the tones' echo removed."""
         start, self._near_clock = self._near_clock, self._near_clock + chunk.size
-        calm = [tone for tone in self.tones if tone.calm >= self.hold_chunks]
-        if not calm or chunk.size != CHUNK:
+        playing = [tone for tone in self.tones if tone.calm >= 0]
+        if not playing or chunk.size != CHUNK:
             return chunk
         samples = chunk.astype(np.float64)
         out = samples.copy()
         removed = False
-        for tone in calm:
+        for tone in playing:
             if abs(tone.far) < 0.1 * tone.far_level or tone.far_level < 1.0:
                 continue  # it stopped playing (or never really did)
             basis = tone.wave()
             heard = basis.fit(samples, start)
+            # Which far end the echo carries now: after a jump, the old one until the echo
+            # of the new one comes back (whichever predicts what is heard better).
+            source = tone.far_mean
+            if tone.far_old is not None and tone.power > 0:
+                gain = tone.cross / tone.power
+                tone.old_chunks += 1
+                old = abs(heard - gain * tone.far_old) < abs(heard - gain * tone.far_mean)
+                if old:
+                    source = tone.far_old
+                if not old or tone.old_chunks > self.old_chunks:
+                    tone.far_old = None  # the echo has moved on
             k = 0.5 if tone.wrong else self.smoothing
-            tone.cross = (1 - k) * tone.cross + k * heard * tone.far_mean.conjugate()
-            tone.power = (1 - k) * tone.power + k * abs(tone.far_mean) ** 2
+            tone.cross = (1 - k) * tone.cross + k * heard * source.conjugate()
+            tone.power = (1 - k) * tone.power + k * abs(source) ** 2
             if tone.power <= 0:
                 continue
-            echo = tone.cross / tone.power * tone.far_mean
+            echo = tone.cross / tone.power * source
             # Never worse: a prediction that would leave more of the tone than there was
             # (the microphone's clock jumped, say) is not used, and is relearnt faster.
             tone.wrong = abs(heard - echo) >= 0.5 * abs(heard)
@@ -253,5 +271,6 @@ class ToneEchoCanceller:
             advances = [np.angle(b * a.conjugate()) for a, b in itertools.pairwise(fits)]
             if not advances:
                 return
-            tone.frequency += float(np.mean(advances)) * RATE / (2 * math.pi * CHUNK)
+            # The median: a glitch (an underrun, a drop) between two chunks is one outlier.
+            tone.frequency += float(np.median(advances)) * RATE / (2 * math.pi * CHUNK)
         tone.calm = -1  # the far end's amplitude is learnt afresh

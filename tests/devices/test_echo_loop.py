@@ -180,6 +180,9 @@ async def test_switching_speaker_and_microphone_mid_call_keeps_the_echo_away(
         assert ui.media.speaker is not None and ui.media.speaker.device_id == second.sink
         await asyncio.sleep(4)  # the tone now plays in room B, heard by room B's microphone
         after = room_levels(recorders[second.sink], new_track, 1.0)
+        tones = new_track.processor.tones
+        assert tones is not None
+        followed = [(round(t.frequency, 2), t.calm) for t in tones.tones]
         ui.controller.hang_up()
         await until(lambda: peer.proc.poll() is not None, 20, "parley-cli to exit")
     finally:
@@ -187,7 +190,8 @@ async def test_switching_speaker_and_microphone_mid_call_keeps_the_echo_away(
         launcher.cleanup()
         for recorder in recorders.values():
             recorder.close()
-    print(f"echo removed: {before:.1f} dB in room A, {after:.1f} dB in room B after switching")
+    print(f"echo removed: {before:.1f} dB in room A, {after:.1f} dB in room B after switching;"
+          f" tones followed (Hz, calm chunks): {followed}")  # fmt: skip
     assert before >= 25 and after >= 25
 
 
