@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 
 from gui.app.controller import AppController
 from gui.app.models import ChatLine, ChatModel, initials
+from gui.app.plain import plain_label, plain_title
 from gui.app.resources import app_icon, icon
 from gui.app.screen_picker import ScreenPicker
 from gui.app.video_view import VideoView
@@ -104,7 +105,7 @@ class CallWindow(QWidget):
         peer = session.machine.peer
         contact = controller.contacts.contact(peer)
         self.peer_name = contact.display_name if contact else peer
-        self.setWindowTitle(f"{self.peer_name} — Parley")
+        self.setWindowTitle(plain_title(f"{self.peer_name} — Parley"))
         self.resize(QSize(960, 600))
 
         # The stage: remote video, the peer's avatar when their camera is off, the overlays.
@@ -144,11 +145,11 @@ class CallWindow(QWidget):
         self._had_camera = session.media.camera is not None
         self.peer_avatar = Avatar(120, self.stage)
         self.peer_avatar.set_person(initials(self.peer_name), peer)
-        self.status = QLabel(self.stage)
+        self.status = plain_label(parent=self.stage)
         self.status.setObjectName("callStatus")
         self.status.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.status.setAccessibleName("Call status")
-        self.peer_state = QLabel(self.stage)
+        self.peer_state = plain_label(parent=self.stage)
         self.peer_state.setObjectName("peerState")
         self.peer_state.setAccessibleName("What the other person sends")
         self.peer_state.hide()
@@ -171,7 +172,7 @@ class CallWindow(QWidget):
         self.quality.setAccessibleName("Connection quality")
         self.quality.setPixmap(icon("signal-bars", "#9aa0a6", 18).pixmap(18, 18))
         self.quality.setToolTip("Connection quality: waiting for figures")
-        self.words = QLabel()
+        self.words = plain_label()
         self.words.setAccessibleName("Verification words")
         self.words.setToolTip(
             "Verification words: read them to each other. If they match, nobody is listening in."
@@ -196,7 +197,7 @@ class CallWindow(QWidget):
         self.screen_button.setEnabled(False)
         self.screen_button.toggled.connect(self._toggle_share)
         self.picker: ScreenPicker | None = None
-        self.sharing_note = QLabel()
+        self.sharing_note = plain_label()
         self.sharing_note.setProperty("role", "banner")
         self.sharing_note.setAccessibleName("Screen sharing")
         self.sharing_note.hide()

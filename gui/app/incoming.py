@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWi
 
 from gui.app.controller import AppController
 from gui.app.models import initials
+from gui.app.plain import plain_label
 from gui.app.resources import app_icon, icon, sound_path
 from gui.app.widgets import Avatar
 from gui.core.call_machine import CallState
@@ -29,7 +30,7 @@ class IncomingCallWindow(QWidget):
         self.setWindowIcon(app_icon())
         self.setObjectName("incomingCall")
         self.avatar = Avatar(72)
-        self.caller = QLabel()
+        self.caller = plain_label()
         self.caller.setObjectName("title")
         self.caller.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.what = QLabel()

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from gui.app.controller import AppController
 from gui.app.models import PRESENCE_TEXT, Role, UsersModel, initials
+from gui.app.plain import plain_label, plain_tooltip
 from gui.app.resources import app_icon, icon
 from gui.app.sign_in import SignInView
 from gui.app.widgets import Avatar, PersonDelegate
@@ -56,7 +57,7 @@ class HomeView(QWidget):
         self.controller = controller
 
         self.avatar = Avatar(40)
-        self.name = QLabel()
+        self.name = plain_label()
         self.name.setObjectName("userName")
         self.presence = QComboBox()
         self.presence.setAccessibleName("Your presence")
@@ -175,7 +176,7 @@ class HomeView(QWidget):
         """Show who is signed in."""
         name = user.get("display_name") or user.get("username", "")
         self.name.setText(name)
-        self.name.setToolTip(f"@{user.get('username', '')}")
+        self.name.setToolTip(plain_tooltip(f"@{user.get('username', '')}"))
         self.avatar.set_person(initials(name), user.get("username", ""), "online")
         self.presence.setCurrentIndex(0)
 

@@ -20,6 +20,7 @@ from PySide6.QtCore import (
     Qt,
 )
 
+from gui.app.plain import plain_tooltip
 from signaling.protocol.constants import ECHO_USERNAME
 
 Index = QModelIndex | QPersistentModelIndex
@@ -95,7 +96,7 @@ class ContactsModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return contact.display_name
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{contact.display_name} (@{contact.username})"
+            return plain_tooltip(f"{contact.display_name} (@{contact.username})")
         if role == Qt.ItemDataRole.AccessibleTextRole:
             return f"{contact.display_name}, {self._subtitle(contact)}"
         values: dict[int, Any] = {

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.app.controller import AppController
+from gui.app.plain import plain_label
 
 
 class SignInView(QWidget):
@@ -68,7 +69,7 @@ class SignInView(QWidget):
         form.addRow(self.display_name_label, self.display_name)
         self.form = form
 
-        self.error = QLabel()
+        self.error = plain_label()
         self.error.setProperty("role", "error")
         self.error.setWordWrap(True)
         self.error.setAccessibleName("Error")

@@ -15,6 +15,7 @@ from gui.app.controller import AppController
 from gui.app.incoming import IncomingCallWindow
 from gui.app.main_window import MainWindow
 from gui.app.media import AppMedia
+from gui.app.plain import plain_notification
 from gui.app.resources import app_icon, stylesheet
 from gui.app.settings_dialog import SettingsDialog
 from gui.core.call_session import CallSession
@@ -122,7 +123,8 @@ class ParleyUi(QObject):
         if self.tray is not None and self.profile.settings.notifications:
             contact = self.controller.contacts.contact(session.machine.peer)
             name = contact.display_name if contact else session.machine.peer
-            self.tray.showMessage("Incoming call", f"{name} is calling you", app_icon(), 10000)
+            body = plain_notification(f"{name} is calling you")
+            self.tray.showMessage("Incoming call", body, app_icon(), 10000)
 
     def show_main(self) -> None:
         """Bring the main window to the front."""
