@@ -352,8 +352,10 @@ class CallWindow(QWidget):
 
     def _state(self, state: CallState, reason: str | None) -> None:
         if state is CallState.ENDED:
-            text = END_TEXT.get(reason or "", "Call ended")
-            self.status.setText(text.format(name=self.peer_name))
+            text = END_TEXT.get(reason or "", "Call ended").format(name=self.peer_name)
+            # A failure the engine can explain (an unusable offer, no media in time) says why.
+            detail = self.session.failure_detail if reason == "failed" else None
+            self.status.setText(f"{text}. {detail}" if detail else text)
             for button in (
                 self.mic_button,
                 self.camera_button,
