@@ -15,10 +15,10 @@ import pytest
 from PySide6.QtWidgets import QApplication
 
 from gui.app.ui import ParleyUi
-from gui.core.call_machine import CallState
 from gui.media.tone import dominant_frequency
 from signaling.server import SignalingServer
 from tests.cli.procs import Launcher
+from tests.devices.app_call import call_from_the_app
 from tests.devices.conftest import RECORD_RATE, PulseServer
 from tests.waiting import until
 from tests.wire import befriend
@@ -51,16 +51,7 @@ async def test_the_app_plays_the_other_side_on_the_speaker(
             "60",
             password="correct horse",
         )
-        await ui.controller.sign_in(None, "hana", "correct horse", keep=False)
-        contacts = ui.controller.contacts
-        await until(
-            lambda: (c := contacts.contact("tony")) is not None and c.presence == "online",
-            30,
-            "parley-cli to sign in",
-        )
-        session = ui.controller.place_call("tony", video=False)
-        assert session is not None
-        await until(lambda: session.state is CallState.CONNECTED, 20, "the call to connect")
+        await call_from_the_app(ui, "hana", "tony", "correct horse")
         await until(lambda: ui.media.speaker is not None, 5, "the speaker to open")
         await asyncio.sleep(1.0)  # past the start of playback
         start = pulse.monitor.position

@@ -21,10 +21,10 @@ from PySide6.QtWidgets import QApplication
 
 from gui.app.settings_dialog import TEST_RECORDING_MS
 from gui.app.ui import ParleyUi
-from gui.core.call_machine import CallState
 from gui.media.processing import ProcessedAudioTrack
 from signaling.server import SignalingServer
 from tests.cli.procs import Launcher
+from tests.devices.app_call import call_from_the_app
 from tests.devices.conftest import RECORD_RATE, PulseServer
 from tests.devices.pulse import MIC_FEED
 from tests.media.signals import speech
@@ -103,16 +103,7 @@ async def test_a_muted_person_who_talks_is_told(
             "otto", "answer", "--audio", "none", "--video", "none", "--wait", "60",
             password="correct horse",
         )  # fmt: skip
-        await ui.controller.sign_in(None, "mira", "correct horse", keep=False)
-        contacts = ui.controller.contacts
-        await until(
-            lambda: (c := contacts.contact("otto")) is not None and c.presence == "online",
-            30,
-            "parley-cli to sign in",
-        )
-        session = ui.controller.place_call("otto", video=False)
-        assert session is not None
-        await until(lambda: session.state is CallState.CONNECTED, 20, "the call to connect")
+        session = await call_from_the_app(ui, "mira", "otto", "correct horse")
         window = ui.calls[0]
         assert isinstance(session.media.audio, ProcessedAudioTrack)
         window.mic_button.click()  # muted

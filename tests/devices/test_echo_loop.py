@@ -22,10 +22,10 @@ import pytest
 from PySide6.QtWidgets import QApplication
 
 from gui.app.ui import ParleyUi
-from gui.core.call_machine import CallState
 from gui.media.processing import ProcessedAudioTrack
 from signaling.server import SignalingServer
 from tests.cli.procs import CliProcess, Launcher
+from tests.devices.app_call import call_from_the_app
 from tests.devices.conftest import PulseServer
 from tests.devices.pulse import MonitorRecorder
 from tests.waiting import until
@@ -155,16 +155,7 @@ async def test_switching_speaker_and_microphone_mid_call_keeps_the_echo_away(
         await until(
             lambda: ui.media.catalog.audio_input(second.microphone) is not None, 10, "the rooms"
         )
-        await ui.controller.sign_in(None, "mona", PASSWORD, keep=False)
-        contacts = ui.controller.contacts
-        await until(
-            lambda: (c := contacts.contact("theo")) is not None and c.presence == "online",
-            30,
-            "parley-cli to sign in",
-        )
-        session = ui.controller.place_call("theo", video=False)
-        assert session is not None
-        await until(lambda: session.state is CallState.CONNECTED, 20, "the call to connect")
+        session = await call_from_the_app(ui, "mona", "theo", PASSWORD)
         window = ui.calls[0]
         await asyncio.sleep(4)  # the tone plays in room A, and the canceller converges
         track = session.media.audio
