@@ -206,6 +206,7 @@ REASON_TEXT = {
     "offline": "Unavailable",
     "answered_elsewhere": "Answered on another device",
     "lost": "Connection lost",
+    "failed": "Could not connect",
 }
 
 

@@ -25,8 +25,8 @@ when it checks or applies them, an unusable SDP or candidate: ``remote_unusable`
 ends it at once as ``failed``, and so does a call that has not connected by its
 deadline (the I/O layer's timer: ``connect_deadline_passed``). ``detail`` then
 holds a sentence for the window, ``problem`` the technical reason for the logs.
-The peer is told with ``call.hangup`` (the protocol has no way to say "failed" to
-the other side, which sees ``hangup``).
+The peer is told with ``call.hangup`` with reason ``failed``, so it ends as
+``failed`` too (a call still ringing is cancelled or declined instead).
 """
 
 from __future__ import annotations
@@ -171,7 +171,10 @@ class CallMachine:
         if self.state is CallState.ENDED:
             return
         if request is not None:
-            self._do(SendRequest(request, {"call_id": self.call_id}))
+            fields = {"call_id": self.call_id}
+            if request == "call.hangup" and reason == FAILED:
+                fields["reason"] = FAILED  # the other side learns it failed, not a hang-up
+            self._do(SendRequest(request, fields))
         self.state = CallState.ENDED
         self.reason = reason
         self._do(StateChanged(CallState.ENDED, reason), ClosePeer())

@@ -139,6 +139,8 @@ class CallReason(StrEnum):
     OFFLINE = "offline"
     ANSWERED_ELSEWHERE = "answered_elsewhere"
     LOST = "lost"
+    #: The side that hung up could not use the call (an unusable offer, no media in time).
+    FAILED = "failed"
 
 
 class Topology(StrEnum):

@@ -32,6 +32,7 @@ from signaling.protocol.fields import Fields, is_encodable
 Json = dict[str, Any]
 
 SDP_TYPES = frozenset({"offer", "answer", "pranswer", "rollback"})
+HANGUP_REASONS = frozenset({"failed"})
 MAX_SDP_CHARS = 60_000
 MAX_CANDIDATE_CHARS = 1024
 MAX_MID_CHARS = 64
@@ -133,6 +134,8 @@ class CallAction:
     """``call.accept``, ``call.decline``, ``call.cancel`` or ``call.hangup``."""
 
     call_id: str
+    #: ``call.hangup`` with reason ``failed``: the sender's end could not use the call.
+    failed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,6 +330,11 @@ def _parse_rtc_signal(f: Fields) -> RtcSignal | MeetingSignal:
     return RtcSignal(call_id, description, candidate)
 
 
+def _hangup_failed(f: Fields) -> bool:
+    """The optional ``reason`` of ``call.hangup``: only ``failed`` (the call broke) is defined."""
+    return f.has("reason") and f.choice("reason", HANGUP_REASONS) == "failed"
+
+
 def _parse_history(f: Fields) -> HistoryList:
     limit = f.integer("limit", low=1, high=HISTORY_MAX_LIMIT, optional=True)
     return HistoryList(HISTORY_DEFAULT_LIMIT if limit is None else limit)
@@ -377,7 +385,7 @@ _PARSERS: dict[RequestType, Callable[[Fields], Request]] = {
     RequestType.CALL_ACCEPT: lambda f: CallAction(f.call_id()),
     RequestType.CALL_DECLINE: lambda f: CallAction(f.call_id()),
     RequestType.CALL_CANCEL: lambda f: CallAction(f.call_id()),
-    RequestType.CALL_HANGUP: lambda f: CallAction(f.call_id()),
+    RequestType.CALL_HANGUP: lambda f: CallAction(f.call_id(), _hangup_failed(f)),
     RequestType.RTC_SIGNAL: _parse_rtc_signal,
     RequestType.HISTORY_LIST: _parse_history,
     RequestType.MEETING_CREATE: _parse_meeting_create,

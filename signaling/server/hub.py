@@ -686,7 +686,7 @@ class Hub:
     async def _call_hangup(self, session: Session, req: CallAction) -> Result:
         call = self._active_call(session, req.call_id)
         call.check_hangup(_me(session))
-        return await self._finish(call, CallReason.HANGUP)
+        return await self._finish(call, CallReason.FAILED if req.failed else CallReason.HANGUP)
 
     async def _finish(self, call: Call, reason: CallReason) -> Result:
         """End ``call``: state now, commit, then (after the reply) tell both parties."""

@@ -19,6 +19,8 @@ from gui.core.call_machine import (
 )
 
 CID = "123e4567-e89b-12d3-a456-426614174000"
+#: What a machine that ends as failed sends: the peer learns it failed.
+FAILED_HANGUP = SendRequest("call.hangup", {"call_id": CID, "reason": "failed"})
 AV = {"audio": True, "video": True}
 OFFER = {"type": "offer", "sdp": "o"}
 ANSWER = {"type": "answer", "sdp": "a"}
@@ -94,7 +96,7 @@ def test_a_second_offer_is_ignored() -> None:
 
 def failed_after(m: CallMachine) -> None:
     """The call ended as failed, told the server, and says why."""
-    assert m.take_actions() == [SendRequest("call.hangup", {"call_id": CID}), *ended("failed")]
+    assert m.take_actions() == [FAILED_HANGUP, *ended("failed")]
     assert m.detail == UNUSABLE_DETAIL and m.problem
 
 
@@ -149,7 +151,7 @@ def test_a_flood_of_candidates_fails_the_call_without_holding_them() -> None:
 def test_the_connect_deadline_fails_only_a_call_still_connecting() -> None:
     m = answered_callee()
     m.connect_deadline_passed()
-    assert m.take_actions() == [SendRequest("call.hangup", {"call_id": CID}), *ended("failed")]
+    assert m.take_actions() == [FAILED_HANGUP, *ended("failed")]
     assert m.detail == NO_CONNECTION_DETAIL
     m = answered_callee()
     m.media_state("connected")
@@ -205,7 +207,7 @@ def test_media_failure_and_silence() -> None:
     m.server_event({"type": "call.accepted"})
     m.take_actions()
     m.media_state("failed")
-    assert m.take_actions() == [SendRequest("call.hangup", {"call_id": CID}), *ended("failed")]
+    assert m.take_actions() == [FAILED_HANGUP, *ended("failed")]
 
 
 def test_replayed_accept_after_reconnect_changes_nothing() -> None:

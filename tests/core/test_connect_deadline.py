@@ -58,7 +58,7 @@ async def test_a_caller_whose_callee_never_answers_the_offer(server: SignalingSe
     await bob.request("call.accept", call_id=call["call_id"])
     await until(lambda: caller.state is CallState.CONNECTING, what="connecting")
     await ended_in_time(caller, time.monotonic())
-    assert (await asyncio.wait_for(ended.get(), 10))["reason"] == "hangup"
+    assert (await asyncio.wait_for(ended.get(), 10))["reason"] == "failed"
     await alice.close()
     await bob.close()
 
@@ -99,7 +99,7 @@ async def test_a_callee_whose_checks_get_no_reply(server: SignalingServer) -> No
     await ended_in_time(callee, answered)
     assert "checking" in ice_states and "failed" not in ice_states, ice_states
     assert silent.recv(2048), "no connectivity check reached the silent candidate"
-    assert (await asyncio.wait_for(accepted.get(), 10))["reason"] == "hangup"
+    assert (await asyncio.wait_for(accepted.get(), 10))["reason"] == "failed"
     silent.close()
     await pc.close()
     await alice.close()

@@ -215,3 +215,18 @@ async def test_unfinished_calls_are_closed_when_the_server_restarts(make_server,
     (record,) = (await client.request("history.list"))["calls"]
     assert record["call_id"] == call_id and record["reason"] == "lost"
     await client.close()
+
+
+async def test_a_hangup_for_failure_ends_the_call_failed_for_both(friends) -> None:
+    """``call.hangup`` may say the call failed (reason ``failed``, nothing else): both sides and
+    the history say so."""
+    alice, bob = await friends("alice", "bob")
+    call_id = await connected(alice, bob)
+    for reason in ("hangup", "FAILED", "", 1, True, ["failed"]):
+        reply = await bob.call("call.hangup", call_id=call_id, reason=reason)
+        assert reply["code"] == "bad_message" and "reason" in reply["message"], reason
+    await bob.request("call.hangup", call_id=call_id, reason="failed")
+    assert await ended(alice, call_id) == "failed"
+    assert await ended(bob, call_id) == "failed"
+    (record,) = (await alice.request("history.list"))["calls"]
+    assert record["reason"] == "failed" and record["answered_at"] is not None
