@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QApplication, QLabel, QWidget
 from gui.app.plain import plain_notification, plain_title
 from gui.core.call_machine import CallState
 from tests.ui.helpers import click, row_of, select, type_into, until
-from tests.ui.test_app_flow import make_ui, register
+from tests.ui.test_app_flow import befriend, make_ui, register
 
 pytestmark = pytest.mark.slow
 
@@ -66,20 +66,9 @@ async def test_a_hostile_display_name_is_plain_text_everywhere(isolated_home: Pa
         await register(bob, "bob", "Bob")
         assert assert_no_markup_shown("alice's home") >= 1
 
-        # Alice finds bob and asks; bob sees her request, named, and accepts.
-        home = alice.main.home
-        type_into(home.search, "bo")
-        await until(lambda: row_of(home.results, "bob").isValid(), what="bob in the results")
-        select(home.results, "bob")
-        click(home.add_button)
-        bob_home = bob.main.home
-        await until(lambda: row_of(bob_home.requests, "alice").isValid(), what="the request")
-        request = row_of(bob_home.requests, "alice")
-        assert request.data(Qt.ItemDataRole.DisplayRole) == HOSTILE
-        assert tooltip_text(request) == f"{HOSTILE} (@alice)"
-        bob_home.tabs.setCurrentIndex(1)
-        select(bob_home.requests, "alice")
-        click(bob_home.accept_button)
+        # Alice finds bob and asks; bob accepts (her request and contact row use one model).
+        await befriend(alice, bob)
+        bob_home, home = bob.main.home, alice.main.home
         await until(lambda: row_of(bob_home.contacts, "alice").isValid(), what="alice a contact")
         contact = row_of(bob_home.contacts, "alice")
         assert contact.data(Qt.ItemDataRole.DisplayRole) == HOSTILE
