@@ -2,7 +2,9 @@
 
 The session starts its own ``pulseaudio`` (:mod:`tests.devices.pulse`: a speaker whose
 monitor is recorded, a microphone that hears a 440 Hz tone) before any Qt Multimedia object
-exists. The names the tests use from there are imported here for them.
+exists. The names the tests use from there are imported here for them. Qt Multimedia binds
+to one sound server per process, so when other Qt tests are selected too, this folder runs
+in a child process of its own (:mod:`tests.own_process`).
 
 Async tests run on a qasync loop over the ``QApplication`` (see ``docs`` /
 ENGINEERING.md), so Qt signals and asyncio share one thread as in the app.
@@ -16,6 +18,8 @@ import os
 from collections.abc import Iterator
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from pathlib import Path
 
 import pytest
 import qasync
@@ -32,6 +36,7 @@ from tests.devices.pulse import (
     PulseServer,
     start_pulse,
 )
+from tests.own_process import delegate_folder
 
 #: What the tests import from here.
 __all__ = [
@@ -42,6 +47,22 @@ __all__ = [
     "MonitorRecorder",
     "PulseServer",
 ]
+
+
+HERE = Path(__file__).resolve().parent
+#: Set in the child process that runs this folder on its own.
+CHILD_FLAG = "PARLEY_DEVICE_TESTS_CHILD"
+#: Set when this folder's tests were handed to a child process (nothing to start here then).
+_delegated = False
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Run this folder in a child process when other selected tests use Qt."""
+    global _delegated
+    _delegated = delegate_folder(HERE, CHILD_FLAG, items)
 
 
 def _qasync_loop() -> asyncio.AbstractEventLoop:
@@ -62,6 +83,9 @@ def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseServer]:
     (a ``QMediaDevices`` is enough), so the server must exist, and ``PULSE_SERVER`` point
     to it, before any test here touches Qt Multimedia.
     """
+    if _delegated:
+        yield None  # type: ignore[misc]
+        return
     previous = os.environ.get("PULSE_SERVER")
     try:
         server = start_pulse(tmp_path_factory.mktemp("pulse"))
@@ -86,6 +110,9 @@ def _frozen_gc() -> Iterator[None]:
     than the audio buffers: a pause in the middle of a timing test makes it fail at random.
     After ``gc.freeze()`` the same collections take 4-6 ms.
     """
+    if _delegated:
+        yield
+        return
     gc.freeze()
     yield
 

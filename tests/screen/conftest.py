@@ -18,17 +18,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.own_process import delegate_folder
 from tests.xvfb import Xvfb, XvfbError
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
 #: Set in the child process that runs this folder on its own.
 CHILD_FLAG = "PARLEY_SCREEN_TESTS_CHILD"
 SCREEN_SIZE = (1280, 720)
@@ -39,82 +38,13 @@ _delegated = False
 # One folder, one QApplication --------------------------------------------------------
 
 
-def _ours(item: pytest.Item) -> bool:
-    return HERE in Path(item.path).resolve().parents
-
-
-def _makes_qt_objects(item: pytest.Item) -> bool:
-    """Whether a test outside this folder uses Qt (its module or its folder's conftest)."""
-    path = Path(item.path)
-    for candidate in (path, path.parent / "conftest.py"):
-        try:
-            text = candidate.read_text(encoding="utf-8")
-        except OSError:
-            continue
-        if "PySide6" in text or "qtbot" in text:
-            return True
-    return False
-
-
-class ChildRunFailed(Exception):
-    """The child pytest run of this folder failed; the message is its report."""
-
-
-class ScreenTestsInChild(pytest.Item):
-    """This folder's selected tests, run by a child ``pytest`` with its own QApplication."""
-
-    def __init__(self, *, nodeids: list[str], **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.nodeids = nodeids
-
-    def runtest(self) -> None:
-        env = {**os.environ, CHILD_FLAG: "1"}
-        done = subprocess.run(
-            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rfE", *self.nodeids],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-        )
-        print(done.stdout[-3000:])
-        if done.returncode not in (0, 5):
-            raise ChildRunFailed(
-                f"tests/screen in a child process exited {done.returncode}:\n"
-                + done.stdout[-30000:]
-                + ("\n--- stderr ---\n" + done.stderr[-20000:] if done.stderr.strip() else "")
-            )
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> str:  # type: ignore[override]
-        if isinstance(excinfo.value, ChildRunFailed):
-            return str(excinfo.value)
-        return str(super().repr_failure(excinfo))
-
-    def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"tests/screen ({len(self.nodeids)} tests, own process)"
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
     """Run this folder in a child process when other selected tests use Qt."""
-    if os.environ.get(CHILD_FLAG):
-        return
-    ours = [item for item in items if _ours(item)]
-    if not ours or not any(_makes_qt_objects(i) for i in items if not _ours(i)):
-        return
-    parent = next(node for node in ours[0].listchain() if getattr(node, "path", None) == HERE)
-    assert isinstance(parent, pytest.Collector)
-    runner = ScreenTestsInChild.from_parent(
-        parent, name="in_own_process", nodeids=[item.nodeid for item in ours]
-    )
-    first = items.index(ours[0])
-    items[:] = [item for item in items if not _ours(item)]
-    items.insert(first, runner)
     global _delegated
-    _delegated = True
+    _delegated = delegate_folder(HERE, CHILD_FLAG, items)
 
 
 # The X server ------------------------------------------------------------------------
