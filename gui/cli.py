@@ -88,12 +88,7 @@ def _audio_choice(text: str) -> str:
     kind, _, hz = text.partition(":")
     if kind == "tone":
         if hz:
-            try:
-                value = float(hz)
-            except ValueError:
-                raise argparse.ArgumentTypeError(f"'{hz}' is not a frequency in Hz") from None
-            if not 20 <= value <= 20000:
-                raise argparse.ArgumentTypeError("the tone must be 20 to 20000 Hz")
+            _number_in(hz, 20, 20000, "a frequency in Hz", "the tone must be 20 to 20000 Hz")
         return text
     if text in ("mic", "none"):
         return text
@@ -119,14 +114,19 @@ def _usernames(text: str) -> list[str]:
     return names
 
 
-def _fps(text: str) -> float:
+def _number_in(text: str, low: float, high: float, what: str, out_of_range: str) -> float:
+    """``text`` as a number from ``low`` to ``high``, or an argument error in words."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a frame rate") from None
-    if not 1 <= value <= 60:
-        raise argparse.ArgumentTypeError("the frame rate must be 1 to 60")
+        raise argparse.ArgumentTypeError(f"'{text}' is not {what}") from None
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(out_of_range)
     return value
+
+
+def _fps(text: str) -> float:
+    return _number_in(text, 1, 60, "a frame rate", "the frame rate must be 1 to 60")
 
 
 def _add_media(parser: argparse.ArgumentParser) -> None:
