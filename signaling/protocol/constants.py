@@ -23,6 +23,12 @@ HISTORY_MAX_LIMIT = 200
 
 #: What this server offers beyond version 1 (the ``features`` of the login reply).
 FEATURES = ("meetings",)
+#: The ``features`` word of meetings (the server's in the login reply, a client's in its login).
+MEETINGS_FEATURE = "meetings"
+#: What a client may say it understands (``features`` of ``login`` and ``register``): at most
+#: this many words. A client that understands meetings says ``meetings``; a call can move into a
+#: meeting (``meeting.create`` with ``from_call``) only when the other party's app said so.
+MAX_CLIENT_FEATURES = 16
 #: Participants of a mesh meeting, by default (every pair has its own peer connection).
 MESH_CAPACITY = 4
 #: Usernames in one ``invite`` or ``usernames`` list.
@@ -99,6 +105,9 @@ class ErrorCode(StrEnum):
     INTERNAL = "internal"
     #: Version 1.1: the meeting has its capacity of participants already.
     MEETING_FULL = "meeting_full"
+    #: Version 1.1: the other party's app cannot do what was asked (a call moved into a meeting
+    #: when the other side's app never said it understands meetings).
+    UNSUPPORTED = "unsupported"
 
 
 class Presence(StrEnum):
@@ -141,6 +150,9 @@ class CallReason(StrEnum):
     LOST = "lost"
     #: The side that hung up could not use the call (an unusable offer, no media in time).
     FAILED = "failed"
+    #: Version 1.1: a party turned the call into a meeting (``meeting.create`` with ``from_call``);
+    #: both parties are in the meeting now, and their media went on.
+    MOVED_TO_MEETING = "moved_to_meeting"
 
 
 class Topology(StrEnum):

@@ -17,6 +17,7 @@ from signaling.protocol.errors import bad_message
 
 #: Usernames as sent: any case (they are compared lowercase), ASCII only.
 USERNAME_RE = re.compile(r"[A-Za-z0-9._-]{3,32}")
+WORD_RE = re.compile(r"[a-z0-9._-]+")
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -126,6 +127,22 @@ class Fields:
             raise bad_message(f"'{label}' must hold {min_count} to {max_count} usernames")
         names = [_username(item, f"{label}[{i}]") for i, item in enumerate(value)]
         return tuple(dict.fromkeys(names))
+
+    def words(self, name: str, *, max_count: int, max_len: int = 32) -> tuple[str, ...]:
+        """An optional list of at most ``max_count`` short words (1 to ``max_len`` of
+        ``a-z 0-9 . _ -``), repeats dropped; absent is empty."""
+        value = self._get(name, True)
+        if value is None:
+            return ()
+        label = self._name(name)
+        if type(value) is not list or len(value) > max_count:
+            raise bad_message(f"'{label}' must be a list of at most {max_count} words")
+        for i, item in enumerate(value):
+            if type(item) is not str or not WORD_RE.fullmatch(item) or len(item) > max_len:
+                raise bad_message(
+                    f"'{label}[{i}]' must be 1 to {max_len} characters of a-z, 0-9, '.', '_' or '-'"
+                )
+        return tuple(dict.fromkeys(value))
 
     def call_id(self, name: str = "call_id") -> str:
         """A UUID in its canonical 8-4-4-4-12 hex form, returned lowercase."""

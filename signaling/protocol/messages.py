@@ -17,6 +17,7 @@ from typing import Any
 from signaling.protocol.constants import (
     HISTORY_DEFAULT_LIMIT,
     HISTORY_MAX_LIMIT,
+    MAX_CLIENT_FEATURES,
     MAX_ID_LENGTH,
     MAX_INVITEES,
     MAX_TITLE_CHARS,
@@ -57,6 +58,8 @@ class Register:
     username: str
     password: str
     display_name: str | None
+    #: What the client understands (v1.1: ``meetings``); unknown words are ignored.
+    features: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,8 @@ class Login:
     username: str | None
     password: str | None
     token: str | None
+    #: What the client understands (v1.1: ``meetings``); unknown words are ignored.
+    features: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +180,8 @@ class MeetingCreate:
     media: Media
     invite: tuple[str, ...]
     title: str | None
+    #: The accepted call this meeting continues (its two parties become its first participants).
+    from_call: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,17 +281,23 @@ def _password(fields: Fields) -> str:
     return fields.required_text("password", min_len=8, max_len=256)
 
 
+def _features(f: Fields) -> tuple[str, ...]:
+    return f.words("features", max_count=MAX_CLIENT_FEATURES)
+
+
 def _parse_register(f: Fields) -> Register:
-    return Register(f.username("username"), _password(f), _display_name(f, optional=True))
+    return Register(
+        f.username("username"), _password(f), _display_name(f, optional=True), _features(f)
+    )
 
 
 def _parse_login(f: Fields) -> Login:
     if f.has("token"):
         token = f.required_text("token", min_len=1, max_len=256)
-        return Login(None, None, token)
+        return Login(None, None, token, _features(f))
     if not f.has("username") and not f.has("password"):
         raise bad_message("login needs 'username' and 'password', or 'token'")
-    return Login(f.username("username"), _password(f), None)
+    return Login(f.username("username"), _password(f), None, _features(f))
 
 
 def _parse_media(f: Fields) -> Media:
@@ -359,7 +372,8 @@ def _parse_meeting_create(f: Fields) -> MeetingCreate:
     meeting_id = f.call_id("meeting_id")
     media = _parse_media(f)
     invite = f.usernames("invite", min_count=0, max_count=MAX_INVITEES, optional=True)
-    return MeetingCreate(meeting_id, media, invite, _parse_title(f))
+    from_call = f.call_id("from_call") if f.has("from_call") else None
+    return MeetingCreate(meeting_id, media, invite, _parse_title(f), from_call)
 
 
 def _parse_meeting_media(f: Fields) -> MeetingMedia:

@@ -107,6 +107,15 @@ class Call:
         self._require_party(username)
         self._require(CallPhase.ACCEPTED, "hang up")
 
+    def check_move(self, username: str, conn: int) -> str:
+        """A party moves the accepted call into a meeting, from the connection the call is
+        bound to; returns the other party (who comes along)."""
+        self._require_party(username)
+        self._require(CallPhase.ACCEPTED, "move into a meeting")
+        if self.bound_conn(username) != conn:
+            raise _forbidden("the call is on another of your connections")
+        return self.peer_of(username)
+
     def check_signal(self, username: str) -> str:
         """``rtc.signal`` flows between the parties from the accept on; returns the recipient."""
         self._require_party(username)

@@ -274,7 +274,7 @@ class Hub:
                 ErrorCode.TAKEN, f"the username '{req.username}' is taken"
             ) from None
         log_event("account.created", conn=session.id, user=user.username)
-        return await self._start_session(session, user)
+        return await self._start_session(session, user, features=req.features)
 
     async def _login(self, session: Session, req: Login) -> Result:
         if session.user is not None:
@@ -289,7 +289,7 @@ class Hub:
             if user is None:
                 self._address_failures.failed(address, now)
                 raise ProtocolError(ErrorCode.BAD_CREDENTIALS, "the token is invalid or expired")
-            return await self._start_session(session, user, req.token)
+            return await self._start_session(session, user, req.token, req.features)
         assert req.username is not None and req.password is not None
         wait = wait or self._user_failures.blocked(req.username, now)
         if wait is not None:
@@ -306,10 +306,14 @@ class Hub:
         self._user_failures.succeeded(req.username)
         if self.vault.needs_rehash(stored_hash):
             await self.store.set_password_hash(found.username, await self.vault.hash(req.password))
-        return await self._start_session(session, found)
+        return await self._start_session(session, found, features=req.features)
 
     async def _start_session(
-        self, session: Session, user: UserRecord, token: str | None = None
+        self,
+        session: Session,
+        user: UserRecord,
+        token: str | None = None,
+        features: tuple[str, ...] = (),
     ) -> Result:
         """Log ``session`` in as ``user``, issuing a token unless one was presented."""
         if token is None:
@@ -322,6 +326,7 @@ class Hub:
         before = self.presence_of(user.username)
         session.user = user
         session.token_hash = token_hash(token)
+        session.features = frozenset(features)
         sessions = self.by_user.setdefault(user.username, set())
         if not sessions:
             self.chosen_presence[user.username] = Presence.ONLINE
@@ -688,7 +693,12 @@ class Hub:
         call.check_hangup(_me(session))
         return await self._finish(call, CallReason.FAILED if req.failed else CallReason.HANGUP)
 
-    async def _finish(self, call: Call, reason: CallReason) -> Result:
+    async def move_call(self, call: Call, meeting_fields: Json) -> Result:
+        """End ``call`` because its parties moved into a meeting (``meeting.create`` with
+        ``from_call``); ``call.ended`` carries ``meeting_fields`` (the meeting's id and object)."""
+        return await self._finish(call, CallReason.MOVED_TO_MEETING, meeting_fields)
+
+    async def _finish(self, call: Call, reason: CallReason, extra: Json | None = None) -> Result:
         """End ``call``: state now, commit, then (after the reply) tell both parties."""
         before = {u: self.presence_of(u) for u in (call.caller, call.callee)}
         previous = call.end(reason, self.now())
@@ -701,7 +711,7 @@ class Hub:
         self._count_end(call)
 
         async def after() -> None:
-            message = _ended(call)
+            message = {**_ended(call), **(extra or {})}
             self._send_bound(call, call.caller, message)
             if previous is CallPhase.RINGING:
                 self.send_user(call.callee, message)

@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from signaling.protocol.constants import (
+    ECHO_USERNAME,
+    MEETINGS_FEATURE,
     ErrorCode,
     EventType,
     LeaveReason,
@@ -30,6 +32,7 @@ from signaling.protocol.messages import (
     MeetingSignal,
     event_message,
 )
+from signaling.server.calls import Call
 from signaling.server.logs import log_event
 from signaling.server.meetings import (
     Invitation,
@@ -134,6 +137,8 @@ class MeetingRouter:
 
     async def _create(self, session: Session, req: MeetingCreate) -> Result:
         user = me_user(session)
+        if req.from_call is not None:
+            return await self._from_call(session, req, req.from_call)
         self._check_free(user.username)
         people = await self._invitees(user.username, req.invite)
         # Decided from here on without waiting, so that racing requests see it.
@@ -178,6 +183,88 @@ class MeetingRouter:
             await self.hub.presence_changed(user.username, before)
 
         return Result({"meeting": meeting.to_json(iso)}, after)
+
+    def _movable_call(self, session: Session, call_id: str) -> tuple[Call, Session]:
+        """The accepted call ``session`` moves into a meeting, and the other party's connection.
+
+        The other party must be connected, on an app that said it understands meetings
+        (``features`` of its login): an older app would only see its call end.
+        """
+        call = self.hub.calls.get(call_id)
+        if call is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, "no such call in progress")
+        peer = call.check_move(me(session), session.id)
+        if peer == ECHO_USERNAME:
+            raise bad_message("the Echo Test cannot join meetings")
+        conn = call.bound_conn(peer)
+        other = self.hub.sessions.get(conn) if conn is not None else None
+        if other is None or other.user is None or other.user.username != peer:
+            raise ProtocolError(ErrorCode.BUSY, f"'{peer}' is reconnecting; try again in a moment")
+        if MEETINGS_FEATURE not in other.features:
+            raise ProtocolError(
+                ErrorCode.UNSUPPORTED,
+                f"'{peer}' uses an app that cannot take part in meetings; "
+                "hang up and start a meeting instead",
+            )
+        return call, other
+
+    async def _from_call(self, session: Session, req: MeetingCreate, call_id: str) -> Result:
+        """A call becomes a meeting: both parties are its first participants (the requester
+        hosts), their media go on untouched, the call ends ``moved_to_meeting`` and both are
+        told the meeting in ``call.ended``; ``invite`` is invited as by ``meeting.create``."""
+        user = me_user(session)
+        self._movable_call(session, call_id)
+        people = await self._invitees(user.username, req.invite)
+        # Decided from here on without waiting, so that racing requests see it.
+        call, other = self._movable_call(session, call_id)
+        if self.table.get(req.meeting_id) is not None:
+            raise bad_message("'meeting_id' is already in use")
+        assert other.user is not None
+        now = self.hub.now()
+        meeting = Meeting.create(
+            req.meeting_id,
+            _person(user),
+            req.media,
+            session.id,
+            now,
+            capacity=self.hub.config.meeting_capacity,
+            title=req.title,
+        )
+        meeting.admit(_person(other.user), call.media, other.id, now)
+        invitations = meeting.invite(user.username, people)
+        self.table.add(meeting)
+        fields = {"meeting_id": meeting.meeting_id, "meeting": meeting.to_json(iso)}
+        ended = await self.hub.move_call(call, fields)
+        record = MeetingRecord(
+            req.meeting_id,
+            user.username,
+            now,
+            title=req.title,
+            topology=meeting.topology.value,
+            capacity=meeting.capacity,
+        )
+        try:
+            await self.hub.store.insert_meeting(record, [i.person.username for i in invitations])
+            await self.hub.store.meeting_joined(meeting.meeting_id, other.user.username, now)
+        except MeetingIdTaken:
+            self.table.remove(meeting)
+            raise bad_message("'meeting_id' is already in use") from None
+        except BaseException:
+            self.table.remove(meeting)
+            raise
+        log_event(
+            "meeting.created",
+            meeting=meeting.meeting_id,
+            host=user.username,
+            from_call=call.call_id,
+            invited=len(people),
+        )
+
+        async def after() -> None:
+            await self.hub.follow_up(ended)
+            self._tell_invited(meeting, invitations)
+
+        return Result(fields, after)
 
     async def _invite(self, session: Session, req: MeetingInvite) -> Result:
         username = me(session)

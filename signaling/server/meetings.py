@@ -250,6 +250,19 @@ class Meeting:
             )
         return Joined(self._add(person, media, conn, now), rejoined=False)
 
+    def admit(self, person: Person, media: Media, conn: int | None, now: float) -> Participant:
+        """``person`` is in from the start, uninvited: the other party of the call that this
+        meeting continues (``meeting.create`` with ``from_call``), bound to the connection
+        their call was bound to."""
+        self._require_open()
+        if person.username in self.participants:
+            raise bad_message(f"'{person.username}' is in the meeting already")
+        if len(self.participants) >= self.capacity:
+            raise ProtocolError(ErrorCode.MEETING_FULL, "the meeting has no place left")
+        participant = self._add(person, media, 0, now)
+        participant.conn = conn
+        return participant
+
     def decline(self, username: str) -> Invitation:
         """An invited user declines; the invitation is gone."""
         self._require_open()

@@ -40,6 +40,8 @@ class Session:
     closed: bool = False
     #: A built-in user inside the server (not counted as a connection or a user).
     bot: bool = False
+    #: What the client said it understands when it logged in (``features``; v1.1).
+    features: frozenset[str] = frozenset()
 
     @property
     def id(self) -> int:
