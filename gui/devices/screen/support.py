@@ -1,0 +1,144 @@
+"""Whether screen sharing can work in this session, and if not, why (in words for the user)."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+from dataclasses import dataclass
+
+from PySide6.QtGui import QGuiApplication
+
+logger = logging.getLogger(__name__)
+
+_PORTAL = "org.freedesktop.portal.Desktop"
+
+
+# Can capture work here? ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureSupport:
+    """Whether screen sharing can work here, and if not, why, in words for the user.
+
+    ``backend`` names Qt's capture path: ``x11`` (shared memory), ``grabwindow`` (Qt's
+    fallback: works on any X server, slower), ``pipewire`` (Wayland, through the desktop
+    portal), ``windows``/``macos``, or what is missing. ``windows`` tells whether single
+    windows can be listed; ``system_picker`` that the system asks the user which screen or
+    window to share (the portal), whatever the app chose. ``reason`` is empty when supported.
+    """
+
+    supported: bool
+    backend: str
+    reason: str = ""
+    windows: bool = False
+    system_picker: bool = False
+    #: The size of the frame :func:`probe` captured (None from :func:`capture_supported`).
+    frame_size: tuple[int, int] | None = None
+
+
+def prefer_x11_capture() -> bool:
+    """On an X server with no session type set, set ``XDG_SESSION_TYPE=x11``; True if it did.
+
+    Qt picks its shared-memory X11 capture only when ``XDG_SESSION_TYPE`` is ``x11``, which
+    every X11 desktop session sets; without it (Xvfb, ``startx``, ssh -X) Qt falls back to
+    ``grabWindow`` on a thread, which costs about four times the CPU. Nothing is changed
+    under Wayland or when the variable is set already. Must run before the capture is made.
+    """
+    session = os.environ.get("XDG_SESSION_TYPE", "").lower()
+    on_x = bool(os.environ.get("DISPLAY")) and not os.environ.get("WAYLAND_DISPLAY")
+    if on_x and session in ("", "tty", "unspecified"):
+        os.environ["XDG_SESSION_TYPE"] = "x11"
+        return True
+    return False
+
+
+def _pipewire_available() -> bool:
+    """Whether libpipewire-0.3, which Qt loads at run time for Wayland capture, can be loaded."""
+    try:
+        ctypes.CDLL("libpipewire-0.3.so.0")
+    except OSError:
+        return False
+    return True
+
+
+def _portal_available() -> bool:
+    """Whether the session bus has (or can start) the desktop portal."""
+    try:
+        from PySide6.QtDBus import QDBusConnection, QDBusMessage
+    except ImportError:  # pragma: no cover - QtDBus is part of PySide6-Essentials
+        return False
+    name = "parley-portal-check"
+    # By address when the session says where its bus is (libdbus reads that variable once
+    # per process); else the default session bus.
+    address = os.environ.get("DBUS_SESSION_BUS_ADDRESS")
+    bus = QDBusConnection.connectToBus(
+        address if address else QDBusConnection.BusType.SessionBus, name
+    )
+    try:
+        if not bus.isConnected():
+            return False
+        for method in ("NameHasOwner", "ListActivatableNames"):
+            args = [_PORTAL] if method == "NameHasOwner" else []
+            message = QDBusMessage.createMethodCall(
+                "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", method
+            )
+            if args:
+                message.setArguments(args)
+            reply = bus.call(message, timeout=2000)
+            if reply.type() != QDBusMessage.MessageType.ReplyMessage or not reply.arguments():
+                continue
+            answer = reply.arguments()[0]
+            if answer is True or (isinstance(answer, list) and _PORTAL in answer):
+                return True
+        return False
+    finally:
+        QDBusConnection.disconnectFromBus(name)
+
+
+def capture_supported() -> CaptureSupport:
+    """Whether screen sharing can work in this session, without starting any capture.
+
+    Checks the Qt platform and the session type: no display (``offscreen``) → no; Wayland →
+    only through PipeWire and the desktop portal, both checked (Qt otherwise falls back to
+    grabbing the X11 root window, which shows black on Wayland); X11, Windows, macOS → yes.
+    Needs a ``QGuiApplication``. Calls :func:`prefer_x11_capture` first, so that what it
+    reports is what a capture made afterwards gets.
+    """
+    prefer_x11_capture()
+    if QGuiApplication.instance() is None:
+        return CaptureSupport(False, "none", "Screen sharing needs the app to be running.")
+    platform = QGuiApplication.platformName()
+    session = os.environ.get("XDG_SESSION_TYPE", "").lower()
+    if platform in ("offscreen", "minimal", "vnc", "linuxfb"):
+        return CaptureSupport(
+            False,
+            "none",
+            f"There is no screen to share: the app runs without a display ({platform}).",
+        )
+    if session == "wayland" or platform.startswith("wayland"):
+        missing = []
+        if not _pipewire_available():
+            missing.append("PipeWire (libpipewire-0.3)")
+        if not _portal_available():
+            missing.append("the desktop portal (xdg-desktop-portal)")
+        if missing:
+            return CaptureSupport(
+                False,
+                "pipewire",
+                "Screen sharing on Wayland goes through the desktop portal, and this system "
+                f"lacks {' and '.join(missing)}. Install it, or log in to an X11 session.",
+            )
+        return CaptureSupport(True, "pipewire", system_picker=True)
+    if platform == "xcb":
+        if not QGuiApplication.screens():
+            return CaptureSupport(False, "x11", "The X server reports no screen to share.")
+        backend = "x11" if session == "x11" else "grabwindow"
+        return CaptureSupport(True, backend, windows=backend == "x11")
+    if platform == "windows":
+        return CaptureSupport(True, "windows", windows=True)
+    if platform == "cocoa":
+        return CaptureSupport(True, "macos", windows=True)
+    return CaptureSupport(
+        False, platform, f"Screen sharing is not available on this platform ({platform})."
+    )
