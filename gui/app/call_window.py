@@ -11,8 +11,6 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
-    QListView,
     QMenu,
     QPushButton,
     QVBoxLayout,
@@ -20,12 +18,12 @@ from PySide6.QtWidgets import (
 )
 
 from gui.app.controller import AppController
-from gui.app.models import ChatLine, ChatModel, initials
+from gui.app.models import ChatLine, initials
 from gui.app.plain import plain_label, plain_title
 from gui.app.resources import app_icon, icon
 from gui.app.screen_picker import ScreenPicker
 from gui.app.video_view import VideoView
-from gui.app.widgets import Avatar, control_button
+from gui.app.widgets import Avatar, ChatPanel, control_button
 from gui.core.call_machine import CallState
 from gui.core.call_session import CallSession
 from gui.core.peer_channel import ChatMessage, ChatUnavailable, PeerMediaState
@@ -241,30 +239,12 @@ class CallWindow(QWidget):
             controls.addWidget(button)
         controls.addStretch()
 
-        # Chat panel.
-        self.chat_model = ChatModel()
-        self.chat_view = QListView()
-        self.chat_view.setModel(self.chat_model)
-        self.chat_view.setAccessibleName("Chat messages")
-        self.chat_view.setWordWrap(True)
-        self.chat_input = QLineEdit()
-        self.chat_input.setPlaceholderText("Message")
-        self.chat_input.setAccessibleName("Chat message")
-        self.chat_input.setMaxLength(4000)
+        # Chat panel (shared with the meeting window).
+        self.chat_panel = ChatPanel()
+        self.chat_model, self.chat_view = self.chat_panel.model, self.chat_panel.view
+        self.chat_input, self.chat_send = self.chat_panel.input, self.chat_panel.send
         self.chat_input.returnPressed.connect(self._send_chat)
-        self.chat_send = QPushButton("Send")
-        self.chat_send.setAccessibleName("Send message")
         self.chat_send.clicked.connect(self._send_chat)
-        self.chat_panel = QWidget()
-        self.chat_panel.setObjectName("chatPanel")
-        self.chat_panel.setFixedWidth(280)
-        chat_layout = QVBoxLayout(self.chat_panel)
-        chat_layout.addWidget(QLabel("Chat"))
-        chat_layout.addWidget(self.chat_view)
-        entry = QHBoxLayout()
-        entry.addWidget(self.chat_input)
-        entry.addWidget(self.chat_send)
-        chat_layout.addLayout(entry)
         self.chat_panel.hide()
 
         middle = QHBoxLayout()

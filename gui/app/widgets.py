@@ -8,14 +8,19 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import (
     QApplication,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListView,
     QPushButton,
     QStyle,
     QStyledItemDelegate,
     QStyleOptionViewItem,
+    QVBoxLayout,
     QWidget,
 )
 
-from gui.app.models import Role
+from gui.app.models import ChatModel, Role
 
 PRESENCE_COLORS = {
     "online": "#2fb344",
@@ -184,3 +189,33 @@ def control_button(
     button.setAccessibleName(tooltip.split(" (")[0])
     button.setCursor(Qt.CursorShape.PointingHandCursor)
     return button
+
+
+class ChatPanel(QWidget):
+    """The chat beside a call's or a meeting's video: messages, a field and Send.
+
+    The owner sends (``input.returnPressed`` and ``send.clicked``) and fills ``model``.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("chatPanel")
+        self.setFixedWidth(280)
+        self.model = ChatModel()
+        self.view = QListView()
+        self.view.setModel(self.model)
+        self.view.setAccessibleName("Chat messages")
+        self.view.setWordWrap(True)
+        self.input = QLineEdit()
+        self.input.setPlaceholderText("Message")
+        self.input.setAccessibleName("Chat message")
+        self.input.setMaxLength(4000)
+        self.send = QPushButton("Send")
+        self.send.setAccessibleName("Send message")
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Chat"))
+        layout.addWidget(self.view)
+        entry = QHBoxLayout()
+        entry.addWidget(self.input)
+        entry.addWidget(self.send)
+        layout.addLayout(entry)
