@@ -18,7 +18,8 @@ it from the server (``meeting.media``).
 Events (pyee): ``state`` (MeetingState, reason), ``participants``
 (ParticipantsChanged), ``participant_left`` (username, reason), ``remote_track``
 (username, slot, receiver), ``link_stats`` (username, QualitySample),
-``request_failed`` (kind, code, message), ``ended`` (reason).
+``chat`` (username, ChatMessage), ``delivered`` (message id, once every link it went to
+has it), ``request_failed`` (kind, code, message), ``ended`` (reason).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from gui.core.meeting_machine import (
     SendRequest,
     StateChanged,
 )
+from gui.core.peer_channel import ChatMessage, ChatUnavailable
 from gui.core.peer_link import (
     AUDIO,
     CAMERA,
@@ -133,6 +135,9 @@ class MeetingSession(AsyncIOEventEmitter):
         #: receivers' figures).
         self.history: dict[str, list[PeerLink]] = {}
         self._proxies: dict[str, dict[str, MediaStreamTrack]] = {}
+        #: Chat messages sent and not yet acknowledged: the id shown here → the link's own id
+        #: per participant still to acknowledge.
+        self._undelivered: dict[str, dict[str, str]] = {}
         self._runner = ActionRunner(machine.take_actions, self._perform, self._failed, self._last)
         self._closed = asyncio.Event()
         self._unsubscribe = link.on_event(self._on_server_event)
@@ -245,6 +250,31 @@ class MeetingSession(AsyncIOEventEmitter):
         self.machine.set_media(enabled[AUDIO], enabled[CAMERA], enabled[SCREEN])
         self._pump()
 
+    def send_chat(self, text: str) -> ChatMessage:
+        """Send a chat message to everyone linked now (raises ``ChatUnavailable`` when nobody
+        can get it, ``ValueError`` when it is too long); ``delivered`` follows once all have it."""
+        sent: dict[str, ChatMessage] = {}
+        for username, peer in self.links.items():
+            if peer.channel.is_open:
+                try:
+                    sent[username] = peer.chat(text)
+                except ChatUnavailable:
+                    continue
+        if not sent:
+            raise ChatUnavailable("nobody in the meeting can receive chat now")
+        first = next(iter(sent.values()))
+        self._undelivered[first.id] = {u: m.id for u, m in sent.items()}
+        return first
+
+    def _delivered(self, username: str, link_id: str) -> None:
+        for shown, waiting in list(self._undelivered.items()):
+            if waiting.get(username) == link_id:
+                del waiting[username]
+                if not waiting:
+                    del self._undelivered[shown]
+                    self.emit("delivered", shown)
+                return
+
     def receivers(self, username: str) -> dict[str, Receiver]:
         """What the newest link to ``username`` received, by slot (empty: never linked)."""
         links = self.history.get(username)
@@ -282,6 +312,10 @@ class MeetingSession(AsyncIOEventEmitter):
             self.emit("remote_track", username, *args)
         elif event == "stats":
             self.emit("link_stats", username, *args)
+        elif event == "chat":
+            self.emit("chat", username, *args)
+        elif event == "delivered":
+            self._delivered(username, *args)
         self._pump()
 
     # Actions ----------------------------------------------------------------------
@@ -352,7 +386,7 @@ class MeetingSession(AsyncIOEventEmitter):
         peer = PeerLink(self.options, f"meeting {self.meeting_id[:8]} {username}")
         self.links[username] = peer
         self.history.setdefault(username, []).append(peer)
-        for event in ("connection", "silent", "remote_track", "stats"):
+        for event in ("connection", "silent", "remote_track", "stats", "chat", "delivered"):
             peer.on(event, self._bind(username, peer, event))
         proxies = self._proxies[username] = self.shared.subscribe()
         for slot, proxy in proxies.items():
