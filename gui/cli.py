@@ -40,6 +40,7 @@ from gui.core.call_session import (
     LocalMedia,
     ScreenShareUnavailable,
 )
+from gui.core.escalation import continue_in_meeting
 from gui.core.meeting_machine import MeetingState, ParticipantsChanged
 from gui.core.meeting_session import MeetingSession
 from gui.core.peer_channel import ChatMessage, ChatUnavailable, PeerMediaState
@@ -253,6 +254,21 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("peer", metavar="USER")
     _add_media(call)
     call.add_argument("--chat", metavar="TEXT", help="send this chat message once connected")
+    call.add_argument(
+        "--add",
+        type=_usernames,
+        default=[],
+        metavar="A,B",
+        help="once connected, turn the call into a meeting and invite these contacts; both "
+        "of you stay connected as you are (the other side's app must have meetings)",
+    )
+    call.add_argument(
+        "--add-after",
+        type=_seconds,
+        default=0.0,
+        metavar="S",
+        help="with --add: wait S seconds after connecting first (default: 0)",
+    )
     answer = commands.add_parser("answer", help="wait for one call and answer it")
     _add_media(answer)
     answer.add_argument(
@@ -488,6 +504,13 @@ class CallReporter:
         session.on("delivered", lambda msg_id: emit("chat_delivered", id=msg_id))
         session.on("peer_media", self.peer_media)
         session.on("stats", self.stats)
+        session.on("restarted", lambda token: emit("restarted", restart=token))
+        session.on(
+            "request_failed",
+            lambda kind, code, message: emit(
+                "request_failed", request=kind, code=code, message=message
+            ),
+        )
 
     def state(self, state: CallState, reason: str | None) -> None:
         """Print a state change; note when the call connects."""
@@ -510,10 +533,10 @@ class CallReporter:
         """Print what the peer sends."""
         emit("peer_media", audio=state.audio, video=state.video, screen=state.screen)
 
-    @staticmethod
-    def stats(sample: QualitySample) -> None:
-        """Print the second's figures."""
-        emit("stats", **sample.to_json(), grade=sample.grade)
+    def stats(self, sample: QualitySample) -> None:
+        """Print the second's figures (``reconnecting`` while a lost path is being recovered)."""
+        reconnecting = self.session.state is CallState.RECONNECTING
+        emit("stats", **sample.to_json(), grade=sample.grade, reconnecting=reconnecting)
 
     def summary(self) -> dict[str, Any]:
         """What arrived during the call."""
@@ -559,6 +582,8 @@ class CallReporter:
         if session.connected_at is not None and session.answered_at is not None:
             out["setup_ms"] = round((session.connected_at - session.answered_at) * 1000)
         out["reason"] = self.session.machine.reason
+        # Paths lost and recovered inside the call (restarts that connected).
+        out["recoveries"] = self.session.machine.recoveries
         if session.failure_detail is not None:
             # Why it failed: a sentence for people, and the engine's technical reason.
             out.update(detail=session.failure_detail, problem=session.machine.problem)
@@ -648,6 +673,8 @@ async def run_call(
             session.hang_up()
 
     helpers.append(loop.create_task(after_connect()))
+    if getattr(args, "add", None):
+        helpers.append(loop.create_task(_add_people(session, args, reporter)))
     try:
         await session.wait_ended()
     finally:
@@ -659,8 +686,26 @@ async def run_call(
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
     summary = reporter.summary()
+    if session.machine.moved_to is not None:
+        # The call goes on as a meeting: its figures so far, then the meeting's.
+        emit("call_summary", **summary)
+        left = None
+        if args.duration is not None and session.connected_at is not None:
+            left = max(0.0, args.duration - (time.monotonic() - session.connected_at))
+        return await follow_meeting(continue_in_meeting(session), args, left, moved=True)
     emit("summary", **summary)
     return 0 if summary["reason"] in NORMAL_ENDINGS else 1
+
+
+async def _add_people(
+    session: CallSession, args: argparse.Namespace, reporter: CallReporter
+) -> None:
+    """``--add``: once connected (and ``--add-after`` later), move the call into a meeting."""
+    await reporter.connected.wait()
+    await asyncio.sleep(args.add_after)
+    if not session.machine.ended:
+        meeting_id = session.move_to_meeting(args.add)
+        emit("moving", call_id=session.call_id, meeting_id=meeting_id, invite=args.add)
 
 
 class FirstEvent:
@@ -698,18 +743,30 @@ class FirstEvent:
                 self._unsubscribe = None
 
 
+def _video_rate(video: VideoReceiver) -> dict[str, float | None]:
+    """Frames per second from the first frame to the newest one."""
+    if video.first_frame_at is None or video.latest_at is None or video.frames < 2:
+        return {"fps": None}
+    span = video.latest_at - video.first_frame_at
+    return {"fps": round((video.frames - 1) / span, 2) if span > 0 else None}
+
+
 class MeetingReporter:
     """Prints a meeting's events as JSON lines and sums up what came from each participant."""
 
     def __init__(self, session: MeetingSession) -> None:
         self.session = session
         self.joined = asyncio.Event()
+        #: When this end began to join (monotonic): first frames are counted from here.
+        self.started = time.monotonic()
         session.on("state", self.state)
         session.on("participants", self.participants)
         session.on(
             "participant_left",
             lambda username, reason: emit("participant_left", username=username, reason=reason),
         )
+        # Through a media server: connecting, connected, reconnecting (it moved).
+        session.on("sfu", lambda state: emit("media_server", state=state))
         session.on(
             "request_failed",
             lambda kind, code, message: emit(
@@ -769,7 +826,12 @@ class MeetingReporter:
                 audio = link.receivers.get("audio")
                 if isinstance(video, VideoReceiver) and video.frames:
                     out["frames_received"] += video.frames
-                    out.update(width=video.width, height=video.height)
+                    out.update(width=video.width, height=video.height, **_video_rate(video))
+                    first = video.first_frame_at
+                    if out.get("first_frame_ms") is None and first and first >= self.started:
+                        out["first_frame_ms"] = round(1000 * (first - self.started))
+                    if video.marked_at is not None:
+                        out.update(video.gap_figures())
                 if isinstance(audio, AudioReceiver) and audio.frames:
                     out["audio_ms_received"] += round(audio.received_ms)
                     peak = audio.peak_hz(1.0)
@@ -803,20 +865,44 @@ async def run_meeting(
         assert first is not None
         event = await first.wait(args.wait)
         session = MeetingSession.invited(client, me, event, media, options)
+    answer = None
+    if args.meet_command == "answer":
+        answer = session.decline if args.decline else session.accept
+    return await follow_meeting(session, args, args.duration, answer=answer)
+
+
+async def follow_meeting(
+    session: MeetingSession,
+    args: argparse.Namespace,
+    duration: float | None,
+    *,
+    answer: Callable[[], None] | None = None,
+    moved: bool = False,
+) -> int:
+    """Follow ``session`` to this end's part's end (leaving ``duration`` s after joining);
+    ``answer`` accepts or declines an invitation first. ``moved``: the meeting continues this
+    end's call, whose picture from the other party is measured from now (``longest_gap_ms``,
+    ``largest_frame_skip`` in the summary)."""
     reporter = MeetingReporter(session)
+    if moved:
+        emit("moved", meeting_id=session.meeting_id)
+        for links in session.history.values():
+            video = links[-1].receivers.get("camera")
+            if isinstance(video, VideoReceiver):
+                video.mark()
     loop = asyncio.get_running_loop()
-    finish = session.end if args.end else session.leave
+    finish = session.end if getattr(args, "end", False) else session.leave
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, finish)
-    if args.meet_command == "answer":
-        session.decline() if args.decline else session.accept()
+    if answer is not None:
+        answer()
 
-    async def leave_after() -> None:
+    async def leave_after(seconds: float) -> None:
         await reporter.joined.wait()
-        await asyncio.sleep(args.duration)
+        await asyncio.sleep(seconds)
         finish()
 
-    helper = loop.create_task(leave_after()) if args.duration is not None else None
+    helper = loop.create_task(leave_after(duration)) if duration is not None else None
     try:
         await session.wait_ended()
     finally:

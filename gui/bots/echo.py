@@ -151,7 +151,7 @@ class EchoBot:
         session.on("chat", lambda chat: self._echo_chat(session, chat))
         # Mirror what the caller says it sends: the caller's window shows the returned
         # screen large only while its peer (here, the echo) says that it shares one.
-        session.on("peer_media", session.channel.send_state)
+        session.on("peer_media", lambda state: session.channel.send_state(state))
         session.on("ended", lambda reason: self.sessions.pop(call_id, None))
         log.info("echo answering call %s from %s", call_id, session.machine.peer)
         session.accept()

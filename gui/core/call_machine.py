@@ -14,6 +14,20 @@ States::
     incoming_ringing ──accept────▶ connecting
     any state ──────────────────────────────────────────────────────────▶ ended(reason)
 
+Recovery (protocol v1.1, ``restart`` on ``rtc.signal``): aiortc cannot restart ICE on
+a connection, so a path that dies (nothing heard for a few seconds, or the connection
+failing: ``path_lost``) is replaced by a *candidate* link, a fresh peer connection
+negotiated inside the same call, its offer and answer flagged with a token. The old
+link stays open meanwhile: if it comes back by itself (a black hole that ends while
+the NATs still hold their mappings) the call is connected again at once and the
+candidate is dropped; if the candidate connects first it is promoted and the old link
+closed. Either end may offer a restart; when both do at once, the caller's wins (the
+callee answers it and drops its own). A candidate that has not connected in the I/O
+layer's time (``candidate_timed_out``) is replaced while the call is reconnecting, and
+a call that stays reconnecting too long ends as ``lost`` (``reconnect_deadline_passed``).
+A peer that knows nothing of restarts ignores the second offer (as before) and the call
+ends as it did before recovery existed.
+
 The caller makes its offer while the callee's device rings and sends it the
 moment the server says ``call.accepted``; the callee answers the offer.
 Candidates that arrive before the remote description are held until it is
@@ -63,6 +77,9 @@ class Role(StrEnum):
 FAILED = "failed"  # media never connected or broke for good
 ERROR = "error"  # a request was refused in a way the call cannot survive
 
+#: The server's reason when a party turned the call into a meeting (v1.1).
+MOVED_TO_MEETING = "moved_to_meeting"
+
 #: What the window says (``detail``) when the peer sent something unusable.
 UNUSABLE_DETAIL = "The other side's app sent something Parley cannot use."
 #: ... and when the call did not connect in time.
@@ -81,12 +98,19 @@ class SendRequest:
 
 @dataclass(frozen=True, slots=True)
 class MakeOffer:
-    """Create an offer and set it as the local description; report it with ``local_description``."""
+    """Create an offer and set it as the local description; report it with ``local_description``.
+
+    ``link`` names a candidate link (a restart's token); ``None`` is the call's own link.
+    """
+
+    link: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class MakeAnswer:
     """Create an answer, set it as the local description, report it with ``local_description``."""
+
+    link: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +118,7 @@ class ApplyRemoteDescription:
     """Set the peer's offer or answer."""
 
     description: Json
+    link: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +126,32 @@ class AddCandidate:
     """Add a trickled ICE candidate from the peer."""
 
     candidate: Json
+    link: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OpenCandidate:
+    """Build a fresh peer connection beside the current one, to replace a dead path.
+
+    ``offerer``: this end offers on it (sections first) rather than answering the peer's offer.
+    """
+
+    link: str
+    offerer: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CloseCandidate:
+    """Close a candidate link that is no longer wanted."""
+
+    link: str
+
+
+@dataclass(frozen=True, slots=True)
+class PromoteCandidate:
+    """The candidate link connected: it carries the call from now on; close the old one."""
+
+    link: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +173,9 @@ Action = (
     | MakeAnswer
     | ApplyRemoteDescription
     | AddCandidate
+    | OpenCandidate
+    | CloseCandidate
+    | PromoteCandidate
     | ClosePeer
     | StateChanged
 )
@@ -139,6 +193,8 @@ class CallMachine:
             CallState.OUTGOING_RINGING if role is Role.CALLER else CallState.INCOMING_RINGING
         )
         self.reason: str | None = None
+        #: The Meeting (protocol object) this call moved into, once it has.
+        self.moved_to: Json | None = None
         #: Why the call failed, in a sentence for the user (None unless it did, and said why).
         self.detail: str | None = None
         #: The technical reason behind ``detail``, for logs and parley-cli.
@@ -149,6 +205,13 @@ class CallMachine:
         self._held_candidates: list[Json] = []
         self._offer: Json | None = None
         self._candidates = 0
+        #: The candidate link under way (a restart's token), and whether this end offered it.
+        self.restart_link: str | None = None
+        self._restart_mine = False
+        self._restart_answered = False
+        #: Restarts tried so far (tokens are numbered by them) and candidates promoted.
+        self.restarts = 0
+        self.recoveries = 0
         if role is Role.CALLEE:
             self._do(StateChanged(self.state))
 
@@ -239,13 +302,20 @@ class CallMachine:
                     self._send_description(self._offer)
             # Otherwise a replay after a reconnection: the call goes on as it is.
         elif kind == "call.ended":
-            self._end(str(message.get("reason", "hangup")))
+            if message.get("reason") == MOVED_TO_MEETING and self.in_progress:
+                self._moved(message)
+            else:
+                self._end(str(message.get("reason", "hangup")))
         elif kind == "rtc.signal":
             self._signal(message)
 
     def _signal(self, message: Json) -> None:
         if not self.in_progress:
             log.info("rtc.signal ignored in state %s", self.state)
+            return
+        restart = message.get("restart")
+        if restart is not None:
+            self._restart_signal(restart, message)
             return
         description = message.get("description")
         if description is not None:
@@ -299,6 +369,42 @@ class CallMachine:
         }.get(self.state, "call.hangup")
         self._end(FAILED, request=request)
 
+    # Into a meeting (protocol v1.1) -----------------------------------------------
+
+    def move_to_meeting(
+        self, meeting_id: str, media: Json, invite: list[str], title: str | None = None
+    ) -> None:
+        """Turn the call into a meeting hosted here, inviting ``invite``; both parties stay.
+
+        The call goes on untouched until the server says it moved (``call.ended`` with reason
+        ``moved_to_meeting``); a refusal (``unsupported``: the other side's app has no
+        meetings; ``forbidden``...) changes nothing.
+        """
+        if not self.in_progress:
+            log.info("move to a meeting ignored in state %s", self.state)
+            return
+        fields: Json = {
+            "meeting_id": meeting_id,
+            "media": media,
+            "invite": [u.lower() for u in invite],
+            "from_call": self.call_id,
+        }
+        if title:
+            fields["title"] = title
+        self._do(SendRequest("meeting.create", fields))
+
+    def _moved(self, message: Json) -> None:
+        """The call became a meeting: it ends here, and its peer connection is handed over
+        (no ``ClosePeer``: ``moved_to`` holds the Meeting for the meeting's session)."""
+        meeting = message.get("meeting")
+        if not isinstance(meeting, dict) or not isinstance(meeting.get("meeting_id"), str):
+            self._end(ERROR, request="call.hangup")
+            return
+        self.moved_to = meeting
+        self.state = CallState.ENDED
+        self.reason = MOVED_TO_MEETING
+        self._do(StateChanged(CallState.ENDED, MOVED_TO_MEETING))
+
     def request_failed(self, kind: str, code: str) -> None:
         """A request this machine asked for was refused or could not be sent."""
         if self.state is CallState.ENDED:
@@ -327,8 +433,11 @@ class CallMachine:
         """The peer connection's ``connectionState`` changed."""
         if state == "connected" and self.state in (CallState.CONNECTING, CallState.RECONNECTING):
             self._enter(CallState.CONNECTED)
-        elif state == "disconnected" and self.state is CallState.CONNECTED:
-            self._enter(CallState.RECONNECTING)
+        elif state in ("disconnected", "failed") and self.state in (
+            CallState.CONNECTED,
+            CallState.RECONNECTING,
+        ):
+            self.path_lost()  # it worked once: the path broke, and a new one is sought
         elif state == "failed" and self.in_progress:
             self._end(FAILED, request="call.hangup")
         elif state == "closed" and self.in_progress:
@@ -341,6 +450,114 @@ class CallMachine:
             self._end("lost", request="call.hangup")
 
     def media_resumed(self) -> None:
-        """Packets flow again after a silence that did not last."""
+        """Packets flow again on the call's link after a silence that did not last.
+
+        A candidate this end offered meanwhile is dropped (the old path came back first); one
+        it answered stays until it connects or times out, since the peer asked for it.
+        """
         if self.state is CallState.RECONNECTING:
             self._enter(CallState.CONNECTED)
+            if self.restart_link is not None and self._restart_mine:
+                self._drop_candidate()
+
+    # Recovery --------------------------------------------------------------------
+
+    def path_lost(self) -> None:
+        """The call's link went quiet or failed while connected: reconnect, offering a restart.
+
+        Nothing is offered while a candidate link is under way (its timeout replaces it).
+        """
+        if self.state not in (CallState.CONNECTED, CallState.RECONNECTING):
+            return
+        self._enter(CallState.RECONNECTING)
+        if self.restart_link is None:
+            self._offer_restart()
+
+    def _offer_restart(self) -> None:
+        self.restarts += 1
+        token = f"{self.role.value}-{self.restarts}"
+        self.restart_link, self._restart_mine, self._restart_answered = token, True, False
+        self._do(OpenCandidate(token, offerer=True), MakeOffer(token))
+
+    def _drop_candidate(self) -> None:
+        if self.restart_link is not None:
+            self._do(CloseCandidate(self.restart_link))
+            self.restart_link = None
+
+    def _restart_signal(self, token: object, message: Json) -> None:
+        """An ``rtc.signal`` of a candidate link (``restart`` holds its token)."""
+        if not isinstance(token, str) or not 1 <= len(token) <= 32:
+            log.info("a restart signal with an unusable token; ignored")
+            return
+        description = message.get("description")
+        if not isinstance(description, dict):
+            description = None
+        kind = description.get("type") if description is not None else None
+        if description is not None and kind == "offer":
+            if self.restart_link is not None and self._restart_mine and self.role is Role.CALLER:
+                log.info("the peer's restart %s crossed ours; the peer answers ours", token)
+                return
+            if token == self.restart_link:
+                log.info("restart %s offered twice; ignored", token)
+                return
+            self._drop_candidate()
+            self.restart_link, self._restart_mine, self._restart_answered = token, False, True
+            self._do(
+                OpenCandidate(token, offerer=False),
+                ApplyRemoteDescription(description, token),
+                MakeAnswer(token),
+            )
+        elif description is not None and kind == "answer":
+            if token != self.restart_link or not self._restart_mine or self._restart_answered:
+                log.info("an answer for restart %s, which is not under way; ignored", token)
+                return
+            self._restart_answered = True
+            self._do(ApplyRemoteDescription(description, token))
+        elif description is not None:
+            log.info("a restart description of type %r; ignored", str(kind)[:20])
+        candidate = message.get("candidate")
+        if isinstance(candidate, dict) and token == self.restart_link and self._restart_answered:
+            self._do(AddCandidate(candidate, token))
+
+    def candidate_description(self, token: str, description: Json) -> None:
+        """The candidate link's offer or answer is ready: send it, flagged with its token."""
+        if token == self.restart_link and self.in_progress:
+            fields = {"call_id": self.call_id, "description": description, "restart": token}
+            self._do(SendRequest("rtc.signal", fields))
+
+    def candidate_state(self, token: str, state: str) -> None:
+        """The candidate link's ``connectionState`` changed."""
+        if token != self.restart_link or not self.in_progress:
+            return
+        if state == "connected":
+            self.restart_link = None
+            self.recoveries += 1
+            self._candidates = 0
+            self._do(PromoteCandidate(token))
+            self._enter(CallState.CONNECTED)
+        elif state in ("failed", "closed"):
+            self.candidate_timed_out(token)
+
+    def candidate_unusable(self, token: str, problem: str) -> None:
+        """What the peer sent for a candidate link cannot be used: drop that link only."""
+        log.warning("restart %s: %s", token, problem[:200])
+        if token == self.restart_link:
+            self._drop_candidate()
+
+    def candidate_timed_out(self, token: str) -> None:
+        """The I/O layer's timer: candidate ``token`` has not connected in time (or failed).
+
+        While the call is reconnecting this end offers a new one (its own, or in place of the
+        peer's, which the peer will also have given up on).
+        """
+        if token != self.restart_link:
+            return
+        self._drop_candidate()
+        if self.state is CallState.RECONNECTING:
+            self._offer_restart()
+
+    def reconnect_deadline_passed(self) -> None:
+        """The I/O layer's timer: the call has been reconnecting for too long; it is lost."""
+        if self.state is CallState.RECONNECTING:
+            self._drop_candidate()
+            self._end("lost", request="call.hangup")

@@ -46,17 +46,22 @@ from aiortc.mediastreams import MediaStreamTrack
 from pyee.asyncio import AsyncIOEventEmitter
 
 from gui.core.call_machine import (
+    MOVED_TO_MEETING,
     AddCandidate,
     ApplyRemoteDescription,
     CallMachine,
     CallState,
+    CloseCandidate,
     ClosePeer,
     MakeAnswer,
     MakeOffer,
+    OpenCandidate,
+    PromoteCandidate,
     Role,
     SendRequest,
     StateChanged,
 )
+from gui.core.escalation import HeldEvents
 from gui.core.peer_channel import ChatMessage, PeerChannel, PeerMediaState
 from gui.core.peer_link import (
     AUDIO,
@@ -111,11 +116,12 @@ class CallSession(AsyncIOEventEmitter):
         self.machine = machine
         self.media = media
         self.options = options or CallOptions()
+        #: The link that carries the call now (replaced when a restart's candidate connects).
         self.peer = PeerLink(self.options, f"call {machine.call_id}")
-        self.pc: RTCPeerConnection = self.peer.pc
-        self.channel: PeerChannel = self.peer.channel
-        self.receivers: dict[str, Receiver] = self.peer.receivers
-        self.quality: QualityMeter = self.peer.quality
+        #: Candidate links of restarts under way, by token, and their timers.
+        self._candidates: dict[str, PeerLink] = {}
+        self._candidate_timers: dict[str, asyncio.TimerHandle] = {}
+        self._reconnect_timer: asyncio.TimerHandle | None = None
         self.audio_enabled = media.audio is not None
         self.video_enabled = media.camera is not None
         self.created_at = time.monotonic()
@@ -123,16 +129,42 @@ class CallSession(AsyncIOEventEmitter):
         self.answered_at: float | None = None
         self._slot_tracks: dict[str, SlotTrack] = {}
         self._runner = ActionRunner(
-            machine.take_actions, self._perform, self._failed, lambda a: isinstance(a, ClosePeer)
+            machine.take_actions, self._perform, self._failed, self._last_action
         )
         self._unsubscribe = link.on_event(self._on_server_event)
+        #: A meeting's events held from the moment the call moved into it (see ``move_to_meeting``).
+        self.held: HeldEvents | None = None
         self._closed = asyncio.Event()
-        for event in ("sas", "chat", "delivered", "peer_media", "stats", "remote_track"):
-            self.peer.on(event, self._forward(event))
-        self.peer.on("connection", self._on_connection_state)
-        self.peer.on("silent", lambda: self._media_heard(False))
-        self.peer.on("resumed", lambda: self._media_heard(True))
+        self._bind(self.peer)
         self._attach_tracks()
+
+    def _bind(self, link: PeerLink) -> None:
+        """Forward ``link``'s events while it carries the call (a candidate's wait)."""
+        for event in ("sas", "chat", "delivered", "peer_media", "stats", "remote_track"):
+            link.on(event, self._forward(event, link))
+        link.on("connection", lambda state: self._on_connection_state(link, state))
+        link.on("quiet", lambda: self._path_quiet(link))
+        link.on("resumed", lambda: self._media_heard(link))
+
+    @property
+    def pc(self) -> RTCPeerConnection:
+        """The peer connection that carries the call now."""
+        return self.peer.pc
+
+    @property
+    def channel(self) -> PeerChannel:
+        """The data channel of the link that carries the call now."""
+        return self.peer.channel
+
+    @property
+    def receivers(self) -> dict[str, Receiver]:
+        """The newest receiver of each slot, on the link that carries the call now."""
+        return self.peer.receivers
+
+    @property
+    def quality(self) -> QualityMeter:
+        """The current link's quality meter."""
+        return self.peer.quality
 
     # Construction ---------------------------------------------------------------
 
@@ -348,30 +380,89 @@ class CallSession(AsyncIOEventEmitter):
         """Until the call has ended and everything it started has stopped."""
         await self._closed.wait()
 
+    # Into a meeting (protocol v1.1) -------------------------------------------------
+
+    def move_to_meeting(self, invite: list[str], title: str | None = None) -> str:
+        """Turn the call into a meeting hosted here, inviting ``invite``; returns its id.
+
+        Nothing changes until the server agrees: then the call ends ``moved_to_meeting``
+        with ``machine.moved_to`` set, and :func:`gui.core.escalation.continue_in_meeting`
+        carries its connection on in a :class:`~gui.core.meeting_session.MeetingSession`
+        (the other party's end does the same). A refusal is emitted as ``request_failed``
+        (kind ``meeting.create``, code, message) and the call goes on.
+        """
+        meeting_id = str(uuid.uuid4())
+        media = {"audio": self.audio_enabled, "video": self.video_enabled}
+        self.machine.move_to_meeting(meeting_id, media, invite, title)
+        self._pump()
+        return meeting_id
+
+    def _refused(self, kind: str, code: str, message: str) -> None:
+        self.machine.request_failed(kind, code)
+        self.emit("request_failed", kind, code, message)
+
+    def slot_tracks(self) -> dict[str, SlotTrack]:
+        """The slot tracks this call's senders read (what a meeting it moves into keeps)."""
+        return dict(self._slot_tracks)
+
+    def _last_action(self, action: Any) -> bool:
+        """The worker stops after closing, or once the call moved into a meeting."""
+        return isinstance(action, ClosePeer) or (
+            isinstance(action, StateChanged)
+            and action.state is CallState.ENDED
+            and self.machine.moved_to is not None
+        )
+
+    def _hand_over(self) -> None:
+        """The call moved into a meeting: its connection, slots and tracks are left running
+        for the meeting's session; this session stops listening to them and is over."""
+        self._unsubscribe()
+        self.peer.remove_all_listeners()
+        self.peer.cancel_deadline()
+        self._closed.set()
+        asyncio.get_running_loop().call_soon(self.emit, "ended", self.machine.reason)
+
     # Inputs ---------------------------------------------------------------------
 
     def _on_server_event(self, message: Json) -> None:
         if message.get("call_id") == self.call_id:
+            if message.get("reason") == MOVED_TO_MEETING and self.held is None:
+                # From now on, what the meeting's newcomers send waits for the meeting's session.
+                self.held = HeldEvents(self.link, str(message.get("meeting_id", "")))
             self.machine.server_event(message)
             self._pump()
 
-    def _on_connection_state(self, state: str) -> None:
-        self.machine.media_state(state)
-        self._pump()
-
-    def _media_heard(self, heard: bool) -> None:
-        """The link's monitor: packets or heartbeats came (again), or nothing for too long."""
-        if heard:
-            self.machine.media_resumed()
+    def _on_connection_state(self, link: PeerLink, state: str) -> None:
+        if link is self.peer:
+            self.machine.media_state(state)
         else:
-            self.machine.media_silent()
+            token = self._token_of(link)
+            if token is not None:
+                self.machine.candidate_state(token, state)
         self._pump()
 
-    def _forward(self, event: str) -> Any:
-        """Re-emit the link's ``event`` as this session's."""
+    def _token_of(self, link: PeerLink) -> str | None:
+        return next((t for t, c in self._candidates.items() if c is link), None)
+
+    def _path_quiet(self, link: PeerLink) -> None:
+        """Nothing came on the call's link for ``path_quiet_s``: the path is lost."""
+        if link is self.peer:
+            log.info("call %s: nothing heard for %.0f s", self.call_id, self.options.path_quiet_s)
+            self.machine.path_lost()
+            self._pump()
+
+    def _media_heard(self, link: PeerLink) -> None:
+        """The link's monitor: packets or heartbeats came (again)."""
+        if link is self.peer:
+            self.machine.media_resumed()
+            self._pump()
+
+    def _forward(self, event: str, link: PeerLink) -> Any:
+        """Re-emit ``link``'s ``event`` as this session's, while ``link`` carries the call."""
 
         def forward(*args: Any) -> None:
-            self.emit(event, *args)
+            if link is self.peer:
+                self.emit(event, *args)
 
         return forward
 
@@ -382,7 +473,10 @@ class CallSession(AsyncIOEventEmitter):
 
     def _failed(self, action: Any, exc: Exception) -> None:
         """What performing ``action`` raised."""
-        if isinstance(exc, RemoteUnusable):
+        token = getattr(action, "link", None)
+        if token is not None:  # a candidate link: only the restart fails
+            self.machine.candidate_unusable(token, f"{type(action).__name__}: {exc!r}")
+        elif isinstance(exc, RemoteUnusable):
             self._unusable(str(exc))
         elif isinstance(action, MakeAnswer | ApplyRemoteDescription | AddCandidate):
             # What the peer sent got past the checks and aiortc still refused it.
@@ -400,9 +494,13 @@ class CallSession(AsyncIOEventEmitter):
 
     async def _perform(self, action: Any) -> None:
         if self.machine.ended and isinstance(
-            action, MakeOffer | MakeAnswer | ApplyRemoteDescription | AddCandidate
+            action,
+            MakeOffer | MakeAnswer | ApplyRemoteDescription | AddCandidate | OpenCandidate,
         ):
             return  # the call ended while this waited: nothing more is negotiated
+        if getattr(action, "link", None) is not None:
+            await self._perform_restart(action)
+            return
         if isinstance(action, SendRequest):
             if action.kind == "rtc.signal" and self.machine.ended:
                 return
@@ -411,12 +509,15 @@ class CallSession(AsyncIOEventEmitter):
                 action,
                 f"call {self.call_id}",
                 log,
-                lambda kind, code, _: self.machine.request_failed(kind, code),
+                self._refused,
             )
         elif isinstance(action, StateChanged):
+            if action.state is CallState.ENDED and self.machine.moved_to is not None:
+                self._hand_over()
             if action.state is CallState.CONNECTING and self.answered_at is None:
                 self.answered_at = time.monotonic()
                 self.peer.start_deadline(self._connect_deadline)
+            self._follow_reconnection(action.state)
             self.emit("state", action.state, action.reason)
         elif isinstance(action, MakeOffer):
             self.machine.local_description(await self.peer.make_offer())
@@ -429,6 +530,99 @@ class CallSession(AsyncIOEventEmitter):
             await self.peer.add_candidate(action.candidate)
         elif isinstance(action, ClosePeer):
             await self._close()
+
+    # Recovery -------------------------------------------------------------------
+
+    async def _perform_restart(self, action: Any) -> None:
+        """Carry out an action on a candidate link (``action.link`` names it)."""
+        token: str = action.link
+        if isinstance(action, OpenCandidate):
+            self._open_candidate(token, action.offerer)
+            return
+        if isinstance(action, PromoteCandidate):
+            await self._promote(token)
+            return
+        if isinstance(action, CloseCandidate):
+            await self._close_candidate(token)
+            return
+        link = self._candidates.get(token)
+        if link is None:
+            return  # dropped meanwhile
+        if isinstance(action, MakeOffer):
+            self.machine.candidate_description(token, await link.make_offer())
+        elif isinstance(action, MakeAnswer):
+            self.machine.candidate_description(token, await link.make_answer())
+        elif isinstance(action, ApplyRemoteDescription):
+            expected = "answer" if token.startswith(self.machine.role.value) else "offer"
+            await link.apply_remote(action.description, expected)
+        elif isinstance(action, AddCandidate):
+            await link.add_candidate(action.candidate)
+
+    def _open_candidate(self, token: str, offerer: bool) -> None:
+        log.info("call %s: restart %s (%s)", self.call_id, token, "offer" if offerer else "answer")
+        link = PeerLink(self.options, f"call {self.call_id} restart {token}")
+        self._candidates[token] = link
+        self._bind(link)
+        if offerer:
+            link.offer_sections()
+        self._candidate_timers[token] = asyncio.get_running_loop().call_later(
+            self.options.restart_timeout_s, self._candidate_timeout, token
+        )
+
+    def _candidate_timeout(self, token: str) -> None:
+        self._candidate_timers.pop(token, None)
+        if token in self._candidates:
+            log.info("call %s: restart %s did not connect in time", self.call_id, token)
+        self.machine.candidate_timed_out(token)
+        self._pump()
+
+    async def _close_candidate(self, token: str) -> None:
+        timer = self._candidate_timers.pop(token, None)
+        if timer is not None:
+            timer.cancel()
+        link = self._candidates.pop(token, None)
+        if link is not None:
+            await link.close()
+
+    async def _promote(self, token: str) -> None:
+        """The candidate carries the call: the slots move onto it and the old link closes."""
+        timer = self._candidate_timers.pop(token, None)
+        if timer is not None:
+            timer.cancel()
+        link = self._candidates.pop(token, None)
+        if link is None:
+            return
+        old, self.peer = self.peer, link
+        log.info("call %s: restart %s connected; the call moves onto it", self.call_id, token)
+        for slot, track in old.tracks().items():
+            link.send(slot, track)
+            old.send(slot, None)
+        await old.close()
+        self._announce()
+        for slot, receiver in link.receivers.items():
+            self.emit("remote_track", slot, receiver)
+        if link.sas is not None:
+            self.emit("sas", link.sas)
+        self.emit("restarted", token)
+
+    def _follow_reconnection(self, state: CallState) -> None:
+        """Start the reconnection budget on entering ``reconnecting``; stop it on leaving."""
+        if state is CallState.RECONNECTING:
+            if self._reconnect_timer is None:
+                self._reconnect_timer = asyncio.get_running_loop().call_later(
+                    self.options.reconnect_timeout_s, self._reconnect_deadline
+                )
+        elif self._reconnect_timer is not None:
+            self._reconnect_timer.cancel()
+            self._reconnect_timer = None
+
+    def _reconnect_deadline(self) -> None:
+        self._reconnect_timer = None
+        log.warning(
+            "call %s: not reconnected within %.0f s", self.call_id, self.options.reconnect_timeout_s
+        )
+        self.machine.reconnect_deadline_passed()
+        self._pump()
 
     # Timers ---------------------------------------------------------------------
 
@@ -447,6 +641,9 @@ class CallSession(AsyncIOEventEmitter):
 
     async def _close(self) -> None:
         self._unsubscribe()
+        self._follow_reconnection(CallState.ENDED)
+        for token in list(self._candidates):
+            await self._close_candidate(token)
         await self.peer.close()
         for holder in self._slot_tracks.values():
             holder.stop()

@@ -213,6 +213,42 @@ class MeetingMachine:
         machine._do(StateChanged(MeetingState.INVITED))
         return machine
 
+    @classmethod
+    def from_call(
+        cls, me: str, meeting: Json, peer: str, offerer: bool, media: Json
+    ) -> MeetingMachine:
+        """A machine for the meeting this end's 1:1 call just moved into (``call.ended`` with
+        reason ``moved_to_meeting``, or the reply to ``meeting.create`` with ``from_call``).
+
+        It is joined already, and its link to ``peer`` is the call's peer connection, kept as
+        it is (``offerer`` as in the call: the caller offered): nothing is offered to anyone.
+        Newcomers offer to both parties as to anyone present. What this end sends is told to
+        the server when it differs from what the Meeting says.
+        """
+        machine = cls(me, str(meeting.get("meeting_id", "")), media)
+        machine._read_meeting(meeting)
+        machine.state = MeetingState.JOINED
+        peer = peer.lower()
+        if peer in machine.participants:
+            machine._links[peer] = _Link(offerer=offerer, remote_set=True)
+            machine._set(peer, link=LinkState.CONNECTED)
+        machine._do(StateChanged(MeetingState.JOINED))
+        machine._changed()
+        mine = next(
+            (
+                p
+                for p in meeting.get("participants") or []
+                if isinstance(p, dict) and p.get("username") == machine.me
+            ),
+            None,
+        )
+        told = {k: _bool(mine.get(k)) for k in machine.media} if mine is not None else None
+        if told != machine.media:
+            machine._do(
+                SendRequest("meeting.media", {"meeting_id": machine.meeting_id, **machine.media})
+            )
+        return machine
+
     # Output -----------------------------------------------------------------
 
     def take_actions(self) -> list[Action]:

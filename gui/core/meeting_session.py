@@ -64,6 +64,8 @@ log = logging.getLogger("parley.meeting")
 
 Json = dict[str, Any]
 
+#: What a meeting hears from each of its links.
+LINK_EVENTS = ("connection", "silent", "remote_track", "stats", "chat", "delivered")
 #: What each slot carries.
 KINDS = {CAMERA: "video", AUDIO: "audio", SCREEN: "video"}
 
@@ -76,10 +78,12 @@ class SharedMedia:
     busy machine) skips frames instead of building up delay.
     """
 
-    def __init__(self, media: LocalMedia) -> None:
+    def __init__(self, media: LocalMedia, slots: dict[str, SlotTrack] | None = None) -> None:
+        """``slots``: a call's slot tracks, kept so that what its link sends keeps its clock."""
         self.media = media
         self.relay = MediaRelay()
-        self.slots = {slot: SlotTrack(kind) for slot, kind in KINDS.items()}
+        given = slots or {}
+        self.slots = {slot: given.get(slot) or SlotTrack(kind) for slot, kind in KINDS.items()}
         self.enabled = {slot: media.of(slot) is not None for slot in KINDS}
         for slot in KINDS:
             self.slots[slot].set_source(media.of(slot))
@@ -123,12 +127,13 @@ class MeetingSession(AsyncIOEventEmitter):
         machine: MeetingMachine,
         media: LocalMedia,
         options: CallOptions | None = None,
+        slots: dict[str, SlotTrack] | None = None,
     ) -> None:
         super().__init__()
         self.signaling = link
         self.machine = machine
         self.options = options or CallOptions()
-        self.shared = SharedMedia(media)
+        self.shared = SharedMedia(media, slots)
         #: The open link to each participant.
         self.links: dict[str, PeerLink] = {}
         #: Every link ever made to each participant, newest last (closed ones keep their
@@ -192,6 +197,28 @@ class MeetingSession(AsyncIOEventEmitter):
         session = cls(link, machine, media, options)
         session._pump()
         return session
+
+    def adopt_link(self, username: str, peer: PeerLink, held: list[Json]) -> None:
+        """Carry on with ``peer``, the connection of the call this meeting continues: it is
+        not renegotiated; its senders move onto this meeting's shared media (the same slots,
+        so the same clock). ``held``: this meeting's events that came before this session
+        listened, handled now. ``remote_track`` is emitted for what it receives already,
+        once the caller has had a chance to listen."""
+        peer.remove_all_listeners()
+        self.links[username] = peer
+        self.history.setdefault(username, []).append(peer)
+        for event in LINK_EVENTS:
+            peer.on(event, self._bind(username, peer, event))
+        proxies = self._proxies[username] = self.shared.subscribe()
+        for slot, proxy in proxies.items():
+            peer.send(slot, proxy)
+        for message in held:
+            self._on_server_event(message)
+        receivers = list(peer.receivers.items())
+        asyncio.get_running_loop().call_soon(
+            lambda: [self.emit("remote_track", username, s, r) for s, r in receivers]
+        )
+        self._pump()
 
     # Controls ---------------------------------------------------------------------
 

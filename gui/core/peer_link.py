@@ -20,8 +20,9 @@ call hands it a :class:`~gui.media.slot.SlotTrack` per slot, a meeting a
 
 Events (pyee): ``connection`` (connectionState), ``remote_track`` (slot,
 receiver), ``chat`` (ChatMessage), ``delivered`` (id), ``peer_media``
-(PeerMediaState), ``sas`` (words), ``stats`` (QualitySample), ``silent`` and
-``resumed`` (nothing came from the peer for ``media_timeout_s``; it came again).
+(PeerMediaState), ``sas`` (words), ``stats`` (QualitySample), ``quiet`` (nothing at
+all came for ``path_quiet_s``: the path may be lost), ``silent`` and ``resumed``
+(nothing came from the peer for ``media_timeout_s``; it came again).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from aiortc import (
@@ -46,12 +47,14 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 from pyee.asyncio import AsyncIOEventEmitter
 
+from gui.core.adaptation import SenderAdaptation
 from gui.core.peer_channel import ChatMessage, PeerChannel, PeerMediaState
 from gui.core.quality import QualityMeter
 from gui.core.remote_sdp import check_candidate, check_description, mids_in_sdp
 from gui.core.verification import fingerprints_in_sdp, verification_words
 from gui.media import decode_guard
 from gui.media.analysis import AudioReceiver, VideoReceiver
+from gui.media.scaler import ScaledVideoTrack
 
 log = logging.getLogger("parley.call")
 
@@ -89,11 +92,18 @@ class CallOptions:
     ice_servers: list[IceServer] = field(default_factory=list)
     #: Nothing from the peer (no packet, no heartbeat) for this long while connected: it is gone.
     media_timeout_s: float = 10.0
+    #: Nothing at all from the peer (RTP, RTCP, heartbeats) for this long: the path is lost and a
+    #: call starts recovering (``quiet``); heartbeats go every second, so muting is not quiet.
+    path_quiet_s: float = 3.0
+    #: A restart's candidate link that has not connected this long is replaced.
+    restart_timeout_s: float = 6.0
+    #: A call that has not recovered this long after its path was lost ends as ``lost``.
+    reconnect_timeout_s: float = 15.0
     #: An answered call that has not connected this long after the answer fails (ICE checks
     #: still running count as not connected).
     connect_timeout_s: float = 30.0
     stats_interval_s: float = 1.0
-    heartbeat_interval_s: float = 2.0
+    heartbeat_interval_s: float = 1.0
 
     def rtc_configuration(self) -> RTCConfiguration:
         """The explicit configuration every peer connection gets.
@@ -161,6 +171,9 @@ class PeerLink(AsyncIOEventEmitter):
         self.closed = False
         self._slots: dict[str, RTCRtpTransceiver] = {}
         self._tracks: dict[str, MediaStreamTrack | None] = {}
+        #: The camera goes through a scaler this link's adaptation sizes (one per source).
+        self._scalers: dict[str, ScaledVideoTrack] = {}
+        self._adaptations: dict[str, SenderAdaptation] = {}
         self._retired: list[Receiver] = []
         self._candidates_ended = False
         self._monitor: asyncio.Task[None] | None = None
@@ -187,8 +200,9 @@ class PeerLink(AsyncIOEventEmitter):
         Standards-following peers (browsers) do not care about the order.
         """
         for slot, kind in ((CAMERA, "video"), (AUDIO, "audio"), (SCREEN, "video")):
-            self._slots[slot] = self.pc.addTransceiver(kind, direction="sendrecv")
-        self.channel.attach(self.pc.createDataChannel("parley", ordered=True))
+            self._slots[slot] = self.pc.addTransceiver(kind, direction=direction)
+        if data_channel:
+            self.channel.attach(self.pc.createDataChannel("parley", ordered=True))
         self._attach_tracks()
         self.screen_available = True
 
@@ -296,9 +310,52 @@ class PeerLink(AsyncIOEventEmitter):
         Remembered for a slot not negotiated yet (an answerer before the offer).
         """
         self._tracks[slot] = track
+        sent = self._scaled(slot, track)
         transceiver = self._slots.get(slot)
-        if transceiver is not None and transceiver.sender.track is not track:
-            transceiver.sender.replaceTrack(track)
+        if transceiver is not None and transceiver.sender.track is not sent:
+            transceiver.sender.replaceTrack(sent)
+
+    def _scaled(self, slot: str, track: MediaStreamTrack | None) -> MediaStreamTrack | None:
+        """The camera's track behind this link's scaler (made once per source)."""
+        if slot != CAMERA or track is None or track.kind != "video":
+            return track
+        scaler = self._scalers.get(slot)
+        if scaler is None or scaler.source is not track:
+            if scaler is not None:
+                scaler.stop()
+            scaler = self._scalers[slot] = ScaledVideoTrack(track)
+        return scaler
+
+    def _adapt(self, report: Any, now: float) -> None:
+        """Each video sender's adaptation, from this second's stats (``adaptation.py``)."""
+        for slot in (CAMERA, SCREEN):
+            transceiver = self._slots.get(slot)
+            if transceiver is None or transceiver.sender.track is None:
+                continue
+            adaptation = self._adaptations.get(slot)
+            if adaptation is None or adaptation.sender is not transceiver.sender:
+                adaptation = self._adaptations[slot] = SenderAdaptation(transceiver.sender, None)
+            adaptation.track = self._scalers.get(slot)
+            adaptation.tick(report, now)
+
+    @property
+    def send_size(self) -> tuple[int, int] | None:
+        """The size of the camera frames this link sends now (after its adaptation)."""
+        scaler = self._scalers.get(CAMERA)
+        sending = CAMERA in self._slots and self._slots[CAMERA].sender.track is scaler
+        return scaler.sent_size if scaler is not None and sending else None
+
+    @property
+    def send_target_kbps(self) -> float | None:
+        """What the camera's encoder aims at now (kb/s), once it has one."""
+        adaptation = self._adaptations.get(CAMERA)
+        if adaptation is None or adaptation.encoder is None:
+            return None
+        return round(adaptation.encoder.target_bitrate / 1000, 1)
+
+    def tracks(self) -> dict[str, MediaStreamTrack | None]:
+        """What each slot's sender was told to read (``None``: nothing, as when muted)."""
+        return dict(self._tracks)
 
     def _attach_tracks(self) -> None:
         for slot, track in self._tracks.items():
@@ -360,7 +417,9 @@ class PeerLink(AsyncIOEventEmitter):
     async def _watch(self) -> None:
         """Stats every second, heartbeats, and noticing a peer that vanished."""
         packets_seen = -1
-        quiet_since = time.monotonic()
+        bytes_seen = -1
+        quiet_since = heard_at = time.monotonic()
+        quiet = False
         next_ping = 0.0
         while not self.closed:
             await asyncio.sleep(self.options.stats_interval_s)
@@ -379,14 +438,35 @@ class PeerLink(AsyncIOEventEmitter):
                 if isinstance(r, VideoReceiver) and r.frames
             ]
             try:
+                self._adapt(report, now)
+            except Exception:
+                log.exception("%s: the sender's adaptation failed", self.label)
+            try:
                 sample = self.quality.sample(report, now, videos)
             except Exception:
                 log.exception("%s: cannot read the stats report", self.label)
                 continue
+            size = self.send_size
+            sample = replace(
+                sample,
+                send_width=size[0] if size else None,
+                send_height=size[1] if size else None,
+                send_target_kbps=self.send_target_kbps,
+            )
             self._emit("stats", sample)
             packets = sum(
                 (s.packetsReceived or 0) for s in report.values() if s.type == "inbound-rtp"
             )
+            got = sum(
+                (getattr(s, "bytesReceived", 0) or 0)
+                for s in report.values()
+                if s.type == "transport"
+            )
+            if got != bytes_seen or self.channel.last_heard > heard_at:
+                bytes_seen, heard_at, quiet = got, now, False
+            elif not quiet and now - heard_at >= self.options.path_quiet_s:
+                quiet = True
+                self._emit("quiet")
             if packets != packets_seen or self.channel.last_heard > quiet_since:
                 packets_seen = packets
                 quiet_since = now
@@ -412,6 +492,8 @@ class PeerLink(AsyncIOEventEmitter):
                 await self._monitor
         for receiver in [*self.receivers.values(), *self._retired]:
             await receiver.stop()
+        for scaler in self._scalers.values():
+            scaler.stop()
         try:
             await self.pc.close()
         except Exception as exc:  # a connection left half-built by what the peer sent

@@ -37,6 +37,11 @@ class QualitySample:
     jitter_ms: float | None
     rtt_ms: float | None
     videos: list[ReceivedVideo] = field(default_factory=list)
+    #: The camera as this end sends it now (after adapting to the network), and what its
+    #: encoder aims at (kb/s); None when not sending.
+    send_width: int | None = None
+    send_height: int | None = None
+    send_target_kbps: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Plain values for ``{"event": "stats", ...}`` lines and the window."""

@@ -50,6 +50,10 @@ __all__ = [
 ]
 
 Json = dict[str, Any]
+
+#: What this client understands beyond protocol v1, told to the server at every login (v1.1):
+#: a call with this client can move into a meeting.
+CLIENT_FEATURES = ("meetings",)
 EventCallback = Callable[[Json], None]
 StateCallback = Callable[["LinkState"], None]
 
@@ -203,6 +207,8 @@ class SignalingClient:
         self.state = LinkState.OFFLINE
         self.user: Json | None = None
         self.token: str | None = None
+        #: What the server offers beyond v1 (``features`` of the login reply), once logged in.
+        self.server_features: frozenset[str] = frozenset()
         self._ws: ClientConnection | None = None
         self._tracker = RequestTracker()
         self._reader: asyncio.Task[None] | None = None
@@ -332,7 +338,9 @@ class SignalingClient:
                 return
             try:
                 await self._open()
-                reply = await self._send_request("login", {"token": self.token})
+                reply = await self._send_request(
+                    "login", {"token": self.token, "features": list(CLIENT_FEATURES)}
+                )
             except TlsRefused as exc:
                 log.warning("not reconnecting: %s", exc)
                 self.token = None
@@ -421,6 +429,7 @@ class SignalingClient:
     async def register(self, username: str, password: str, display_name: str | None = None) -> Json:
         """Create an account and log in; returns the User."""
         fields: Json = {"username": username, "password": password}
+        fields["features"] = list(CLIENT_FEATURES)
         if display_name:
             fields["display_name"] = display_name
         return self._logged_in(await self._send_request("register", fields))
@@ -430,9 +439,12 @@ class SignalingClient:
     ) -> Json:
         """Log in with a password or a saved token; returns the User."""
         fields: Json = {"token": token} if token else {"username": username, "password": password}
+        fields["features"] = list(CLIENT_FEATURES)
         return self._logged_in(await self._send_request("login", fields))
 
     def _logged_in(self, reply: Json) -> Json:
+        features = reply.get("features")
+        self.server_features = frozenset(f for f in features or [] if isinstance(f, str))
         self.user = reply["user"]
         self.token = reply["token"]
         self.backoff.reset()

@@ -144,6 +144,13 @@ class VideoReceiver(TrackConsumer):
         self.skipped = 0
         #: Frame-made to frame-received delays, in seconds, newest last.
         self.latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_SAMPLES)
+        #: Since :meth:`mark` (``None``: never marked): the longest wait for a frame, in
+        #: seconds, and the largest jump in frame numbers (1: none missing).
+        self.marked_at: float | None = None
+        self.longest_gap_s = 0.0
+        self.largest_skip = 0
+        self._previous_at: float | None = None
+        self._frames_at_mark = 0
 
     def handle(self, frame: av.frame.Frame, received_at: float) -> None:
         """Count the frame, keep it as the newest, read its number and latency."""
@@ -151,6 +158,9 @@ class VideoReceiver(TrackConsumer):
         self.frames += 1
         self.width, self.height = frame.width, frame.height
         self.latest_frame = frame
+        if self.marked_at is not None and self._previous_at is not None:
+            self.longest_gap_s = max(self.longest_gap_s, received_at - self._previous_at)
+        self._previous_at = received_at
         self.latest_at = received_at
         if self.first_frame_at is None:
             self.first_frame_at = received_at
@@ -167,11 +177,32 @@ class VideoReceiver(TrackConsumer):
                 self.decreases += 1
             elif number > self.last_number + 1:
                 self.skipped += number - self.last_number - 1
+            if self.marked_at is not None:
+                self.largest_skip = max(self.largest_skip, number - self.last_number)
         self.last_number = number
         if self.sent_at is not None:
             made_at = self.sent_at.get(number)
             if made_at is not None:
                 self.latencies.append(received_at - made_at)
+
+    def mark(self) -> None:
+        """Measure from now the longest wait between frames (counting from now) and the
+        largest jump in frame numbers: how much a change (a call moving into a meeting) cost."""
+        self.marked_at = self._previous_at = time.monotonic()
+        self._frames_at_mark = self.frames
+        self.longest_gap_s = 0.0
+        self.largest_skip = 0
+
+    def gap_figures(self) -> dict[str, float | int | None]:
+        """Since :meth:`mark`: the frames received, the longest wait for one (from the mark
+        on), in ms, and the largest jump in frame numbers."""
+        if self.marked_at is None:
+            return {"frames_since_mark": None, "longest_gap_ms": None, "largest_frame_skip": None}
+        return {
+            "frames_since_mark": self.frames - self._frames_at_mark,
+            "longest_gap_ms": round(1000 * self.longest_gap_s),
+            "largest_frame_skip": self.largest_skip,
+        }
 
     @property
     def decode_rate(self) -> float:

@@ -36,6 +36,8 @@ SDP_TYPES = frozenset({"offer", "answer", "pranswer", "rollback"})
 HANGUP_REASONS = frozenset({"failed"})
 MAX_SDP_CHARS = 60_000
 MAX_CANDIDATE_CHARS = 1024
+#: v1.1: a restart's token on ``rtc.signal`` (a call's fresh peer connection).
+MAX_RESTART_CHARS = 32
 MAX_MID_CHARS = 64
 
 
@@ -150,10 +152,15 @@ class RtcSignal:
     call_id: str
     description: Json | None
     candidate: Json | None
+    #: v1.1: the token of a restart's fresh peer connection this signal belongs to.
+    restart: str | None = None
 
     def payload(self) -> Json:
         """The relayed fields, exactly as validated."""
-        return _signal_payload(self.description, self.candidate)
+        out = _signal_payload(self.description, self.candidate)
+        if self.restart is not None:
+            out["restart"] = self.restart
+        return out
 
 
 def _signal_payload(description: Json | None, candidate: Json | None) -> Json:
@@ -340,7 +347,10 @@ def _parse_rtc_signal(f: Fields) -> RtcSignal | MeetingSignal:
     if meeting is not None:
         return MeetingSignal(*meeting, description, candidate)
     assert call_id is not None
-    return RtcSignal(call_id, description, candidate)
+    restart = f.text(
+        "restart", min_len=1, max_len=MAX_RESTART_CHARS, optional=True, control_ok=False
+    )
+    return RtcSignal(call_id, description, candidate, restart)
 
 
 def _hangup_failed(f: Fields) -> bool:

@@ -198,9 +198,10 @@ def test_media_failure_and_silence() -> None:
     m.media_state("connected")
     m.take_actions()
     m.media_state("disconnected")
-    assert m.take_actions() == [StateChanged(CallState.RECONNECTING)]
+    # The path broke: a restart is offered on a fresh link (tests/core/test_call_recovery.py).
+    assert m.take_actions()[0] == StateChanged(CallState.RECONNECTING)
     m.media_resumed()
-    assert m.take_actions() == [StateChanged(CallState.CONNECTED)]
+    assert m.take_actions()[0] == StateChanged(CallState.CONNECTED)
     m.media_silent()
     assert m.take_actions() == [SendRequest("call.hangup", {"call_id": CID}), *ended("lost")]
     m = caller()
