@@ -781,7 +781,7 @@ class MeetingReporter:
         if state is MeetingState.INVITED and machine.inviter is not None:
             fields.update(inviter=machine.inviter, title=machine.title)
         if state is MeetingState.JOINED:
-            fields.update(host=machine.host, title=machine.title)
+            fields.update(host=machine.host, title=machine.title, topology=machine.topology)
             self.joined.set()
         if reason is not None:
             fields["reason"] = reason

@@ -191,6 +191,9 @@ class MeetingMachine:
         self.reason: str | None = None
         self.host: str | None = None
         self.title: str | None = None
+        #: ``"mesh"`` (links to every participant, made here) or ``"sfu"`` (a media server:
+        #: no links; ``sfu_session.py`` publishes and subscribes), from the Meeting object.
+        self.topology = "mesh"
         #: Who invited this end (the ``from`` User of ``meeting.invited``), when invited.
         self.inviter: Json | None = None
         #: The other participants by username, in order of joining.
@@ -392,7 +395,8 @@ class MeetingMachine:
         for username in list(self._links):
             self._close(username)
         self._enter(MeetingState.JOINED)
-        for username in self.participants if self._rejoining else earlier:
+        offer_to = self.participants if self._rejoining else earlier
+        for username in offer_to if self.topology == "mesh" else ():
             self._open(username, offerer=True)
         self._changed()
         early, self._early = self._early, []
@@ -409,6 +413,7 @@ class MeetingMachine:
         self.host = host if isinstance(host, str) else self.host
         title = meeting.get("title")
         self.title = title if isinstance(title, str) else self.title
+        self.topology = "sfu" if meeting.get("topology") == "sfu" else "mesh"
         present: dict[str, Participant] = {}
         earlier: list[str] | None = None
         for item in meeting.get("participants") or []:

@@ -58,6 +58,7 @@ from gui.core.peer_link import (
     SignalingLink,
 )
 from gui.core.runner import ActionRunner, send_request
+from gui.core.sfu_session import SfuMedia
 from gui.media.slot import SlotTrack
 
 log = logging.getLogger("parley.meeting")
@@ -143,6 +144,8 @@ class MeetingSession(AsyncIOEventEmitter):
         #: Chat messages sent and not yet acknowledged: the id shown here → the link's own id
         #: per participant still to acknowledge.
         self._undelivered: dict[str, dict[str, str]] = {}
+        #: Through a media server (topology ``"sfu"``): the publisher and subscriptions.
+        self.sfu: SfuMedia | None = None
         self._runner = ActionRunner(machine.take_actions, self._perform, self._failed, self._last)
         self._closed = asyncio.Event()
         self._unsubscribe = link.on_event(self._on_server_event)
@@ -317,6 +320,10 @@ class MeetingSession(AsyncIOEventEmitter):
         kind = message.get("type")
         if kind == "client.reconnected":
             self.machine.signaling_reconnected()
+        elif kind in ("sfu.published", "sfu.reconnect"):
+            if str(message.get("meeting_id", "")).lower() == self.meeting_id:
+                self._media_server().server_event(message)
+            return
         elif str(message.get("meeting_id", "")).lower() == self.meeting_id:
             if kind == "meeting.left":
                 self.emit("participant_left", message.get("username"), message.get("reason"))
@@ -380,7 +387,11 @@ class MeetingSession(AsyncIOEventEmitter):
             self.emit("state", action.state, action.reason)
             if action.state is MeetingState.ENDED:
                 await self._close()
+            elif action.state is MeetingState.JOINED and self.machine.topology == "sfu":
+                self._media_server().start()
         elif isinstance(action, ParticipantsChanged):
+            if self.machine.topology == "sfu":
+                self._media_server().set_participants([p.username for p in action.participants])
             self.emit("participants", action)
         elif isinstance(action, OpenLink):
             await self._open(action.username, action.offerer)
@@ -438,8 +449,22 @@ class MeetingSession(AsyncIOEventEmitter):
 
     # The end ----------------------------------------------------------------------
 
+    def _media_server(self) -> SfuMedia:
+        if self.sfu is None:
+            self.sfu = SfuMedia(
+                self.signaling,
+                self.meeting_id,
+                self.shared.subscribe,
+                self.options,
+                self.history,
+                self.emit,
+            )
+        return self.sfu
+
     async def _close(self) -> None:
         self._unsubscribe()
+        if self.sfu is not None:
+            await self.sfu.close()
         for username in list(self.links):
             await self._close_link(username)
         self.shared.stop()

@@ -188,8 +188,11 @@ class PeerLink(AsyncIOEventEmitter):
 
     # Negotiation ---------------------------------------------------------------
 
-    def offer_sections(self) -> None:
+    def offer_sections(self, direction: str = "sendrecv", data_channel: bool = True) -> None:
         """Offer camera, audio, screen and the data channel, in that order.
+
+        A meeting's publisher to a media server offers them ``sendonly`` and without the
+        data channel (``sfu_session.py``).
 
         The camera comes first so that its section heads the BUNDLE group. A peer on
         aiortc's default bundle policy ("balanced") puts its second video receiver on the

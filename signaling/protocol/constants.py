@@ -22,7 +22,7 @@ HISTORY_DEFAULT_LIMIT = 50
 HISTORY_MAX_LIMIT = 200
 
 #: What this server offers beyond version 1 (the ``features`` of the login reply).
-FEATURES = ("meetings",)
+FEATURES = ("meetings", "guests")
 #: The ``features`` word of meetings (the server's in the login reply, a client's in its login).
 MEETINGS_FEATURE = "meetings"
 #: What a client may say it understands (``features`` of ``login`` and ``register``): at most
@@ -67,6 +67,18 @@ class RequestType(StrEnum):
     MEETING_LEAVE = "meeting.leave"
     MEETING_END = "meeting.end"
     MEETING_MEDIA = "meeting.media"
+    #: Guest links (v1.1, ``signaling/protocol/guests.py``).
+    GUEST_LINK_CREATE = "guest_link.create"
+    GUEST_LINK_LIST = "guest_link.list"
+    GUEST_LINK_REVOKE = "guest_link.revoke"
+    GUEST_JOIN = "guest.join"
+    GUEST_REMOVE = "guest.remove"
+    #: Meetings through a media server (``signaling/protocol/sfu.py``).
+    SFU_PUBLISH = "sfu.publish"
+    SFU_SUBSCRIBE = "sfu.subscribe"
+    SFU_ANSWER = "sfu.answer"
+    SFU_TRICKLE = "sfu.trickle"
+    SFU_VIDEO = "sfu.video"
 
 
 class EventType(StrEnum):
@@ -87,6 +99,12 @@ class EventType(StrEnum):
     MEETING_MEDIA = "meeting.media"
     MEETING_DECLINED = "meeting.declined"
     MEETING_ENDED = "meeting.ended"
+    #: A guest is sent away (removed by the host, or the link revoked); the socket closes next.
+    GUEST_REMOVED = "guest.removed"
+    #: A participant published (again) through the media server: subscribe to it.
+    SFU_PUBLISHED = "sfu.published"
+    #: The meeting moved to another media server: publish and subscribe again.
+    SFU_RECONNECT = "sfu.reconnect"
 
 
 class ErrorCode(StrEnum):
@@ -108,6 +126,8 @@ class ErrorCode(StrEnum):
     #: Version 1.1: the other party's app cannot do what was asked (a call moved into a meeting
     #: when the other side's app never said it understands meetings).
     UNSUPPORTED = "unsupported"
+    #: Version 1.1: the media server cannot do it now (it is moving, or unreachable).
+    UNAVAILABLE = "unavailable"
 
 
 class Presence(StrEnum):
@@ -167,6 +187,8 @@ class LeaveReason(StrEnum):
 
     LEFT = "left"
     LOST = "lost"
+    #: A guest sent away by the host, or whose link was revoked.
+    REMOVED = "removed"
 
 
 class MeetingReason(StrEnum):
@@ -177,4 +199,6 @@ class MeetingReason(StrEnum):
 
 
 #: Requests allowed before logging in.
-UNAUTHENTICATED_REQUESTS = frozenset({RequestType.REGISTER, RequestType.LOGIN})
+UNAUTHENTICATED_REQUESTS = frozenset(
+    {RequestType.REGISTER, RequestType.LOGIN, RequestType.GUEST_JOIN}
+)

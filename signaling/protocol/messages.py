@@ -29,6 +29,8 @@ from signaling.protocol.constants import (
 )
 from signaling.protocol.errors import ProtocolError, bad_message
 from signaling.protocol.fields import Fields, is_encodable
+from signaling.protocol.guests import GUEST_PARSERS
+from signaling.protocol.sfu import SFU_PARSERS
 
 Json = dict[str, Any]
 
@@ -422,6 +424,8 @@ _PARSERS: dict[RequestType, Callable[[Fields], Request]] = {
     RequestType.MEETING_END: lambda f: MeetingAction(f.call_id("meeting_id")),
     RequestType.MEETING_MEDIA: _parse_meeting_media,
 }
+_PARSERS.update(GUEST_PARSERS)  # type: ignore[arg-type]  # guest links: protocol/guests.py
+_PARSERS.update(SFU_PARSERS)  # type: ignore[arg-type]  # media server relay: protocol/sfu.py
 
 
 class FrameError(ProtocolError):

@@ -38,6 +38,7 @@ from signaling.protocol.constants import (
     CallReason,
     LeaveReason,
 )
+from signaling.protocol.guests import LINK_PATH_PREFIX
 from signaling.protocol.messages import Json, encode
 from signaling.server.bots import HubLink
 from signaling.server.config import ServerConfig
@@ -46,6 +47,7 @@ from signaling.server.hub import Hub
 from signaling.server.logs import log_event
 from signaling.server.metrics import Metrics
 from signaling.server.store import SQLiteStore, Store, StoreError
+from signaling.server.web import guest_page
 
 
 class StartupError(Exception):
@@ -65,7 +67,9 @@ class WebSocketPeer:
         remote = ws.remote_address
         self.address = str(remote[0]) if remote else "unknown"
         self._max_queue = max_queue
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        #: ``None`` in the queue: close with ``_ending`` once what came before is written.
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self._ending: tuple[int, str] | None = None
         self._writer = asyncio.get_running_loop().create_task(self._write())
 
     def send(self, message: Json) -> None:
@@ -81,9 +85,19 @@ class WebSocketPeer:
         try:
             while True:
                 text = await self._queue.get()
+                if text is None:
+                    assert self._ending is not None
+                    await self.ws.close(*self._ending)
+                    return
                 await self.ws.send(text)
         except ConnectionClosed:
             pass
+
+    def end(self, code: int, reason: str) -> None:
+        """Close the connection with ``code`` after the messages queued so far are written."""
+        if self._ending is None:
+            self._ending = (code, reason)
+            self._queue.put_nowait(None)
 
     def close(self) -> None:
         """Stop the writer (the connection is closed; nothing more can be sent)."""
@@ -176,6 +190,8 @@ class SignalingServer:
         self.metrics.gauge(
             "parley_meetings_active", "Meetings in progress.", lambda: len(hub.meetings.table)
         )
+        if hub.meetings.sfu is not None:
+            await hub.meetings.sfu.start()
         try:
             await self._start_bots(hub)
         except BaseException:
@@ -243,6 +259,8 @@ class SignalingServer:
         log_event("server.stopped")
 
     async def _release(self) -> None:
+        if self.hub is not None and self.hub.meetings.sfu is not None:
+            await self.hub.meetings.sfu.stop()
         await self.store.close()
         if self.vault is not None:
             self.vault.close()
@@ -253,10 +271,15 @@ class SignalingServer:
         assert self._server is not None
         await self._server.wait_closed()
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
         path = request.path.split("?", 1)[0]
         if path == WS_PATH:
             return None
+        if path.startswith(LINK_PATH_PREFIX) and self.hub is not None:
+            remote = connection.remote_address
+            return await guest_page(self.hub.guests, path, str(remote[0]) if remote else "")
         if path == "/healthz":
             return _text_response(HTTPStatus.OK, "ok\n")
         if path == "/metrics":

@@ -19,9 +19,12 @@ from pathlib import Path
 from signaling import __version__
 from signaling.protocol.bots import Bot
 from signaling.protocol.constants import MESH_CAPACITY
+from signaling.protocol.sfu import SFU_CAPACITY
 from signaling.server.app import SignalingServer, StartupError
-from signaling.server.config import ServerConfig, default_db_path
+from signaling.server.config import ServerConfig, SfuSettings, default_db_path
 from signaling.server.logs import configure
+from signaling.server.sfu.launch import read_secret
+from signaling.server.sfu.pool import SfuAddress
 
 
 def _parsed[T](text: str, convert: Callable[[str], T], what: str) -> T:
@@ -111,8 +114,54 @@ def build_parser() -> argparse.ArgumentParser:
         help="participants a meeting holds; in a mesh each one sends its media to every other "
         f"one, so every place costs upload (default: {MESH_CAPACITY})",
     )
+    _add_sfu_options(parser)
     parser.add_argument("--version", action="version", version=f"parley-server {__version__}")
     return parser
+
+
+def _sfu_address(text: str) -> SfuAddress:
+    try:
+        return SfuAddress.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_sfu_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sfu",
+        type=_sfu_address,
+        action="append",
+        default=[],
+        metavar="ws://HOST:PORT[?admin=PORT]",
+        help="a Janus instance (VideoRoom) for meetings; repeat for several (a meeting goes to "
+        "the one with the fewest participants, and moves if it dies). With one up, every new "
+        "meeting goes through it. Its admin API is on PORT-1000 unless admin= says otherwise",
+    )
+    parser.add_argument(
+        "--sfu-admin-secret-file",
+        type=Path,
+        metavar="F",
+        help="file holding the Janus admin secret (needed with --sfu)",
+    )
+    parser.add_argument(
+        "--sfu-capacity",
+        type=_capacity,
+        default=SFU_CAPACITY,
+        metavar="N",
+        help=f"participants of a meeting through Janus (default: {SFU_CAPACITY})",
+    )
+
+
+def sfu_settings(args: argparse.Namespace) -> SfuSettings | None:
+    """The media servers of ``--sfu``, or ``None``; raises ``ValueError`` for a person."""
+    if not args.sfu:
+        if args.sfu_admin_secret_file is not None:
+            raise ValueError("--sfu-admin-secret-file needs --sfu")
+        return None
+    if args.sfu_admin_secret_file is None:
+        raise ValueError("--sfu needs --sfu-admin-secret-file")
+    secret = read_secret(args.sfu_admin_secret_file)
+    return SfuSettings(tuple(args.sfu), secret, args.sfu_capacity)
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
@@ -133,6 +182,13 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         overrides["meeting_capacity"] = args.meeting_capacity
     if overrides:
         config = replace(config, **overrides)  # type: ignore[arg-type]
+    try:
+        sfu = sfu_settings(args)
+    except ValueError as exc:  # a bad argument: one line, status 2, as argparse does
+        print(f"parley-server: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if sfu is not None:
+        config = replace(config, sfu=sfu)
     return config
 
 

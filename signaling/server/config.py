@@ -9,6 +9,7 @@ import platformdirs
 
 from signaling.protocol.constants import MESH_CAPACITY, RECONNECT_GRACE_S, RING_TIMEOUT_S
 from signaling.server.credentials import HashParameters
+from signaling.server.sfu.pool import SfuAddress
 
 
 def default_db_path() -> Path:
@@ -30,6 +31,16 @@ class RateLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class SfuSettings:
+    """The media servers (Janus) meetings go through, when there are any."""
+
+    addresses: tuple[SfuAddress, ...]
+    admin_secret: str = field(repr=False)
+    #: Participants of a meeting through a media server.
+    capacity: int = 16
+
+
+@dataclass(frozen=True, slots=True)
 class ServerConfig:
     """How one signaling server runs."""
 
@@ -44,6 +55,8 @@ class ServerConfig:
     reconnect_grace_s: float = RECONNECT_GRACE_S
     #: Participants a meeting holds (mesh: each sends to every other one, so keep it small).
     meeting_capacity: int = MESH_CAPACITY
+    #: Media servers: with one up, every new meeting goes through it (``sfu/relay.py``).
+    sfu: SfuSettings | None = None
     rate_limits: RateLimits = field(default_factory=RateLimits)
     hash_parameters: HashParameters = field(default_factory=HashParameters)
     #: Outgoing messages queued for one connection before it counts as stuck and is closed.

@@ -32,6 +32,7 @@ from signaling.protocol.constants import (
     RequestType,
 )
 from signaling.protocol.errors import ProtocolError, bad_message
+from signaling.protocol.guests import is_guest_username
 from signaling.protocol.messages import (
     CallAction,
     CallInvite,
@@ -60,6 +61,7 @@ from signaling.protocol.messages import (
 from signaling.server.calls import Call, CallPhase, CallTable
 from signaling.server.config import ServerConfig
 from signaling.server.credentials import PasswordVault, new_token, token_hash
+from signaling.server.guests import GuestRouter
 from signaling.server.hub_meetings import MeetingRouter
 from signaling.server.logs import log_event
 from signaling.server.metrics import Metrics
@@ -124,6 +126,8 @@ class Hub:
         }
         self.meetings = MeetingRouter(self)
         self._handlers.update(self.meetings.handlers())
+        self.guests = GuestRouter(self)
+        self._handlers.update(self.guests.handlers())
 
     # Connections ----------------------------------------------------------
 
@@ -158,6 +162,8 @@ class Hub:
         """A connection closed: the user may go offline and its call starts its grace period."""
         session.closed = True
         self.sessions.pop(session.id, None)
+        if session.guest is not None:
+            await self.guests.disconnected(session)
         if session.user is not None:
             await self._detach(session)
 
@@ -179,6 +185,8 @@ class Hub:
             return
         self.metrics.messages_out[message["type"]] += 1
         session.peer.send(message)
+        if session.guest is not None:
+            self.guests.sent(session, message)
 
     def send_user(self, username: str, message: Json, *, skip: Session | None = None) -> None:
         """Send to every logged-in connection of ``username`` (but ``skip``)."""
@@ -224,6 +232,7 @@ class Hub:
                 )
             if session.user is None and request_type not in UNAUTHENTICATED_REQUESTS:
                 raise ProtocolError(ErrorCode.UNAUTHENTICATED, "log in first")
+            self.guests.check_allowed(session, request_type)
             request = parse_fields(request_type, message, request_id)
             result = await self._handlers[request_type](session, request)
         except ProtocolError as exc:
@@ -241,6 +250,8 @@ class Hub:
             return
         self.send(session, ok_message(request_id, **result.fields))
         await self.follow_up(result)
+        if session.guest is not None:
+            self.guests.settle(session)
 
     @staticmethod
     async def follow_up(result: Result) -> None:
@@ -262,7 +273,11 @@ class Hub:
     async def _register(self, session: Session, req: Register) -> Result:
         if session.user is not None:
             raise bad_message("already logged in; log out first")
-        if req.username == ECHO_USERNAME or await self.store.get_user(req.username):
+        if (
+            req.username == ECHO_USERNAME
+            or is_guest_username(req.username)
+            or await self.store.get_user(req.username)
+        ):
             raise ProtocolError(ErrorCode.TAKEN, f"the username '{req.username}' is taken")
         password_hash = await self.vault.hash(req.password)
         try:
@@ -496,7 +511,7 @@ class Hub:
         if username == _me(session):
             raise bad_message("that is you")
         user = await self.user_record(username)
-        if user is None:
+        if user is None or is_guest_username(username):
             raise ProtocolError(ErrorCode.NOT_FOUND, f"no user '{username}'")
         return user
 
@@ -577,7 +592,9 @@ class Hub:
     async def _users_search(self, session: Session, req: UsersSearch) -> Result:
         me = _me(session)
         found = await self.store.search_users(req.query, SEARCH_LIMIT + 1)
-        users = [u.public() for u in found if u.username != me][:SEARCH_LIMIT]
+        users = [
+            u.public() for u in found if u.username != me and not is_guest_username(u.username)
+        ][:SEARCH_LIMIT]
         return Result({"users": users})
 
     # Calls ----------------------------------------------------------------
@@ -588,7 +605,11 @@ class Hub:
             raise bad_message("you cannot call yourself")
         if self._busy(me):
             raise ProtocolError(ErrorCode.BUSY, "you are already in a call or a meeting")
-        if req.to != ECHO_USERNAME and req.to not in await self.accepted_contacts(me):
+        if (
+            req.to != ECHO_USERNAME
+            and not self.guests.may_call(session, req.to)
+            and req.to not in await self.accepted_contacts(me)
+        ):
             if await self.store.get_user(req.to) is None:
                 raise ProtocolError(ErrorCode.NOT_FOUND, f"no user '{req.to}'")
             raise ProtocolError(ErrorCode.FORBIDDEN, f"'{req.to}' is not your contact")

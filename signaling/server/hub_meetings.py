@@ -20,6 +20,7 @@ from signaling.protocol.constants import (
     LeaveReason,
     MeetingReason,
     RequestType,
+    Topology,
 )
 from signaling.protocol.errors import ProtocolError, bad_message
 from signaling.protocol.messages import (
@@ -44,6 +45,7 @@ from signaling.server.meetings import (
     participant_json,
 )
 from signaling.server.routing import Result, Session, iso, me, me_user
+from signaling.server.sfu.relay import SfuRelay
 from signaling.server.store import MeetingIdTaken, MeetingRecord, UserRecord
 
 if TYPE_CHECKING:
@@ -62,6 +64,8 @@ class MeetingRouter:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.table = MeetingTable()
+        #: Rooms on the media servers, when the server has any (``--sfu``).
+        self.sfu = SfuRelay(hub, self.table, hub.config.sfu) if hub.config.sfu else None
 
     def handlers(self) -> dict[RequestType, Handler]:
         """The requests this part of the hub answers (``rtc.signal`` comes through the hub)."""
@@ -73,6 +77,7 @@ class MeetingRouter:
             RequestType.MEETING_LEAVE: self._leave,
             RequestType.MEETING_END: self._end,
             RequestType.MEETING_MEDIA: self._media,
+            **(self.sfu.handlers() if self.sfu is not None else {}),
         }
 
     # Questions the hub asks ------------------------------------------------------
@@ -147,14 +152,19 @@ class MeetingRouter:
             raise bad_message("'meeting_id' is already in use")
         before = self.hub.presence_of(user.username)
         now = self.hub.now()
+        # With a media server up, every new meeting goes through it (docs/protocol.md).
+        through_sfu = self.sfu is not None and self.sfu.available()
         meeting = Meeting.create(
             req.meeting_id,
             _person(user),
             req.media,
             session.id,
             now,
-            capacity=self.hub.config.meeting_capacity,
+            capacity=self.sfu.capacity
+            if self.sfu and through_sfu
+            else self.hub.config.meeting_capacity,
             title=req.title,
+            topology=Topology.SFU if through_sfu else Topology.MESH,
         )
         invitations = meeting.invite(user.username, people)
         self.table.add(meeting)
@@ -174,6 +184,8 @@ class MeetingRouter:
         except BaseException:
             self.table.remove(meeting)
             raise
+        if self.sfu is not None and through_sfu:
+            self.sfu.meeting_started(meeting)
         log_event(
             "meeting.created", meeting=meeting.meeting_id, host=user.username, invited=len(people)
         )
@@ -364,6 +376,8 @@ class MeetingRouter:
         before = self.hub.presence_of(username)
         left = meeting.leave(username, reason)
         self.table.left(meeting, username)
+        if self.sfu is not None:
+            self.sfu.participant_left(meeting, username)
         self.hub.timers.cancel(_grace_key(meeting, username))
         await self.hub.store.meeting_left(
             meeting.meeting_id, username, self.hub.now(), reason.value
@@ -394,6 +408,8 @@ class MeetingRouter:
         invited = list(meeting.invited)
         still_in = meeting.end(reason, self.hub.now())
         self.table.remove(meeting)
+        if self.sfu is not None:
+            self.sfu.meeting_ended(meeting)
         for username in present:
             self.hub.timers.cancel(_grace_key(meeting, username))
         assert meeting.ended_at is not None

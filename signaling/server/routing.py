@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from signaling.protocol.constants import ErrorCode
 from signaling.protocol.errors import ProtocolError
@@ -40,6 +40,8 @@ class Session:
     closed: bool = False
     #: A built-in user inside the server (not counted as a connection or a user).
     bot: bool = False
+    #: A guest's admission (``guests.GuestPass``): set for guests only, who have no account.
+    guest: Any = None
     #: What the client said it understands when it logged in (``features``; v1.1).
     features: frozenset[str] = frozenset()
 

@@ -54,9 +54,9 @@ async def settle(*clients: WireClient) -> list[Json]:
 
 async def test_login_and_register_announce_meetings(connect) -> None:
     client = await connect()
-    assert (await client.register("alice"))["features"] == ["meetings"]
+    assert "meetings" in (await client.register("alice"))["features"]
     again = await connect()
-    assert (await again.request("login", token=client.token))["features"] == ["meetings"]
+    assert "meetings" in (await again.request("login", token=client.token))["features"]
 
 
 async def test_create_invites_every_connection_of_each_invitee(friends, connect) -> None:

@@ -13,12 +13,14 @@ from tests.wire import WireClient, befriend, new_call_id
 AV = {"audio": True, "video": True}
 #: What version 2 (meetings) added; dropping it leaves exactly a version 1 database.
 MEETING_TABLES = ("meeting_invitations", "meeting_attendance", "meetings")
+#: What version 3 (guest links) added.
+GUEST_TABLES = ("guests", "guest_links")
 
 
 def downgrade_to_v1(path: Path) -> None:
     db = sqlite3.connect(path)
     with db:
-        for table in MEETING_TABLES:
+        for table in GUEST_TABLES + MEETING_TABLES:
             db.execute(f"DROP TABLE {table}")
         db.execute("PRAGMA user_version = 1")
     db.close()
@@ -49,7 +51,7 @@ async def test_a_v1_database_is_upgraded_without_loss(make_server, tmp_path: Pat
     again = await make_server()
     assert schema(path) == (
         len(MIGRATIONS),
-        {"users", "tokens", "contacts", "calls"} | set(MEETING_TABLES),
+        {"users", "tokens", "contacts", "calls"} | set(MEETING_TABLES) | set(GUEST_TABLES),
     )
     alice = await WireClient.open(again.url)
     alice.user = (await alice.request("login", token=token))["user"]  # tokens survived

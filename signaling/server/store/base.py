@@ -87,6 +87,22 @@ class MeetingRecord:
     left_at: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class GuestLinkRecord:
+    """A guest link: ``code_hash`` is the SHA-256 of its code (the code itself is never kept).
+
+    ``meeting_id`` is ``None`` for a link to a 1:1 call with ``owner``.
+    """
+
+    link_id: str
+    code_hash: str
+    owner: str
+    created_at: float
+    expires_at: float
+    meeting_id: str | None = None
+    revoked_at: float | None = None
+
+
 class Store(abc.ABC):
     """Accounts, tokens, contacts, call history and meetings."""
 
@@ -223,6 +239,34 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def end_unfinished_meetings(self, ended_at: float, reason: str) -> int:
         """At start: end meetings a previous run left open. Returns how many."""
+
+
+    # Guest links (v1.1) ------------------------------------------------------
+    # Not abstract: a store without them refuses guest links with a StoreError.
+
+    async def insert_guest_link(self, record: GuestLinkRecord) -> None:
+        """Remember a new guest link."""
+        raise StoreError("this store keeps no guest links")
+
+    async def guest_link(self, code_hash: str) -> GuestLinkRecord | None:
+        """The link whose code hashes to ``code_hash``."""
+        raise StoreError("this store keeps no guest links")
+
+    async def guest_links_of(self, owner: str, now: float) -> list[GuestLinkRecord]:
+        """``owner``'s links that are neither revoked nor expired at ``now``, newest first."""
+        raise StoreError("this store keeps no guest links")
+
+    async def revoke_guest_link(
+        self, link_id: str, owner: str, at: float
+    ) -> GuestLinkRecord | None:
+        """Revoke ``owner``'s link; ``None`` if they have no such link (revoked ones included)."""
+        raise StoreError("this store keeps no guest links")
+
+    async def create_guest(
+        self, username: str, display_name: str, link_id: str, at: float
+    ) -> UserRecord:
+        """A guest: an account that cannot log in, remembered as admitted by ``link_id``."""
+        raise StoreError("this store keeps no guest links")
 
 
 class StoreError(Exception):

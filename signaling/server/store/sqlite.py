@@ -24,6 +24,7 @@ from signaling.server.store.base import (
     CallIdTaken,
     CallRecord,
     ContactRecord,
+    GuestLinkRecord,
     MeetingIdTaken,
     MeetingRecord,
     Store,
@@ -112,6 +113,26 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (meeting_id, username)
     ) WITHOUT ROWID;
     CREATE INDEX invitations_by_user ON meeting_invitations(username);
+    """,
+    # 3: guest links (protocol v1.1). The code is kept only as its SHA-256; each guest is a
+    # row of users (no password: it cannot log in) and one of guests, naming its link.
+    """
+    CREATE TABLE guest_links (
+        link_id TEXT PRIMARY KEY,
+        code_hash TEXT NOT NULL UNIQUE,
+        owner TEXT NOT NULL REFERENCES users(username),
+        meeting_id TEXT REFERENCES meetings(meeting_id),
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        revoked_at REAL
+    ) WITHOUT ROWID;
+    CREATE INDEX guest_links_by_owner ON guest_links(owner, created_at);
+
+    CREATE TABLE guests (
+        username TEXT PRIMARY KEY REFERENCES users(username),
+        link_id TEXT NOT NULL REFERENCES guest_links(link_id),
+        joined_at REAL NOT NULL
+    ) WITHOUT ROWID;
     """,
 ]
 
@@ -625,6 +646,85 @@ class SQLiteStore(Store):
         """End meetings that were open when a previous run stopped."""
         return await self._write(lambda db: _end_meetings(db, ended_at, reason))
 
+    # Guest links ------------------------------------------------------------------
+
+    async def insert_guest_link(self, record: GuestLinkRecord) -> None:
+        """Remember a link (its code's hash only)."""
+        await self._write(
+            lambda db: db.execute(
+                "INSERT INTO guest_links VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                (
+                    record.link_id,
+                    record.code_hash,
+                    record.owner,
+                    record.meeting_id,
+                    record.created_at,
+                    record.expires_at,
+                ),
+            )
+        )
+
+    async def guest_link(self, code_hash: str) -> GuestLinkRecord | None:
+        """The link of a code, by its hash."""
+
+        def select(db: sqlite3.Connection) -> GuestLinkRecord | None:
+            row = db.execute(
+                "SELECT * FROM guest_links WHERE code_hash = ?", (code_hash,)
+            ).fetchone()
+            return None if row is None else _guest_link(row)
+
+        return await self._run(select)
+
+    async def guest_links_of(self, owner: str, now: float) -> list[GuestLinkRecord]:
+        """Links that still admit guests, newest first."""
+
+        def select(db: sqlite3.Connection) -> list[GuestLinkRecord]:
+            rows = db.execute(
+                """SELECT * FROM guest_links
+                   WHERE owner = ? AND revoked_at IS NULL AND expires_at > ?
+                   ORDER BY created_at DESC""",
+                (owner, now),
+            ).fetchall()
+            return [_guest_link(row) for row in rows]
+
+        return await self._run(select)
+
+    async def revoke_guest_link(
+        self, link_id: str, owner: str, at: float
+    ) -> GuestLinkRecord | None:
+        """Mark the link revoked (a second revocation keeps the first time)."""
+
+        def update(db: sqlite3.Connection) -> GuestLinkRecord | None:
+            db.execute(
+                """UPDATE guest_links SET revoked_at = ?
+                   WHERE link_id = ? AND owner = ? AND revoked_at IS NULL""",
+                (at, link_id, owner),
+            )
+            row = db.execute(
+                "SELECT * FROM guest_links WHERE link_id = ? AND owner = ?", (link_id, owner)
+            ).fetchone()
+            return None if row is None else _guest_link(row)
+
+        return await self._write(update)
+
+    async def create_guest(
+        self, username: str, display_name: str, link_id: str, at: float
+    ) -> UserRecord:
+        """An account with no password (it cannot log in) and its guest row."""
+
+        def insert(db: sqlite3.Connection) -> UserRecord:
+            try:
+                db.execute(
+                    "INSERT INTO users VALUES (?, ?, ?, NULL, ?)",
+                    (username, display_name, _fold(display_name), at),
+                )
+            except sqlite3.IntegrityError:
+                raise UsernameTaken(username) from None
+            db.execute("INSERT INTO guests VALUES (?, ?, ?)", (username, link_id, at))
+            return UserRecord(username, display_name, None)
+
+        return await self._write(insert)
+
 
 def _join(db: sqlite3.Connection, meeting_id: str, username: str, at: float) -> None:
     db.execute(
@@ -698,6 +798,18 @@ def _meeting(db: sqlite3.Connection, row: sqlite3.Row, username: str) -> Meeting
         participants=tuple(stay["username"] for stay in stays),
         joined_at=mine["first"] if mine else None,
         left_at=mine["last"] if mine else None,
+    )
+
+
+def _guest_link(row: sqlite3.Row) -> GuestLinkRecord:
+    return GuestLinkRecord(
+        link_id=row["link_id"],
+        code_hash=row["code_hash"],
+        owner=row["owner"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        meeting_id=row["meeting_id"],
+        revoked_at=row["revoked_at"],
     )
 
 
