@@ -556,6 +556,13 @@ class CallMachine:
         if self.state is CallState.RECONNECTING:
             self._offer_restart()
 
+    def signaling_reconnected(self) -> None:
+        """This end's signaling connection came back: what it sent on the old one may be lost,
+        so a call still reconnecting offers a new restart."""
+        if self.state is CallState.RECONNECTING:
+            self._drop_candidate()
+            self._offer_restart()
+
     def reconnect_deadline_passed(self) -> None:
         """The I/O layer's timer: the call has been reconnecting for too long; it is lost."""
         if self.state is CallState.RECONNECTING:

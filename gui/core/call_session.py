@@ -122,6 +122,7 @@ class CallSession(AsyncIOEventEmitter):
         self._candidates: dict[str, PeerLink] = {}
         self._candidate_timers: dict[str, asyncio.TimerHandle] = {}
         self._reconnect_timer: asyncio.TimerHandle | None = None
+        self._checks: set[asyncio.Task[Any]] = set()
         self.audio_enabled = media.audio is not None
         self.video_enabled = media.camera is not None
         self.created_at = time.monotonic()
@@ -419,12 +420,22 @@ class CallSession(AsyncIOEventEmitter):
         self._unsubscribe()
         self.peer.remove_all_listeners()
         self.peer.cancel_deadline()
+        self._follow_reconnection(CallState.ENDED)
+        loop = asyncio.get_running_loop()
+        for token in list(self._candidates):  # a restart under way is not the meeting's
+            task = loop.create_task(self._close_candidate(token))
+            self._checks.add(task)
+            task.add_done_callback(self._checks.discard)
         self._closed.set()
         asyncio.get_running_loop().call_soon(self.emit, "ended", self.machine.reason)
 
     # Inputs ---------------------------------------------------------------------
 
     def _on_server_event(self, message: Json) -> None:
+        if message.get("type") == "client.reconnected":
+            self.machine.signaling_reconnected()
+            self._pump()
+            return
         if message.get("call_id") == self.call_id:
             if message.get("reason") == MOVED_TO_MEETING and self.held is None:
                 # From now on, what the meeting's newcomers send waits for the meeting's session.
@@ -450,6 +461,11 @@ class CallSession(AsyncIOEventEmitter):
             log.info("call %s: nothing heard for %.0f s", self.call_id, self.options.path_quiet_s)
             self.machine.path_lost()
             self._pump()
+            check = getattr(self.link, "check_alive", None)
+            if check is not None:  # the signaling may be as dead as the path (a new address)
+                task = asyncio.get_running_loop().create_task(check())
+                self._checks.add(task)
+                task.add_done_callback(self._checks.discard)
 
     def _media_heard(self, link: PeerLink) -> None:
         """The link's monitor: packets or heartbeats came (again)."""

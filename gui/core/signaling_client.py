@@ -374,6 +374,25 @@ class SignalingClient:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
 
+    async def check_alive(self, wait_s: float = 3.0) -> bool:
+        """Ping the server; a connection that does not answer within ``wait_s`` is dropped
+        (and reconnected as any lost connection is). A call whose media path died asks this:
+        a changed address leaves the old socket silent long before its keepalive notices.
+        """
+        ws = self._ws
+        if ws is None or self.state is not LinkState.ONLINE:
+            return False
+        try:
+            waiter = await ws.ping()
+            await asyncio.wait_for(waiter, wait_s)
+            return True
+        except (TimeoutError, ConnectionClosed):
+            pass
+        if self._ws is ws:
+            log.warning("the server did not answer a ping in %.0f s; reconnecting", wait_s)
+            ws.transport.abort()  # the reader ends, and the reconnection starts
+        return False
+
     async def close(self) -> None:
         """Close for good: no reconnection, pending requests fail."""
         self._closing = True

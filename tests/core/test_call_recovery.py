@@ -198,3 +198,18 @@ def test_restarts_before_the_call_connected_or_after_it_ended_change_nothing() -
     m.server_event(signal("callee-1", OFFER))
     m.candidate_state("callee-1", "connected")
     assert m.take_actions() == []
+
+
+def test_signaling_back_while_reconnecting_offers_again() -> None:
+    """What was sent on a dead signaling connection may be lost: a new restart is offered."""
+    m = connected(Role.CALLER)
+    m.signaling_reconnected()  # connected: nothing to do
+    assert m.take_actions() == []
+    m.path_lost()
+    m.take_actions()
+    m.signaling_reconnected()
+    assert m.take_actions() == [
+        CloseCandidate("caller-1"),
+        OpenCandidate("caller-2", offerer=True),
+        MakeOffer("caller-2"),
+    ]
