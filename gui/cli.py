@@ -177,6 +177,11 @@ def _add_meeting_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="when leaving (--duration, Ctrl+C), end the meeting for everyone, as its host",
     )
+    parser.add_argument(
+        "--stats",
+        action="store_true",
+        help="print each link's figures every second (link_stats lines: frames/s per video)",
+    )
 
 
 def _add_sources(parser: argparse.ArgumentParser) -> None:
@@ -830,6 +835,8 @@ class MeetingReporter:
                     first = video.first_frame_at
                     if out.get("first_frame_ms") is None and first and first >= self.started:
                         out["first_frame_ms"] = round(1000 * (first - self.started))
+                        # On the machine's monotonic clock, which every process shares.
+                        out["first_frame_at"] = round(first, 4)
                     if video.marked_at is not None:
                         out.update(video.gap_figures())
                 if isinstance(audio, AudioReceiver) and audio.frames:
@@ -840,6 +847,7 @@ class MeetingReporter:
             figures[username] = out
         return {
             "meeting_id": self.session.meeting_id,
+            "joining_at": round(self.started, 4),
             "reason": self.session.machine.reason,
             "participants": figures,
         }
@@ -884,6 +892,11 @@ async def follow_meeting(
     end's call, whose picture from the other party is measured from now (``longest_gap_ms``,
     ``largest_frame_skip`` in the summary)."""
     reporter = MeetingReporter(session)
+    if getattr(args, "stats", False):
+        session.on(
+            "link_stats",
+            lambda username, sample: emit("link_stats", username=username, **sample.to_json()),
+        )
     if moved:
         emit("moved", meeting_id=session.meeting_id)
         for links in session.history.values():

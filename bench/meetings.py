@@ -1,0 +1,513 @@
+"""Meetings between real processes: every participant a ``parley-cli`` of its own, 640x360 at
+15 frames/s (the test pattern, numbered, and a tone), against a real signaling server.
+
+``python -m bench.meetings [--mode mesh] [--runs N] [--sizes 2,3,4] [--window S]
+[--svg FILE] [--json FILE]``, or ``python -m bench --only meetings`` (three runs; one with
+``--quick``). For each size of meeting and each run:
+
+* **join → first frame**: for every pair (P sees Q), from the later of the two to begin
+  joining, to P's first decoded frame from Q (each ``parley-cli`` reports its own times on
+  the machine's monotonic clock, which all processes share); p50 and worst over the pairs;
+* **frames per second per tile**: the mean of each link's per-second figures (``--stats``)
+  over a steady window that starts once every link is connected and a few seconds have
+  passed; the median tile and the worst tile;
+* **CPU per participant**: each process's user+system time over that window, from
+  ``/proc/PID/stat``, as a percentage of one core; the mean over the participants (and the
+  server's own, beside it);
+
+and, once per run, the **escalation**: ``call --add``: two in a call, a third added; the
+longest wait for a frame and the largest jump in frame numbers that each of the first two
+saw from the other, from the moment the call moved on.
+
+Every figure is printed as min/median/max over the runs. ``--svg`` draws CPU per
+participant against the number of participants, one line per mode (``docs/
+performance-meetings.svg``), by hand: no plotting library needed.
+
+Modes are pluggable (:data:`MODES`): a mode starts the server (and whatever media server it
+needs), says which sizes it measures and which extra processes' CPU to report. ``mesh``
+needs nothing but ``parley-server``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import Figure, Goal, percentile
+from bench.serverproc import PROJECT_ROOT, ServerProcess
+from gui.core.signaling_client import SignalingClient
+
+Json = dict[str, Any]
+
+RESOLUTION = "640x360"
+FPS = 15
+PASSWORD = "bench-meetings-pw"
+TICKS = os.sysconf("SC_CLK_TCK")
+#: Goals from the issue: at least 14 frames/s per tile in a four-person mesh.
+FPS_GOAL = Goal.at_least(14)
+
+
+# Modes -------------------------------------------------------------------------------
+
+
+class Mode:
+    """How meetings are served: the mesh of the built-in server, by default."""
+
+    name = "mesh"
+    sizes: tuple[int, ...] = (2, 3, 4)
+
+    def __init__(self) -> None:
+        self.server: ServerProcess | None = None
+
+    async def start(self, workdir: Path) -> str:
+        """Start what serves meetings; returns the signaling URL."""
+        self.server = ServerProcess(workdir / "parley.db", workdir / "server.log")
+        await self.server.start()
+        return self.server.url
+
+    async def stop(self) -> None:
+        """Stop everything :meth:`start` started."""
+        if self.server is not None:
+            await self.server.stop()
+
+    def cli_arguments(self) -> list[str]:
+        """Extra arguments of every participant's ``parley-cli``."""
+        return []
+
+    def other_pids(self) -> dict[str, int]:
+        """Processes whose CPU is reported beside the participants' (the server's, ...)."""
+        return {"server": self.server.pid} if self.server is not None else {}
+
+
+#: Every mode ``--mode`` knows; another topology adds its class here.
+MODES: dict[str, type[Mode]] = {"mesh": Mode}
+
+
+# Processes -----------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far, in seconds."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+@dataclass
+class Participant:
+    """One ``parley-cli`` process and the JSON lines it printed, with their arrival times."""
+
+    user: str
+    argv: list[str]
+    events: list[tuple[float, Json]] = field(default_factory=list)
+    process: asyncio.subprocess.Process | None = None
+    reader: asyncio.Task[None] | None = None
+    stderr: bytes = b""
+
+    async def start(self, url: str) -> None:
+        """Start the process against the server at ``url``."""
+        env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT))
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gui.cli", "--server", url, "--user", self.user,
+            "--password", PASSWORD, *self.argv,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            cwd=PROJECT_ROOT, env=env,
+        )  # fmt: skip
+        self.reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        async for line in self.process.stdout:
+            with contextlib.suppress(ValueError):
+                self.events.append((time.monotonic(), json.loads(line)))
+
+    @property
+    def pid(self) -> int:
+        """The process's id."""
+        assert self.process is not None
+        return self.process.pid
+
+    def named(self, event: str) -> list[Json]:
+        """Every line of this ``event``, in order."""
+        return [m for _, m in self.events if m.get("event") == event]
+
+    def linked(self, count: int) -> bool:
+        """Whether its newest participant list shows ``count`` connected links."""
+        lists = self.named("participants")
+        if not lists:
+            return False
+        links = [p["link"] for p in lists[-1]["participants"]]
+        return len(links) == count and all(link == "connected" for link in links)
+
+    async def finish(self, timeout: float = 60.0) -> int:
+        """Its exit status (killed after ``timeout``)."""
+        assert self.process is not None
+        try:
+            async with asyncio.timeout(timeout):
+                assert self.process.stderr is not None
+                self.stderr = await self.process.stderr.read()
+                code = await self.process.wait()
+        except TimeoutError:
+            self.process.kill()
+            code = await self.process.wait()
+        if self.reader is not None:
+            await self.reader
+        return code
+
+    def summary(self) -> Json:
+        """Its last ``summary`` line."""
+        found = self.named("summary")
+        if not found:
+            tail = self.stderr.decode("utf-8", "replace")[-600:]
+            raise RuntimeError(f"{self.user} printed no summary: {tail}")
+        return found[-1]
+
+    def stop(self) -> None:
+        """Ctrl+C: leave (or, as a host with ``--end``, end the meeting)."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(signal.SIGINT)
+
+
+async def wait_until(check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no {what} within {timeout:.0f} s")
+        await asyncio.sleep(0.1)
+
+
+async def make_friends(url: str, users: Sequence[str]) -> None:
+    """Register ``users`` (or log them in) and make every pair accepted contacts."""
+    clients = []
+    for user in users:
+        client = SignalingClient(url)
+        await client.connect()
+        try:
+            await client.register(user, PASSWORD)
+        except Exception:
+            await client.login(user, PASSWORD)
+        clients.append(client)
+    for i, a in enumerate(clients):
+        for b, name in zip(clients[i + 1 :], users[i + 1 :], strict=True):
+            await a.request("contacts.request", username=name)
+            await b.request("contacts.request", username=users[i])
+    for client in clients:
+        await client.close()
+
+
+def media(hz: int) -> list[str]:
+    return ["--resolution", RESOLUTION, "--fps", str(FPS), "--audio", f"tone:{hz}"]
+
+
+# One meeting -----------------------------------------------------------------------------
+
+
+@dataclass
+class MeetingRun:
+    """What one meeting of ``size`` measured."""
+
+    size: int
+    first_frame_ms: list[float]
+    tile_fps: list[float]
+    cpu_pct: list[float]
+    other_cpu_pct: dict[str, float]
+
+
+async def one_meeting(
+    mode: Mode, url: str, users: Sequence[str], size: int, window: float
+) -> MeetingRun:
+    """``size`` participants meet: the host creates, the others answer as soon as invited."""
+    people = list(users[:size])
+    extra = mode.cli_arguments()
+    guests = [
+        Participant(u, [*extra, "meet", "answer", "--wait", "60", "--stats", *media(500 + 110 * i)])
+        for i, u in enumerate(people[1:], start=1)
+    ]
+    host = Participant(
+        people[0],
+        [*extra, "meet", "create", "--invite", ",".join(people[1:]), "--end", "--stats",
+         *media(440)],
+    )  # fmt: skip
+    everyone = [host, *guests]
+    try:
+        for guest in guests:
+            await guest.start(url)
+        await host.start(url)
+        await wait_until(
+            lambda: all(p.linked(size - 1) for p in everyone), 90, "meeting fully linked"
+        )
+        await asyncio.sleep(3)  # let bandwidth estimation settle
+        pids = {p.user: p.pid for p in everyone} | mode.other_pids()
+        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        window_start = time.monotonic()
+        await asyncio.sleep(window)
+        elapsed = time.monotonic() - window_start
+        after = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        host.stop()  # --end: the host ends it for everyone
+        codes = [await p.finish() for p in everyone]
+    finally:
+        for p in everyone:
+            if p.process is not None and p.process.returncode is None:
+                p.process.kill()
+                await p.finish(10)
+    failed = [p for p, code in zip(everyone, codes, strict=True) if code]
+    if failed:
+        raise RuntimeError(f"a participant failed ({codes}): {failed[0].stderr[-600:]!r}")
+    cpu = {name: 100 * (after[name] - before[name]) / elapsed for name in pids}
+    summaries = {p.user: p.summary() for p in everyone}
+    firsts = []
+    for viewer, summary in summaries.items():
+        for other, figures in summary["participants"].items():
+            seen = figures.get("first_frame_at")
+            if seen is not None:
+                began = max(summary["joining_at"], summaries[other]["joining_at"])
+                firsts.append(1000 * (seen - began))
+            else:
+                print(f"[meetings] {viewer} never saw {other}", file=sys.stderr)
+    tiles = []
+    for p in everyone:
+        by_other: dict[str, list[float]] = {}
+        for at, line in p.events:
+            if line.get("event") == "link_stats" and window_start <= at <= window_start + elapsed:
+                for video in line.get("videos") or []:
+                    if video.get("name") == "camera":
+                        by_other.setdefault(line["username"], []).append(video["fps"])
+        tiles += [statistics.fmean(v) for v in by_other.values() if v]
+    return MeetingRun(
+        size,
+        firsts,
+        tiles,
+        [cpu[p.user] for p in everyone],
+        {k: v for k, v in cpu.items() if k not in summaries},
+    )
+
+
+async def one_escalation(mode: Mode, url: str, users: Sequence[str]) -> list[Json]:
+    """A call of two becomes a meeting of three; the first two's figures since the move."""
+    ada, bob, cyd = users[:3]
+    extra = mode.cli_arguments()
+    callee = Participant(bob, [*extra, "answer", "--wait", "60", "--duration", "14", *media(550)])
+    third = Participant(cyd, [*extra, "meet", "answer", "--wait", "60", "--duration", "6",
+                              *media(660)])  # fmt: skip
+    caller = Participant(
+        ada,
+        [*extra, "call", bob, "--add", cyd, "--add-after", "3", "--duration", "14", *media(440)],
+    )
+    everyone = [callee, third, caller]
+    try:
+        for p in everyone:
+            await p.start(url)
+        codes = [await p.finish(90) for p in everyone]
+    finally:
+        for p in everyone:
+            if p.process is not None and p.process.returncode is None:
+                p.process.kill()
+                await p.finish(10)
+    if any(codes):
+        raise RuntimeError(f"escalation failed ({codes}): {caller.stderr[-400:]!r}")
+    out = []
+    for viewer, other in ((caller, bob), (callee, ada)):
+        figures = viewer.summary()["participants"][other]
+        out.append(figures)
+    return out
+
+
+# The whole benchmark ----------------------------------------------------------------------
+
+
+def spread(values: Sequence[float]) -> str:
+    if not values:
+        return "n/a"
+    return f"{min(values):.1f} / {statistics.median(values):.1f} / {max(values):.1f}"
+
+
+async def measure(mode_name: str, runs: int, sizes: Sequence[int], window: float) -> Json:
+    """Every run of every size, and the escalations; the raw figures by size."""
+    mode = MODES[mode_name]()
+    users = [f"bm-{mode_name}-{i}" for i in range(max(max(sizes), 3))]
+    results: Json = {"mode": mode_name, "runs": runs, "window_s": window, "sizes": {}}
+    with tempfile.TemporaryDirectory(prefix="bench-meetings-") as tmp:
+        url = await mode.start(Path(tmp))
+        try:
+            await make_friends(url, users)
+            for run in range(runs):
+                for size in sizes:
+                    print(f"[meetings] run {run + 1}/{runs}: {size} participants", file=sys.stderr)
+                    got = await one_meeting(mode, url, users, size, window)
+                    entry = results["sizes"].setdefault(
+                        str(size), {"first_frame_ms": [], "tile_fps": [], "cpu_pct": [],
+                                    "runs": []}
+                    )  # fmt: skip
+                    entry["first_frame_ms"] += got.first_frame_ms
+                    entry["tile_fps"] += got.tile_fps
+                    entry["cpu_pct"] += got.cpu_pct
+                    entry["runs"].append(
+                        {
+                            "first_frame_p50_ms": percentile(got.first_frame_ms, 50),
+                            "first_frame_worst_ms": max(got.first_frame_ms, default=float("nan")),
+                            "tile_fps_median": statistics.median(got.tile_fps)
+                            if got.tile_fps else float("nan"),
+                            "tile_fps_worst": min(got.tile_fps, default=float("nan")),
+                            "cpu_pct_mean": statistics.fmean(got.cpu_pct),
+                            "others_cpu_pct": got.other_cpu_pct,
+                        }
+                    )  # fmt: skip
+                print(f"[meetings] run {run + 1}/{runs}: escalation", file=sys.stderr)
+                results.setdefault("escalation", []).extend(await one_escalation(mode, url, users))
+        finally:
+            await mode.stop()
+    return results
+
+
+def figures_of(results: Json) -> list[Figure]:
+    """The benchmark's figures: medians over the runs."""
+    name = f"meetings-{results['mode']}"
+    out = []
+    for size, entry in results["sizes"].items():
+        runs = entry["runs"]
+
+        def med(key: str, runs: list[Json] = runs) -> float:
+            return statistics.median(r[key] for r in runs)
+
+        goal = FPS_GOAL if size == "4" else None
+        out += [
+            Figure(name, f"{size}: join to first frame, p50", med("first_frame_p50_ms"), "ms"),
+            Figure(name, f"{size}: join to first frame, worst", med("first_frame_worst_ms"), "ms"),
+            Figure(name, f"{size}: frames/s per tile, median", med("tile_fps_median"), "fps"),
+            Figure(name, f"{size}: frames/s per tile, worst", med("tile_fps_worst"), "fps", goal),
+            Figure(name, f"{size}: CPU per participant", med("cpu_pct_mean"), "% of a core"),
+        ]
+    gaps = [e["longest_gap_ms"] for e in results.get("escalation", [])]
+    if gaps:
+        out.append(Figure(name, "escalation: longest frame gap", statistics.median(gaps), "ms"))
+    return out
+
+
+def report(results: Json) -> str:
+    """min / median / max over the runs, as text."""
+    lines = [
+        f"mode {results['mode']}: {results['runs']} runs, {RESOLUTION} at {FPS} fps, "
+        f"{results['window_s']:g} s window (min / median / max over runs)"
+    ]
+    for size, entry in results["sizes"].items():
+        runs = entry["runs"]
+        pick = {k: [r[k] for r in runs] for k in runs[0] if k != "others_cpu_pct"}
+        others = {k: [r["others_cpu_pct"][k] for r in runs] for k in runs[0]["others_cpu_pct"]}
+        lines.append(
+            f"  {size} participants: join->first frame p50 "
+            f"{spread(pick['first_frame_p50_ms'])} ms, "
+            f"worst {spread(pick['first_frame_worst_ms'])} ms; frames/s per tile median "
+            f"{spread(pick['tile_fps_median'])}, worst {spread(pick['tile_fps_worst'])}; CPU per "
+            f"participant {spread(pick['cpu_pct_mean'])} % of a core"
+            + "".join(f"; {k} {spread(v)} %" for k, v in others.items())
+        )
+    escalation = results.get("escalation", [])
+    if escalation:
+        gaps = [e["longest_gap_ms"] for e in escalation]
+        skips = [e["largest_frame_skip"] for e in escalation]
+        lines.append(
+            f"  escalation (each of the first two, every run): longest wait for a frame "
+            f"{spread(gaps)} ms, largest jump in frame numbers {spread(skips)}"
+        )
+    return "\n".join(lines)
+
+
+def svg(all_results: Sequence[Json]) -> str:
+    """CPU per participant (median over runs) against participants, one line per mode."""
+    width, height, left, bottom, top, right = 560, 340, 60, 50, 40, 130
+    points = {
+        r["mode"]: sorted(
+            (int(size), statistics.median(run["cpu_pct_mean"] for run in entry["runs"]))
+            for size, entry in r["sizes"].items()
+        )
+        for r in all_results
+    }
+    sizes = sorted({n for pts in points.values() for n, _ in pts})
+    top_cpu = max([v for pts in points.values() for _, v in pts] + [10.0])
+    y_max = 20 * int(top_cpu / 20 + 1)
+    x_lo, x_hi = min(sizes), max(sizes) if max(sizes) > min(sizes) else min(sizes) + 1
+
+    def x(n: float) -> float:
+        return left + (n - x_lo) / (x_hi - x_lo) * (width - left - right)
+
+    def y(v: float) -> float:
+        return height - bottom - v / y_max * (height - bottom - top)
+
+    colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'font-family="sans-serif" font-size="12">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{width / 2}" y="20" text-anchor="middle" font-size="14">CPU per participant '
+        f"({RESOLUTION}, {FPS} fps, each a parley-cli process)</text>",
+    ]
+    for step in range(0, y_max + 1, 20):
+        parts.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{y(step)}" y2="{y(step)}" '
+            f'stroke="#ddd"/><text x="{left - 6}" y="{y(step) + 4}" text-anchor="end">{step}</text>'
+        )
+    for n in range(x_lo, x_hi + 1):
+        parts.append(f'<text x="{x(n)}" y="{height - bottom + 18}" text-anchor="middle">{n}</text>')
+    parts.append(
+        f'<text x="{(left + width - right) / 2}" y="{height - 12}" text-anchor="middle">'
+        "participants</text>"
+        f'<text x="16" y="{(top + height - bottom) / 2}" text-anchor="middle" '
+        f'transform="rotate(-90 16 {(top + height - bottom) / 2})">% of one core</text>'
+    )
+    for i, (mode, pts) in enumerate(points.items()):
+        colour = colours[i % len(colours)]
+        path = " ".join(f"{x(n):.1f},{y(v):.1f}" for n, v in pts)
+        parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        parts += [
+            f'<circle cx="{x(n):.1f}" cy="{y(v):.1f}" r="3.5" fill="{colour}"/>' for n, v in pts
+        ]
+        parts.append(
+            f'<text x="{width - right + 12}" y="{top + 20 + 18 * i}" fill="{colour}">{mode}</text>'
+        )
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+def run(quick: bool) -> list[Figure]:
+    """``python -m bench --only meetings``: the mesh, three runs (one with ``quick``)."""
+    results = asyncio.run(measure("mesh", 1 if quick else 3, (2, 3, 4), 4.0 if quick else 8.0))
+    print(report(results), file=sys.stderr)
+    return figures_of(results)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.meetings", description=__doc__)
+    parser.add_argument("--mode", action="append", choices=sorted(MODES), help="default: mesh")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--sizes", default=None, help="e.g. 2,3,4 (default: the mode's)")
+    parser.add_argument("--window", type=float, default=8.0, help="seconds measured (default 8)")
+    parser.add_argument("--svg", type=Path, help="write the CPU plot here")
+    parser.add_argument("--json", type=Path, help="write the raw figures here")
+    args = parser.parse_args(argv)
+    all_results = []
+    for mode in args.mode or ["mesh"]:
+        sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else list(MODES[mode].sizes)
+        results = asyncio.run(measure(mode, args.runs, sizes, args.window))
+        print(report(results), flush=True)
+        all_results.append(results)
+    if args.svg:
+        args.svg.write_text(svg(all_results), encoding="utf-8")
+    if args.json:
+        args.json.write_text(json.dumps(all_results, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
