@@ -146,6 +146,11 @@ BENCHMARKS: list[Benchmark] = [
         "bench.processing:run",
         "the microphone's audio processing: ERLE, double talk, noise, CPU, added latency",
     ),
+    Benchmark(
+        "meetings",
+        "bench.meetings:run",
+        "meetings of 2-4 parley-cli processes (mesh): first frames, frames/s, CPU, escalation",
+    ),
 ]
 
 
