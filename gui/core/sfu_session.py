@@ -20,7 +20,8 @@ subscribed anew; the session says ``reconnecting`` meanwhile. Work is done one s
 time on one task, in order.
 
 Events, through the owner's emitter: ``sfu`` (``"connecting"``, ``"connected"``,
-``"reconnecting"``), ``remote_track`` (username, slot, receiver).
+``"reconnecting"``), ``remote_track`` (username, slot, receiver), ``link_stats``
+(username, QualitySample).
 """
 
 from __future__ import annotations
@@ -315,6 +316,7 @@ class SfuMedia:
         self.subscriptions[username] = _Subscription(peer, int(reply.get("publication") or 0))
         self.history.setdefault(username, []).append(peer)
         peer.on("remote_track", lambda slot, rx: self._emit("remote_track", username, slot, rx))
+        peer.on("stats", lambda sample: self._emit("link_stats", username, sample))
         await peer.apply_remote(reply.get("description") or {}, "offer")
         answer = await peer.make_answer()
         await self._request("sfu.answer", username=username, description=answer)
