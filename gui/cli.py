@@ -59,7 +59,9 @@ from signaling import __version__
 #: Endings a person chose; anything else means the call could not be made or broke.
 NORMAL_ENDINGS = frozenset({"hangup", "cancelled", "declined", "answered_elsewhere"})
 #: The same for meetings: this end left or declined, the host ended it, or all left.
-MEETING_NORMAL_ENDINGS = frozenset({"left", "declined", "ended", "empty"})
+MEETING_NORMAL_ENDINGS = frozenset(
+    {"left", "declined", "ended", "empty", "answered_elsewhere", "declined_elsewhere"}
+)
 
 
 class CliError(Exception):

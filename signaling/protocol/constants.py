@@ -196,6 +196,10 @@ class MeetingReason(StrEnum):
 
     ENDED = "ended"
     EMPTY = "empty"
+    #: To an invitee's other connections only: they joined (or declined) on another one, so
+    #: the invitation is over there; the meeting itself goes on.
+    ANSWERED_ELSEWHERE = "answered_elsewhere"
+    DECLINED_ELSEWHERE = "declined_elsewhere"
 
 
 #: Requests allowed before logging in.

@@ -302,6 +302,7 @@ class MeetingRouter:
         self._check_free(user.username, meeting)
         before = self.hub.presence_of(user.username)
         now = self.hub.now()
+        was_invited = user.username in meeting.invited
         joined = meeting.join(_person(user), req.media, session.id, now)
         participant = joined.participant
         if joined.rejoined:
@@ -324,6 +325,8 @@ class MeetingRouter:
                 participant=participant_json(participant, iso),
             )
             self._send_others(meeting, user.username, message)
+            if was_invited:
+                self._elsewhere(session, MeetingReason.ANSWERED_ELSEWHERE, meeting)
             await self.hub.presence_changed(user.username, before)
 
         return Result({"meeting": meeting.to_json(iso)}, after)
@@ -337,7 +340,19 @@ class MeetingRouter:
         message = event_message(
             EventType.MEETING_DECLINED, meeting_id=meeting.meeting_id, username=username
         )
-        return Result(then=lambda: self._send_bound(meeting, invitation.inviter.username, message))
+        def after() -> None:
+            self._send_bound(meeting, invitation.inviter.username, message)
+            self._elsewhere(session, MeetingReason.DECLINED_ELSEWHERE, meeting)
+
+        return Result(then=after)
+
+    def _elsewhere(self, session: Session, reason: MeetingReason, meeting: Meeting) -> None:
+        """The invitation was answered on ``session``: the user's other connections stop
+        showing it (``meeting.ended`` with ``reason``, as ``call.ended`` answered_elsewhere)."""
+        message = event_message(
+            EventType.MEETING_ENDED, meeting_id=meeting.meeting_id, reason=reason.value
+        )
+        self.hub.send_user(me(session), message, skip=session)
 
     async def _leave(self, session: Session, req: MeetingAction) -> Result:
         return await self._depart(self._meeting(req.meeting_id), me(session), LeaveReason.LEFT)

@@ -154,3 +154,30 @@ async def test_features_are_checked_words(connect) -> None:
         "register", username="gus", password="correct horse", features=["meetings", "later.v2"]
     )
     assert ok["type"] == "ok"
+
+
+async def test_an_invitation_answered_on_one_connection_stops_ringing_on_the_others(
+    friends, connect
+) -> None:
+    hal, ivy, jo = await friends("hal", "ivy", "jo0")
+    ivy_phone, jo_phone = await meeting_app(ivy, connect), await meeting_app(jo, connect)
+    meeting_id = new_call_id()
+    await hal.request("meeting.create", meeting_id=meeting_id, media=AV, invite=["ivy", "jo0"])
+    for client in (ivy, ivy_phone, jo, jo_phone):
+        assert (await client.next_event("meeting.invited"))["meeting_id"] == meeting_id
+    # ivy joins on her phone: her other connection is told the invitation was answered.
+    await ivy_phone.request("meeting.join", meeting_id=meeting_id, media=AV)
+    gone = await ivy.next_event("meeting.ended")
+    assert gone == {
+        "type": "meeting.ended",
+        "meeting_id": meeting_id,
+        "reason": "answered_elsewhere",
+    }
+    # jo declines on one: the other stops ringing too; the meeting goes on.
+    await jo.request("meeting.decline", meeting_id=meeting_id)
+    assert (await jo_phone.next_event("meeting.ended"))["reason"] == "declined_elsewhere"
+    received = await settle(ivy_phone, jo, hal)
+    assert not [m for m in received if m["type"] == "meeting.ended"], received
+    # A participant rejoining (not an invitation) tells no one else.
+    await ivy_phone.request("meeting.join", meeting_id=meeting_id, media=AV)
+    assert not [m for m in await settle(ivy) if m["type"] == "meeting.ended"]
