@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from gui import cli_guest
 from gui.core.call_machine import CallState
 from gui.core.call_session import (
     CallOptions,
@@ -309,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     answer_meeting.add_argument(
         "--decline", action="store_true", help="decline the invitation instead"
     )
+    cli_guest.add_parser(commands)
     return parser
 
 
@@ -966,6 +968,8 @@ async def run(args: argparse.Namespace) -> int:
             reply = await client.request("contacts.request", username=args.peer)
             emit("contact", contact=reply["contact"])
             return 0
+        if args.command == "guest-link":
+            return await cli_guest.run(client, args)
         assert media is not None
         if args.command == "meet":
             return await run_meeting(client, args, media, options, first)

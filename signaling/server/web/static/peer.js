@@ -34,6 +34,7 @@ export class PeerLink {
     this.snapshot = false;
     this.early = [];
     this.words = null;
+    this.remoteSdp = null;
     this.closed = false;
     this.pc.addEventListener("icecandidate", (event) => {
       if (!event.candidate || !event.candidate.candidate) return;
@@ -66,6 +67,7 @@ export class PeerLink {
   }
 
   async answer(description) {
+    this.remoteSdp = description.sdp;
     await this.pc.setRemoteDescription(description);
     const all = this.pc.getTransceivers();
     const audio = all.filter((t) => t.receiver.track.kind === "audio");
@@ -86,6 +88,7 @@ export class PeerLink {
   }
 
   async accept(description) {
+    this.remoteSdp = description.sdp;
     await this.pc.setRemoteDescription(description);
     await this.flushEarly();
     this.checkWords();
@@ -130,7 +133,9 @@ export class PeerLink {
 
   async checkWords() {
     if (this.words) return;
-    const words = await wordsForCall(this.pc.localDescription?.sdp, this.pc.remoteDescription?.sdp);
+    // The peer's SDP as it was sent: the browser keeps one fingerprint of several (aiortc
+    // lists sha-256, sha-384 and sha-512), and the words come from the sha-256 one.
+    const words = await wordsForCall(this.pc.localDescription?.sdp, this.remoteSdp);
     if (words && !this.words) {
       this.words = words;
       this.options.onWords?.(words);

@@ -1,0 +1,157 @@
+"""A guest in real headless Chromium, against a real ``parley-server`` and real ``parley-cli``.
+
+Each test opens a link the way a person who was sent it would: load the page, type a name,
+press Join; the browser's own WebRTC (fake camera and microphone) then talks to Parley
+ends that nobody adapted for it. What each side got is read from both: the browser's
+``getStats()`` and DOM, ``parley-cli``'s JSON lines and exit status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.chromium import chromium_missing
+from tests.cli.procs import CliProcess, Launcher, ServerProcess, serving
+from tests.guest.browser import GuestPage, chromium, guest_page, until
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(chromium_missing() is not None, reason=str(chromium_missing())),
+]
+
+FORBIDDEN_FROM_PAGE = """async ([kind, fields]) => {
+  try {
+    await window.parleyGuest.state.signaling.request(kind, fields);
+    return "ok";
+  } catch (error) {
+    return error.code;
+  }
+}"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    with serving(tmp_path_factory.mktemp("guests")) as process:
+        yield process
+
+
+@pytest.fixture
+def launch(server: ServerProcess) -> Iterator[Launcher]:
+    with Launcher.around(server.url) as launcher:
+        yield launcher
+
+
+async def off_loop(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """A blocking wait on a child process, off the event loop (Playwright runs on it)."""
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+async def make_link(launch: Launcher, user: str, *args: str) -> str:
+    maker = launch.cli(user, "guest-link", "create", *args)
+    await off_loop(maker.finish, 60, 0)
+    (link,) = maker.named("guest_link")
+    return str(link["url"])
+
+
+async def start(launch: Launcher, server: ServerProcess, user: str, *args: str) -> CliProcess:
+    """``parley-cli USER ARGS``, returned once the server saw it log in."""
+    mark = server.log_mark()
+    child = launch.cli(user, *args)
+    await off_loop(server.wait_logged_in, user, mark)
+    return child
+
+
+async def forbidden(guest: GuestPage, kind: str, **fields: Any) -> str:
+    return str(await guest.evaluate(FORBIDDEN_FROM_PAGE, [kind, fields]))
+
+
+async def test_a_guest_calls_parley_cli_both_see_hear_chat_and_the_words_match(
+    launch: Launcher, server: ServerProcess
+) -> None:
+    await off_loop(launch.register, "gina")
+    url = await make_link(launch, "gina")
+    host = await start(launch, server, "gina", "answer", "--wait", "90", "--chat", "hi, guest")
+    async with chromium() as browser, guest_page(browser) as guest:
+        assert await guest.open(url) == 200
+        assert "Join a call with gina" in await guest.text("h1")
+        await guest.join("Ann")
+        _, incoming = await off_loop(host.wait_event, "incoming", 30)
+        assert incoming["caller"]["display_name"] == "Guest: Ann"
+        await off_loop(host.wait_state, "connected", 30)
+        await guest.wait_receiving(["gina"])
+        _, sas = await off_loop(host.wait_event, "sas", 15)
+        words = await until(guest.words, 15, "verification words")
+        assert words == sas["words"]
+        assert await guest.text("#words-text") == " ".join(words)
+        await until(lambda: _has(guest.chats(), "gina: hi, guest"), 20, "the host's chat")
+        await guest.send_chat("hello from the browser")
+        await off_loop(host.wait_event, "chat", 15, text="hello from the browser")
+        # A guest asks for what guests may not do: refused, and the call goes on.
+        assert await forbidden(guest, "users.search", query="gi") == "forbidden"
+        assert await forbidden(guest, "contacts.request", username="gina") == "forbidden"
+        call_id = str(uuid.uuid4())
+        invite = {"to": "gina", "call_id": call_id, "media": {"audio": True, "video": True}}
+        assert await forbidden(guest, "call.invite", **invite) == "forbidden"
+        before = (await guest.stats())["gina"]["camera_frames"]
+        await until(
+            lambda: _more(guest, "gina", before + 15), 15, "frames after the refusals"
+        )
+        assert await guest.phase() == "in-call"
+        await guest.page.click("#leave")
+        title, _ = await guest.wait_done()
+        assert title == "You left"
+    await off_loop(host.finish, 30, 0)
+    summary = host.summary
+    assert summary["reason"] == "hangup"
+    assert summary["frames_received"] > 10 and summary["audio_ms_received"] > 1000
+
+
+async def test_a_guest_in_a_mesh_meeting_of_three(launch: Launcher, server: ServerProcess) -> None:
+    await off_loop(launch.befriend, ("hana", "ivan"))
+    ivan = await start(launch, server, "ivan", "meet", "answer", "--wait", "60")
+    hana = await start(launch, server, "hana", "meet", "create", "--invite", "ivan")
+    _, created = await off_loop(hana.wait_event, "meeting", 30)
+    meeting_id = created["meeting_id"]
+    await off_loop(ivan.wait_event, "participants", 30)
+    url = await make_link(launch, "hana", "--meeting", meeting_id)
+    async with chromium() as browser, guest_page(browser) as guest:
+        assert await guest.open(url) == 200
+        await guest.join("Zoe")
+        await guest.wait_receiving(["hana", "ivan"], timeout=40)
+        # Screen sharing: the browser's (fake) screen reaches both.
+        await guest.page.click("#share")
+        await until(
+            lambda: _pressed(guest, "#share"), 10, "the share button pressed"
+        )
+        await guest.page.click("#leave")
+        await guest.wait_done()
+    for member in (hana, ivan):
+        _, left = await off_loop(member.wait_event, "left", 20)
+        assert left["username"].startswith("guest-")
+    hana.send_signal(2)
+    ivan.send_signal(2)
+    for member in (hana, ivan):
+        await off_loop(member.finish, 30)
+        guests = [
+            figures
+            for name, figures in member.summary["participants"].items()
+            if name.startswith("guest-")
+        ]
+        assert guests and guests[0]["frames_received"] > 10, member.summary
+
+
+async def _has(chats: Any, line: str) -> bool:
+    return line in await chats
+
+
+async def _more(guest: GuestPage, username: str, frames: float) -> bool:
+    return (await guest.stats())[username]["camera_frames"] > frames
+
+
+async def _pressed(guest: GuestPage, selector: str) -> bool:
+    return await guest.page.get_attribute(selector, "aria-pressed") == "true"
