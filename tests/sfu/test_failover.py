@@ -9,6 +9,7 @@ then receive every other's video again (``link_stats`` lines after its reconnect
 from __future__ import annotations
 
 import signal
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -35,13 +36,13 @@ def video_from(child: CliProcess, username: str, since: int) -> bool | None:
 def wait_videos(child: CliProcess, others: set[str], since: int, timeout: float = 40.0) -> None:
     """Until stats lines since ``since`` show video arriving from each of ``others``."""
     for other in sorted(others):
-        child.wait_for(lambda o=other: video_from(child, o, since), timeout, f"{other}'s video")
+        child.wait_for(partial(video_from, child, other, since), timeout, f"{other}'s video")
 
 
-def last_media_server_state(child: CliProcess, since: int) -> str | None:
-    """The newest ``media_server`` state since ``since``."""
+def connected_again(child: CliProcess, since: int) -> bool | None:
+    """Whether the newest ``media_server`` state since ``since`` is ``connected``."""
     states: list[Json] = child.named("media_server", since)
-    return str(states[-1]["state"]) if states else None
+    return True if states and states[-1]["state"] == "connected" else None
 
 
 def test_janus_killed_mid_meeting_the_meeting_resumes_on_the_other_by_itself(
@@ -90,11 +91,7 @@ def test_janus_killed_mid_meeting_the_meeting_resumes_on_the_other_by_itself(
         for user, child in everyone.items():
             child.wait_event("media_server", 30, since=marks[user], state="reconnecting")
             child.wait_for(
-                lambda c=child, u=user: (
-                    True if last_media_server_state(c, marks[u]) == "connected" else None
-                ),
-                60,
-                "connected to the other media server",
+                partial(connected_again, child, marks[user]), 60, "connected to the other server"
             )
         for user, child in everyone.items():
             wait_videos(child, set(TONES) - {user}, child.mark())

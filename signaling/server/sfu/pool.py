@@ -71,6 +71,8 @@ class Member:
         self.load = 0
         #: Rises each time the instance comes up again (a room made before is gone).
         self.generation = 0
+        #: The first try to connect has ended (either way).
+        self.tried = False
         self.task: asyncio.Task[None] | None = None
 
 
@@ -92,11 +94,14 @@ class SfuPool:
         self.changed = asyncio.Event()
 
     async def start(self, wait_s: float = 5.0) -> None:
-        """Start watching every instance; wait up to ``wait_s`` for at least one to be up."""
+        """Start watching every instance; wait up to ``wait_s`` for one to be up (or for every
+        first try to have failed)."""
         for member in self.members:
             member.task = asyncio.get_running_loop().create_task(self._watch(member))
         deadline = asyncio.get_running_loop().time() + wait_s
         while not self.healthy() and asyncio.get_running_loop().time() < deadline:
+            if all(m.tried for m in self.members):
+                break
             self.changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), 0.2)
@@ -147,12 +152,15 @@ class SfuPool:
             try:
                 await member.janus.open()
             except JanusError as exc:
+                member.tried = True
+                self.changed.set()
                 if not reported:
                     log_event("sfu.unreachable", 30, sfu=member.address.url, error=exc.reason)
                     reported = True
                 await asyncio.sleep(self._retry_s)
                 continue
             reported = False
+            member.tried = True
             self._set(member, True)
             try:
                 while member.janus.alive:

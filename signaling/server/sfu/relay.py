@@ -368,7 +368,7 @@ class SfuRelay:
             for name, p in room.publications.items()
             if name != username and p.live
         ]
-        return Result({"description": _jsep(answer), "publishers": publishers})
+        return Result({"description": _jsep(answer, room), "publishers": publishers})
 
     def _publisher_event(self, room: Room, number: int, event: Json) -> None:
         """Janus about a publisher handle: once its media is up, the others may subscribe."""
@@ -433,7 +433,7 @@ class SfuRelay:
         fields = {
             "username": target,
             "publication": publication.number,
-            "description": _jsep(offer),
+            "description": _jsep(offer, room),
         }
         return Result(fields)
 
@@ -489,9 +489,11 @@ class SfuRelay:
         return Result()
 
 
-def _jsep(jsep: Json) -> Json:
-    """The plain JSEP a client gets: ``type`` and ``sdp`` only."""
-    return {"type": str(jsep.get("type")), "sdp": str(jsep.get("sdp"))}
+def _jsep(jsep: Json, room: Room) -> Json:
+    """The plain JSEP a client gets: ``type`` and ``sdp`` only; Janus names the room in the
+    SDP (``s=VideoRoom ID``), and the client is shown the meeting's id instead."""
+    sdp = str(jsep.get("sdp")).replace(room.room_id, room.meeting.meeting_id)
+    return {"type": str(jsep.get("type")), "sdp": sdp}
 
 
 __all__ = ["SfuRelay"]
