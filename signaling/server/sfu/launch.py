@@ -10,6 +10,7 @@ on ports the system picked.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import re
 import shutil
@@ -70,9 +71,11 @@ def render(
     return out
 
 
-def command(config: Path) -> list[str]:
-    """The command line that runs Janus in the foreground on ``config``."""
-    return [JANUS, "-F", str(config), "--disable-colors", "--debug-timestamps"]
+def command(config: Path, public_ip: str | None = None) -> list[str]:
+    """The command line that runs Janus in the foreground on ``config`` (``public_ip``: the
+    address its media candidates show, for a Janus behind a 1:1 NAT)."""
+    line = [JANUS, "-F", str(config), "--disable-colors", "--debug-timestamps"]
+    return [*line, "--nat-1-1", public_ip] if public_ip else line
 
 
 def _ports(text: str) -> tuple[int, int]:
@@ -95,6 +98,13 @@ def _port(text: str) -> int:
     return value
 
 
+def _address(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an IP address") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Render the configuration and run Janus until it exits."""
     parser = argparse.ArgumentParser(
@@ -106,6 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ws-port", type=_port, default=8188, metavar="P")
     parser.add_argument("--admin-port", type=_port, default=7188, metavar="P")
     parser.add_argument("--rtp-ports", type=_ports, default=(20000, 40000), metavar="MIN-MAX")
+    parser.add_argument(
+        "--public-ip",
+        metavar="IP",
+        type=_address,
+        help="the address clients reach Janus's media ports at, when Janus is behind a NAT",
+    )
     args = parser.parse_args(argv)
     if shutil.which(JANUS) is None:
         print("launch: janus is not installed (apt-get install janus)", file=sys.stderr)
@@ -124,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             rtp_ports=args.rtp_ports,
         )
         print(f"Janus for Parley: ws://127.0.0.1:{args.ws_port}", flush=True)
-        process = subprocess.Popen(command(config))
+        process = subprocess.Popen(command(config, args.public_ip))
         try:
             return process.wait()
         except KeyboardInterrupt:
