@@ -50,6 +50,7 @@ __all__ = [
     "OpenLink",
     "Participant",
     "ParticipantsChanged",
+    "RetryLink",
     "SendRequest",
     "StateChanged",
 ]
@@ -153,6 +154,20 @@ class StateChanged:
     reason: str | None = None
 
 
+#: A link this end offered that fails is offered again, a fresh peer connection for that pair
+#: only, after each of these delays in turn (seconds); after the last, the tile stays failed
+#: until the other participant offers (coming back) or leaves. A link that connects starts over.
+LINK_RETRY_DELAYS_S = (1.0, 3.0, 8.0)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryLink:
+    """In ``delay_s`` seconds, call :meth:`MeetingMachine.retry_link` for ``username``."""
+
+    username: str
+    delay_s: float
+
+
 Action = (
     SendRequest
     | OpenLink
@@ -162,6 +177,7 @@ Action = (
     | AddCandidate
     | ParticipantsChanged
     | StateChanged
+    | RetryLink
 )
 
 
@@ -203,6 +219,8 @@ class MeetingMachine:
         self._actions: list[Action] = []
         self._rejoining = False
         self._early: list[Json] = []
+        #: Retries of a failed link this end offered, by participant, since it last connected.
+        self._retries: dict[str, int] = {}
 
     @classmethod
     def from_invitation(cls, me: str, event: Json, media: Json) -> MeetingMachine:
@@ -581,12 +599,27 @@ class MeetingMachine:
             self.participants[username] = replace(old, **changes)
 
     def _fail_link(self, username: str, problem: str) -> None:
-        if username not in self._links:
+        link = self._links.get(username)
+        if link is None:
             return
         log.info("meeting %s: the link to %s failed: %s", self.meeting_id, username, problem)
         self._close(username)
         self._set(username, link=LinkState.FAILED, problem=problem)
+        # Only the end that offered on the pair offers again (both would be glare): the
+        # other answers the new offer, as it does a participant coming back.
+        attempt = self._retries.get(username, 0)
+        if link.offerer and attempt < len(LINK_RETRY_DELAYS_S):
+            self._retries[username] = attempt + 1
+            self._do(RetryLink(username, LINK_RETRY_DELAYS_S[attempt]))
         self._changed()
+
+    def retry_link(self, username: str) -> None:
+        """The I/O layer's timer of :class:`RetryLink`: offer ``username`` a fresh link, if
+        they are still here and nothing linked meanwhile (their own offer, coming back)."""
+        if self.joined and username in self.participants and username not in self._links:
+            log.info("meeting %s: offering %s a new link", self.meeting_id, username)
+            self._open(username, offerer=True)
+            self._changed()
 
     def local_description(self, username: str, description: Json) -> None:
         """The offer or answer made on ``username``'s link is ready to send."""
@@ -607,6 +640,8 @@ class MeetingMachine:
             "connected": LinkState.CONNECTED,
             "disconnected": LinkState.RECONNECTING,
         }.get(state)
+        if state == "connected":
+            self._retries.pop(username, None)
         if state in ("failed", "closed"):
             self._fail_link(username, f"the connection {state}")
         elif new is not None and new is not old.link:

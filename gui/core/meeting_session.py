@@ -42,6 +42,7 @@ from gui.core.meeting_machine import (
     MeetingState,
     OpenLink,
     ParticipantsChanged,
+    RetryLink,
     SendRequest,
     StateChanged,
 )
@@ -146,6 +147,7 @@ class MeetingSession(AsyncIOEventEmitter):
         self._undelivered: dict[str, dict[str, str]] = {}
         #: Through a media server (topology ``"sfu"``): the publisher and subscriptions.
         self.sfu: SfuMedia | None = None
+        self._retry_timers: list[asyncio.TimerHandle] = []
         self._runner = ActionRunner(machine.take_actions, self._perform, self._failed, self._last)
         self._closed = asyncio.Event()
         self._unsubscribe = link.on_event(self._on_server_event)
@@ -395,6 +397,12 @@ class MeetingSession(AsyncIOEventEmitter):
             self.emit("participants", action)
         elif isinstance(action, OpenLink):
             await self._open(action.username, action.offerer)
+        elif isinstance(action, RetryLink):
+            self._retry_timers.append(
+                asyncio.get_running_loop().call_later(
+                    action.delay_s, self._retry_link, action.username
+                )
+            )
         elif isinstance(action, CloseLink):
             await self._close_link(action.username)
         else:
@@ -434,6 +442,11 @@ class MeetingSession(AsyncIOEventEmitter):
             peer.offer_sections()
             self.machine.local_description(username, await peer.make_offer())
 
+    def _retry_link(self, username: str) -> None:
+        if not self.machine.ended:
+            self.machine.retry_link(username)
+            self._pump()
+
     def _bind(self, username: str, peer: PeerLink, event: str) -> Any:
         def handler(*args: Any) -> None:
             self._link_event(username, peer, event, *args)
@@ -463,6 +476,8 @@ class MeetingSession(AsyncIOEventEmitter):
 
     async def _close(self) -> None:
         self._unsubscribe()
+        for timer in self._retry_timers:
+            timer.cancel()
         if self.sfu is not None:
             await self.sfu.close()
         for username in list(self.links):

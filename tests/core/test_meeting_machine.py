@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gui.core.call_machine import MAX_TRICKLED_CANDIDATES
 from gui.core.meeting_machine import (
+    LINK_RETRY_DELAYS_S,
     AddCandidate,
     ApplyRemoteDescription,
     CloseLink,
@@ -14,6 +15,7 @@ from gui.core.meeting_machine import (
     OpenLink,
     Participant,
     ParticipantsChanged,
+    RetryLink,
     SendRequest,
     StateChanged,
 )
@@ -266,7 +268,8 @@ def test_a_broken_link_fails_alone_and_the_meeting_goes_on() -> None:
     m = joined_as("cy", "ada", "bob")
     m.link_state("ada", "failed")
     actions = m.take_actions()
-    assert kinds(actions) == [CloseLink("ada")]
+    # This end offered on that pair: it offers a fresh link later (tests/core/test_link_retry.py).
+    assert kinds(actions) == [CloseLink("ada"), RetryLink("ada", LINK_RETRY_DELAYS_S[0])]
     assert m.participants["ada"].link is LinkState.FAILED and not m.ended
     m.link_state("ada", "connected")  # a late event of the closed link changes nothing
     assert m.take_actions() == []
@@ -274,7 +277,7 @@ def test_a_broken_link_fails_alone_and_the_meeting_goes_on() -> None:
     m.link_state("bob", "disconnected")
     assert m.participants["bob"].link is LinkState.RECONNECTING
     m.link_silent("bob")
-    assert kinds(m.take_actions()) == [CloseLink("bob")]
+    assert kinds(m.take_actions()) == [CloseLink("bob"), RetryLink("bob", LINK_RETRY_DELAYS_S[0])]
     assert m.participants["bob"].problem == "nothing received for too long"
 
 
@@ -284,7 +287,7 @@ def test_the_connect_deadline_fails_only_a_link_still_connecting() -> None:
     m.take_actions()
     m.connect_deadline_passed("bob")
     m.connect_deadline_passed("ada")
-    assert kinds(m.take_actions()) == [CloseLink("ada")]
+    assert kinds(m.take_actions()) == [CloseLink("ada"), RetryLink("ada", LINK_RETRY_DELAYS_S[0])]
     assert m.participants["bob"].link is LinkState.CONNECTED
 
 
