@@ -14,7 +14,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 
@@ -25,10 +25,8 @@ GUEST_ARGS = [
     "--auto-select-desktop-capture-source=Entire screen",
 ]
 
-T = TypeVar("T")
 
-
-async def until(
+async def until[T](
     check: Callable[[], Awaitable[T | None]], timeout: float, what: str, every: float = 0.1
 ) -> T:
     """Poll ``check`` until it gives something truthy; fail after ``timeout`` seconds."""
@@ -73,9 +71,7 @@ class GuestPage:
 
     async def stats(self) -> dict[str, dict[str, float]]:
         """Per remote participant: frames decoded (camera, screen), audio energy and samples."""
-        stats: dict[str, dict[str, float]] = await self.evaluate(
-            "() => window.parleyGuest.stats()"
-        )
+        stats: dict[str, dict[str, float]] = await self.evaluate("() => window.parleyGuest.stats()")
         return stats
 
     async def chats(self) -> list[str]:

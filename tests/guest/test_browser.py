@@ -98,10 +98,12 @@ async def test_a_guest_calls_parley_cli_both_see_hear_chat_and_the_words_match(
         invite = {"to": "gina", "call_id": call_id, "media": {"audio": True, "video": True}}
         assert await forbidden(guest, "call.invite", **invite) == "forbidden"
         before = (await guest.stats())["gina"]["camera_frames"]
-        await until(
-            lambda: _more(guest, "gina", before + 15), 15, "frames after the refusals"
-        )
+        await until(lambda: _more(guest, "gina", before + 15), 15, "frames after the refusals")
         assert await guest.phase() == "in-call"
+        # The browser shares its (fake) screen on the call's screen slot.
+        await guest.page.click("#share")
+        await off_loop(host.wait_event, "peer_media", 15, screen=True)
+        await until(lambda: _screen_sent(guest, 20), 20, "screen frames sent")
         await guest.page.click("#leave")
         title, _ = await guest.wait_done()
         assert title == "You left"
@@ -109,40 +111,89 @@ async def test_a_guest_calls_parley_cli_both_see_hear_chat_and_the_words_match(
     summary = host.summary
     assert summary["reason"] == "hangup"
     assert summary["frames_received"] > 10 and summary["audio_ms_received"] > 1000
+    assert summary["screen_frames_received"] > 0, summary
+
+
+async def test_a_revoked_link_sends_its_guest_away(launch: Launcher, server: ServerProcess) -> None:
+    await off_loop(launch.register, "jack")
+    maker = launch.cli("jack", "guest-link", "create")
+    await off_loop(maker.finish, 60, 0)
+    (link,) = maker.named("guest_link")
+    host = await start(launch, server, "jack", "answer", "--wait", "90")
+    async with chromium() as browser, guest_page(browser) as guest:
+        await guest.open(link["url"])
+        await guest.join("Kim")
+        await off_loop(host.wait_state, "connected", 30)
+        await guest.wait_receiving(["jack"])
+        revoker = launch.cli("jack", "guest-link", "revoke", link["link_id"])
+        await off_loop(revoker.finish, 60, 0)
+        title, text = await guest.wait_done()
+        assert (title, text) == ("You were removed", "This guest link was revoked.")
+        assert await guest.text("#room") and await guest.page.is_hidden("#room")
+        # The link is dead now: its page says so.
+        again = await browser.new_page()
+        response = await again.goto(link["url"])
+        assert response is not None and response.status == 410
+        assert await again.text_content("h1") == "This link was revoked"
+    _, ended = await off_loop(host.wait_state, "ended", 20)
+    assert ended["reason"] == "hangup"
+    await off_loop(host.finish, 30, 0)
+
+
+async def test_expired_and_unknown_links_get_a_page_that_says_so(make_server: Any) -> None:
+    """On an in-process server, whose clock the test moves past the link's expiry."""
+    from tests.wire import befriend
+
+    signaling = await make_server()
+    (owner,) = await befriend(signaling.url, "lena")
+    link = (await owner.request("guest_link.create", expires_in=60))["link"]
+    base = signaling.url.replace("ws://", "http://").removesuffix("/ws")
+    hub = signaling.hub
+    real = hub.clock
+    hub.clock = lambda: real() + 61
+    try:
+        async with chromium() as browser, guest_page(browser) as guest:
+            assert await guest.open(base + link["path"]) == 410
+            assert await guest.text("h1") == "This link has expired"
+            assert await guest.open(base + "/g/" + "Z" * 32) == 404
+            assert await guest.text("h1") == "This link does not exist"
+            assert not [c for c in guest.console if "Content Security Policy" in c]
+    finally:
+        hub.clock = real
+        await owner.close()
 
 
 async def test_a_guest_in_a_mesh_meeting_of_three(launch: Launcher, server: ServerProcess) -> None:
     await off_loop(launch.befriend, ("hana", "ivan"))
     ivan = await start(launch, server, "ivan", "meet", "answer", "--wait", "60")
     hana = await start(launch, server, "hana", "meet", "create", "--invite", "ivan")
-    _, created = await off_loop(hana.wait_event, "meeting", 30)
+    _, created = await off_loop(hana.wait_event, "state", 30, state="joined")
     meeting_id = created["meeting_id"]
-    await off_loop(ivan.wait_event, "participants", 30)
+    await off_loop(ivan.wait_event, "state", 30, state="joined")
     url = await make_link(launch, "hana", "--meeting", meeting_id)
     async with chromium() as browser, guest_page(browser) as guest:
         assert await guest.open(url) == 200
         await guest.join("Zoe")
         await guest.wait_receiving(["hana", "ivan"], timeout=40)
-        # Screen sharing: the browser's (fake) screen reaches both.
+        guest_name = (await guest.evaluate("() => window.parleyGuest.state.user"))["username"]
+        # Screen sharing: the browser's (fake) screen goes out to both, on the screen slot.
         await guest.page.click("#share")
-        await until(
-            lambda: _pressed(guest, "#share"), 10, "the share button pressed"
-        )
+        await until(lambda: _pressed(guest, "#share"), 10, "the share button pressed")
+        await guest.send_chat("hello, both")
+        for member in (hana, ivan):
+            await off_loop(member.wait_event, "participants", 20)
         await guest.page.click("#leave")
-        await guest.wait_done()
+        title, _ = await guest.wait_done()
+        assert title == "You left"
     for member in (hana, ivan):
-        _, left = await off_loop(member.wait_event, "left", 20)
-        assert left["username"].startswith("guest-")
-    hana.send_signal(2)
-    ivan.send_signal(2)
+        _, left = await off_loop(member.wait_event, "participant_left", 20, username=guest_name)
+        assert left["reason"] == "left"
+        member.send_signal(2)
     for member in (hana, ivan):
         await off_loop(member.finish, 30)
-        guests = [
-            figures
-            for name, figures in member.summary["participants"].items()
-            if name.startswith("guest-")
-        ]
-        assert guests and guests[0]["frames_received"] > 10, member.summary
+        figures = member.summary["participants"][guest_name]
+        assert figures["connected"] and figures["frames_received"] > 10, member.summary
+        assert figures["audio_ms_received"] > 1000, member.summary
 
 
 async def _has(chats: Any, line: str) -> bool:
@@ -151,6 +202,21 @@ async def _has(chats: Any, line: str) -> bool:
 
 async def _more(guest: GuestPage, username: str, frames: float) -> bool:
     return (await guest.stats())[username]["camera_frames"] > frames
+
+
+async def _screen_sent(guest: GuestPage, frames: int) -> bool:
+    sent = await guest.evaluate(
+        """async () => {
+          const link = [...window.parleyGuest.state.links.values()][0];
+          const mid = link.slots.screen.mid;
+          let frames = 0;
+          (await link.pc.getStats()).forEach((s) => {
+            if (s.type === "outbound-rtp" && s.mid === mid) frames += s.framesSent || 0;
+          });
+          return frames;
+        }"""
+    )
+    return int(sent) >= frames
 
 
 async def _pressed(guest: GuestPage, selector: str) -> bool:

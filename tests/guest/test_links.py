@@ -391,3 +391,16 @@ async def test_nothing_logs_a_code(server, friends, connect, caplog) -> None:
     with pytest.raises((ConnectionClosed, ServerError, TimeoutError)):
         await guest.next_event("nothing", timeout=2)
     assert link["code"] not in caplog.text
+
+
+def test_the_page_has_the_apps_word_list() -> None:
+    """The page derives the words as gui/core/verification.py does, from the same 256 words."""
+    import re
+    from importlib import resources
+
+    from gui.core.verification import WORDS
+
+    script = (resources.files("signaling.server.web") / "static" / "words.js").read_text()
+    listed = script.split("Object.freeze([", 1)[1].split("]);", 1)[0]
+    assert tuple(re.findall(r'"([a-z]+)"', listed)) == WORDS
+    assert '"parley-sas-v1\\n' in script or "`parley-sas-v1\\n" in script
