@@ -35,7 +35,9 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import signal
+import socket
 import statistics
 import sys
 import tempfile
@@ -45,9 +47,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import Figure, Goal, percentile
+from bench import Figure, Goal, PartialFailure, percentile
 from bench.serverproc import PROJECT_ROOT, ServerProcess
 from gui.core.signaling_client import SignalingClient
+from signaling.server.sfu import launch
 
 Json = dict[str, Any]
 
@@ -90,9 +93,87 @@ class Mode:
         """Processes whose CPU is reported beside the participants' (the server's, ...)."""
         return {"server": self.server.pid} if self.server is not None else {}
 
+    def ready(self, participant: Participant, others: int) -> bool:
+        """Whether ``participant`` receives from ``others`` others (mesh: links connected)."""
+        return participant.linked(others)
+
+
+class SfuMode(Mode):
+    """Through a Janus started from ``deploy/janus/`` (``parley-server --sfu``): 2 to 8."""
+
+    name = "sfu"
+    sizes = (2, 3, 4, 5, 6, 7, 8)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.janus: asyncio.subprocess.Process | None = None
+        self.parley: asyncio.subprocess.Process | None = None
+
+    async def start(self, workdir: Path) -> str:
+        """Janus on free ports, then ``parley-server --sfu`` pointing at it."""
+
+        def free() -> int:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                return int(sock.getsockname()[1])
+
+        secret = secrets.token_urlsafe(24)
+        (workdir / "secret").write_text(secret)
+        ws, admin = free(), free()
+        config = launch.render(
+            workdir / "janus", admin_secret=secret, ws_port=ws, admin_port=admin,
+            rtp_ports=(41000, 41999),
+        )  # fmt: skip
+        with open(workdir / "janus.log", "wb") as log:
+            self.janus = await asyncio.create_subprocess_exec(
+                *launch.command(config), stdout=log, stderr=log
+            )
+        with open(workdir / "server.log", "wb") as log:
+            self.parley = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "gui.server", "--port", "0", "--no-echo",
+                "--db", str(workdir / "parley.db"), "--sfu", f"ws://127.0.0.1:{ws}?admin={admin}",
+                "--sfu-admin-secret-file", str(workdir / "secret"),
+                stdout=asyncio.subprocess.PIPE, stderr=log, cwd=PROJECT_ROOT,
+            )  # fmt: skip
+        assert self.parley.stdout is not None
+        async with asyncio.timeout(30):
+            async for line in self.parley.stdout:
+                if b"listening on " in line:
+                    return line.decode().rsplit(" ", 1)[1].strip()
+        raise RuntimeError(f"parley-server did not start; see {workdir / 'server.log'}")
+
+    async def stop(self) -> None:
+        """Stop the server, then Janus."""
+        for process in (self.parley, self.janus):
+            if process is not None and process.returncode is None:
+                process.terminate()
+                try:
+                    async with asyncio.timeout(15):
+                        await process.wait()
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
+
+    def other_pids(self) -> dict[str, int]:
+        """The server's and Janus's own CPU, beside the participants'."""
+        pids = {"server": self.parley.pid} if self.parley is not None else {}
+        return pids | ({"janus": self.janus.pid} if self.janus is not None else {})
+
+    def ready(self, participant: Participant, others: int) -> bool:
+        """Connected to Janus, and video arriving from ``others`` others."""
+        states = participant.named("media_server")
+        if not states or states[-1]["state"] != "connected":
+            return False
+        seeing = {
+            line["username"]
+            for line in participant.named("link_stats")
+            if any(video.get("fps", 0) > 0 for video in line.get("videos") or [])
+        }
+        return len(seeing) >= others
+
 
 #: Every mode ``--mode`` knows; another topology adds its class here.
-MODES: dict[str, type[Mode]] = {"mesh": Mode}
+MODES: dict[str, type[Mode]] = {"mesh": Mode, "sfu": SfuMode}
 
 
 # Processes -----------------------------------------------------------------------------
@@ -180,6 +261,14 @@ class Participant:
             self.process.send_signal(signal.SIGINT)
 
 
+def describe(people: Sequence[Participant]) -> str:
+    """Each process's last lines, for a failure's message."""
+    return " | ".join(
+        f"{p.user}: {[m for _, m in p.events[-3:]]} {p.stderr.decode('utf-8', 'replace')[-300:]}"
+        for p in people
+    )
+
+
 async def wait_until(check: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -246,7 +335,7 @@ async def one_meeting(
             await guest.start(url)
         await host.start(url)
         await wait_until(
-            lambda: all(p.linked(size - 1) for p in everyone), 90, "meeting fully linked"
+            lambda: all(mode.ready(p, size - 1) for p in everyone), 90, "meeting fully linked"
         )
         await asyncio.sleep(3)  # let bandwidth estimation settle
         pids = {p.user: p.pid for p in everyone} | mode.other_pids()
@@ -262,9 +351,8 @@ async def one_meeting(
             if p.process is not None and p.process.returncode is None:
                 p.process.kill()
                 await p.finish(10)
-    failed = [p for p, code in zip(everyone, codes, strict=True) if code]
-    if failed:
-        raise RuntimeError(f"a participant failed ({codes}): {failed[0].stderr[-600:]!r}")
+    if any(codes):
+        raise RuntimeError(f"a participant failed ({codes}): {describe(everyone)}")
     cpu = {name: 100 * (after[name] - before[name]) / elapsed for name in pids}
     summaries = {p.user: p.summary() for p in everyone}
     firsts = []
@@ -316,7 +404,7 @@ async def one_escalation(mode: Mode, url: str, users: Sequence[str]) -> list[Jso
                 p.process.kill()
                 await p.finish(10)
     if any(codes):
-        raise RuntimeError(f"escalation failed ({codes}): {caller.stderr[-400:]!r}")
+        raise RuntimeError(f"escalation failed ({codes}): {describe(everyone)}")
     out = []
     for viewer, other in ((caller, bob), (callee, ada)):
         figures = viewer.summary()["participants"][other]
@@ -337,7 +425,14 @@ async def measure(mode_name: str, runs: int, sizes: Sequence[int], window: float
     """Every run of every size, and the escalations; the raw figures by size."""
     mode = MODES[mode_name]()
     users = [f"bm-{mode_name}-{i}" for i in range(max(max(sizes), 3))]
-    results: Json = {"mode": mode_name, "runs": runs, "window_s": window, "sizes": {}}
+    errors: list[str] = []
+    results: Json = {
+        "mode": mode_name,
+        "runs": runs,
+        "window_s": window,
+        "sizes": {},
+        "errors": errors,
+    }
     with tempfile.TemporaryDirectory(prefix="bench-meetings-") as tmp:
         url = await mode.start(Path(tmp))
         try:
@@ -345,7 +440,11 @@ async def measure(mode_name: str, runs: int, sizes: Sequence[int], window: float
             for run in range(runs):
                 for size in sizes:
                     print(f"[meetings] run {run + 1}/{runs}: {size} participants", file=sys.stderr)
-                    got = await one_meeting(mode, url, users, size, window)
+                    try:
+                        got = await one_meeting(mode, url, users, size, window)
+                    except Exception as exc:  # one broken run must not lose the others
+                        errors.append(f"run {run + 1}, {size} participants: {exc}")
+                        continue
                     entry = results["sizes"].setdefault(
                         str(size), {"first_frame_ms": [], "tile_fps": [], "cpu_pct": [],
                                     "runs": []}
@@ -365,7 +464,12 @@ async def measure(mode_name: str, runs: int, sizes: Sequence[int], window: float
                         }
                     )  # fmt: skip
                 print(f"[meetings] run {run + 1}/{runs}: escalation", file=sys.stderr)
-                results.setdefault("escalation", []).extend(await one_escalation(mode, url, users))
+                try:
+                    escalated = await one_escalation(mode, url, users)
+                except Exception as exc:
+                    errors.append(f"run {run + 1}, escalation: {exc}")
+                    continue
+                results.setdefault("escalation", []).extend(escalated)
         finally:
             await mode.stop()
     return results
@@ -421,6 +525,7 @@ def report(results: Json) -> str:
             f"  escalation (each of the first two, every run): longest wait for a frame "
             f"{spread(gaps)} ms, largest jump in frame numbers {spread(skips)}"
         )
+    lines += [f"  FAILED {error}" for error in results["errors"]]
     return "\n".join(lines)
 
 
@@ -484,6 +589,8 @@ def run(quick: bool) -> list[Figure]:
     """``python -m bench --only meetings``: the mesh, three runs (one with ``quick``)."""
     results = asyncio.run(measure("mesh", 1 if quick else 3, (2, 3, 4), 4.0 if quick else 8.0))
     print(report(results), file=sys.stderr)
+    if results["errors"]:
+        raise PartialFailure(figures_of(results), results["errors"])
     return figures_of(results)
 
 
