@@ -809,6 +809,12 @@ class Hub:
         me = _me(session)
         call = self._active_call(session, req.call_id)
         recipient = call.check_signal(me)
+        if req.restart is not None and call.bound_conn(me) != session.id:
+            # v1.1: a party restarting its media from another connection of theirs (its address
+            # changed; the old socket is dead but not yet noticed) takes the call there.
+            call.bind(me, session.id)
+            self._cancel_timer(call, me)
+            log_event("call.rebound", call=call.call_id, user=me)
         message = event_message(
             EventType.RTC_SIGNAL, call_id=call.call_id, **{"from": me}, **req.payload()
         )
