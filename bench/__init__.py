@@ -151,6 +151,11 @@ BENCHMARKS: list[Benchmark] = [
         "bench.meetings:run",
         "meetings of 2-4 parley-cli processes (mesh): first frames, frames/s, CPU, escalation",
     ),
+    Benchmark(
+        "guest",
+        "bench.guest:run",
+        "a guest in headless Chromium: link opened -> first remote frame, page weight",
+    ),
 ]
 
 

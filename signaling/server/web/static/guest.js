@@ -26,6 +26,7 @@ const state = {
   words: null,
   removed: null,
   endTitle: null,
+  previewAt: null,
   joinClickedAt: null,
   firstFrameAt: null,
 };
@@ -81,6 +82,7 @@ async function startPreview(cameraId, microphoneId) {
     status.textContent = "Type your name and join when you are ready.";
   }
   $("join").disabled = false;
+  if (state.previewAt === null) state.previewAt = performance.now();
 }
 
 async function fillDevices() {
@@ -205,9 +207,9 @@ function openLink(username, offerer) {
   });
   state.links.set(username, link);
   if (offerer) {
+    // In a meeting the offer goes at once; in a call, when the host accepts (call.accepted).
     state.offer = link.offer().then((offer) => {
       if (state.meetingId) sendSignal(username, { description: offer });
-      else if (state.accepted) sendSignal(username, { description: offer });
       sendMediaState();
       return offer;
     });
