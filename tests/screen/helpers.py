@@ -77,30 +77,35 @@ class PatternWindow(QWidget):
         """Where each part of the pattern is in a picture of the screen (or of this window,
         with ``origin=(0, 0)``), scaled by ``scale``; a margin keeps clear of the edges."""
         x0, y0 = origin if origin is not None else (self.x(), self.y())
-        w, h = self.width(), self.height()
-        qw, qh = w // 2, h // 2
-        margin = 24
-        side = CHECKER * CHECKER_CELLS
+        return pattern_regions(x0, y0, self.width(), self.height(), scale)
 
-        def at(name: str, x: int, y: int, rw: int, rh: int, colour) -> Region:
-            return Region(
-                name,
-                round((x0 + x) * scale),
-                round((y0 + y) * scale),
-                max(2, round(rw * scale)),
-                max(2, round(rh * scale)),
-                colour,
-            )
 
-        # Quadrant samples: the outer part of each quadrant, away from the checker.
-        sample_w, sample_h = qw // 2, qh // 2
-        return [
-            at("red", margin, margin, sample_w, sample_h, RED),
-            at("green", w - margin - sample_w, margin, sample_w, sample_h, GREEN),
-            at("blue", margin, h - margin - sample_h, sample_w, sample_h, BLUE),
-            at("yellow", w - margin - sample_w, h - margin - sample_h, sample_w, sample_h, YELLOW),
-            at("checker", (w - side) // 2 + 4, (h - side) // 2 + 4, side - 8, side - 8, None),
-        ]
+def pattern_regions(x0: int, y0: int, w: int, h: int, scale: float = 1.0) -> list[Region]:
+    """Where each part of a pattern of ``w`` x ``h`` at (``x0``, ``y0``) is in a picture,
+    scaled by ``scale`` (see :meth:`PatternWindow.regions`)."""
+    qw, qh = w // 2, h // 2
+    margin = 24
+    side = CHECKER * CHECKER_CELLS
+
+    def at(name: str, x: int, y: int, rw: int, rh: int, colour) -> Region:
+        return Region(
+            name,
+            round((x0 + x) * scale),
+            round((y0 + y) * scale),
+            max(2, round(rw * scale)),
+            max(2, round(rh * scale)),
+            colour,
+        )
+
+    # Quadrant samples: the outer part of each quadrant, away from the checker.
+    sample_w, sample_h = qw // 2, qh // 2
+    return [
+        at("red", margin, margin, sample_w, sample_h, RED),
+        at("green", w - margin - sample_w, margin, sample_w, sample_h, GREEN),
+        at("blue", margin, h - margin - sample_h, sample_w, sample_h, BLUE),
+        at("yellow", w - margin - sample_w, h - margin - sample_h, sample_w, sample_h, YELLOW),
+        at("checker", (w - side) // 2 + 4, (h - side) // 2 + 4, side - 8, side - 8, None),
+    ]
 
 
 def rgb(frame: av.VideoFrame) -> np.ndarray:

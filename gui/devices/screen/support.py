@@ -6,12 +6,17 @@ import ctypes
 import logging
 import os
 from dataclasses import dataclass
+from typing import Literal
 
 from PySide6.QtGui import QGuiApplication
 
 logger = logging.getLogger(__name__)
 
 _PORTAL = "org.freedesktop.portal.Desktop"
+_PORTAL_PATH = "/org/freedesktop/portal/desktop"
+_SCREENCAST = "org.freedesktop.portal.ScreenCast"
+#: How long the portal may take to start and answer.
+_PORTAL_TIMEOUT_MS = 5000
 
 
 # Can capture work here? ------------------------------------------------------------
@@ -62,12 +67,24 @@ def _pipewire_available() -> bool:
     return True
 
 
-def _portal_available() -> bool:
-    """Whether the session bus has (or can start) the desktop portal."""
+def _pipewire_running() -> bool:
+    """Whether a PipeWire daemon listens where this session's clients look for it."""
+    remote = os.environ.get("PIPEWIRE_REMOTE", "pipewire-0")
+    if os.path.isabs(remote):
+        return os.path.exists(remote)
+    folder = os.environ.get("PIPEWIRE_RUNTIME_DIR") or os.environ.get("XDG_RUNTIME_DIR")
+    if not folder:
+        return False
+    return os.path.exists(os.path.join(folder, remote))
+
+
+def _portal_screencast() -> Literal["ok", "no-portal", "no-screencast"]:
+    """Whether the session bus has (or can start) the desktop portal, and whether that portal
+    offers screen casts (it does only with a backend for this desktop: GNOME's, KDE's, wlroots')."""
     try:
         from PySide6.QtDBus import QDBusConnection, QDBusMessage
     except ImportError:  # pragma: no cover - QtDBus is part of PySide6-Essentials
-        return False
+        return "no-portal"
     name = "parley-portal-check"
     # By address when the session says where its bus is (libdbus reads that variable once
     # per process); else the default session bus.
@@ -77,23 +94,72 @@ def _portal_available() -> bool:
     )
     try:
         if not bus.isConnected():
-            return False
+            return "no-portal"
+        present = False
         for method in ("NameHasOwner", "ListActivatableNames"):
-            args = [_PORTAL] if method == "NameHasOwner" else []
             message = QDBusMessage.createMethodCall(
                 "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", method
             )
-            if args:
-                message.setArguments(args)
+            if method == "NameHasOwner":
+                message.setArguments([_PORTAL])
             reply = bus.call(message, timeout=2000)
             if reply.type() != QDBusMessage.MessageType.ReplyMessage or not reply.arguments():
                 continue
             answer = reply.arguments()[0]
             if answer is True or (isinstance(answer, list) and _PORTAL in answer):
-                return True
-        return False
+                present = True
+                break
+        if not present:
+            return "no-portal"
+        # Asking for the screen-cast interface's property starts the portal if it is not
+        # running yet (a few seconds at most).
+        message = QDBusMessage.createMethodCall(
+            _PORTAL, _PORTAL_PATH, "org.freedesktop.DBus.Properties", "Get"
+        )
+        message.setArguments([_SCREENCAST, "AvailableSourceTypes"])
+        reply = bus.call(message, timeout=_PORTAL_TIMEOUT_MS)
+        if reply.type() != QDBusMessage.MessageType.ReplyMessage:
+            logger.info("the desktop portal has no screen casts: %s", reply.errorMessage())
+            return "no-screencast"
+        return "ok"
     finally:
         QDBusConnection.disconnectFromBus(name)
+
+
+def wayland_support() -> CaptureSupport:
+    """What :func:`capture_supported` says in a Wayland session (the portal and PipeWire)."""
+    if not _pipewire_available():
+        return CaptureSupport(
+            False,
+            "pipewire",
+            "Screen sharing on Wayland goes through the desktop portal and PipeWire, and this "
+            "system lacks the PipeWire library (libpipewire-0.3). Install it (the package "
+            "libpipewire-0.3-0), or log in to an X11 session.",
+        )
+    portal = _portal_screencast()
+    if portal == "no-portal":
+        return CaptureSupport(
+            False,
+            "pipewire",
+            "Screen sharing on Wayland goes through the desktop portal, and this system lacks "
+            "the desktop portal (xdg-desktop-portal). Install it, or log in to an X11 session.",
+        )
+    if portal == "no-screencast":
+        return CaptureSupport(
+            False,
+            "pipewire",
+            "The desktop portal runs, but it cannot share screens on this desktop: it needs "
+            "the portal backend for your desktop (xdg-desktop-portal-gnome, -kde or -wlr). "
+            "Install it, or log in to an X11 session.",
+        )
+    if not _pipewire_running():
+        return CaptureSupport(
+            False,
+            "pipewire",
+            "Screen sharing on Wayland needs PipeWire, which is not running in this session. "
+            "Start it (systemctl --user start pipewire), or log in to an X11 session.",
+        )
+    return CaptureSupport(True, "pipewire", system_picker=True)
 
 
 def capture_supported() -> CaptureSupport:
@@ -117,19 +183,7 @@ def capture_supported() -> CaptureSupport:
             f"There is no screen to share: the app runs without a display ({platform}).",
         )
     if session == "wayland" or platform.startswith("wayland"):
-        missing = []
-        if not _pipewire_available():
-            missing.append("PipeWire (libpipewire-0.3)")
-        if not _portal_available():
-            missing.append("the desktop portal (xdg-desktop-portal)")
-        if missing:
-            return CaptureSupport(
-                False,
-                "pipewire",
-                "Screen sharing on Wayland goes through the desktop portal, and this system "
-                f"lacks {' and '.join(missing)}. Install it, or log in to an X11 session.",
-            )
-        return CaptureSupport(True, "pipewire", system_picker=True)
+        return wayland_support()
     if platform == "xcb":
         if not QGuiApplication.screens():
             return CaptureSupport(False, "x11", "The X server reports no screen to share.")

@@ -24,6 +24,7 @@ from PySide6.QtMultimedia import (
 
 from gui.devices.camera import UnsupportedFrame, VideoSinkTrack
 from gui.devices.screen.convert import MAX_SIZE, ScreenConverter, _scale_and_draw
+from gui.devices.screen.portal import PortalStreamWatch
 from gui.devices.screen.sources import (
     CaptureSource,
     ScreenSource,
@@ -73,6 +74,12 @@ class _CaptureEvents(QObject):
         track = self._track()
         if track is not None and error != QWindowCapture.Error.NoError:
             track._capture_failed(message or error.name)
+
+    @Slot()
+    def on_stream_ended(self) -> None:
+        track = self._track()
+        if track is not None:
+            track._capture_failed("the PipeWire stream ended")
 
     @Slot(QScreen)
     def on_screen_removed(self, screen: QScreen) -> None:
@@ -146,6 +153,11 @@ class ScreenTrack(VideoSinkTrack):
         self.draw_cursor = draw_cursor
         self.lost_reason: str | None = None
         self.support = capture_supported()
+        if self.support.system_picker:
+            # Through the portal the pointer is the compositor's business (Qt asks it to leave
+            # the pointer out), and QCursor.pos() knows the pointer only over this app's
+            # windows: drawing it from there would put it in the wrong place.
+            self.draw_cursor = False
         self.screen_converter = ScreenConverter(max_width, max_height)
         #: Frames sent again because the capture had nothing new for REPEAT_AFTER_S.
         self.frames_repeated = 0
@@ -161,6 +173,8 @@ class ScreenTrack(VideoSinkTrack):
         self._screen: QScreen | None = None
         self._window: QWindow | None = None
         self._capture_events = _CaptureEvents(self)
+        #: Through the portal: watches the PipeWire stream, which Qt does not (see .portal).
+        self._stream_watch: PortalStreamWatch | None = None
         self.session = QMediaCaptureSession()
         self.capture: QScreenCapture | QWindowCapture
         if isinstance(self.source, ScreenSource):
@@ -226,6 +240,10 @@ class ScreenTrack(VideoSinkTrack):
             self._report_lost(f"The window “{self.source.label}” is not there any more.")
             return
         self.started_at = time.monotonic()
+        if self.support.system_picker and self._stream_watch is None:
+            self._stream_watch = PortalStreamWatch()
+            self._stream_watch.ended.connect(self._capture_events.on_stream_ended)
+            self._stream_watch.start()
         self.capture.start()
 
     # Events ---------------------------------------------------------------------
@@ -236,11 +254,28 @@ class ScreenTrack(VideoSinkTrack):
         super()._on_frame(frame)
 
     def _capture_failed(self, message: str) -> None:
-        if isinstance(self.source, WindowSource):
+        if self.support.system_picker:
+            reason = self._portal_failure(message)
+        elif isinstance(self.source, WindowSource):
             reason = f"The window “{self.source.label}” cannot be captured any more ({message})."
         else:
             reason = f"{self.source.label} cannot be captured ({message})."
         self._report_lost(reason)
+
+    def _portal_failure(self, message: str) -> str:
+        """What a capture through the desktop portal ending means, in the user's words.
+
+        Qt says the same ("PipeWire screen capture session was closed") whether the person
+        cancelled the system's dialog, the portal refused, or the share was stopped from the
+        desktop's own indicator; what tells them apart is whether a picture ever came.
+        """
+        logger.info("portal capture ended: %s", message)
+        if self.first_frame_at is None:
+            return (
+                "The system did not start the screen share: the choice was cancelled in its "
+                "dialog, or permission was refused."
+            )
+        return "Screen sharing was stopped from outside Parley (the system's sharing indicator)."
 
     def _screen_removed(self, screen: QScreen) -> None:
         if screen is self._screen:
@@ -251,6 +286,7 @@ class ScreenTrack(VideoSinkTrack):
             return
         self.lost_reason = reason
         logger.warning("screen share lost: %s", reason)
+        self._stop_watching()
         with contextlib.suppress(RuntimeError):
             self.capture.stop()
         QTimer.singleShot(0, lambda: self._emit_lost(reason))
@@ -370,8 +406,15 @@ class ScreenTrack(VideoSinkTrack):
 
     # The end --------------------------------------------------------------------
 
+    def _stop_watching(self) -> None:
+        watch, self._stream_watch = self._stream_watch, None
+        if watch is not None:
+            watch.stop()
+            watch.deleteLater()
+
     def stop(self) -> None:
         """Stop the capture and end the track (idempotent)."""
+        self._stop_watching()
         live = self.readyState == "live"
         if live:
             self._stopped_pending = self._pending

@@ -1,0 +1,145 @@
+"""The Wayland tests: a headless Wayland desktop (:mod:`tests.wayland.session`) for the whole
+test session, and the app running on it as the desktop's user, driven through a JSON pipe
+(:mod:`tests.wayland.app_driver`).
+
+No ``QApplication`` is made in the pytest process: the app runs in a child process of its own
+(as another user), and the other end of its calls is an in-process :class:`CallSession`
+with a real :class:`~gui.media.analysis.VideoReceiver`, on the test's asyncio loop, beside a
+real signaling server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.wayland.app_driver import MARKER
+from tests.wayland.session import WaylandError, WaylandSession
+
+#: What one driver command may take at most (a call connecting, a portal starting).
+COMMAND_TIMEOUT_S = 60.0
+
+
+@pytest.fixture(scope="session")
+def wayland() -> Iterator[WaylandSession]:
+    """The session's Wayland desktop, with the portal; stopped at the end, whatever happens."""
+    try:
+        session = WaylandSession()
+    except WaylandError as exc:
+        pytest.fail(f"Wayland tests: {exc}")
+    try:
+        yield session
+    finally:
+        session.stop()
+
+
+@pytest.fixture
+def bare_wayland() -> Iterator[WaylandSession]:
+    """A Wayland desktop of its own without the desktop portal (nothing on its bus)."""
+    try:
+        session = WaylandSession(portal=False)
+    except WaylandError as exc:
+        pytest.fail(f"Wayland tests: {exc}")
+    try:
+        yield session
+    finally:
+        session.stop()
+
+
+class AppProcess:
+    """The app as a child process of the desktop's user, and its command pipe."""
+
+    def __init__(self, process: asyncio.subprocess.Process, session: WaylandSession, log: str):
+        self.process = process
+        self.session = session
+        self.log = log
+
+    async def do(self, what: str, timeout: float = COMMAND_TIMEOUT_S, **fields: Any) -> dict:
+        """Send one command and return its answer; a failed command fails the test."""
+        answer = await self.ask(what, timeout, **fields)
+        if not answer.get("ok"):
+            raise AssertionError(f"{what}: {answer.get('error')} (state {answer.get('state')})")
+        return answer
+
+    async def ask(self, what: str, timeout: float = COMMAND_TIMEOUT_S, **fields: Any) -> dict:
+        """Send one command and return its answer as it is."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write((json.dumps({"do": what, **fields}) + "\n").encode())
+        await self.process.stdin.drain()
+        async with asyncio.timeout(timeout):
+            while True:
+                line = await self.process.stdout.readline()
+                if not line:
+                    raise AssertionError(f"the app exited during {what!r}: {self.output()}")
+                text = line.decode(errors="replace")
+                if text.startswith(MARKER):
+                    result: dict = json.loads(text[len(MARKER) :])
+                    return result
+
+    async def quit(self, timeout: float = 30) -> int:
+        """Ask the app to quit the normal way; its exit status."""
+        if self.process.returncode is None:
+            await self.ask("quit", timeout)
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+        async with asyncio.timeout(timeout):
+            return await self.process.wait()
+
+    def output(self) -> str:
+        """What the app wrote on stderr (its log)."""
+        return self.session.log(self.log)[-4000:]
+
+
+AppFactory = Callable[..., Awaitable[AppProcess]]
+
+
+@pytest.fixture
+async def app_on(tmp_path: Any) -> AsyncIterator[AppFactory]:
+    """Start the app on a desktop: ``await app_on(session, server_url)``; killed at the end
+    if a test left it running."""
+    started: list[AppProcess] = []
+    count = 0
+
+    async def start(session: WaylandSession, server_url: str, *args: str) -> AppProcess:
+        nonlocal count
+        count += 1
+        log = f"app-{os.getpid()}-{count}"
+        argv = [
+            *session.python(),
+            "tests.wayland.app_driver",
+            "--server",
+            server_url,
+            "--profile",
+            f"wayland{count}",
+            *args,
+        ]
+        err = open(session.logs / f"{log}.log", "ab")  # noqa: SIM115 - the child keeps it
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=err,
+                env={**session.env, "QT_QPA_PLATFORM": "wayland"},
+                user=session.uid,
+                group=session.gid,
+                extra_groups=[],
+                cwd=session.home,
+                start_new_session=True,
+            )
+        finally:
+            err.close()
+        app = AppProcess(process, session, log)
+        started.append(app)
+        return app
+
+    yield start
+    for app in started:
+        if app.process.returncode is None:
+            app.process.kill()
+            await app.process.wait()

@@ -1,0 +1,174 @@
+"""The app on a real (headless) Wayland desktop: sway, PipeWire, the desktop portal.
+
+The app runs natively on Wayland (``QT_QPA_PLATFORM=wayland``) as the desktop's user, driven
+through its command pipe; the other end of its calls is an in-process :class:`CallSession`
+that receives what the app sends and looks at the pixels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+
+from gui.core.call_machine import CallState
+from gui.core.call_session import CallSession
+from gui.core.signaling_client import SignalingClient
+from gui.media.analysis import VideoReceiver
+from signaling.server import SignalingServer
+from tests.core.test_call_session import answer_next_call, client_for, media
+from tests.screen.helpers import pattern_mismatches, pattern_regions, rgb
+from tests.waiting import until
+from tests.wayland.conftest import AppFactory, AppProcess
+from tests.wayland.session import PATTERN_AT, WaylandSession
+
+PASSWORD = "correct horse"  # what client_for registers with
+SCREEN = (1280, 720)
+
+pytestmark = pytest.mark.slow
+
+
+async def friends_for_the_app(
+    server: SignalingServer,
+) -> tuple[SignalingClient, asyncio.Task[CallSession]]:
+    """Register alice (the app signs in as her) and bob (in-process, answering the next call)."""
+    alice = await client_for(server, "alice")
+    bob = await client_for(server, "bob")
+    await alice.request("contacts.request", username="bob")
+    await bob.request("contacts.accept", username="alice")
+    await alice.close()
+    answering = asyncio.create_task(answer_next_call(bob, media(880)))
+    return bob, answering
+
+
+async def signed_in_call(
+    app: AppProcess, answering: asyncio.Task[CallSession]
+) -> tuple[dict, CallSession]:
+    state = await app.do("state")
+    assert state["platform"] == "wayland", state
+    assert state["screens"] == ["HEADLESS-1"], state
+    await app.do("sign_in", user="alice", password=PASSWORD)
+    state = await app.do("call", peer="bob")
+    callee = await asyncio.wait_for(answering, 30)
+    await until(lambda: callee.state is CallState.CONNECTED, 15, "the callee connected")
+    return state, callee
+
+
+def received(callee: CallSession, slot: str) -> int:
+    receiver = callee.receivers.get(slot)
+    return 0 if receiver is None else receiver.frames
+
+
+async def test_the_app_runs_on_wayland_signs_in_calls_and_quits(
+    wayland: WaylandSession, server: SignalingServer, app_on: AppFactory
+) -> None:
+    bob, answering = await friends_for_the_app(server)
+    app = await app_on(wayland, server.url)
+    state, callee = await signed_in_call(app, answering)
+    assert state["call"]["visible"] and state["call"]["state"] == "CONNECTED"
+    await until(lambda: received(callee, "camera") > 10, 20, "the app's camera at the peer")
+    await app.do("hang_up")
+    await until(lambda: callee.machine.ended, 10, "the call to end at the peer")
+    assert await app.quit() == 0, app.output()
+    await bob.close()
+
+
+async def test_a_window_shared_through_the_portal_arrives_and_stops_from_outside(
+    wayland: WaylandSession, server: SignalingServer, app_on: AppFactory
+) -> None:
+    bob, answering = await friends_for_the_app(server)
+    app = await app_on(wayland, server.url)
+    pattern = await app.do("pattern")
+    state, callee = await signed_in_call(app, answering)
+    assert state["support"] == {
+        "supported": True,
+        "backend": "pipewire",
+        "reason": "",
+        "system_picker": True,
+    }
+    assert state["call"]["share_enabled"], state
+
+    # The share: no picker of ours (the portal's chooser decides: HEADLESS-1 here).
+    state = await app.do("click_share")
+    assert not state["call"]["picker"]
+    sharing = await app.do("wait_sharing", timeout=30)
+    assert sharing["call"]["share_name"] == "Stop sharing"
+    assert sharing["call"]["note"] == "You are sharing what you chose in the system's dialog."
+
+    # At the peer: the pattern where sway put its window, the camera still flowing.
+    width, height = pattern["size"]
+    problems: list[str] = ["no frame yet"]
+
+    def shows_pattern() -> bool:
+        receiver = callee.receivers.get("screen")
+        frame = receiver.latest_frame if isinstance(receiver, VideoReceiver) else None
+        if frame is None:
+            return False
+        assert (frame.width, frame.height) == SCREEN
+        regions = pattern_regions(*PATTERN_AT, width, height, frame.width / SCREEN[0])
+        problems[:] = pattern_mismatches(rgb(frame), regions)
+        return not problems
+
+    try:
+        await until(shows_pattern, 20, "the pattern at the peer")
+    except TimeoutError:
+        raise AssertionError(f"the shared screen does not show the pattern: {problems}") from None
+    camera = received(callee, "camera")
+    await until(lambda: received(callee, "camera") > camera + 10, 10, "the camera going on")
+
+    # Stopped from outside, as the desktop's indicator does: the portal backend closes the
+    # session (and its PipeWire stream).
+    closed = close_screencast_sessions(wayland)
+    assert closed, "no screen-cast session to close on the portal backend"
+    stopped = await app.do("wait_share_stopped", timeout=15)
+    call = stopped["call"]
+    assert call["state"] == "CONNECTED" and call["share_name"] == "Share screen", call
+    assert call["note_visible"] and "stopped from outside Parley" in call["note"], call
+    assert call["share_enabled"]
+    camera = received(callee, "camera")
+    await until(lambda: received(callee, "camera") > camera + 10, 10, "the call going on")
+    await until(lambda: not callee.peer_media.screen, 10, "the peer told the share stopped")
+
+    # And it can share again.
+    await app.do("click_share")
+    await app.do("wait_sharing", timeout=30)
+    await app.do("click_share")  # stop, from the app this time
+    await app.do("wait_share_stopped")
+    await app.do("hang_up")
+    assert await app.quit() == 0, app.output()
+    await bob.close()
+
+
+async def test_without_a_portal_the_share_button_says_why(
+    bare_wayland: WaylandSession, server: SignalingServer, app_on: AppFactory
+) -> None:
+    bob, answering = await friends_for_the_app(server)
+    app = await app_on(bare_wayland, server.url)
+    state, callee = await signed_in_call(app, answering)
+    support = state["support"]
+    assert not support["supported"] and "desktop portal" in support["reason"], support
+    call = state["call"]
+    assert not call["share_enabled"]
+    assert call["share_tooltip"].startswith("Screen sharing does not work here: ")
+    assert "xdg-desktop-portal" in call["share_tooltip"]
+    await until(lambda: received(callee, "camera") > 10, 20, "the call going on")
+    await app.do("hang_up")
+    assert await app.quit() == 0, app.output()
+    await bob.close()
+
+
+def close_screencast_sessions(session: WaylandSession) -> list[str]:
+    """Close every screen-cast session on xdg-desktop-portal-wlr, as a desktop's "stop
+    sharing" indicator does; the session paths closed."""
+    name = "org.freedesktop.impl.portal.desktop.wlr"
+    tree = session.run(["busctl", "--user", "tree", "--list", name])
+    paths = re.findall(
+        r"^/org/freedesktop/portal/desktop/session/[^/\s]+/[^/\s]+$", tree.stdout, re.M
+    )
+    for path in paths:
+        result = session.run(
+            ["busctl", "--user", "call", name, path, "org.freedesktop.impl.portal.Session", "Close"]
+        )
+        assert result.returncode == 0, result.stdout
+    return paths
