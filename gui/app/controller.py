@@ -19,6 +19,8 @@ from PySide6.QtCore import QObject, Signal
 from gui.app.models import Contact, ContactFilter, ContactsModel, HistoryModel
 from gui.core.call_machine import CallState
 from gui.core.call_session import CallOptions, CallSession, IceServer, LocalMedia
+from gui.core.meeting_session import MeetingSession
+from gui.core.meeting_tiles import newest_first
 from gui.core.profile import Profile, SavedSession
 from gui.core.signaling_client import (
     LinkState,
@@ -89,6 +91,13 @@ class AppController(QObject):
     serverReady = Signal(str)
     searchResults = Signal(list)
     notice = Signal(str)
+    #: A ``meeting.invited`` event (who invites, who else is in it).
+    meetingInvited = Signal(dict)
+    #: An invitation is gone (joined, declined, or the meeting ended): its meeting id.
+    meetingInvitationGone = Signal(str)
+    #: A meeting this user creates, joins or was moved into: open its window.
+    meetingStarted = Signal(object)
+    meetingEnded = Signal(str)
 
     def __init__(
         self,
@@ -110,6 +119,9 @@ class AppController(QObject):
         self.client: SignalingClient | None = None
         self.user: dict[str, Any] | None = None
         self.call: CallSession | None = None
+        self.meeting: MeetingSession | None = None
+        #: Pending invitations by meeting id (the ``meeting.invited`` events).
+        self.invitations: dict[str, dict[str, Any]] = {}
         self.embedded = EmbeddedServer(profile)
         self.default_server: str | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -262,12 +274,15 @@ class AppController(QObject):
             return
         reply = await self.client.request("history.list", limit=100)
         self.history.names = {c.username: c.display_name for c in self.contacts.contacts()}
-        self.history.reset(reply["calls"])
+        self.history.me = (self.user or {}).get("username")
+        meetings = [dict(m, kind="meeting") for m in reply.get("meetings") or []]
+        self.history.reset(newest_first(reply["calls"], meetings))
         self.missedCallsChanged.emit(self.history.missed_count)
 
     async def sign_out(self) -> None:
         """Hang up, revoke the token, forget the saved session."""
         await self.end_call()
+        await self.leave_meeting()
         self.profile.credentials().clear()
         if self.client is not None and self.client.state is LinkState.ONLINE:
             try:
@@ -291,6 +306,7 @@ class AppController(QObject):
     async def shutdown(self) -> None:
         """Quit: hang up, stop every device, close the connection and the built-in server."""
         await self.end_call()
+        await self.leave_meeting()
         await self._close_client()
         for task in list(self._tasks):
             task.cancel()
@@ -318,6 +334,10 @@ class AppController(QObject):
                     self.notice.emit(f"{contact.display_name} wants to be your contact")
         elif kind == "call.incoming":
             self._incoming(message)
+        elif kind == "meeting.invited":
+            self._invited(message)
+        elif kind == "meeting.ended":
+            self._invitation_gone(str(message.get("meeting_id", "")).lower())
         elif kind == "client.reconnected":
             self.spawn(self.refresh(), report=False)
         elif kind == "client.signed_out":
@@ -395,8 +415,8 @@ class AppController(QObject):
         if self.client is None:
             self.failed.emit("You are not signed in.")
             return None
-        if self.call is not None:
-            self.failed.emit("You are already in a call.")
+        if self.call is not None or self.meeting is not None:
+            self.failed.emit(f"You are already in a {'call' if self.call else 'meeting'}.")
             return None
         media = self.media_factory(True, video)
         session = CallSession.outgoing(self.client, username, media, self.call_options())
@@ -448,3 +468,94 @@ class AppController(QObject):
                 self.spawn(self.refresh_history(), report=False)
 
         session.on("ended", ended)
+
+    # Meetings ----------------------------------------------------------------------------
+
+    def _invited(self, message: dict[str, Any]) -> None:
+        meeting_id = str(message.get("meeting_id", "")).lower()
+        if not meeting_id or (self.meeting is not None and self.meeting.meeting_id == meeting_id):
+            return
+        self.invitations[meeting_id] = message
+        self.meetingInvited.emit(message)
+
+    def _invitation_gone(self, meeting_id: str) -> None:
+        if self.invitations.pop(meeting_id, None) is not None:
+            self.meetingInvitationGone.emit(meeting_id)
+
+    def _busy_text(self) -> str | None:
+        if self.client is None or self.user is None:
+            return "You are not signed in."
+        if self.call is not None:
+            return "You are already in a call."
+        if self.meeting is not None:
+            return "You are already in a meeting."
+        return None
+
+    def start_meeting(self, invite: list[str], video: bool = True) -> MeetingSession | None:
+        """Create a meeting as its host and invite ``invite`` (accepted contacts)."""
+        problem = self._busy_text()
+        if problem is not None:
+            self.failed.emit(problem)
+            return None
+        assert self.client is not None and self.user is not None
+        media = self.media_factory(True, video)
+        session = MeetingSession.create(
+            self.client, self.user["username"], media, invite=invite, options=self.call_options()
+        )
+        self.open_meeting(session)
+        return session
+
+    def join_meeting(self, meeting_id: str, video: bool = True) -> MeetingSession | None:
+        """Join the meeting of a pending invitation."""
+        event = self.invitations.get(meeting_id)
+        problem = self._busy_text()
+        if problem is not None or event is None:
+            self.failed.emit(problem or "That invitation is no longer open.")
+            return None
+        assert self.client is not None and self.user is not None
+        self._invitation_gone(meeting_id)
+        media = self.media_factory(True, video)
+        session = MeetingSession.invited(
+            self.client, self.user["username"], event, media, self.call_options()
+        )
+        session.accept()
+        self.open_meeting(session)
+        return session
+
+    def decline_meeting(self, meeting_id: str) -> None:
+        """Refuse a pending invitation."""
+        event = self.invitations.get(meeting_id)
+        self._invitation_gone(meeting_id)
+        if event is None or self.client is None or self.user is None:
+            return
+        MeetingSession.invited(self.client, self.user["username"], event, LocalMedia()).decline()
+
+    def open_meeting(self, session: MeetingSession) -> None:
+        """Make ``session`` the current meeting and open its window.
+
+        The entry point for every way into a meeting: created here, joined from an
+        invitation, or a 1:1 call that became a meeting (the call's owner hands its
+        session over; the call window closes by itself as its call ends).
+        """
+        self.meeting = session
+
+        def ended(reason: str | None) -> None:
+            if self.meeting is session:
+                self.meeting = None
+            self.meetingEnded.emit(reason or "")
+            if self.client is not None:
+                self.spawn(self.refresh_history(), report=False)
+
+        session.on("ended", ended)
+        self.meetingStarted.emit(session)
+
+    async def leave_meeting(self) -> None:
+        """Leave the current meeting and wait until everything it started has stopped."""
+        session = self.meeting
+        if session is None:
+            return
+        session.leave()
+        try:
+            await asyncio.wait_for(session.wait_ended(), 5)
+        except TimeoutError:
+            log.warning("the meeting did not end in time")

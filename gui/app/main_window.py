@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.app.controller import AppController
+from gui.app.meeting_invite import ContactPicker
 from gui.app.models import PRESENCE_TEXT, Role, UsersModel, initials
 from gui.app.plain import plain_label, plain_tooltip
 from gui.app.resources import app_icon, icon
@@ -125,9 +126,15 @@ class HomeView(QWidget):
         self.audio_button.clicked.connect(lambda: self._call_selected(video=False))
         self.remove_button = QPushButton("Remove")
         self.remove_button.clicked.connect(self._remove_selected)
+        self.meeting_button = QPushButton("New meeting")
+        self.meeting_button.setIcon(icon("add-contact", "#3a76f0"))
+        self.meeting_button.setToolTip("Start a meeting and choose contacts to invite")
+        self.meeting_button.clicked.connect(self._new_meeting)
+        self.meeting_picker: ContactPicker | None = None
         contact_actions = QHBoxLayout()
         contact_actions.addWidget(self.video_button)
         contact_actions.addWidget(self.audio_button)
+        contact_actions.addWidget(self.meeting_button)
         contact_actions.addStretch()
         contact_actions.addWidget(self.remove_button)
         contacts_page = QWidget()
@@ -239,6 +246,14 @@ class HomeView(QWidget):
         index = view.currentIndex()
         if index.isValid():
             self._call(index, video)
+
+    def _new_meeting(self) -> None:
+        """Choose contacts, then start a meeting that invites them."""
+        self.meeting_picker = ContactPicker(
+            self.controller.contacts, action="Start meeting", parent=self
+        )
+        self.meeting_picker.chosen.connect(lambda names: self.controller.start_meeting(names))
+        self.meeting_picker.open()  # never exec(): no nested event loop under qasync
 
     def _remove_selected(self) -> None:
         username = self._selected(self.contacts)

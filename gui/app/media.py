@@ -15,15 +15,19 @@ microphone is processed by it, the new speaker feeds it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from aiortc.mediastreams import MediaStreamTrack
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QMenu
 
 from gui.core.call_session import AUDIO, CallSession, LocalMedia
+from gui.core.meeting_session import MeetingSession
+from gui.core.peer_link import CAMERA
 from gui.core.profile import Profile
 from gui.devices import CameraTrack, DeviceCatalog, MicrophoneTrack, SpeakerSink
 from gui.media.analysis import TrackConsumer
+from gui.media.mixer import AudioMixer
 from gui.media.processing import AudioProcessor, ProcessedAudioTrack, ProcessingOptions
 from gui.media.tap import TappedTrack
 
@@ -44,6 +48,9 @@ class AppMedia(QObject):
         #: The microphone's processing, made for the first microphone opened.
         self.processor: AudioProcessor | None = None
         self._session: CallSession | None = None
+        #: A meeting plays every participant at once, through one mixer.
+        self.mixer: AudioMixer | None = None
+        self._meeting: MeetingSession | None = None
 
     # Making tracks ---------------------------------------------------------------------
 
@@ -185,16 +192,25 @@ class AppMedia(QObject):
 
     def fill_menu(self, menu: QMenu, session: CallSession) -> None:
         """The call window's device menu: cameras, microphones, speakers."""
+        self._fill(
+            menu,
+            lambda d: self._choose_camera(session, d),
+            lambda d: self._choose_microphone(session, d),
+            lambda d: self._choose_speaker(session, d),
+        )
+
+    def _fill(
+        self,
+        menu: QMenu,
+        camera: Callable[[str], None],
+        microphone: Callable[[str], None],
+        speaker: Callable[[str], None],
+    ) -> None:
         settings = self.profile.settings
         groups = (
-            ("Camera", self.catalog.cameras(), settings.camera_id, self._choose_camera),
-            (
-                "Microphone",
-                self.catalog.audio_inputs(),
-                settings.microphone_id,
-                self._choose_microphone,
-            ),
-            ("Speaker", self.catalog.audio_outputs(), settings.speaker_id, self._choose_speaker),
+            ("Camera", self.catalog.cameras(), settings.camera_id, camera),
+            ("Microphone", self.catalog.audio_inputs(), settings.microphone_id, microphone),
+            ("Speaker", self.catalog.audio_outputs(), settings.speaker_id, speaker),
         )
         for title, devices, current, choose in groups:
             section = menu.addSection(title)
@@ -207,7 +223,7 @@ class AppMedia(QObject):
                 action = menu.addAction(device.description)
                 action.setCheckable(True)
                 action.setChecked(device.id == current or (not current and device.is_default))
-                action.triggered.connect(lambda _=False, d=device.id, c=choose: c(session, d))
+                action.triggered.connect(lambda _=False, d=device.id, c=choose: c(d))
 
     def _choose_camera(self, session: CallSession, device_id: str) -> None:
         self.profile.settings.camera_id = device_id
@@ -227,3 +243,51 @@ class AppMedia(QObject):
         self._open_speaker(device_id)
         if self.speaker is not None and receiver is not None:
             self.speaker.attach(receiver)
+
+    # Meetings --------------------------------------------------------------------------
+
+    def play_meeting_audio(
+        self, session: MeetingSession, username: str, receiver: TrackConsumer
+    ) -> None:
+        """Play ``username``'s audio in the meeting, mixed with everyone else's."""
+        if self._meeting is not session or self.mixer is None:
+            self._meeting, self.mixer = session, AudioMixer()
+            mixer = self.mixer
+            session.on("participant_left", lambda who, reason: mixer.remove(str(who)))
+            session.on("ended", lambda reason: self._meeting_ended(session))
+        receiver.listeners.append(self.mixer.listener_for(username))
+        self._open_speaker()
+        if self.speaker is not None and self.speaker.feed not in self.mixer.listeners:
+            self.speaker.attach(self.mixer)
+
+    def _meeting_ended(self, session: MeetingSession) -> None:
+        if session is self._meeting:
+            self._meeting, self.mixer = None, None
+            self.stop()
+
+    def fill_meeting_menu(
+        self, menu: QMenu, session: MeetingSession, changed: Callable[[], None]
+    ) -> None:
+        """The meeting window's device menu; ``changed`` is called after a device switch."""
+
+        def camera(device_id: str) -> None:
+            self.profile.settings.camera_id = device_id
+            self.profile.save_settings()
+            session.replace_track(CAMERA, self.camera(device_id))
+            changed()
+
+        def microphone(device_id: str) -> None:
+            self.profile.settings.microphone_id = device_id
+            self.profile.save_settings()
+            session.replace_track(AUDIO, self.microphone(device_id))
+            changed()
+
+        def speaker(device_id: str) -> None:
+            self.profile.settings.speaker_id = device_id
+            self.profile.save_settings()
+            self.stop()
+            self._open_speaker(device_id)
+            if self.speaker is not None and self.mixer is not None:
+                self.speaker.attach(self.mixer)
+
+        self._fill(menu, camera, microphone, speaker)

@@ -21,6 +21,7 @@ from PySide6.QtCore import (
 )
 
 from gui.app.plain import plain_tooltip
+from gui.core.meeting_tiles import meeting_line, meeting_minutes, meeting_others, meeting_title
 from signaling.protocol.constants import ECHO_USERNAME
 
 Index = QModelIndex | QPersistentModelIndex
@@ -226,6 +227,8 @@ class HistoryModel(QAbstractListModel):
         super().__init__()
         self._rows: list[dict[str, Any]] = []
         self.names: dict[str, str] = {}
+        #: The signed-in user (left out of "Meeting with …").
+        self.me: str | None = None
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         """Number of calls listed."""
@@ -241,6 +244,8 @@ class HistoryModel(QAbstractListModel):
         if not index.isValid() or not 0 <= index.row() < len(self._rows):
             return None
         record = self._rows[index.row()]
+        if record.get("kind") == "meeting":
+            return self._meeting_data(record, role)
         peer = str(record.get("peer", "?"))
         name = self.names.get(peer, peer)
         if role == Qt.ItemDataRole.DisplayRole:
@@ -251,6 +256,27 @@ class HistoryModel(QAbstractListModel):
             Role.USERNAME: peer,
             Role.MISSED: is_missed(record),
             Role.INITIALS: initials(name),
+            Role.RECORD: record,
+        }
+        return values.get(role)
+
+    def _meeting_data(self, record: dict[str, Any], role: int) -> Any:
+        """A meeting row: "Meeting with Ada, Grace and 2 others", "Meeting, 34 min · date"."""
+        title = meeting_title(record, self.names, self.me)
+        if role == Qt.ItemDataRole.DisplayRole:
+            return title
+        minutes = meeting_minutes(record)
+        started = _parse_time(record.get("started_at"))
+        when = started.astimezone().strftime("%d %b %H:%M") if started else ""
+        what = "Missed meeting" if minutes is None else f"Meeting, {minutes} min"
+        if role == Role.SUBTITLE:
+            return f"{what} · {when}"
+        if role == Qt.ItemDataRole.AccessibleTextRole:
+            return f"{meeting_line(record, self.names, self.me)}, {when}"
+        others = meeting_others(record, self.me)
+        values: dict[int, Any] = {
+            Role.MISSED: False,
+            Role.INITIALS: initials(self.names.get(others[0], others[0])) if others else "M",
             Role.RECORD: record,
         }
         return values.get(role)
@@ -324,6 +350,8 @@ class ChatLine:
     text: str
     mine: bool
     delivered: bool = False
+    #: Who wrote it, in a meeting (a display name; empty in a 1:1 call).
+    sender: str = ""
 
 
 class ChatModel(QAbstractListModel):
@@ -345,11 +373,11 @@ class ChatModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             if line.mine:
                 return f"{line.text}  {'✓✓' if line.delivered else '✓'}"
-            return line.text
+            return f"{line.sender}: {line.text}" if line.sender else line.text
         if role == Qt.ItemDataRole.TextAlignmentRole:
             return Qt.AlignmentFlag.AlignRight if line.mine else Qt.AlignmentFlag.AlignLeft
         if role == Qt.ItemDataRole.AccessibleTextRole:
-            who = "You" if line.mine else "They"
+            who = "You" if line.mine else line.sender or "They"
             return f"{who}: {line.text}" + (" (delivered)" if line.delivered else "")
         return None
 

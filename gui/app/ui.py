@@ -15,10 +15,13 @@ from gui.app.controller import AppController
 from gui.app.incoming import IncomingCallWindow
 from gui.app.main_window import MainWindow
 from gui.app.media import AppMedia
+from gui.app.meeting_invite import MeetingInvitationWindow
+from gui.app.meeting_window import MeetingWindow
 from gui.app.plain import plain_notification
 from gui.app.resources import app_icon, stylesheet
 from gui.app.settings_dialog import SettingsDialog
 from gui.core.call_session import CallSession
+from gui.core.meeting_session import MeetingSession
 from gui.core.profile import Profile
 
 log = logging.getLogger("parley.app")
@@ -80,10 +83,13 @@ class ParleyUi(QObject):
         self.main.keep_in_tray = self.profile.settings.start_in_tray
         self.incoming = IncomingCallWindow(self.controller)
         self.calls: list[CallWindow] = []
+        self.meeting_invitation = MeetingInvitationWindow(self.controller)
+        self.meetings: list[MeetingWindow] = []
         self._quit = asyncio.Event()
         self.main.quitRequested.connect(self.request_quit)
         self.main.settingsRequested.connect(self.open_settings)
         self.controller.callStarted.connect(self.show_call)
+        self.controller.meetingStarted.connect(self.show_meeting)
         self.controller.incomingCall.connect(self._notify_incoming)
         self.controller.missedCallsChanged.connect(self._missed)
         self.controller.incomingCall.connect(self.media.attach_speaker)
@@ -144,6 +150,16 @@ class ParleyUi(QObject):
         )
         window.show()
 
+    def show_meeting(self, session: MeetingSession) -> None:
+        """Open the window of a meeting that was created, joined, or that a call became."""
+        window = MeetingWindow(self.controller, session)
+        window.settingsRequested.connect(lambda: self.open_settings(devices=True))
+        self.meetings.append(window)
+        window.destroyed.connect(
+            lambda *_: self.meetings.remove(window) if window in self.meetings else None
+        )
+        window.show()
+
     def open_settings(self, devices: bool = False) -> None:
         """The settings window (never a nested event loop: it is shown, not exec'd).
 
@@ -188,10 +204,12 @@ class ParleyUi(QObject):
     async def shutdown(self) -> None:
         """Hang up, stop every device and window, close the connection and the server."""
         self.incoming.stop()
+        self.meeting_invitation.stop()
         await self.controller.shutdown()
         self.media.stop()
-        for window in list(self.calls):
+        for window in [*self.calls, *self.meetings]:
             window.close()
+        self.meeting_invitation.close()
         if self.settings_dialog is not None:
             self.settings_dialog.close()
         self.incoming.close()
