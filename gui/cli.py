@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from gui import cli_guest
+from gui.core import guest_links
 from gui.core.call_machine import CallState
 from gui.core.call_session import (
     CallOptions,
@@ -310,8 +310,45 @@ def build_parser() -> argparse.ArgumentParser:
     answer_meeting.add_argument(
         "--decline", action="store_true", help="decline the invitation instead"
     )
-    cli_guest.add_parser(commands)
+    _add_guest_link(commands)
     return parser
+
+
+def _link_expiry(text: str) -> int:
+    low, high = guest_links.MIN_EXPIRY_S, guest_links.MAX_EXPIRY_S
+    value = _number_in(text, low, high, "a number of seconds", f"a link lasts {low} to {high} s")
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError("a link lasts a whole number of seconds")
+    return int(value)
+
+
+def _add_guest_link(commands: Any) -> None:
+    guest = commands.add_parser(
+        "guest-link", help="create, list or revoke links for guests who join from a browser"
+    )
+    actions = guest.add_subparsers(dest="guest_command", required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="a link for a call with you, or for a meeting")
+    create.add_argument("--meeting", metavar="ID", help="a link into this meeting (you are in it)")
+    create.add_argument(
+        "--expires", type=_link_expiry, metavar="S", help="seconds it admits guests (24 h)"
+    )
+    actions.add_parser("list", help="your links that still admit guests")
+    revoke = actions.add_parser("revoke", help="turn a link off; its guests are removed")
+    revoke.add_argument("link_id", metavar="LINK_ID")
+
+
+async def run_guest_link(client: SignalingClient, args: argparse.Namespace) -> int:
+    """``guest-link create`` prints the link's ``url`` (its secret: shown once), ``list`` the
+    links that admit guests, ``revoke`` turns one off."""
+    if args.guest_command == "create":
+        link = await guest_links.create_link(client, args.meeting, args.expires)
+        emit("guest_link", **link)
+    elif args.guest_command == "list":
+        emit("guest_links", links=await guest_links.list_links(client))
+    else:
+        await guest_links.revoke_link(client, args.link_id)
+        emit("guest_link_revoked", link_id=args.link_id.lower())
+    return 0
 
 
 def _resolution(text: str) -> tuple[int, int]:
@@ -969,7 +1006,7 @@ async def run(args: argparse.Namespace) -> int:
             emit("contact", contact=reply["contact"])
             return 0
         if args.command == "guest-link":
-            return await cli_guest.run(client, args)
+            return await run_guest_link(client, args)
         assert media is not None
         if args.command == "meet":
             return await run_meeting(client, args, media, options, first)

@@ -102,7 +102,7 @@ class CallWindow(QWidget):
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         peer = session.machine.peer
         contact = controller.contacts.contact(peer)
-        self.peer_name = contact.display_name if contact else peer
+        self.peer_name = contact.display_name if contact else controller.guest_names.get(peer, peer)
         self.setWindowTitle(plain_title(f"{self.peer_name} — Parley"))
         self.resize(QSize(960, 600))
 

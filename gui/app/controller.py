@@ -31,6 +31,7 @@ from gui.core.signaling_client import (
     tls_context,
 )
 from gui.embedded import EmbeddedServer, find_running
+from signaling.protocol.guests import is_guest_username
 
 log = logging.getLogger("parley.app")
 
@@ -120,6 +121,8 @@ class AppController(QObject):
         self.user: dict[str, Any] | None = None
         self.call: CallSession | None = None
         self.meeting: MeetingSession | None = None
+        #: Guests who called, by username: the name the server shows them by ("Guest: NAME").
+        self.guest_names: dict[str, str] = {}
         #: Pending invitations by meeting id (the ``meeting.invited`` events).
         self.invitations: dict[str, dict[str, Any]] = {}
         self.embedded = EmbeddedServer(profile)
@@ -353,6 +356,9 @@ class AppController(QObject):
             return
         if self.call is not None:
             return  # the server already answers busy; a stray replay is ignored
+        caller = message.get("from") or {}
+        if is_guest_username(str(caller.get("username"))) and caller.get("display_name"):
+            self.guest_names[caller["username"]] = str(caller["display_name"])
         session = CallSession.incoming(self.client, message, LocalMedia(), self.call_options())
         self._adopt(session)
         self.incomingCall.emit(session)

@@ -92,7 +92,7 @@ class IncomingCallWindow(QWidget):
         self.session = session
         peer = session.machine.peer
         contact = self.controller.contacts.contact(peer)
-        name = contact.display_name if contact else peer
+        name = contact.display_name if contact else self.controller.guest_names.get(peer, peer)
         self.avatar.set_person(initials(name), peer)
         self.caller.setText(name)
         video = bool(session.machine.media.get("video"))

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.app.controller import AppController
+from gui.app.guest_link import guest_link_action
 from gui.app.meeting_invite import ContactPicker
 from gui.app.models import PRESENCE_TEXT, Role, UsersModel, initials
 from gui.app.plain import plain_label, plain_tooltip
@@ -305,7 +306,9 @@ class MainWindow(QMainWindow):
         self.rename_action.triggered.connect(self._rename)
         self.sign_out_action = QAction("Sign out", self)
         self.sign_out_action.triggered.connect(lambda: controller.spawn(controller.sign_out()))
+        self.guest_link_action = guest_link_action(self, controller)
         for action in (
+            self.guest_link_action,
             self.rename_action,
             self.settings_action,
             self.sign_out_action,
