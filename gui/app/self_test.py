@@ -22,6 +22,10 @@ first failure:
 9. ``chat``: a message each way over the data channel, both acknowledged.
 10. ``hang-up``: the call ends on both sides, everything stops.
 
+Before the call, one ``info`` line (not a check) says whether screen sharing would work on this
+desktop: X11, or Wayland with the desktop portal, its screen-cast backend and PipeWire (what is
+missing, if anything, in the words the share button would use).
+
 It prints one line per check and a verdict, and returns 0 when all passed, 1 otherwise.
 """
 
@@ -255,6 +259,30 @@ def check_echo() -> str:
     if removed < 10:
         raise CheckFailed(f"the echo canceller removed only {removed:.0f} dB of an echo")
     return f"WebRTC's echo canceller: {removed:.0f} dB of an echo removed"
+
+
+#: How each capture path is named in the self-test's screen line.
+CAPTURE_PATHS = {
+    "pipewire": "Wayland, through the desktop portal and PipeWire; the system asks what to share",
+    "x11": "X11",
+    "windows": "Windows",
+    "macos": "macOS",
+}
+
+
+def describe_screen_capture() -> str:
+    """Whether screen sharing would work on this desktop, in one line (not a check: a
+    computer without a desktop, or without the portal, still holds calls)."""
+    try:
+        from gui.devices.screen.support import capture_outlook
+
+        support = capture_outlook()
+    except Exception as exc:  # the line informs; it must not fail the self-test
+        return f"cannot tell whether screen sharing would work: {_describe(exc)}"
+    if support.supported:
+        path = CAPTURE_PATHS.get(support.backend, support.backend)
+        return f"screen sharing would work here ({path})"
+    return f"screen sharing would not work here: {support.reason}"
 
 
 def av_frame(samples: object) -> av.AudioFrame:
@@ -528,6 +556,7 @@ def run_self_test(out: TextIO | None = None, timeout: float = TIMEOUT_S) -> int:
         ):
             with report.check(name) as check:
                 check.detail = step()
+        print(f"  info  {'screen':<10} {describe_screen_capture()}", file=out, flush=True)
         with tempfile.TemporaryDirectory(prefix="parley-self-test-") as folder:
             asyncio.run(_run_async(report, Path(folder), timeout))
     except Exception as exc:

@@ -154,6 +154,9 @@ def test_deb_metadata_and_size(built: Built, root: Path, figures: dict[str, obje
     ):
         assert package in depends, (package, fields["Depends"])
     assert "pipewire-pulse | pulseaudio" in fields["Recommends"]
+    # Screen sharing on Wayland: Qt loads libpipewire-0.3 at run time and talks to the portal.
+    assert "libpipewire-0.3-0" in fields["Recommends"]
+    assert "xdg-desktop-portal" in fields["Recommends"].split(", ")
     deb_size = built.deb.stat().st_size
     tar_size = built.tarball.stat().st_size
     installed = int(fields["Installed-Size"]) * 1024

@@ -172,3 +172,23 @@ def close_screencast_sessions(session: WaylandSession) -> list[str]:
         )
         assert result.returncode == 0, result.stdout
     return paths
+
+
+def self_test_screen_line(session: WaylandSession) -> str:
+    """``parley --self-test`` run as the desktop's user: its screen line (the test passed)."""
+    result = session.run([*session.python(), "gui", "--self-test"], timeout=120)
+    assert result.returncode == 0, result.stdout
+    lines = result.stdout.splitlines()
+    return next(line for line in lines if line.split()[:2] == ["info", "screen"])
+
+
+def test_the_self_test_says_screen_sharing_would_work(wayland: WaylandSession) -> None:
+    line = self_test_screen_line(wayland)
+    assert "screen sharing would work here (Wayland, through the desktop portal" in line
+
+
+def test_the_self_test_says_why_screen_sharing_would_not_work(
+    bare_wayland: WaylandSession,
+) -> None:
+    line = self_test_screen_line(bare_wayland)
+    assert "screen sharing would not work here: " in line and "xdg-desktop-portal" in line

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from typing import Literal
 
@@ -196,3 +197,36 @@ def capture_supported() -> CaptureSupport:
     return CaptureSupport(
         False, platform, f"Screen sharing is not available on this platform ({platform})."
     )
+
+
+def capture_outlook() -> CaptureSupport:
+    """Whether screen sharing would work on this desktop, judged without a window.
+
+    For ``parley --self-test``, which makes no ``QApplication``: the session is read from the
+    environment (``WAYLAND_DISPLAY``, ``XDG_SESSION_TYPE``, ``DISPLAY``); on Wayland the same
+    checks as :func:`wayland_support` run (QtDBus needs only a ``QCoreApplication``, made if
+    there is no application yet).
+    """
+    if sys.platform.startswith("win"):
+        return CaptureSupport(True, "windows", windows=True)
+    if sys.platform == "darwin":
+        return CaptureSupport(True, "macos", windows=True)
+    session = os.environ.get("XDG_SESSION_TYPE", "").lower()
+    if os.environ.get("WAYLAND_DISPLAY") or session == "wayland":
+        from PySide6.QtCore import QCoreApplication
+
+        if QCoreApplication.instance() is None:
+            _keep.append(QCoreApplication([sys.argv[0] if sys.argv else "parley"]))
+        return wayland_support()
+    if os.environ.get("DISPLAY"):
+        return CaptureSupport(True, "x11", windows=session == "x11")
+    return CaptureSupport(
+        False,
+        "none",
+        "There is no desktop session here (neither WAYLAND_DISPLAY nor DISPLAY is set): "
+        "screen sharing works in the app on a desktop.",
+    )
+
+
+#: The QCoreApplication capture_outlook() made, kept for the rest of the process.
+_keep: list[object] = []
