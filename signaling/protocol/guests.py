@@ -40,6 +40,12 @@ GUEST_REQUESTS = frozenset(
         RequestType.CALL_CANCEL,
         RequestType.MEETING_LEAVE,
         RequestType.MEETING_MEDIA,
+        # A meeting through a media server: the relay to it (protocol/sfu.py).
+        RequestType.SFU_PUBLISH,
+        RequestType.SFU_SUBSCRIBE,
+        RequestType.SFU_ANSWER,
+        RequestType.SFU_TRICKLE,
+        RequestType.SFU_VIDEO,
     }
 )
 

@@ -30,7 +30,6 @@ from signaling.protocol.constants import (
     EventType,
     LeaveReason,
     RequestType,
-    Topology,
 )
 from signaling.protocol.errors import ProtocolError
 from signaling.protocol.guests import (
@@ -190,9 +189,6 @@ class GuestRouter:
             if meeting is None:
                 raise ProtocolError(ErrorCode.NOT_FOUND, "no such meeting in progress")
             meeting.require_participant(owner)
-            if meeting.topology is not Topology.MESH:
-                # TODO(coordinator): SFU meetings, once the Janus relay is in parley-server.
-                raise _forbidden("guest links are for mesh meetings only, for now")
         now = self.hub.now()
         if len(await self.hub.store.guest_links_of(owner, now)) >= MAX_ACTIVE_LINKS:
             raise _forbidden(f"you have {MAX_ACTIVE_LINKS} active guest links; revoke some")

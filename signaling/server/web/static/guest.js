@@ -19,6 +19,9 @@ const state = {
   accepted: false,
   offer: null,
   meetingId: null,
+  // A meeting through a media server: one publisher, one subscription (in links) per publisher.
+  sfu: false,
+  publisher: null,
   links: new Map(),
   names: new Map(),
   tiles: new Map(),
@@ -159,10 +162,16 @@ function enterRoom(reply) {
   addTile(reply.user.username, "camera", "You", state.stream, true);
   if (reply.meeting) {
     state.meetingId = reply.meeting.meeting_id;
+    state.sfu = reply.meeting.topology === "sfu";
     const others = reply.meeting.participants.filter((p) => p.username !== reply.user.username);
     for (const participant of others) {
       state.names.set(participant.username, participant.display_name);
-      openLink(participant.username, true);
+      if (!state.sfu) openLink(participant.username, true);
+    }
+    if (state.sfu) {
+      $("chat-form").hidden = true;
+      addChat("Parley", "Chat is not available in meetings through the meeting server.");
+      publish();
     }
     roomStatus(others.length ? "Connecting…" : "Waiting for the others…");
   } else {
@@ -215,6 +224,64 @@ function openLink(username, offerer) {
     });
   }
   return link;
+}
+
+/** The connections this end's media goes out on: the publisher, or one link per participant. */
+function senders() {
+  return state.sfu ? (state.publisher ? [state.publisher] : []) : [...state.links.values()];
+}
+
+// Through a media server (docs/protocol.md, topology "sfu") ----------------------------------
+
+function sfuRequest(type, fields) {
+  return state.signaling.request(type, { meeting_id: state.meetingId, ...fields });
+}
+
+async function publish() {
+  state.publisher?.close();
+  const publisher = new PeerLink({
+    local: { ...state.local },
+    stream: state.stream,
+    signal: (payload) => payload.candidate && sfuRequest("sfu.trickle", payload).catch(() => {}),
+    onConnection: (connection) => {
+      if (connection === "connected") roomStatus("In the meeting (through the meeting server)");
+      if (connection === "failed") roomStatus("The connection to the meeting server failed.");
+    },
+  });
+  state.publisher = publisher;
+  try {
+    const offer = await publisher.offer({ direction: "sendonly", dataChannel: false });
+    const reply = await sfuRequest("sfu.publish", { description: offer });
+    if (publisher !== state.publisher) return;
+    await publisher.accept(reply.description);
+    sendMediaState();
+    for (const item of reply.publishers || []) subscribe(item.username, item.publication);
+  } catch (error) {
+    roomStatus(`Could not reach the meeting server (${error.message}); trying again…`);
+    setTimeout(() => state.phase === "in-call" && publisher === state.publisher && publish(), 2000);
+  }
+}
+
+async function subscribe(username, publication) {
+  if (state.links.get(username)?.publication === publication) return;
+  closeLink(username);
+  try {
+    const reply = await sfuRequest("sfu.subscribe", { username });
+    const link = new PeerLink({
+      local: { camera: null, audio: null, screen: null },
+      stream: null,
+      signal: (payload) => payload.candidate && sfuRequest("sfu.trickle", { username, ...payload }).catch(() => {}),
+      onTrack: (slot, track) => showTrack(username, slot, track),
+    });
+    link.publication = reply.publication;
+    state.links.set(username, link);
+    const answer = await link.answer(reply.description);
+    await sfuRequest("sfu.answer", { username, description: answer });
+  } catch (error) {
+    console.info("subscribe", username, error.message);
+    closeLink(username);
+    setTimeout(() => state.phase === "in-call" && state.names.has(username) && subscribe(username, publication), 1000);
+  }
 }
 
 function closeLink(username) {
@@ -350,7 +417,7 @@ async function toggleShare() {
   }
   state.local.screen = track;
   track.addEventListener("ended", stopShare);
-  for (const link of state.links.values()) await link.setTrack("screen", track);
+  for (const link of senders()) await link.setTrack("screen", track);
   toggle($("share"), true, "Stop sharing", "Share screen");
   addTile(state.user.username, "screen", "You", new MediaStream([track]), true);
   sendMediaState();
@@ -361,7 +428,7 @@ function stopShare() {
   if (!track) return;
   state.local.screen = null;
   track.stop();
-  for (const link of state.links.values()) link.setTrack("screen", null);
+  for (const link of senders()) link.setTrack("screen", null);
   toggle($("share"), false, "Stop sharing", "Share screen");
   const key = `${state.user.username}/screen`;
   state.tiles.get(key)?.figure.remove();
@@ -426,7 +493,18 @@ async function onEvent(message) {
       break;
     case "meeting.left":
       roomStatus(`${nameOf(message.username)} left.`);
+      state.names.delete(message.username);
       closeLink(message.username);
+      break;
+    case "sfu.published":
+      if (state.sfu) subscribe(message.username, message.publication);
+      break;
+    case "sfu.reconnect":
+      if (state.sfu) {
+        roomStatus("Reconnecting to the meeting server…");
+        for (const username of [...state.links.keys()]) closeLink(username);
+        publish();
+      }
       break;
     case "meeting.media":
       tileMedia(message.username, message);
@@ -475,6 +553,7 @@ function end(title, text) {
   state.phase = "ended";
   state.endTitle = title;
   for (const username of [...state.links.keys()]) closeLink(username);
+  state.publisher?.close();
   stopTracks(state.stream);
   state.local.screen?.stop();
   state.signaling?.close();

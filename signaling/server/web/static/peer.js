@@ -55,13 +55,14 @@ export class PeerLink {
 
   // Negotiation -------------------------------------------------------------------------
 
-  async offer() {
+  /** Offer camera, audio, screen and (unless to a media server) the data channel. */
+  async offer({ direction = "sendrecv", dataChannel = true } = {}) {
     const stream = this.options.stream;
     const streams = stream ? [stream] : [];
-    this.slots.camera = this.pc.addTransceiver(this.local.camera || "video", { direction: "sendrecv", streams });
-    this.slots.audio = this.pc.addTransceiver(this.local.audio || "audio", { direction: "sendrecv", streams });
-    this.slots.screen = this.pc.addTransceiver(this.local.screen || "video", { direction: "sendrecv" });
-    this.attach(this.pc.createDataChannel("parley", { ordered: true }));
+    this.slots.camera = this.pc.addTransceiver(this.local.camera || "video", { direction, streams });
+    this.slots.audio = this.pc.addTransceiver(this.local.audio || "audio", { direction, streams });
+    this.slots.screen = this.pc.addTransceiver(this.local.screen || "video", { direction });
+    if (dataChannel) this.attach(this.pc.createDataChannel("parley", { ordered: true }));
     await this.pc.setLocalDescription(await this.pc.createOffer());
     return this.described();
   }

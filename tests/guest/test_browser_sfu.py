@@ -1,0 +1,95 @@
+"""A guest in a meeting through a real Janus (``parley-server --sfu``), from headless Chromium.
+
+The page publishes once to the media server and subscribes to each other participant
+through the server's ``sfu.*`` relay, as Parley's app does; two ``parley-cli`` take part
+from the other side. Each side must get pictures and sound from the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.chromium import chromium_missing
+from tests.cli.procs import CliProcess, Launcher, ServerProcess, serving
+from tests.guest.browser import chromium, guest_page
+from tests.guest.test_browser import make_link, off_loop, start
+from tests.sfu.conftest import SfuSetup, sfu  # noqa: F401 (the session's Janus)
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(chromium_missing() is not None, reason=str(chromium_missing())),
+]
+
+SMALL = ("--resolution", "320x240", "--fps", "15", "--stats")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, sfu: SfuSetup) -> Iterator[ServerProcess]:  # noqa: F811
+    with serving(
+        tmp_path_factory.mktemp("guests-sfu"),
+        "--no-echo",
+        "--sfu",
+        sfu.janus.address,
+        "--sfu-admin-secret-file",
+        str(sfu.secret_file),
+    ) as process:
+        yield process
+
+
+@pytest.fixture
+def launch(server: ServerProcess) -> Iterator[Launcher]:
+    with Launcher.around(server.url) as launcher:
+        yield launcher
+
+
+async def test_a_guest_in_a_meeting_through_janus(launch: Launcher, server: ServerProcess) -> None:
+    await off_loop(launch.befriend, ("sg-ana", "sg-ben"))
+    ben = await start(launch, server, "sg-ben", "meet", "answer", "--wait", "60", *SMALL)
+    ana = await start(
+        launch,
+        server,
+        "sg-ana",
+        "meet",
+        "create",
+        "--invite",
+        "sg-ben",
+        "--audio",
+        "tone:600",
+        *SMALL,
+    )
+    _, joined = await off_loop(ana.wait_event, "state", 30, state="joined")
+    assert joined["topology"] == "sfu"
+    await off_loop(ben.wait_event, "state", 30, state="joined")
+    url = await make_link(launch, "sg-ana", "--meeting", joined["meeting_id"])
+    async with chromium() as browser, guest_page(browser) as guest:
+        assert await guest.open(url) == 200
+        await guest.join("Sam")
+        await guest.wait_receiving(["sg-ana", "sg-ben"], timeout=60)
+        me = (await guest.evaluate("() => window.parleyGuest.state.user"))["username"]
+        assert await guest.page.is_hidden("#chat-form")  # no data channel through Janus
+        for member in (ana, ben):
+            await off_loop(
+                member.wait_for,
+                lambda m=member: _frames_from(m, me),
+                60,
+                "frames from the guest",
+            )
+        await guest.page.click("#leave")
+        await guest.wait_done()
+    for member in (ana, ben):
+        await off_loop(member.wait_event, "participant_left", 20, username=me)
+        member.send_signal(2)
+    for member in (ana, ben):
+        await off_loop(member.finish, 30)
+        figures = member.summary["participants"][me]
+        assert figures["frames_received"] > 10 and figures["audio_ms_received"] > 1000
+
+
+def _frames_from(member: CliProcess, username: str) -> bool | None:
+    """Whether ``member``'s per-second figures show media coming from ``username`` (lock held)."""
+    for _, message in reversed(member.events):
+        if message["event"] == "link_stats" and message.get("username") == username:
+            return True if message.get("bitrate_in_kbps", 0) > 30 else None
+    return None
