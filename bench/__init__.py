@@ -137,6 +137,11 @@ BENCHMARKS: list[Benchmark] = [
         "screen sharing at 1920x1080, 15 fps: sender CPU, frames/s, latency, Share to 1st frame",
     ),
     Benchmark(
+        "screen-platforms",
+        "bench.screen:run_platforms",
+        "screen sharing at 1080p15, Wayland (portal, PipeWire) beside X11: Share to 1st frame, fps",
+    ),
+    Benchmark(
         "devices",
         "bench.devices:run",
         "microphone and speaker through Qt on PulseAudio: delays, frame timing, glitches",

@@ -165,8 +165,12 @@ class Viewer:
     """The child process, and the lines it printed (read by a thread as they come)."""
 
     def __init__(self, work: Path) -> None:
+        # As the Wayland desktop's user (see run_platforms), this interpreter finds the
+        # project through the boot code the desktop gave it (tests/wayland/session.py).
+        boot = os.environ.get(BOOT_VARIABLE)
+        python = [sys.executable, "-c", boot] if boot else [sys.executable, "-m"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.screen", "receive", "--work", str(work)],
+            [*python, "bench.screen", "receive", "--work", str(work)],
             cwd=PROJECT_ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -329,8 +333,8 @@ async def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> Non
         await asyncio.sleep(0.01)
 
 
-async def _share(plan: Plan, viewer: Viewer, ready: dict[str, Any], xvfb: Xvfb) -> Results:
-    from PySide6.QtGui import QCursor
+async def _share(plan: Plan, viewer: Viewer, ready: dict[str, Any], xvfb: Xvfb | None) -> Results:
+    from PySide6.QtGui import QCursor, QGuiApplication
 
     from gui.core.call_machine import CallState
     from gui.core.call_session import CallSession, LocalMedia
@@ -343,7 +347,8 @@ async def _share(plan: Plan, viewer: Viewer, ready: dict[str, Any], xvfb: Xvfb) 
     document = _document_window()
     document.show()
     document.start()
-    QCursor.setPos(WIDTH // 2, HEIGHT // 2)
+    if QGuiApplication.platformName() == "xcb":  # Wayland lets no client move the pointer
+        QCursor.setPos(WIDTH // 2, HEIGHT // 2)
     client = SignalingClient(ready["url"])
     await client.connect()
     await client.login(token=ready["token"])
@@ -383,9 +388,10 @@ async def _share(plan: Plan, viewer: Viewer, ready: dict[str, Any], xvfb: Xvfb) 
         _progress(f"sharing {WIDTH}x{HEIGHT} for {plan.window_s:g} s")
         frames_before = len(viewer.frames())
         track.conversion_ms.clear()
-        cpu0, x0, wall0 = time.process_time(), xvfb.cpu_seconds(), time.monotonic()
+        x_cpu = xvfb.cpu_seconds if xvfb is not None else lambda: float("nan")
+        cpu0, x0, wall0 = time.process_time(), x_cpu(), time.monotonic()
         await asyncio.sleep(plan.window_s)
-        cpu1, x1, wall1 = time.process_time(), xvfb.cpu_seconds(), time.monotonic()
+        cpu1, x1, wall1 = time.process_time(), x_cpu(), time.monotonic()
         elapsed = wall1 - wall0
         results.share_cpu = 100 * (cpu1 - cpu0) / elapsed
         results.xvfb_cpu = 100 * (x1 - x0) / elapsed
@@ -513,7 +519,7 @@ def run(quick: bool) -> list[Figure]:
 
 
 def _run_qt(
-    plan: Plan, viewer: Viewer, ready: dict[str, Any], xvfb: Xvfb, quick: bool
+    plan: Plan, viewer: Viewer, ready: dict[str, Any], xvfb: Xvfb | None, quick: bool
 ) -> tuple[Results, dict[str, float]]:
     """The sharing side on a QApplication and a qasync loop; Qt torn down before Xvfb goes."""
     import gc
@@ -528,7 +534,7 @@ def _run_qt(
         results = asyncio.run(
             _share(plan, viewer, ready, xvfb), loop_factory=lambda: qasync.QEventLoop(app)
         )
-        scaling = _scaling_costs(10 if quick else 30)
+        scaling = _scaling_costs(10 if quick else 30) if xvfb is not None else {}
     finally:
         gc.collect()
         app.processEvents()
@@ -536,12 +542,167 @@ def _run_qt(
     return results, scaling
 
 
+# Wayland beside X11 -------------------------------------------------------------------------
+
+#: The benchmark's name for the comparison (``python -m bench --only screen-platforms``).
+PLATFORMS_BENCH = "screen-platforms"
+#: Where a child finds the boot code that gives the Wayland user's Python the project.
+BOOT_VARIABLE = "PARLEY_BENCH_PYTHON_BOOT"
+RESULT_MARKER = "SHARE-RESULTS "
+
+
+def _share_child(plan: Plan) -> int:
+    """``python -m bench.screen share``: the viewer and the sharing side, on the display the
+    environment names (X11 or Wayland), printing one ``SHARE-RESULTS {json}`` line."""
+    os.environ.setdefault(
+        "QT_LOGGING_RULES", "qt.multimedia.symbolsresolver=false;qt.multimedia.ffmpeg.info=false"
+    )
+    with tempfile.TemporaryDirectory(prefix="parley-bench-share-") as tmp:
+        viewer = Viewer(Path(tmp))
+        try:
+            ready = viewer.wait_ready()
+            results, _ = _run_qt(plan, viewer, ready, None, quick=True)
+        finally:
+            viewer.stop()
+    fields = {
+        "fps": results.fps,
+        "first_share_ms": results.first_share_ms,
+        "restart_ms": results.restart_ms,
+        "share_cpu": results.share_cpu,
+        "baseline_cpu": results.baseline_cpu,
+        "received_width": results.received_width,
+        "errors": results.errors,
+    }
+    print(RESULT_MARKER + json.dumps(fields), flush=True)
+    return 0
+
+
+def _child_results(process: subprocess.CompletedProcess[str], where: str) -> dict[str, Any]:
+    for line in process.stdout.splitlines():
+        if line.startswith(RESULT_MARKER):
+            result: dict[str, Any] = json.loads(line[len(RESULT_MARKER) :])
+            return result
+    tail = (process.stdout + process.stderr)[-1500:]
+    return {"errors": [f"{where}: the sharing process ended with {process.returncode}: {tail}"]}
+
+
+def _share_on_x11(plan: Plan) -> dict[str, Any]:
+    """One run on a private 1920x1080 Xvfb (Qt's shared-memory X11 capture)."""
+    xvfb = Xvfb(WIDTH, HEIGHT)
+    try:
+        env = {
+            **os.environ,
+            "DISPLAY": xvfb.display,
+            "QT_QPA_PLATFORM": "xcb",
+            "XDG_SESSION_TYPE": "x11",
+        }
+        env.pop("WAYLAND_DISPLAY", None)
+        process = subprocess.run(
+            [sys.executable, "-m", "bench.screen", "share", *_plan_args(plan)],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        xvfb.stop()
+    return _child_results(process, "X11")
+
+
+def _share_on_wayland(plan: Plan) -> dict[str, Any]:
+    """One run on a headless 1920x1080 sway, through the desktop portal and PipeWire, as the
+    desktop's user (tests/wayland/session.py)."""
+    from tests.wayland.session import WaylandSession
+
+    with WaylandSession((WIDTH, HEIGHT)) as desktop:
+        python = desktop.python()
+        process = desktop.popen(
+            [*python, "bench.screen", "share", *_plan_args(plan)],
+            env={"QT_QPA_PLATFORM": "wayland", BOOT_VARIABLE: python[2]},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            out, err = process.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            out, err = process.communicate()
+        return _child_results(
+            subprocess.CompletedProcess(process.args, process.returncode, out, err), "Wayland"
+        )
+
+
+def _plan_args(plan: Plan) -> list[str]:
+    return [
+        f"--baseline={plan.baseline_s}",
+        f"--window={plan.window_s}",
+        f"--restarts={plan.restarts}",
+    ]
+
+
+def _spread(values: list[float]) -> tuple[float, float, float]:
+    """min, median, max (NaN when there is nothing)."""
+    values = [v for v in values if v == v]
+    if not values:
+        return float("nan"), float("nan"), float("nan")
+    return min(values), statistics.median(values), max(values)
+
+
+def run_platforms(quick: bool) -> list[Figure]:
+    """Share -> first frame decoded on the viewer, and frames/s received over the window, at
+    1920x1080 and 15 frames/s, on Wayland (portal + PipeWire) beside X11, runs alternating,
+    min/median/max over the runs."""
+    runs = 1 if quick else 3
+    plan = Plan(baseline_s=1.0, window_s=10.0 if quick else 30.0, restarts=1 if quick else 2)
+    measured: dict[str, list[dict[str, Any]]] = {"X11": [], "Wayland": []}
+    errors: list[str] = []
+    for index in range(runs):
+        for name, one in (("X11", _share_on_x11), ("Wayland", _share_on_wayland)):
+            _progress(f"{name}: run {index + 1} of {runs}")
+            result = one(plan)
+            errors.extend(f"{name}: {e}" for e in result.get("errors", []))
+            measured[name].append(result)
+    figures = []
+    for name, results in measured.items():
+        first = [float(r["first_share_ms"]) for r in results if "first_share_ms" in r]
+        later = [float(ms) for r in results for ms in r.get("restart_ms", [])]
+        fps = [float(r["fps"]) for r in results if "fps" in r]
+        for what, values, unit, goal in (
+            ("Share -> first frame decoded, first share of the call", first, "ms",
+             Goal.below(FIRST_FRAME_GOAL_MS)),
+            ("Share -> first frame decoded, later shares", later, "ms",
+             Goal.below(FIRST_FRAME_GOAL_MS)),
+            (f"frames/s received over {plan.window_s:g} s", fps, "frames/s",
+             Goal.at_least(FPS_GOAL)),
+        ):  # fmt: skip
+            low, middle, high = _spread(values)
+            label = f"{name}: {what} ({len(values)} runs)"
+            figures += [
+                Figure(PLATFORMS_BENCH, f"{label} min", low, unit),
+                Figure(PLATFORMS_BENCH, f"{label} median", middle, unit, goal),
+                Figure(PLATFORMS_BENCH, f"{label} max", high, unit),
+            ]
+    if errors:
+        raise PartialFailure(figures, errors)
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bench.screen receive --work DIR``: the viewer process."""
+    """``python -m bench.screen receive --work DIR``: the viewer process;
+    ``python -m bench.screen share [--window S ...]``: one sharing run (see run_platforms)."""
     parser = argparse.ArgumentParser(prog="python -m bench.screen")
-    parser.add_argument("role", choices=["receive"])
-    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("role", choices=["receive", "share"])
+    parser.add_argument("--work", type=Path)
+    parser.add_argument("--baseline", type=float, default=1.0)
+    parser.add_argument("--window", type=float, default=30.0)
+    parser.add_argument("--restarts", type=int, default=2)
     args = parser.parse_args(argv)
+    if args.role == "share":
+        return _share_child(Plan(args.baseline, args.window, args.restarts))
+    if args.work is None:
+        parser.error("receive needs --work")
     asyncio.run(_receive(args.work))
     return 0
 
