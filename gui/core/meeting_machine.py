@@ -420,9 +420,11 @@ class MeetingMachine:
         early, self._early = self._early, []
         for message in early:
             self.server_event(message)
-        if self._rejoining:
+        told = _media_of(meeting, self.me)
+        if self._rejoining or (told is not None and told != self.media):
             self._rejoining = False
-            # What this end sends may have changed while the server could not be told.
+            # What this end sends may have changed while the server could not be told
+            # (the connection was down, or this end muted while its join was on the way).
             self._do(SendRequest("meeting.media", {"meeting_id": self.meeting_id, **self.media}))
 
     def _read_meeting(self, meeting: Json) -> list[str]:
@@ -669,6 +671,14 @@ class MeetingMachine:
             self._rejoining = True
             self._send_join()
             self._enter(MeetingState.JOINING)
+
+
+def _media_of(meeting: Json, username: str) -> Json | None:
+    """What a Meeting object says ``username`` sends (``None``: not listed)."""
+    for item in meeting.get("participants") or []:
+        if isinstance(item, dict) and item.get("username") == username:
+            return {k: _bool(item.get(k)) for k in ("audio", "video", "screen")}
+    return None
 
 
 def _participant(item: object) -> Participant | None:

@@ -426,3 +426,24 @@ def test_those_listed_after_this_end_joined_later_and_offer_themselves() -> None
     m.request_succeeded("meeting.join", {"meeting": meeting("ada", "bob", "cyd")})
     opened = [a for a in m.take_actions() if isinstance(a, OpenLink)]
     assert opened == [OpenLink("ada", offerer=True), OpenLink("cyd", offerer=True)]
+
+
+def test_muting_while_the_join_is_on_the_way_is_told_once_in() -> None:
+    machine = MeetingMachine("bob", MID, {**AV, "screen": False})
+    machine.join()
+    machine.take_actions()
+    machine.set_media(audio=False, video=True, screen=False)  # not joined yet: nothing sent
+    assert machine.take_actions() == []
+    machine.request_succeeded("meeting.join", {"meeting": meeting("ada", "bob")})
+    media = [a for a in machine.take_actions() if isinstance(a, SendRequest)]
+    assert media[-1] == SendRequest(
+        "meeting.media", {"meeting_id": MID, "audio": False, "video": True, "screen": False}
+    )
+    # Joined with what the server was told: nothing more.
+    other = MeetingMachine("cyd", MID, {**AV, "screen": False})
+    other.join()
+    other.take_actions()
+    other.request_succeeded("meeting.join", {"meeting": meeting("ada", "cyd")})
+    assert not [
+        a for a in other.take_actions() if isinstance(a, SendRequest) and a.kind == "meeting.media"
+    ]
