@@ -45,7 +45,7 @@ from gui.core.escalation import continue_in_meeting
 from gui.core.meeting_machine import MeetingState, ParticipantsChanged
 from gui.core.meeting_session import MeetingSession
 from gui.core.peer_channel import ChatMessage, ChatUnavailable, PeerMediaState
-from gui.core.quality import QualitySample
+from gui.core.quality import MediaPath, QualitySample
 from gui.core.signaling_client import (
     NotConnected,
     RequestError,
@@ -544,6 +544,8 @@ class CallReporter:
         self.connected = asyncio.Event()
         #: The screen track shared with --share-screen, once sharing started.
         self.shared: Any = None
+        #: The media's path as last seen (direct or relayed, and how).
+        self.path: MediaPath | None = None
         session.on("state", self.state)
         session.on("sas", lambda words: emit("sas", words=words))
         session.on("chat", self.chat)
@@ -582,6 +584,8 @@ class CallReporter:
     def stats(self, sample: QualitySample) -> None:
         """Print the second's figures (``reconnecting`` while a lost path is being recovered)."""
         reconnecting = self.session.state is CallState.RECONNECTING
+        if sample.path is not None:
+            self.path = sample.path
         emit("stats", **sample.to_json(), grade=sample.grade, reconnecting=reconnecting)
 
     def summary(self) -> dict[str, Any]:
@@ -627,7 +631,12 @@ class CallReporter:
         session = self.session
         if session.connected_at is not None and session.answered_at is not None:
             out["setup_ms"] = round((session.connected_at - session.answered_at) * 1000)
+            first = video.first_frame_at if isinstance(video, VideoReceiver) else None
+            if first is not None and first >= session.answered_at:
+                # From the answer to the first remote video frame decoded.
+                out["first_frame_ms"] = round((first - session.answered_at) * 1000)
         out["reason"] = self.session.machine.reason
+        out["path"] = self.path.to_json() if self.path is not None else None
         # Paths lost and recovered inside the call (restarts that connected).
         out["recoveries"] = self.session.machine.recoveries
         if session.failure_detail is not None:

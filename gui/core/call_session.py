@@ -115,7 +115,7 @@ class CallSession(AsyncIOEventEmitter):
         self.link = link
         self.machine = machine
         self.media = media
-        self.options = options or CallOptions()
+        self.options = (options or CallOptions()).with_server_ice(link)
         #: The link that carries the call now (replaced when a restart's candidate connects).
         self.peer = PeerLink(self.options, f"call {machine.call_id}")
         #: Candidate links of restarts under way, by token, and their timers.

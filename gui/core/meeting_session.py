@@ -134,7 +134,7 @@ class MeetingSession(AsyncIOEventEmitter):
         super().__init__()
         self.signaling = link
         self.machine = machine
-        self.options = options or CallOptions()
+        self.options = (options or CallOptions()).with_server_ice(link)
         self.shared = SharedMedia(media, slots)
         #: The open link to each participant.
         self.links: dict[str, PeerLink] = {}

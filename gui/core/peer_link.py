@@ -47,7 +47,9 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 from pyee.asyncio import AsyncIOEventEmitter
 
+from gui.core import ice
 from gui.core.adaptation import SenderAdaptation
+from gui.core.ice import IceServer
 from gui.core.peer_channel import ChatMessage, PeerChannel, PeerMediaState
 from gui.core.quality import QualityMeter
 from gui.core.remote_sdp import check_candidate, check_description, mids_in_sdp
@@ -77,15 +79,6 @@ class SignalingLink(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class IceServer:
-    """A STUN or TURN server (TURN with credentials)."""
-
-    urls: list[str]
-    username: str | None = None
-    credential: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class CallOptions:
     """How calls connect. No ICE servers by default: nothing reaches out to a public STUN server."""
 
@@ -104,6 +97,14 @@ class CallOptions:
     connect_timeout_s: float = 30.0
     stats_interval_s: float = 1.0
     heartbeat_interval_s: float = 1.0
+
+    def with_server_ice(self, link: object) -> CallOptions:
+        """These options with the ICE servers ``link``'s server handed out first (protocol
+        v1.1; ``gui/core/ice.py``), then these."""
+        given = ice.server_ice_of(link)
+        if not given:
+            return self
+        return replace(self, ice_servers=ice.servers_for_call(given, self.ice_servers))
 
     def rtc_configuration(self) -> RTCConfiguration:
         """The explicit configuration every peer connection gets.
@@ -153,6 +154,7 @@ class PeerLink(AsyncIOEventEmitter):
         """``label`` names the link in log lines (a call id, a meeting id and a username)."""
         super().__init__()
         decode_guard.install()  # what a lying video sender can make the decoder do is bounded
+        ice.install()  # relayed calls that work: every TURN server, no relaying to private peers
         self.options = options
         self.label = label
         self.pc = RTCPeerConnection(options.rtc_configuration())
@@ -455,6 +457,7 @@ class PeerLink(AsyncIOEventEmitter):
                 send_width=size[0] if size else None,
                 send_height=size[1] if size else None,
                 send_target_kbps=self.send_target_kbps,
+                path=ice.selected_path(self.pc),
             )
             self._emit("stats", sample)
             packets = sum(
@@ -497,6 +500,8 @@ class PeerLink(AsyncIOEventEmitter):
             await receiver.stop()
         for scaler in self._scalers.values():
             scaler.stop()
+        for adaptation in self._adaptations.values():
+            adaptation.repair.stop()
         try:
             await self.pc.close()
         except Exception as exc:  # a connection left half-built by what the peer sent

@@ -28,6 +28,28 @@ class ReceivedVideo:
 
 
 @dataclass(frozen=True, slots=True)
+class MediaPath:
+    """The candidate pair a call's media takes (``gui.core.ice.selected_path`` reads it)."""
+
+    #: ``True`` when a TURN server relays the media (either side's).
+    relayed: bool
+    #: How this end's packets leave: ``udp``, or ``tcp``/``tls`` to its TURN server.
+    transport: str
+    #: The candidate types of the pair: ``host``, ``srflx``, ``prflx``, ``relay``.
+    local: str
+    remote: str
+
+    @property
+    def label(self) -> str:
+        """``Direct (UDP)``, ``Relayed (TCP)``..."""
+        return f"{'Relayed' if self.relayed else 'Direct'} ({self.transport.upper()})"
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain values, the label included."""
+        return {**asdict(self), "label": self.label}
+
+
+@dataclass(frozen=True, slots=True)
 class QualitySample:
     """One second of a call, as numbers."""
 
@@ -42,10 +64,14 @@ class QualitySample:
     send_width: int | None = None
     send_height: int | None = None
     send_target_kbps: float | None = None
+    #: The path the media takes; None until connected.
+    path: MediaPath | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Plain values for ``{"event": "stats", ...}`` lines and the window."""
-        return asdict(self)
+        data = asdict(self)
+        data["path"] = self.path.to_json() if self.path is not None else None
+        return data
 
     @property
     def grade(self) -> str:

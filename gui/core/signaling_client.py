@@ -34,6 +34,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.uri import parse_uri
 
 from gui.core.backoff import Backoff
+from gui.core.ice import ServerIce
 from signaling.protocol.constants import SUBPROTOCOL, ErrorCode
 from signaling.protocol.errors import RequestError
 
@@ -217,6 +218,8 @@ class SignalingClient:
         self._closing = False
         self._event_callbacks: list[EventCallback] = []
         self._state_callbacks: list[StateCallback] = []
+        #: STUN/TURN servers the server hands out at login, renewed before they expire.
+        self.ice = ServerIce()
 
     # Subscriptions ----------------------------------------------------------
 
@@ -360,6 +363,7 @@ class SignalingClient:
                     return
                 continue
             self.user = reply.get("user", self.user)
+            self._take_ice(reply)
             self.backoff.reset()
             self._set_state(LinkState.ONLINE)
             self._dispatch({"type": "client.reconnected"})
@@ -396,6 +400,7 @@ class SignalingClient:
     async def close(self) -> None:
         """Close for good: no reconnection, pending requests fail."""
         self._closing = True
+        self.ice.clear()
         if self._reconnector is not None:
             self._reconnector.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -461,11 +466,17 @@ class SignalingClient:
         fields["features"] = list(CLIENT_FEATURES)
         return self._logged_in(await self._send_request("login", fields))
 
+    def _take_ice(self, reply: Json) -> None:
+        """The ICE servers of a login reply, kept fresh with ``ice.servers`` (v1.1)."""
+        if self.ice.update(reply):
+            self.ice.keep_fresh(lambda: self.request("ice.servers"))
+
     def _logged_in(self, reply: Json) -> Json:
         features = reply.get("features")
         self.server_features = frozenset(f for f in features or [] if isinstance(f, str))
         self.user = reply["user"]
         self.token = reply["token"]
+        self._take_ice(reply)
         self.backoff.reset()
         self._set_state(LinkState.ONLINE)
         assert self.user is not None
@@ -474,6 +485,7 @@ class SignalingClient:
     async def logout(self) -> None:
         """Revoke the token; the connection stays open, logged out."""
         await self.request("logout")
+        self.ice.clear()
         self.token = None
         self.user = None
         self._set_state(LinkState.CONNECTED)

@@ -78,6 +78,8 @@ class RequestType(StrEnum):
     SFU_SUBSCRIBE = "sfu.subscribe"
     SFU_ANSWER = "sfu.answer"
     SFU_TRICKLE = "sfu.trickle"
+    #: Fresh ICE servers and TURN credentials (v1.1, ``signaling/protocol/ice.py``).
+    ICE_SERVERS = "ice.servers"
     SFU_VIDEO = "sfu.video"
 
 

@@ -30,6 +30,7 @@ from signaling.protocol.constants import (
 from signaling.protocol.errors import ProtocolError, bad_message
 from signaling.protocol.fields import Fields, is_encodable
 from signaling.protocol.guests import GUEST_PARSERS
+from signaling.protocol.ice import ICE_PARSERS
 from signaling.protocol.sfu import SFU_PARSERS
 
 Json = dict[str, Any]
@@ -426,6 +427,7 @@ _PARSERS: dict[RequestType, Callable[[Fields], Request]] = {
 }
 _PARSERS.update(GUEST_PARSERS)  # type: ignore[arg-type]  # guest links: protocol/guests.py
 _PARSERS.update(SFU_PARSERS)  # type: ignore[arg-type]  # media server relay: protocol/sfu.py
+_PARSERS.update(ICE_PARSERS)  # type: ignore[arg-type]  # ICE servers: protocol/ice.py
 
 
 class FrameError(ProtocolError):

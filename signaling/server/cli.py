@@ -20,6 +20,7 @@ from signaling import __version__
 from signaling.protocol.bots import Bot
 from signaling.protocol.constants import MESH_CAPACITY
 from signaling.protocol.sfu import SFU_CAPACITY
+from signaling.server import turn
 from signaling.server.app import SignalingServer, StartupError
 from signaling.server.config import ServerConfig, SfuSettings, default_db_path
 from signaling.server.logs import configure
@@ -115,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"one, so every place costs upload (default: {MESH_CAPACITY})",
     )
     _add_sfu_options(parser)
+    turn.add_options(parser)
     parser.add_argument("--version", action="version", version=f"parley-server {__version__}")
     return parser
 
@@ -189,6 +191,13 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         raise SystemExit(2) from None
     if sfu is not None:
         config = replace(config, sfu=sfu)
+    try:
+        ice = turn.settings_from_args(args)
+    except ValueError as exc:  # one line, status 2, as argparse does
+        print(f"parley-server: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if ice is not None:
+        config = replace(config, ice=ice)
     return config
 
 

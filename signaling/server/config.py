@@ -10,6 +10,7 @@ import platformdirs
 from signaling.protocol.constants import MESH_CAPACITY, RECONNECT_GRACE_S, RING_TIMEOUT_S
 from signaling.server.credentials import HashParameters
 from signaling.server.sfu.pool import SfuAddress
+from signaling.server.turn import IceSettings
 
 
 def default_db_path() -> Path:
@@ -57,6 +58,8 @@ class ServerConfig:
     meeting_capacity: int = MESH_CAPACITY
     #: Media servers: with one up, every new meeting goes through it (``sfu/relay.py``).
     sfu: SfuSettings | None = None
+    #: STUN and TURN servers handed to clients (``--turn``, ``--stun``): ``turn.py``.
+    ice: IceSettings | None = None
     rate_limits: RateLimits = field(default_factory=RateLimits)
     hash_parameters: HashParameters = field(default_factory=HashParameters)
     #: Outgoing messages queued for one connection before it counts as stuck and is closed.

@@ -33,6 +33,7 @@ from signaling.protocol.constants import (
 )
 from signaling.protocol.errors import ProtocolError, bad_message
 from signaling.protocol.guests import is_guest_username
+from signaling.protocol.ice import ICE_FEATURE
 from signaling.protocol.messages import (
     CallAction,
     CallInvite,
@@ -70,6 +71,7 @@ from signaling.server.routing import Peer, Result, Session, Timers, iso
 from signaling.server.routing import me as _me
 from signaling.server.routing import me_user as _me_user
 from signaling.server.store import CallIdTaken, CallRecord, Store, UsernameTaken, UserRecord
+from signaling.server.turn import DEFAULT_TTL_S, ice_servers
 
 ECHO_USER = UserRecord(ECHO_USERNAME, "Echo Test")
 
@@ -124,6 +126,7 @@ class Hub:
             RequestType.RTC_SIGNAL: self._rtc_signal,
             RequestType.HISTORY_LIST: self._history_list,
         }
+        self._handlers[RequestType.ICE_SERVERS] = self._ice_servers
         self.meetings = MeetingRouter(self)
         self._handlers.update(self.meetings.handlers())
         self.guests = GuestRouter(self)
@@ -355,7 +358,18 @@ class Hub:
             self.meetings.replay(session)
             await self.presence_changed(user.username, before)
 
-        return Result({"user": user.public(), "token": token, "features": list(FEATURES)}, after)
+        reply: Json = {"user": user.public(), "token": token, "features": list(FEATURES)}
+        if self.config.ice is not None:  # STUN/TURN servers for this user (protocol/ice.py)
+            reply["features"].append(ICE_FEATURE)
+            reply.update(ice_servers(self.config.ice, user.username, self.clock()))
+        return Result(reply, after)
+
+    async def _ice_servers(self, session: Session, _: object) -> Result:
+        """Fresh ICE servers and TURN credentials (none on a server without them)."""
+        assert session.user is not None
+        if self.config.ice is None:
+            return Result({"ice_servers": [], "ice_ttl": DEFAULT_TTL_S})
+        return Result(ice_servers(self.config.ice, session.user.username, self.clock()))
 
     async def _logout(self, session: Session, _: object) -> Result:
         assert session.token_hash is not None

@@ -19,7 +19,8 @@
   wanted, and hole punching fails even through an ordinary NAT.
 - Impairments live on a home's router, so that they hit everything the home sends or receives:
   :meth:`Home.set_loss` (iptables ``statistic``), :meth:`Home.set_cap` (``tbf``; ``netem`` is not
-  in this kernel), :meth:`Home.set_black_hole`, :meth:`Home.block_udp`.
+  in this kernel), :meth:`Home.set_black_hole`, :meth:`Home.block_udp` and
+  :meth:`Home.firewall` (an office firewall), :meth:`Home.set_random_nat`.
 - Run a program in a home with ``home.argv([...])`` (for ``subprocess``) or ``home.run(...)``.
 
 Namespace names are unique per lab (``pl<pid><n>-…``); :func:`network_lab` always tears down
@@ -146,7 +147,20 @@ class Home:
 
     def block_udp(self, on: bool = True) -> None:
         """Drop every UDP packet leaving the home (and so every answer): TCP still passes."""
-        self._chain("NOUDP", [["-i", "lan", "-p", "udp", "-j", "DROP"]] if on else [])
+        self.firewall("-p udp" if on else None)
+
+    def firewall(self, *matches: str | None) -> None:
+        """An office firewall: drop what leaves the home matching any of ``matches`` (iptables
+        matches, e.g. ``"-p udp"``, ``"-p tcp --dport 3478"``); none lets everything through."""
+        rules = [["-i", "lan", *m.split(), "-j", "DROP"] for m in matches if m]
+        self._chain("NOUDP", rules)
+
+    def set_random_nat(self, on: bool) -> None:
+        """Switch the NAT between port-preserving and port-randomising (for new flows; the
+        flows it tracks keep their ports)."""
+        nat = "iptables -t nat -R POSTROUTING 1 -o wan -j MASQUERADE"
+        self.router.run(*nat.split(), *(["--random"] if on else []))
+        self.random_nat = on
 
 
 @dataclass(slots=True)
