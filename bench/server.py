@@ -9,10 +9,10 @@ fresh database in a temporary directory, all traffic on 127.0.0.1:
   are written to the database before the server starts (registering through
   the protocol would cost an Argon2 hash each), then each connection logs in
   with ``login {token}``.
-* **call.invite → call.incoming latency** at a steady 500 invites/s between
-  distinct pairs of accepted contacts; each call is cancelled once its
-  ``call.incoming`` arrived, so the server also handles 500 ``call.cancel``/s.
-  Goal: p99 under 20 ms.
+* **call.invite → call.incoming latency** at a steady 500 invites/s, each with
+  a ``call.cancel``, under two workloads (250 pairs; 5,000 idle connections and
+  100 pairs), each beside a bare websockets relay in the same run
+  (:mod:`bench.invites`). Goal: p99 under 20 ms, and within 2x of the relay.
 * **presence fan-out**: one user with 100 accepted contacts, all logged in,
   alternates ``presence.set`` between away and online; the time from the
   send until the last of the 100 has its ``presence`` event.
@@ -35,10 +35,10 @@ import sys
 import tempfile
 import time
 import traceback
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import argon2
 
@@ -53,8 +53,6 @@ from signaling.server.store import SQLiteStore
 BENCH = "server"
 TARGET_CONNECTIONS = 5_000
 RSS_BUDGET_MIB = 1024
-INVITE_RATE = 500.0
-INVITE_P99_GOAL_MS = 20.0
 LOGIN_GOAL_MS = 100.0
 FANOUT_CONTACTS = 100
 
@@ -228,126 +226,6 @@ async def connections_held(workdir: Path, count: int) -> list[Figure]:
     ]  # fmt: skip
 
 
-# (b) call.invite -> call.incoming ------------------------------------------------
-
-
-@dataclass(slots=True)
-class _InviteRun:
-    """State of the invite benchmark shared by its tasks."""
-
-    callers: list[BenchClient]
-    callees: list[BenchClient]
-    free: asyncio.Queue[int]
-    incoming: dict[str, asyncio.Future[float]] = field(default_factory=dict)
-    latencies_ms: list[float] = field(default_factory=list)
-    sent_at: list[float] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-    def on_callee_event(self, client: BenchClient, message: Message, received: float) -> None:
-        """Resolve the waiting invite when its ``call.incoming`` arrives."""
-        if message.get("type") == "call.incoming":
-            future = self.incoming.get(str(message.get("call_id")))
-            if future is not None and not future.done():
-                future.set_result(received)
-
-    async def call(self, pair: int, record: bool) -> None:
-        """Invite, wait for the callee's ``call.incoming``, cancel; then free the pair."""
-        caller, callee = self.callers[pair], self.callees[pair]
-        call_id = str(uuid.uuid4())
-        arrived: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-        self.incoming[call_id] = arrived
-        reusable = False
-        try:
-            sent = time.perf_counter()
-            if record:
-                self.sent_at.append(sent)
-            await caller.request(
-                "call.invite",
-                to=callee.username,
-                call_id=call_id,
-                media={"audio": True, "video": True},
-            )
-            received = await asyncio.wait_for(arrived, 10)
-            if record:
-                self.latencies_ms.append((received - sent) * 1000)
-            await caller.request("call.cancel", call_id=call_id)
-            reusable = True
-        except Exception as exc:
-            self.errors.append(repr(exc))
-        finally:
-            self.incoming.pop(call_id, None)
-            if reusable:  # A pair whose call may still ring is not used again.
-                self.free.put_nowait(pair)
-
-    async def send_at_rate(self, count: int, rate: float, record: bool) -> None:
-        """Start ``count`` calls at a steady ``rate`` per second, then wait for them to end."""
-        tasks: set[asyncio.Task[None]] = set()
-        start = time.perf_counter() + 0.01
-        for k in range(count):
-            delay = start + k / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            try:
-                pair = await asyncio.wait_for(self.free.get(), 5)
-            except TimeoutError:
-                self.errors.append("no free pair of users within 5 s")
-                break
-            tasks.add(asyncio.create_task(self.call(pair, record)))
-        if tasks:
-            _, late = await asyncio.wait(tasks, timeout=30)
-            for task in late:
-                task.cancel()
-
-
-async def invite_latency(workdir: Path, rate: float, duration: float, pairs: int) -> list[Figure]:
-    """``call.invite`` to ``call.incoming`` latency at a steady ``rate`` for ``duration`` s."""
-    callers = [f"caller{i:04d}" for i in range(pairs)]
-    callees = [f"callee{i:04d}" for i in range(pairs)]
-    _progress(f"invites: seeding {pairs} pairs of contacts")
-    pairs_seeded = list(zip(callers, callees, strict=True))
-    tokens = await seed(workdir / "calls.db", callers + callees, pairs_seeded)
-    clients: list[BenchClient] = []
-    async with ServerProcess(workdir / "calls.db", workdir / "calls.log") as server:
-        try:
-            run = _InviteRun([], [], asyncio.Queue())
-            caller_side = await open_logged_in(server.url, [tokens[n] for n in callers])
-            clients += caller_side.clients
-            callee_side = await open_logged_in(
-                server.url, [tokens[n] for n in callees], on_event=run.on_callee_event
-            )
-            clients += callee_side.clients
-            if caller_side.failures or callee_side.failures:
-                raise RuntimeError(
-                    f"could not log the pairs in: "
-                    f"{caller_side.first_error or callee_side.first_error}"
-                )
-            run.callers, run.callees = caller_side.clients, callee_side.clients
-            for pair in range(pairs):
-                run.free.put_nowait(pair)
-            _progress(f"invites: warming up, then {rate:.0f}/s for {duration:.0f} s")
-            await run.send_at_rate(int(rate * 0.5), rate, record=False)
-            run.errors.clear()
-            count = int(rate * duration)
-            await run.send_at_rate(count, rate, record=True)
-        finally:
-            abort_all(clients)
-    sent = run.sent_at
-    achieved = (len(sent) - 1) / (sent[-1] - sent[0]) if len(sent) > 1 else 0.0
-    if run.errors:
-        _progress(f"invites: {len(run.errors)} errors, first: {run.errors[0]}")
-    lat = run.latencies_ms
-    return [
-        Figure(BENCH, "call.invite -> call.incoming p50", percentile(lat, 50), "ms"),
-        Figure(BENCH, "call.invite -> call.incoming p99", percentile(lat, 99), "ms",
-               Goal.below(INVITE_P99_GOAL_MS)),
-        Figure(BENCH, "call.invite -> call.incoming max", max(lat, default=float("nan")), "ms"),
-        Figure(BENCH, "invite rate achieved (with as many call.cancel)", achieved, "invites/s",
-               Goal.at_least(rate * 0.98)),
-        Figure(BENCH, "invites answered by call.incoming", len(lat), f"of {count}",
-               Goal.at_least(count)),
-    ]  # fmt: skip
-
-
 # (c) Presence fan-out --------------------------------------------------------------
 
 
@@ -508,13 +386,25 @@ async def _stored_hash_parameters(db_path: Path, username: str) -> argon2.Parame
 Part = tuple[str, Callable[[Path], Awaitable[list[Figure]]]]
 
 
+def _invite_workloads(quick: bool) -> list[Any]:
+    from bench.invites import workloads  # it imports this module
+
+    return list(workloads(quick))
+
+
+async def _invites(workload: Any, workdir: Path, rounds: int) -> list[Figure]:
+    from bench.invites import compare
+
+    return await compare(workload, workdir, rounds)
+
+
 def parts(quick: bool) -> list[Part]:
     """The measurements ``run`` makes, with their sizes for a full or a quick run."""
     return [
         ("connections", lambda d: connections_held(d, TARGET_CONNECTIONS)),
-        (
-            "invites",
-            lambda d: invite_latency(d, INVITE_RATE, 2.0 if quick else 10.0, pairs=250),
+        *(
+            (f"invites, {w.name}", lambda d, w=w: _invites(w, d, 1 if quick else 5))
+            for w in _invite_workloads(quick)
         ),
         (
             "presence",

@@ -118,6 +118,10 @@ class ServerProcess:
         self.url = ""
         self._process: asyncio.subprocess.Process | None = None
 
+    def arguments(self) -> list[str]:
+        """What follows the interpreter on the server's command line."""
+        return ["-m", "bench.serverproc", "--db", str(self.db_path), "--log-level", self.log_level]
+
     @property
     def pid(self) -> int:
         """The server process's id."""
@@ -138,12 +142,7 @@ class ServerProcess:
         with open(self.log_path, "ab") as log:
             self._process = await asyncio.create_subprocess_exec(
                 sys.executable,
-                "-m",
-                "bench.serverproc",
-                "--db",
-                str(self.db_path),
-                "--log-level",
-                self.log_level,
+                *self.arguments(),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log,

@@ -22,7 +22,7 @@ HISTORY_DEFAULT_LIMIT = 50
 HISTORY_MAX_LIMIT = 200
 
 #: What this server offers beyond version 1 (the ``features`` of the login reply).
-FEATURES = ("meetings", "guests")
+FEATURES = ("meetings", "guests", "account")
 #: The ``features`` word of meetings (the server's in the login reply, a client's in its login).
 MEETINGS_FEATURE = "meetings"
 #: What a client may say it understands (``features`` of ``login`` and ``register``): at most
@@ -81,6 +81,13 @@ class RequestType(StrEnum):
     #: Fresh ICE servers and TURN credentials (v1.1, ``signaling/protocol/ice.py``).
     ICE_SERVERS = "ice.servers"
     SFU_VIDEO = "sfu.video"
+    #: Account self-service (v1.1, ``signaling/protocol/account.py``).
+    ACCOUNT_PASSWORD = "account.password"
+    ACCOUNT_SIGN_OUT_OTHERS = "account.sign_out_others"
+    ACCOUNT_DELETE = "account.delete"
+    ACCOUNT_BLOCK = "account.block"
+    ACCOUNT_UNBLOCK = "account.unblock"
+    ACCOUNT_BLOCKED = "account.blocked"
 
 
 class EventType(StrEnum):
@@ -107,6 +114,8 @@ class EventType(StrEnum):
     SFU_PUBLISHED = "sfu.published"
     #: The meeting moved to another media server: publish and subscribe again.
     SFU_RECONNECT = "sfu.reconnect"
+    #: v1.1: the server signed this connection out (another session's account change).
+    SIGNED_OUT = "signed_out"
 
 
 class ErrorCode(StrEnum):

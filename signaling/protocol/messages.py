@@ -28,6 +28,7 @@ from signaling.protocol.constants import (
     RequestType,
 )
 from signaling.protocol.errors import ProtocolError, bad_message
+from signaling.protocol.account import ACCOUNT_PARSERS
 from signaling.protocol.fields import Fields, is_encodable
 from signaling.protocol.guests import GUEST_PARSERS
 from signaling.protocol.ice import ICE_PARSERS
@@ -428,6 +429,7 @@ _PARSERS: dict[RequestType, Callable[[Fields], Request]] = {
 _PARSERS.update(GUEST_PARSERS)  # type: ignore[arg-type]  # guest links: protocol/guests.py
 _PARSERS.update(SFU_PARSERS)  # type: ignore[arg-type]  # media server relay: protocol/sfu.py
 _PARSERS.update(ICE_PARSERS)  # type: ignore[arg-type]  # ICE servers: protocol/ice.py
+_PARSERS.update(ACCOUNT_PARSERS)  # type: ignore[arg-type]  # account self-service: protocol/account.py
 
 
 class FrameError(ProtocolError):

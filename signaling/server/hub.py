@@ -63,6 +63,7 @@ from signaling.server.calls import Call, CallPhase, CallTable
 from signaling.server.config import ServerConfig
 from signaling.server.credentials import PasswordVault, new_token, token_hash
 from signaling.server.guests import GuestRouter
+from signaling.server.hub_accounts import AccountRouter
 from signaling.server.hub_meetings import MeetingRouter
 from signaling.server.logs import log_event
 from signaling.server.metrics import Metrics
@@ -129,6 +130,8 @@ class Hub:
         self._handlers[RequestType.ICE_SERVERS] = self._ice_servers
         self.meetings = MeetingRouter(self)
         self._handlers.update(self.meetings.handlers())
+        self.accounts = AccountRouter(self)
+        self._handlers.update(self.accounts.handlers())
         self.guests = GuestRouter(self)
         self._handlers.update(self.guests.handlers())
 
@@ -552,6 +555,7 @@ class Hub:
         peer = await self._existing_peer(session, req.username)
         if peer.username == ECHO_USERNAME:
             return Result({"contact": self._contact_json(peer, ContactStatus.ACCEPTED)})
+        await self.accounts.check_request(me.username, peer.username)
         status = await self.store.request_contact(me.username, peer.username)
         if status is ContactStatus.ACCEPTED:
             self._relation_changed(me.username, peer.username, accepted=True)
@@ -647,13 +651,25 @@ class Hub:
             record = CallRecord(
                 req.call_id, me, req.to, req.media, now, ended_at=now, reason=immediate.value
             )
+        # The history row is queued first, then the callee is told at once: a ringing call
+        # lives in memory (a restart loses it whatever the store holds), so the callee does
+        # not wait for the row's commit. The caller's ``ok`` still does (docs/performance.md).
+        inserted = asyncio.ensure_future(self.store.insert_call(record))
+        if immediate is None:
+            incoming = event_message(
+                EventType.CALL_INCOMING,
+                call_id=call.call_id,
+                **{"from": session.user.public() if session.user else {"username": me}},
+                media=call.media.to_json(),
+            )
+            self.send_user(call.callee, incoming)
         try:
-            await self.store.insert_call(record)
+            await inserted
         except CallIdTaken:
-            self.calls.remove(call)
+            self._unring(call)
             raise bad_message("'call_id' is already in use") from None
         except BaseException:
-            self.calls.remove(call)
+            self._unring(call)
             raise
         log_event("call.invite", call=call.call_id, caller=me, callee=req.to)
 
@@ -662,18 +678,26 @@ class Hub:
                 self._count_end(call)
                 self.send(session, _ended(call))
                 return
-            incoming = event_message(
-                EventType.CALL_INCOMING,
-                call_id=call.call_id,
-                **{"from": session.user.public() if session.user else {"username": me}},
-                media=call.media.to_json(),
-            )
-            self.send_user(call.callee, incoming)
+            # Answered or ended while the row was committed: their events follow this one.
             self.send(session, event_message(EventType.CALL_RINGING, call_id=call.call_id))
             log_event("call.ringing", call=call.call_id)
-            self._start_timer(call, "ring", self.config.ring_timeout_s, CallReason.TIMEOUT)
+            if self.calls.get(call.call_id) is call and call.phase is CallPhase.RINGING:
+                self._start_timer(call, "ring", self.config.ring_timeout_s, CallReason.TIMEOUT)
 
         return Result(then=after)
+
+    def _unring(self, call: Call) -> None:
+        """The invite failed after the callee was told: end the call for the callee, unrecorded."""
+        if self.calls.get(call.call_id) is not call:
+            return
+        self.calls.remove(call)
+        for key in ("ring", call.caller, call.callee):
+            self._cancel_timer(call, key)
+        previous = call.end(CallReason.FAILED, self.now())
+        if previous is CallPhase.RINGING:
+            self.send_user(call.callee, _ended(call))
+        else:
+            self._send_bound(call, call.callee, _ended(call))
 
     def _busy(self, username: str) -> bool:
         """In a call (ringing or accepted) or a meeting: a user is in at most one."""

@@ -138,8 +138,14 @@ async def test_reused_call_id_is_refused(friends) -> None:
     alice, bob = await friends("alice", "bob")
     call_id = await ring(alice, bob)
     await alice.request("call.cancel", call_id=call_id)
+    assert await ended(bob, call_id) == "cancelled"
     reply = await alice.call("call.invite", to="bob", call_id=call_id, media=AV)
     assert reply["code"] == "bad_message"
+    # The callee was told before the store refused the id (call.incoming does not wait for
+    # the history row's commit); it then hears that the call failed, and nobody stays busy.
+    assert (await bob.next_event("call.incoming"))["call_id"] == call_id
+    assert await ended(bob, call_id) == "failed"
+    await ring(alice, bob)
 
 
 async def test_echo_answers_at_once(user) -> None:

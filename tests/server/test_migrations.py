@@ -15,12 +15,14 @@ AV = {"audio": True, "video": True}
 MEETING_TABLES = ("meeting_invitations", "meeting_attendance", "meetings")
 #: What version 3 (guest links) added.
 GUEST_TABLES = ("guests", "guest_links")
+#: What version 4 (account self-service) added.
+ACCOUNT_TABLES = ("blocks", "deleted_users")
 
 
 def downgrade_to_v1(path: Path) -> None:
     db = sqlite3.connect(path)
     with db:
-        for table in GUEST_TABLES + MEETING_TABLES:
+        for table in ACCOUNT_TABLES + GUEST_TABLES + MEETING_TABLES:
             db.execute(f"DROP TABLE {table}")
         db.execute("PRAGMA user_version = 1")
     db.close()
@@ -51,7 +53,10 @@ async def test_a_v1_database_is_upgraded_without_loss(make_server, tmp_path: Pat
     again = await make_server()
     assert schema(path) == (
         len(MIGRATIONS),
-        {"users", "tokens", "contacts", "calls"} | set(MEETING_TABLES) | set(GUEST_TABLES),
+        {"users", "tokens", "contacts", "calls"}
+        | set(MEETING_TABLES)
+        | set(GUEST_TABLES)
+        | set(ACCOUNT_TABLES),
     )
     alice = await WireClient.open(again.url)
     alice.user = (await alice.request("login", token=token))["user"]  # tokens survived
@@ -71,3 +76,32 @@ async def test_a_v1_database_is_upgraded_without_loss(make_server, tmp_path: Pat
         meeting_id
     ]
     await asyncio.gather(alice.close(), bob.close())
+
+
+async def test_a_v3_database_gets_blocks_and_deletions(make_server, tmp_path: Path) -> None:
+    path = tmp_path / "parley.db"
+    server = await make_server()
+    alice, bob, carol = await befriend(server.url, "alice", "bob", "carol")
+    await server.stop()
+    await asyncio.gather(alice.close(), bob.close(), carol.close())
+    db = sqlite3.connect(path)
+    with db:
+        for table in ACCOUNT_TABLES:
+            db.execute(f"DROP TABLE {table}")
+        db.execute("PRAGMA user_version = 3")
+    db.close()
+
+    again = await make_server()
+    version, tables = schema(path)
+    assert version == len(MIGRATIONS) and set(ACCOUNT_TABLES) <= tables
+    alice = await WireClient.open(again.url)
+    await alice.login("alice")
+    contacts = [c["username"] for c in (await alice.request("contacts.list"))["contacts"]]
+    assert contacts == ["echo", "bob", "carol"]  # nothing lost
+    await alice.request("account.block", username="bob")  # and the new tables work
+    assert [u["username"] for u in (await alice.request("account.blocked"))["users"]] == ["bob"]
+    carol = await WireClient.open(again.url)
+    await carol.login("carol")
+    await carol.request("account.delete", password="correct horse")
+    assert [c["username"] for c in (await alice.request("contacts.list"))["contacts"]] == ["echo"]
+    await asyncio.gather(alice.close(), carol.close())

@@ -150,6 +150,36 @@ class Store(abc.ABC):
     async def revoke_token(self, token_hash: str) -> None:
         """Forget a token."""
 
+    # Account self-service (v1.1) ---------------------------------------------
+
+    @abc.abstractmethod
+    async def revoke_other_tokens(self, username: str, keep_token_hash: str | None) -> int:
+        """Forget every token of ``username`` but ``keep_token_hash``; returns how many."""
+
+    @abc.abstractmethod
+    async def delete_user(self, username: str, at: float) -> None:
+        """Delete an account with its tokens, contacts and requests, blocks, call history,
+        meeting attendance and invitations, and revoke its guest links. The username stays
+        reserved (``get_user`` no longer finds it; ``create_user`` raises :class:`UsernameTaken`).
+        """
+
+    @abc.abstractmethod
+    async def block_user(self, username: str, peer: str, at: float) -> ContactStatus | None:
+        """``username`` blocks ``peer``: the relation between them (if any) is removed in the
+        same transaction; returns its status from ``username``'s side before, or ``None``."""
+
+    @abc.abstractmethod
+    async def unblock_user(self, username: str, peer: str) -> bool:
+        """Lift a block; whether there was one."""
+
+    @abc.abstractmethod
+    async def blocked_users(self, username: str) -> list[UserRecord]:
+        """The users ``username`` has blocked, by username."""
+
+    @abc.abstractmethod
+    async def blockers(self, a: str, b: str) -> set[str]:
+        """Which of ``a`` and ``b`` has blocked the other (empty when neither)."""
+
     # Contacts ----------------------------------------------------------
 
     @abc.abstractmethod

@@ -134,7 +134,26 @@ MIGRATIONS: list[str] = [
         joined_at REAL NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 4: account self-service (protocol v1.1). A deleted account keeps a row in users (its name
+    # stays reserved and old meetings keep their host) but is listed in deleted_users.
+    """
+    CREATE TABLE blocks (
+        owner TEXT NOT NULL REFERENCES users(username),
+        peer TEXT NOT NULL REFERENCES users(username),
+        since REAL NOT NULL,
+        PRIMARY KEY (owner, peer)
+    ) WITHOUT ROWID;
+    CREATE INDEX blocks_by_peer ON blocks(peer);
+
+    CREATE TABLE deleted_users (
+        username TEXT PRIMARY KEY REFERENCES users(username),
+        deleted_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
 ]
+
+#: Appended to a query on users: leaves deleted accounts out.
+_NOT_DELETED = " AND username NOT IN (SELECT username FROM deleted_users)"
 
 #: Sorts after every character, for prefix ranges that can use an index.
 _PREFIX_END = "\U0010ffff"
@@ -336,7 +355,9 @@ class SQLiteStore(Store):
         """Look an account up by username."""
 
         def select(db: sqlite3.Connection) -> UserRecord | None:
-            row = db.execute("SELECT * FROM users WHERE username = ?", (username,)).fetchone()
+            row = db.execute(
+                "SELECT * FROM users WHERE username = ?" + _NOT_DELETED, (username,)
+            ).fetchone()
             return None if row is None else _user(row)
 
         return await self._run(select)
@@ -370,10 +391,12 @@ class SQLiteStore(Store):
         def select(db: sqlite3.Connection) -> list[UserRecord]:
             rows = db.execute(
                 """
-                SELECT * FROM users WHERE username >= :name AND username < :name || :end
-                UNION
-                SELECT * FROM users
-                 WHERE display_name_folded >= :shown AND display_name_folded < :shown || :end
+                SELECT * FROM (
+                    SELECT * FROM users WHERE username >= :name AND username < :name || :end
+                    UNION
+                    SELECT * FROM users
+                     WHERE display_name_folded >= :shown AND display_name_folded < :shown || :end)
+                WHERE username NOT IN (SELECT username FROM deleted_users)
                 ORDER BY username LIMIT :limit
                 """,
                 {"name": name_prefix, "shown": display_prefix, "end": _PREFIX_END, "limit": limit},
@@ -413,6 +436,92 @@ class SQLiteStore(Store):
         await self._write(
             lambda db: db.execute("DELETE FROM tokens WHERE token_hash = ?", (token_hash,))
         )
+
+    # Account self-service -------------------------------------------------
+
+    async def revoke_other_tokens(self, username: str, keep_token_hash: str | None) -> int:
+        """Delete every token of the user but one."""
+        return await self._write(
+            lambda db: db.execute(
+                "DELETE FROM tokens WHERE username = ? AND token_hash IS NOT ?",
+                (username, keep_token_hash),
+            ).rowcount
+        )
+
+    async def delete_user(self, username: str, at: float) -> None:
+        """Everything of the account in one transaction; the users row stays as a tombstone."""
+
+        def delete(db: sqlite3.Connection) -> None:
+            who = {"user": username, "at": at}
+            for statement in (
+                "DELETE FROM tokens WHERE username = :user",
+                "DELETE FROM contacts WHERE owner = :user OR peer = :user",
+                "DELETE FROM blocks WHERE owner = :user OR peer = :user",
+                "DELETE FROM calls WHERE caller = :user OR callee = :user",
+                "DELETE FROM meeting_attendance WHERE username = :user",
+                "DELETE FROM meeting_invitations WHERE username = :user OR inviter = :user",
+                "UPDATE guest_links SET revoked_at = :at"
+                " WHERE owner = :user AND revoked_at IS NULL",
+                # The name and password go; the row keeps the username reserved.
+                "UPDATE users SET display_name = :user, display_name_folded = :user,"
+                " password_hash = NULL WHERE username = :user",
+                "INSERT OR IGNORE INTO deleted_users VALUES (:user, :at)",
+            ):
+                db.execute(statement, who)
+
+        await self._write(delete)
+
+    async def block_user(self, username: str, peer: str, at: float) -> ContactStatus | None:
+        """The block, and the relation between the two removed, in one transaction."""
+
+        def change(db: sqlite3.Connection) -> ContactStatus | None:
+            row = db.execute(
+                "SELECT status FROM contacts WHERE owner = ? AND peer = ?", (username, peer)
+            ).fetchone()
+            db.execute(
+                """DELETE FROM contacts
+                   WHERE (owner = :a AND peer = :b) OR (owner = :b AND peer = :a)""",
+                {"a": username, "b": peer},
+            )
+            db.execute("INSERT OR IGNORE INTO blocks VALUES (?, ?, ?)", (username, peer, at))
+            return None if row is None else ContactStatus(row["status"])
+
+        return await self._write(change)
+
+    async def unblock_user(self, username: str, peer: str) -> bool:
+        """Delete the block's row."""
+        return await self._write(
+            lambda db: db.execute(
+                "DELETE FROM blocks WHERE owner = ? AND peer = ?", (username, peer)
+            ).rowcount
+            > 0
+        )
+
+    async def blocked_users(self, username: str) -> list[UserRecord]:
+        """Blocked accounts, by username."""
+
+        def select(db: sqlite3.Connection) -> list[UserRecord]:
+            rows = db.execute(
+                """SELECT users.* FROM blocks JOIN users ON users.username = blocks.peer
+                   WHERE blocks.owner = ? ORDER BY users.username""",
+                (username,),
+            ).fetchall()
+            return [_user(row) for row in rows]
+
+        return await self._run(select)
+
+    async def blockers(self, a: str, b: str) -> set[str]:
+        """Who of the two blocked the other."""
+
+        def select(db: sqlite3.Connection) -> set[str]:
+            rows = db.execute(
+                """SELECT owner FROM blocks
+                   WHERE (owner = :a AND peer = :b) OR (owner = :b AND peer = :a)""",
+                {"a": a, "b": b},
+            ).fetchall()
+            return {row[0] for row in rows}
+
+        return await self._run(select)
 
     # Contacts -------------------------------------------------------------
 

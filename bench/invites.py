@@ -1,0 +1,328 @@
+"""``call.invite`` → ``call.incoming`` latency under two workloads, Parley beside a bare relay.
+
+Both workloads send 500 invites/s, each followed by a ``call.cancel``, and time
+each invite from its send to the callee's ``call.incoming`` (and to the
+invite's own ``ok``):
+
+* **pairs**: 250 pairs of accepted contacts; each call is cancelled once its
+  ``call.incoming`` arrived, and the pair is used again when the cancel is done.
+* **idle**: first 5,000 logged-in idle connections (50 users with 100
+  connections each, logged in by token), then 100 caller/callee pairs, each
+  inviting every 200 ms and sending ``call.cancel`` 5 ms after the invite's
+  ``ok`` without waiting for ``call.incoming``.
+
+Each workload runs against ``parley-server`` (``bench.serverproc``) and against
+a bare websockets relay (``bench.relay``: the same library and connection
+settings, no store, no state), in its own process each time, interleaved
+(relay, Parley, relay, Parley...) so that whatever else loads the shared machine
+weighs on both alike. Every figure is printed as min / median / max over the
+rounds, and the ratio of Parley's p99 to the relay's is taken round by round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import Figure, Goal, percentile
+from bench.client import BenchClient, Message
+from bench.relay import RelayProcess
+from bench.server import BENCH, abort_all, open_logged_in, seed
+from bench.serverproc import ServerProcess
+
+INVITE_P99_GOAL_MS = 20.0
+RELAY_RATIO_GOAL = 2.0
+
+
+def _progress(text: str) -> None:
+    print(f"[invites] {text}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """One of the two shapes of load, sized."""
+
+    name: str
+    pairs: int
+    rate: float
+    duration: float
+    idle_users: int = 0
+    idle_per_user: int = 0
+    #: ``None``: cancel once ``call.incoming`` arrived (pairs); else seconds after the ``ok``.
+    cancel_after_ok: float | None = None
+
+    @property
+    def idle(self) -> int:
+        """Idle connections held during the run."""
+        return self.idle_users * self.idle_per_user
+
+
+@dataclass(slots=True)
+class Sample:
+    """What one run of a workload measured."""
+
+    incoming_ms: list[float] = field(default_factory=list)
+    ok_ms: list[float] = field(default_factory=list)
+    sent: int = 0
+    errors: list[str] = field(default_factory=list)
+    server_cpu: float = 0.0
+    client_cpu: float = 0.0
+    wall: float = 0.0
+    #: ``time.perf_counter()`` when the measured part began (for tracing the server).
+    started: float = 0.0
+
+
+class _Driver:
+    """The calls of one run: who waits for which ``call.incoming``."""
+
+    def __init__(self, callers: list[BenchClient], callees: list[BenchClient]) -> None:
+        self.callers, self.callees = callers, callees
+        self.incoming: dict[str, asyncio.Future[float]] = {}
+        self.sample = Sample()
+        self.recording = False
+
+    def on_event(self, client: BenchClient, message: Message, received: float) -> None:
+        """Resolve the waiting invite when its ``call.incoming`` arrives."""
+        if message.get("type") == "call.incoming":
+            future = self.incoming.get(str(message.get("call_id")))
+            if future is not None and not future.done():
+                future.set_result(received)
+
+    async def call(self, pair: int, cancel_after_ok: float | None) -> None:
+        """One invite and its cancel, recording the latencies."""
+        caller, callee = self.callers[pair], self.callees[pair]
+        call_id = str(uuid.uuid4())
+        arrived: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self.incoming[call_id] = arrived
+        recording = self.recording
+        try:
+            sent = time.perf_counter()
+            await caller.request(
+                "call.invite", to=callee.username, call_id=call_id,
+                media={"audio": True, "video": True},
+            )  # fmt: skip
+            answered = time.perf_counter()
+            if cancel_after_ok is not None:
+                await asyncio.sleep(cancel_after_ok)
+                await caller.request("call.cancel", call_id=call_id)
+            received = await asyncio.wait_for(arrived, 10)
+            if cancel_after_ok is None:
+                await caller.request("call.cancel", call_id=call_id)
+            if recording:
+                self.sample.sent += 1
+                self.sample.ok_ms.append((answered - sent) * 1000)
+                self.sample.incoming_ms.append((received - sent) * 1000)
+        except Exception as exc:
+            self.sample.errors.append(repr(exc))
+        finally:
+            self.incoming.pop(call_id, None)
+
+    async def pairs_at_rate(self, count: int, rate: float, free: asyncio.Queue[int]) -> None:
+        """The *pairs* workload: ``count`` calls at ``rate``/s, each on a free pair."""
+        tasks: set[asyncio.Task[None]] = set()
+        start = time.perf_counter() + 0.01
+        for k in range(count):
+            delay = start + k / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            try:
+                pair = await asyncio.wait_for(free.get(), 5)
+            except TimeoutError:
+                self.sample.errors.append("no free pair of users within 5 s")
+                break
+
+            async def one(pair: int) -> None:
+                await self.call(pair, None)
+                free.put_nowait(pair)
+
+            tasks.add(asyncio.create_task(one(pair)))
+        if tasks:
+            await asyncio.wait(tasks, timeout=30)
+
+    async def pair_loop(self, pair: int, period: float, offset: float, until: float,
+                        cancel_after_ok: float) -> None:  # fmt: skip
+        """The *idle* workload's one pair: invite every ``period`` s, from ``offset``."""
+        tick = time.perf_counter() + offset
+        while tick < until:
+            delay = tick - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await self.call(pair, cancel_after_ok)
+            tick += period
+            while tick < time.perf_counter():  # a late call skips the ticks it overran
+                tick += period
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / 100.0
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def run_once(workload: Workload, workdir: Path, relay: bool) -> Sample:
+    """One run of ``workload`` against a fresh Parley server or a fresh relay."""
+    callers = [f"caller{i:04d}" for i in range(workload.pairs)]
+    callees = [f"callee{i:04d}" for i in range(workload.pairs)]
+    idle_users = [f"idle{i:03d}" for i in range(workload.idle_users)]
+    names = callers + callees + idle_users
+    if relay:
+        tokens = {name: name for name in names}
+        server: ServerProcess = RelayProcess(workdir / "relay.log")
+    else:
+        db = workdir / "invites.db"
+        tokens = await seed(db, names, list(zip(callers, callees, strict=True)))
+        server = ServerProcess(db, workdir / "parley.log")
+    clients: list[BenchClient] = []
+    async with server:
+        try:
+            idle = await open_logged_in(
+                server.url,
+                [tokens[u] for u in idle_users for _ in range(workload.idle_per_user)],
+                concurrency=64, time_limit=150,
+            )  # fmt: skip
+            clients += idle.clients
+            driver = _Driver([], [])
+            caller_side = await open_logged_in(server.url, [tokens[n] for n in callers])
+            clients += caller_side.clients
+            callee_side = await open_logged_in(
+                server.url, [tokens[n] for n in callees], on_event=driver.on_event
+            )
+            clients += callee_side.clients
+            failures = idle.failures + caller_side.failures + callee_side.failures
+            if failures:
+                first = idle.first_error or caller_side.first_error or callee_side.first_error
+                raise RuntimeError(f"{failures} connections could not log in: {first}")
+            driver.callers, driver.callees = caller_side.clients, callee_side.clients
+            await asyncio.sleep(0.5)  # let the logins' presence work pass
+            await _drive(driver, workload, warmup=True)
+            driver.recording = True
+            cpu_server, cpu_client = _cpu_seconds(server.pid), _own_cpu()
+            started = time.perf_counter()
+            await _drive(driver, workload, warmup=False)
+            sample = driver.sample
+            sample.wall = time.perf_counter() - started
+            sample.started = started
+            sample.server_cpu = _cpu_seconds(server.pid) - cpu_server
+            sample.client_cpu = _own_cpu() - cpu_client
+        finally:
+            abort_all(clients)
+    return sample
+
+
+async def _drive(driver: _Driver, workload: Workload, warmup: bool) -> None:
+    duration = min(1.0, workload.duration) if warmup else workload.duration
+    if workload.cancel_after_ok is None:
+        free: asyncio.Queue[int] = asyncio.Queue()
+        for pair in range(workload.pairs):
+            free.put_nowait(pair)
+        await driver.pairs_at_rate(int(workload.rate * duration), workload.rate, free)
+        return
+    period = workload.pairs / workload.rate
+    until = time.perf_counter() + duration
+    await asyncio.gather(
+        *(
+            driver.pair_loop(p, period, p * period / workload.pairs, until,
+                             workload.cancel_after_ok)
+            for p in range(workload.pairs)
+        )
+    )  # fmt: skip
+
+
+def _spread(values: Sequence[float]) -> str:
+    if not values:
+        return "n/a"
+    return f"{min(values):.1f} / {statistics.median(values):.1f} / {max(values):.1f}"
+
+
+async def compare(workload: Workload, workdir: Path, rounds: int) -> list[Figure]:
+    """Run ``workload`` ``rounds`` times against the relay and Parley, interleaved."""
+    results: dict[bool, list[Sample]] = {True: [], False: []}
+    for number in range(rounds):
+        for relay in (True, False):
+            who = "relay" if relay else "parley"
+            _progress(f"{workload.name}: round {number + 1}/{rounds}, {who}")
+            rundir = workdir / f"{who}{number}"
+            rundir.mkdir()
+            sample = await run_once(workload, rundir, relay)
+            results[relay].append(sample)
+            _progress(
+                f"{workload.name} {who}: incoming p50 {percentile(sample.incoming_ms, 50):.1f} "
+                f"p99 {percentile(sample.incoming_ms, 99):.1f} "
+                f"max {max(sample.incoming_ms, default=float('nan')):.1f} ms, "
+                f"ok p50 {percentile(sample.ok_ms, 50):.1f} ms, {sample.sent} calls, "
+                f"{len(sample.errors)} errors {sample.errors[:1]}, "
+                f"server CPU {100 * sample.server_cpu / max(sample.wall, 1e-9):.0f}%, "
+                f"client CPU {100 * sample.client_cpu / max(sample.wall, 1e-9):.0f}%"
+            )
+    figures: list[Figure] = []
+    label = f"invite -> incoming, {workload.name}"
+    for relay in (False, True):
+        who = "bare relay" if relay else "Parley"
+        samples = results[relay]
+        for q in (50, 99):
+            values = [percentile(s.incoming_ms, q) for s in samples]
+            goal = Goal.below(INVITE_P99_GOAL_MS) if q == 99 and not relay else None
+            figures.append(
+                Figure(BENCH, f"{label}, {who}, p{q} (median of {rounds})",
+                       statistics.median(values), f"ms ({_spread(values)})", goal)
+            )  # fmt: skip
+        maxima = [max(s.incoming_ms, default=float("nan")) for s in samples]
+        figures.append(
+            Figure(BENCH, f"{label}, {who}, max (median of {rounds})",
+                   statistics.median(maxima), f"ms ({_spread(maxima)})")
+        )  # fmt: skip
+        oks = [percentile(s.ok_ms, 50) for s in samples]
+        figures.append(
+            Figure(BENCH, f"invite -> ok, {workload.name}, {who}, p50 (median of {rounds})",
+                   statistics.median(oks), f"ms ({_spread(oks)})")
+        )  # fmt: skip
+        errors = sum(len(s.errors) for s in samples)
+        figures.append(
+            Figure(BENCH, f"{label}, {who}, calls measured / failed",
+                   sum(s.sent for s in samples), f"calls / {errors} failed",
+                   Goal.at_least(int(workload.rate * workload.duration * rounds * 0.97)))
+        )  # fmt: skip
+        cpu = [100 * s.server_cpu / s.wall for s in samples if s.wall]
+        figures.append(
+            Figure(BENCH, f"{workload.name}, {who}: server CPU (median of {rounds})",
+                   statistics.median(cpu) if cpu else float("nan"), f"% ({_spread(cpu)})")
+        )  # fmt: skip
+    ratios = [
+        percentile(p.incoming_ms, 99) / percentile(r.incoming_ms, 99)
+        for p, r in zip(results[False], results[True], strict=True)
+    ]
+    figures.append(
+        Figure(BENCH, f"{label}: Parley p99 / relay p99 (median of {rounds})",
+               statistics.median(ratios), f"x ({_spread(ratios)})", Goal.at_most(RELAY_RATIO_GOAL))
+    )  # fmt: skip
+    return figures
+
+
+PAIRS = Workload("250 pairs", pairs=250, rate=500.0, duration=10.0)
+IDLE = Workload(
+    "5,000 idle connections", pairs=100, rate=500.0, duration=10.0,
+    idle_users=50, idle_per_user=100, cancel_after_ok=0.005,
+)  # fmt: skip
+
+
+def workloads(quick: bool) -> list[Workload]:
+    """The two workloads, shortened for a quick run."""
+    if not quick:
+        return [PAIRS, IDLE]
+    return [
+        Workload(w.name, w.pairs, w.rate, 3.0, w.idle_users, w.idle_per_user, w.cancel_after_ok)
+        for w in (PAIRS, IDLE)
+    ]

@@ -1,0 +1,132 @@
+"""A bare WebSocket relay: the floor the signaling server's invite latency is compared with.
+
+``python -m bench.relay`` serves, on 127.0.0.1 and a free port, the least a relay of
+invites can do with the same library and the same connection settings as
+``parley-server`` (no compression, the same frame limit and keepalive pings): it
+parses each JSON request, answers ``ok`` and, for ``call.invite``, sends
+``call.incoming`` to every connection of the named user (``call.cancel`` sends
+``call.ended``). No accounts, no store, no state machine: ``login {token}`` logs
+the connection in as the user named by the token itself.
+
+It speaks just enough of the protocol for :class:`bench.client.BenchClient`, so a
+benchmark drives it exactly as it drives Parley. Like ``bench.serverproc``, it
+prints ``URL ws://...`` and serves until SIGTERM or the end of its stdin.
+:class:`RelayProcess` starts it from a benchmark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
+
+from bench.serverproc import ServerProcess, raise_open_files_limit
+from signaling.protocol.constants import (
+    MAX_FRAME_BYTES,
+    PING_INTERVAL_S,
+    SILENCE_TIMEOUT_S,
+    SUBPROTOCOL,
+    WS_PATH,
+)
+
+
+class Relay:
+    """Who is logged in where, and the one relaying rule."""
+
+    def __init__(self) -> None:
+        self.by_user: dict[str, set[ServerConnection]] = {}
+
+    async def handle(self, ws: ServerConnection) -> None:
+        """Serve one connection until it closes."""
+        user: str | None = None
+        try:
+            async for raw in ws:
+                message: dict[str, Any] = json.loads(raw)
+                kind, request_id = message.get("type"), message.get("id")
+                if kind == "login":
+                    user = str(message.get("token"))
+                    self.by_user.setdefault(user, set()).add(ws)
+                    await ws.send(
+                        json.dumps(
+                            {"type": "ok", "re": request_id, "user": {"username": user}}
+                        )
+                    )
+                    continue
+                await ws.send(json.dumps({"type": "ok", "re": request_id}))
+                if kind == "call.invite":
+                    event = {
+                        "type": "call.incoming",
+                        "call_id": message.get("call_id"),
+                        "from": {"username": user},
+                        "media": message.get("media"),
+                    }
+                elif kind == "call.cancel":
+                    event = {"type": "call.ended", "call_id": message.get("call_id")}
+                else:
+                    continue
+                text = json.dumps(event)
+                for other in list(self.by_user.get(str(message.get("to", "")), ())):
+                    with contextlib.suppress(ConnectionClosed):
+                        await other.send(text)
+        except (ConnectionClosed, ValueError):
+            pass
+        finally:
+            if user is not None:
+                self.by_user.get(user, set()).discard(ws)
+
+
+async def main_async() -> None:
+    """Serve until a signal or the end of stdin."""
+    relay = Relay()
+    async with serve(
+        relay.handle,
+        "127.0.0.1",
+        0,
+        subprotocols=[Subprotocol(SUBPROTOCOL)],
+        compression=None,
+        max_size=MAX_FRAME_BYTES,
+        max_queue=16,
+        ping_interval=PING_INTERVAL_S,
+        ping_timeout=SILENCE_TIMEOUT_S - PING_INTERVAL_S,
+    ) as server:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+
+        def watch_stdin() -> None:
+            with contextlib.suppress(OSError, ValueError):
+                while sys.stdin.buffer.read(4096):
+                    pass
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(stop.set)
+
+        threading.Thread(target=watch_stdin, name="stdin-watch", daemon=True).start()
+        port = server.sockets[0].getsockname()[1]
+        print(f"URL ws://127.0.0.1:{port}{WS_PATH}", flush=True)
+        await stop.wait()
+
+
+class RelayProcess(ServerProcess):
+    """A running ``bench.relay``, handled like a :class:`ServerProcess` (its database unused)."""
+
+    def __init__(self, log_path: Path) -> None:
+        super().__init__(log_path.with_suffix(".unused"), log_path)
+
+    def arguments(self) -> list[str]:
+        """``-m bench.relay``."""
+        return ["-m", "bench.relay"]
+
+
+if __name__ == "__main__":
+    raise_open_files_limit()
+    asyncio.run(main_async())
