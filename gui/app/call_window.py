@@ -415,6 +415,10 @@ class CallWindow(QWidget):
             lines.append(f"Jitter {sample.jitter_ms:.0f} ms")
         if video is not None:
             lines.append(f"Video {video.width}x{video.height} at {video.fps:.0f} fps")
+        if sample.send_width and sample.send_height:
+            lines.append(f"Sending {sample.send_width}x{sample.send_height}")
+        if sample.path is not None:
+            lines.insert(1, sample.path.label)  # Direct (UDP), Relayed (TCP)...
         self.quality.setToolTip("\n".join(lines))
         self.quality.setAccessibleDescription(", ".join(lines))
 
