@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
 
 from gui.app.call_window import GRADE_COLORS, SHORTCUTS, Stage
 from gui.app.controller import AppController
+from gui.app.guest_link import MeetingGuests
 from gui.app.meeting_invite import ContactPicker
 from gui.app.meeting_model import LINK_TEXT, Tile, TilesModel, tile_of
 from gui.app.models import ChatLine, initials
@@ -270,6 +271,8 @@ class MeetingWindow(QWidget):
         people_layout.addWidget(self.people_view, 1)
         people_layout.addWidget(self.invited_label)
         people_layout.addWidget(self.invite_button)
+        self.guests = MeetingGuests(controller, session.meeting_id, self.people_view)
+        people_layout.addWidget(self.guests)
         self.people_panel.hide()
 
         # The chat panel (the call window's).

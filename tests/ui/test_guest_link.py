@@ -49,3 +49,45 @@ async def test_copy_guest_link_puts_a_working_link_on_the_clipboard(
     finally:
         await ui.shutdown()
         await alice.close()
+
+
+async def test_a_meeting_window_copies_a_guest_link_and_removes_the_guest(
+    isolated_home: Path,
+) -> None:
+    from tests.ui.test_app_flow import make_ui, register
+
+    ui = make_ui("ada")
+    guest: WireClient | None = None
+    try:
+        assert not await ui.controller.start()
+        await register(ui, "ada", "Ada")
+        ui.controller.start_meeting([])
+        await until(lambda: ui.meetings, what="ada's meeting window")
+        window = ui.meetings[0]
+        await until(lambda: window.session.state.value == "joined", what="ada in her meeting")
+        clipboard = QGuiApplication.clipboard()
+        clipboard.setText("")
+        window.guests.copy_button.click()
+        await until(lambda: "/g/" in clipboard.text(), what="a meeting link on the clipboard")
+        url = ui.controller.default_server
+        assert url is not None
+        guest = await WireClient.open(url)
+        code = clipboard.text().rsplit("/", 1)[1]
+        media = {"audio": False, "video": False}
+        reply = await guest.request("guest.join", code=code, display_name="Ann", media=media)
+        name = reply["user"]["username"]
+        assert reply["meeting"]["meeting_id"] == window.session.meeting_id
+        await until(lambda: window.model.row_of(name) >= 0, what="the guest in the list")
+        index = window.model.index(window.model.row_of(name), 0)
+        assert index.data() == "Guest: Ann"
+        assert not window.guests.remove_button.isEnabled()
+        window.people_view.setCurrentIndex(index)
+        assert window.guests.remove_button.isEnabled()
+        window.guests.remove_button.click()
+        removed = await guest.next_event("guest.removed")
+        assert removed["reason"] == "removed"
+        await until(lambda: window.model.row_of(name) < 0, what="the guest gone from the list")
+    finally:
+        if guest is not None:
+            await guest.close()
+        await ui.shutdown()
