@@ -1,0 +1,58 @@
+"""Cases 4 and 5 of issue 10: a call between two homes holds on a lossy or narrow uplink.
+
+Two ``parley-cli`` in the lab's homes, real media both ways; the impairment is on home a's
+router (the caller's uplink). Bounds catch a broken pipeline (a call that drops, video that
+stops, a sender that floods the cap); the figures are ``bench/network.py``'s.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import pytest
+
+from tests.net.impaired import camera_fps, hang_up, lab_call, lab_unavailable, stats_between
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(lab_unavailable() is not None, reason=str(lab_unavailable())),
+]
+
+
+def test_five_percent_loss_on_an_uplink_the_call_holds_and_video_flows() -> None:
+    with lab_call() as call:
+        mark = call.callee.mark()
+        call.home("a").set_loss(0.05)
+        start = time.monotonic()
+        time.sleep(25)
+        end = time.monotonic()
+        call.home("a").set_loss(0)
+        received = stats_between(call.callee, start + 5, end)
+        assert len(received) >= 10, call.callee.describe()
+        fps = statistics.median(camera_fps(m) for m in received)
+        assert fps >= 10, f"the callee saw {fps} frames/s under 5% loss"
+        lost = statistics.median(m["packet_loss_pct"] for m in received)
+        assert lost > 0, "no loss measured: the impairment did not apply"
+        for side in (call.caller, call.callee):
+            assert side.find("state", mark if side is call.callee else 0, state="ended") is None
+        hang_up(call)
+
+
+def test_a_1_mbit_cap_then_lifted_the_sender_fits_and_video_goes_on() -> None:
+    with lab_call(caller_args=("--resolution", "1280x720")) as call:
+        home = call.home("a")
+        home.set_cap(1000)
+        capped = time.monotonic()
+        time.sleep(20)
+        home.set_cap(None)
+        lifted = time.monotonic()
+        time.sleep(15)
+        during = stats_between(call.caller, capped + 8, lifted)
+        sent = statistics.median(m["bitrate_out_kbps"] for m in during)
+        assert sent <= 1100, f"the caller sent {sent} kb/s into a 1000 kbit/s cap"
+        seen = stats_between(call.callee, capped + 8, lifted)
+        assert statistics.median(camera_fps(m) for m in seen) >= 10, call.callee.describe()
+        after = stats_between(call.callee, lifted + 5, time.monotonic())
+        assert statistics.median(camera_fps(m) for m in after) >= 10, call.callee.describe()
+        hang_up(call)
