@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from gui.core import guest_links
+from gui.core import account, guest_links
 from gui.core.call_machine import CallState
 from gui.core.call_session import (
     CallOptions,
@@ -311,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--decline", action="store_true", help="decline the invitation instead"
     )
     _add_guest_link(commands)
+    _add_account(commands)
     return parser
 
 
@@ -335,6 +336,56 @@ def _add_guest_link(commands: Any) -> None:
     actions.add_parser("list", help="your links that still admit guests")
     revoke = actions.add_parser("revoke", help="turn a link off; its guests are removed")
     revoke.add_argument("link_id", metavar="LINK_ID")
+
+
+def _add_account(commands: Any) -> None:
+    account = commands.add_parser(
+        "account", help="change your password, sign out other sessions, delete, block users"
+    )
+    actions = account.add_subparsers(dest="account_command", required=True, metavar="ACTION")
+    password = actions.add_parser("password", help="change your password (--password: the current)")
+    password.add_argument("--new", required=True, metavar="PW", help="the new password")
+    actions.add_parser("sign-out-others", help="sign out every other session of your account")
+    delete = actions.add_parser(
+        "delete", help="delete your account, its contacts, requests and call history"
+    )
+    delete.add_argument(
+        "--yes", action="store_true", help="really delete (without it nothing is deleted)"
+    )
+    block = actions.add_parser("block", help="nothing of this user reaches you any more")
+    block.add_argument("peer", metavar="USER")
+    unblock = actions.add_parser("unblock", help="lift a block")
+    unblock.add_argument("peer", metavar="USER")
+    actions.add_parser("blocked", help="the users you blocked")
+
+
+async def run_account(client: SignalingClient, args: argparse.Namespace) -> int:
+    """``account …``: each action prints one JSON line saying what was done."""
+    action = args.account_command
+    if action == "password":
+        problem = account.check_new_password(args.password, args.new)
+        if problem is not None:
+            raise BadArguments(f"--new: {problem}")
+        revoked = await account.change_password(client, args.password, args.new)
+        emit("password_changed", signed_out=revoked)
+    elif action == "sign-out-others":
+        emit("signed_out_others", signed_out=await account.sign_out_others(client))
+    elif action == "delete":
+        if not args.yes:
+            raise BadArguments(
+                "account delete: this deletes the account with its contacts, requests and call "
+                "history, for good; add --yes to do it"
+            )
+        await account.delete_account(client, args.password)
+        emit("account_deleted", username=args.user.lower())
+    elif action == "block":
+        emit("blocked", user=await account.block(client, args.peer))
+    elif action == "unblock":
+        await account.unblock(client, args.peer)
+        emit("unblocked", username=args.peer.lower())
+    else:
+        emit("blocked_users", users=await account.blocked(client))
+    return 0
 
 
 async def run_guest_link(client: SignalingClient, args: argparse.Namespace) -> int:
@@ -1016,6 +1067,8 @@ async def run(args: argparse.Namespace) -> int:
             return 0
         if args.command == "guest-link":
             return await run_guest_link(client, args)
+        if args.command == "account":
+            return await run_account(client, args)
         assert media is not None
         if args.command == "meet":
             return await run_meeting(client, args, media, options, first)

@@ -345,7 +345,9 @@ class AppController(QObject):
             self.spawn(self.refresh(), report=False)
         elif kind == "client.signed_out":
             self.profile.credentials().clear()
-            self.signedOut.emit("Your session has ended. Please sign in again.")
+            self.signedOut.emit(
+                str(message.get("reason") or "Your session has ended. Please sign in again.")
+            )
         elif kind == "client.refused":
             # The server's certificate stopped passing: the session may still be good
             # once the user trusts the new certificate, so it is kept.

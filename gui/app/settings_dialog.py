@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.app.account_page import AccountPage
 from gui.app.controller import AppController
 from gui.app.media import AppMedia
 from gui.app.resources import sound_path
@@ -218,6 +219,11 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(server_page, "Server")
         self.tabs.addTab(network_page, "Network")
         self.tabs.addTab(general_page, "General")
+        self.account = AccountPage(controller)
+        self.tabs.addTab(self.account, "Account")
+        self.tabs.currentChanged.connect(
+            lambda _: self.account.refresh() if self.tabs.currentWidget() is self.account else None
+        )
         self.error = QLabel()
         self.error.setProperty("role", "error")
         self.error.hide()

@@ -33,6 +33,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.uri import parse_uri
 
+from gui.core.account import signed_out_text
 from gui.core.backoff import Backoff
 from gui.core.ice import ServerIce
 from signaling.protocol.constants import SUBPROTOCOL, ErrorCode
@@ -248,6 +249,16 @@ class SignalingClient:
             except Exception:
                 log.exception("state callback failed")
 
+    def _signed_out(self, message: Json) -> Json:
+        """The server signed this session out (v1.1): its token is dead; the app signs in again."""
+        log.warning("signed out by the server: %s", message.get("reason"))
+        self.token = None
+        return {
+            "type": "client.signed_out",
+            "reason": signed_out_text(message.get("reason")),
+            "by_server": message.get("reason"),
+        }
+
     def _dispatch(self, message: Json) -> None:
         for callback in list(self._event_callbacks):
             try:
@@ -313,6 +324,8 @@ class SignalingClient:
             async for data in ws:
                 message = parse_server_message(data)
                 if message is not None and not self._tracker.reply(message):
+                    if message.get("type") == "signed_out":
+                        message = self._signed_out(message)
                     self._dispatch(message)
         except ConnectionClosed:
             pass
@@ -359,7 +372,7 @@ class SignalingClient:
                     log.warning("the saved session is no longer valid; sign in again")
                     self.token = None
                     self._set_state(LinkState.OFFLINE)
-                    self._dispatch({"type": "client.signed_out", "reason": exc.message})
+                    self._dispatch({"type": "client.signed_out", "reason": signed_out_text(None)})
                     return
                 continue
             self.user = reply.get("user", self.user)
