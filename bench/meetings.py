@@ -25,7 +25,9 @@ performance-meetings.svg``), by hand: no plotting library needed.
 
 Modes are pluggable (:data:`MODES`): a mode starts the server (and whatever media server it
 needs), says which sizes it measures and which extra processes' CPU to report. ``mesh``
-needs nothing but ``parley-server``.
+needs nothing but ``parley-server``; ``sfu`` (2 to 8) starts a Janus from ``deploy/janus/`` and
+``parley-server --sfu`` pointing at it, reports Janus's own CPU, and counts a participant
+ready once it is connected to Janus and receives video from every other one.
 """
 
 from __future__ import annotations
