@@ -637,7 +637,18 @@ class CallReporter:
         reconnecting = self.session.state is CallState.RECONNECTING
         if sample.path is not None:
             self.path = sample.path
-        emit("stats", **sample.to_json(), grade=sample.grade, reconnecting=reconnecting)
+        camera = self.session.receivers.get("camera")
+        frames = freeze = None
+        if isinstance(camera, VideoReceiver):  # counted from this link's first frame
+            frames, freeze = camera.frames, round(camera.freeze_s * 1000)
+        emit(
+            "stats",
+            **sample.to_json(),
+            grade=sample.grade,
+            reconnecting=reconnecting,
+            camera_frames=frames,
+            camera_freeze_ms=freeze,
+        )
 
     def summary(self) -> dict[str, Any]:
         """What arrived during the call."""

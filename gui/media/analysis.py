@@ -25,6 +25,9 @@ logger = logging.getLogger(__name__)
 
 #: How many latency samples a VideoReceiver keeps (about 5 minutes at 30 fps).
 LATENCY_SAMPLES = 10_000
+#: A wait between two frames longer than this is a freeze (the figure browsers' stats and
+#: issue 10 use: the sum of such waits is the freeze time).
+FREEZE_GAP_S = 0.5
 
 
 class TrackConsumer:
@@ -147,6 +150,8 @@ class VideoReceiver(TrackConsumer):
         #: Since :meth:`mark` (``None``: never marked): the longest wait for a frame, in
         #: seconds, and the largest jump in frame numbers (1: none missing).
         self.marked_at: float | None = None
+        #: The sum of the waits between frames longer than FREEZE_GAP_S, in seconds.
+        self.freeze_s = 0.0
         self.longest_gap_s = 0.0
         self.largest_skip = 0
         self._previous_at: float | None = None
@@ -158,6 +163,8 @@ class VideoReceiver(TrackConsumer):
         self.frames += 1
         self.width, self.height = frame.width, frame.height
         self.latest_frame = frame
+        if self.latest_at is not None and received_at - self.latest_at > FREEZE_GAP_S:
+            self.freeze_s += received_at - self.latest_at
         if self.marked_at is not None and self._previous_at is not None:
             self.longest_gap_s = max(self.longest_gap_s, received_at - self._previous_at)
         self._previous_at = received_at
