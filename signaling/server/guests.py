@@ -292,6 +292,11 @@ class GuestRouter:
         log_event("guest.joined", conn=session.id, user=username, link=record.link_id)
         media = Media(req.audio, req.video)
         fields: Json = {"user": user.public(), "features": list(FEATURES), "guest": True}
+        ice = getattr(self.hub.config, "ice", None)
+        if ice is not None:  # the STUN/TURN servers a user gets at login (protocol/ice.py)
+            from signaling.server.turn import ice_servers  # imported only with --turn
+
+            fields |= ice_servers(ice, username, self.hub.now())
         try:
             if record.meeting_id is not None:
                 assert meeting is not None

@@ -404,3 +404,22 @@ def test_the_page_has_the_apps_word_list() -> None:
     listed = script.split("Object.freeze([", 1)[1].split("]);", 1)[0]
     assert tuple(re.findall(r'"([a-z]+)"', listed)) == WORDS
     assert '"parley-sas-v1\\n' in script or "`parley-sas-v1\\n" in script
+
+
+async def test_a_guest_gets_the_ice_servers_a_user_would(make_server, connect) -> None:
+    """With STUN/TURN configured (``--turn``), the join reply carries them, TURN credentials too."""
+    turn = pytest.importorskip("signaling.server.turn")
+    settings = turn.IceSettings(turn_urls=("turn:127.0.0.1:3478",), secret="s3cret")
+    server = await make_server(ice=settings)
+    from tests.wire import befriend
+
+    (alice,) = await befriend(server.url, "alice")
+    link = await new_link(alice)
+    guest = await WireClient.open(server.url)
+    reply = await guest.request("guest.join", code=link["code"], display_name="Ann", media=AV)
+    (relay,) = reply["ice_servers"]
+    assert relay["urls"] == ["turn:127.0.0.1:3478"] and relay["credential"]
+    assert relay["username"].endswith(reply["user"]["username"]) and reply["ice_ttl"] > 0
+    await guest.request("call.cancel", call_id=reply["call_id"])
+    for client in (alice, guest):
+        await client.close()

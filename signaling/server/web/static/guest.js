@@ -21,6 +21,7 @@ const state = {
   meetingId: null,
   // A meeting through a media server: one publisher, one subscription (in links) per publisher.
   sfu: false,
+  iceServers: [],
   publisher: null,
   links: new Map(),
   names: new Map(),
@@ -156,6 +157,7 @@ async function join(event) {
 
 function enterRoom(reply) {
   state.user = reply.user;
+  state.iceServers = Array.isArray(reply.ice_servers) ? reply.ice_servers : [];
   state.phase = "in-call";
   $("lobby").hidden = true;
   $("room").hidden = false;
@@ -204,6 +206,7 @@ function openLink(username, offerer) {
   const link = new PeerLink({
     local: { ...state.local },
     stream: state.stream,
+    iceServers: state.iceServers,
     signal: (payload) => sendSignal(username, payload),
     onTrack: (slot, track) => showTrack(username, slot, track),
     onChat: (message) => addChat(nameOf(username), message.text),
@@ -242,6 +245,7 @@ async function publish() {
   const publisher = new PeerLink({
     local: { ...state.local },
     stream: state.stream,
+    iceServers: state.iceServers,
     signal: (payload) => payload.candidate && sfuRequest("sfu.trickle", payload).catch(() => {}),
     onConnection: (connection) => {
       if (connection === "connected") roomStatus("In the meeting (through the meeting server)");
@@ -270,6 +274,7 @@ async function subscribe(username, publication) {
     const link = new PeerLink({
       local: { camera: null, audio: null, screen: null },
       stream: null,
+      iceServers: state.iceServers,
       signal: (payload) => payload.candidate && sfuRequest("sfu.trickle", { username, ...payload }).catch(() => {}),
       onTrack: (slot, track) => showTrack(username, slot, track),
     });

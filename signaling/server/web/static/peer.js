@@ -27,6 +27,8 @@ export class PeerLink {
   constructor(options) {
     this.options = options;
     this.local = options.local;
+    // No ICE servers unless the server gave some (TURN for guests behind NATs): nothing else
+    // is contacted.
     this.pc = new RTCPeerConnection({ iceServers: options.iceServers || [], bundlePolicy: "max-bundle" });
     this.slots = {};
     this.channel = null;
