@@ -84,6 +84,26 @@ async def test_the_relay_answers_participants_only_and_shows_no_credential(
         assert answer["description"]["type"] == "answer" and answer["publishers"] == []
         await pc.setRemoteDescription(RTCSessionDescription(**answer["description"]))
 
+        # Once ada's media reached Janus, bob is told and subscribes: Janus offers, bob answers.
+        published = await bob.next_event("sfu.published")
+        assert published["username"] == "ada" and published["meeting_id"] == meeting_id
+        got = await bob.request("sfu.subscribe", meeting_id=meeting_id, username="ada")
+        assert got["publication"] == published["publication"]
+        assert got["description"]["type"] == "offer"
+        viewer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pcs.append(viewer)
+        await viewer.setRemoteDescription(RTCSessionDescription(**got["description"]))
+        await viewer.setLocalDescription(await viewer.createAnswer())
+        local = {"type": "answer", "sdp": viewer.localDescription.sdp}
+        await bob.request("sfu.answer", meeting_id=meeting_id, username="ada", description=local)
+        await bob.request("sfu.video", meeting_id=meeting_id, username="ada", on=False)
+        await bob.request("sfu.video", meeting_id=meeting_id, username="ada", on=True)
+        end = {"candidate": "", "sdpMid": "0", "sdpMLineIndex": 0}
+        await bob.request("sfu.trickle", meeting_id=meeting_id, username="ada", candidate=end)
+        assert await refused(ada, "sfu.video", meeting_id=meeting_id, username="bob", on=True) == (
+            "not_found"  # ada subscribes to nobody
+        )
+
         assert server.hub is not None and server.hub.meetings.sfu is not None
         room = server.hub.meetings.sfu.rooms[meeting_id]
         secrets_seen = [room.room_id, room.secret, *room.tokens.values()]
