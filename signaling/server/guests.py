@@ -208,7 +208,9 @@ class GuestRouter:
 
     async def _list(self, session: Session, _: object) -> Result:
         records = await self.hub.store.guest_links_of(me(session), self.hub.now())
-        return Result({"links": [self._link_json(r) for r in records]})
+        # A meeting's link admits nobody once its meeting is over.
+        live = [r for r in records if r.meeting_id is None or self._meeting_of(r) is not None]
+        return Result({"links": [self._link_json(r) for r in live]})
 
     async def _revoke(self, session: Session, req: GuestLinkRevoke) -> Result:
         owner = me(session)

@@ -423,3 +423,44 @@ async def test_a_guest_gets_the_ice_servers_a_user_would(make_server, connect) -
     await guest.request("call.cancel", call_id=reply["call_id"])
     for client in (alice, guest):
         await client.close()
+
+
+def test_the_page_labels_every_control_and_has_no_inline_code() -> None:
+    """Every input and select has a label; no inline script, style or event handler (CSP)."""
+    from html.parser import HTMLParser
+    from importlib import resources
+
+    page = (resources.files("signaling.server.web") / "static" / "guest.html").read_text()
+
+    class Controls(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.labelled: set[str] = set()
+            self.controls: list[str] = []
+            self.inline: list[str] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            values = dict(attrs)
+            if tag == "label" and values.get("for"):
+                self.labelled.add(str(values["for"]))
+            if tag in ("input", "select", "textarea"):
+                self.controls.append(str(values.get("id")))
+            if tag == "style" or (tag == "script" and not values.get("src")):
+                self.inline.append(tag)
+            self.inline += [name for name in values if name == "style" or name.startswith("on")]
+
+    parser = Controls()
+    parser.feed(page)
+    assert parser.controls and set(parser.controls) <= parser.labelled
+    assert parser.inline == []
+
+
+async def test_a_meeting_link_is_listed_while_its_meeting_lasts(friends) -> None:
+    alice, bob = await friends("alice", "bob")
+    meeting_id, _ = await create(alice, bob)
+    await new_link(alice, meeting_id=meeting_id)
+    call_link = await new_link(alice)
+    assert len((await alice.request("guest_link.list"))["links"]) == 2
+    await alice.request("meeting.end", meeting_id=meeting_id)
+    listed = (await alice.request("guest_link.list"))["links"]
+    assert [link["link_id"] for link in listed] == [call_link["link_id"]]
