@@ -221,3 +221,41 @@ async def _screen_sent(guest: GuestPage, frames: int) -> bool:
 
 async def _pressed(guest: GuestPage, selector: str) -> bool:
     return await guest.page.get_attribute(selector, "aria-pressed") == "true"
+
+
+async def test_over_tls_the_page_and_its_socket_are_https_and_wss(
+    make_server: Any, tmp_path: Any
+) -> None:
+    """A server with a certificate serves the page over https, and the page connects over wss."""
+    import ssl
+
+    from tests.tls import make_server_files
+    from tests.wire import WireClient
+
+    files = make_server_files(tmp_path)
+    signaling = await make_server(tls_cert=files.cert, tls_key=files.key)
+    assert signaling.url.startswith("wss://")
+    trust = ssl.create_default_context(cafile=str(files.ca))
+    host = await WireClient.open(signaling.url, ssl=trust)
+    await host.register("mona")
+    link = (await host.request("guest_link.create"))["link"]
+    url = signaling.url.replace("wss://", "https://").removesuffix("/ws") + link["path"]
+    async with chromium() as browser:
+        context = await browser.new_context(
+            permissions=["camera", "microphone"], ignore_https_errors=True
+        )
+        try:
+            guest = GuestPage(await context.new_page())
+            assert await guest.open(url) == 200
+            await guest.join("Nia")
+            incoming = await host.next_event("call.incoming", timeout=15)
+            assert incoming["from"]["display_name"] == "Guest: Nia"
+            await host.request("call.accept", call_id=incoming["call_id"])
+            signal = await host.next_event("rtc.signal", timeout=15)  # the page's offer, over wss
+            assert signal["description"]["type"] == "offer"
+            await host.request("call.hangup", call_id=incoming["call_id"])
+            title, text = await guest.wait_done()
+            assert (title, text) == ("The call ended", "mona hung up.")
+        finally:
+            await context.close()
+            await host.close()
