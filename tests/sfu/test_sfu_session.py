@@ -1,0 +1,103 @@
+"""Meetings through Janus in one process: meeting sessions on their own signaling clients,
+a real server with ``sfu`` settings, the session's real Janus, real aiortc media.
+
+The same helpers as the mesh's in-process tests (``tests/core/test_meeting_session.py``):
+only the server differs, and what each end holds (a publisher and subscriptions instead
+of links).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from gui.core.meeting_machine import MeetingState
+from signaling.server import SignalingServer
+from signaling.server.config import SfuSettings
+from signaling.server.sfu.pool import SfuAddress
+from tests.conftest import ServerFactory
+from tests.core.test_meeting_session import (
+    Meeting,
+    befriend,
+    everyone_hears_everyone,
+    hears_and_sees,
+    invitation,
+    until,
+)
+from tests.sfu.conftest import SfuSetup
+from tests.tcp_proxy import TcpProxy
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def server(make_server: ServerFactory, sfu: SfuSetup) -> SignalingServer:
+    """A server whose meetings go through the session's Janus."""
+    settings = SfuSettings((SfuAddress.parse(sfu.janus.address),), sfu.secret)
+    return await make_server(echo_bot=False, sfu=settings)
+
+
+@pytest.fixture
+async def meeting(server: SignalingServer) -> AsyncIterator[Meeting]:
+    """This test's clients and sessions, closed at the end."""
+    meeting = Meeting(server)
+    yield meeting
+    await meeting.close()
+
+
+async def test_three_through_janus_see_and_hear_each_other_then_one_leaves(
+    meeting: Meeting,
+) -> None:
+    ada, bob, cyd = [await meeting.client(n) for n in ("ada", "bob", "cyd")]
+    await befriend(ada, bob, cyd)
+    invitations = {"bob": invitation(bob), "cyd": invitation(cyd)}
+    host = meeting.create(["bob", "cyd"])
+    sessions = {"ada": host}
+    for name in ("bob", "cyd"):
+        sessions[name] = await meeting.accept(name, invitations[name])
+    await until(everyone_hears_everyone(sessions), 60)
+    for me, s in sessions.items():
+        assert s.machine.topology == "sfu" and not s.links  # no peer connection to anyone
+        assert s.sfu is not None and s.sfu.state == "connected"
+        assert set(s.sfu.subscriptions) == set(sessions) - {me}
+
+    assert host.sfu is not None and host.sfu.chooser.shown() == {"bob", "cyd"}  # 2 < 9
+    stayed = (host, sessions["bob"])
+    sessions["cyd"].leave()
+    await asyncio.wait_for(sessions["cyd"].wait_ended(), 10)
+    await until(lambda: all("cyd" not in s.sfu.subscriptions for s in stayed if s.sfu))
+    assert all(link.closed for link in host.history["cyd"])
+    frames = host.receivers("bob")["camera"].frames
+    await until(lambda: host.receivers("bob")["camera"].frames > frames + 5)  # still flowing
+
+    host.end()
+    for s in (host, sessions["bob"]):
+        await asyncio.wait_for(s.wait_ended(), 10)
+    assert all(link.closed for s in sessions.values() for ls in s.history.values() for link in ls)
+    assert all(s.sfu is not None and s.sfu.publisher is None for s in sessions.values())
+
+
+async def test_a_participant_whose_signaling_drops_publishes_and_subscribes_again(
+    meeting: Meeting, server: SignalingServer
+) -> None:
+    proxy = TcpProxy(server.port)
+    await proxy.start()
+    try:
+        ada, bob = await meeting.client("ada"), await meeting.client("bob", proxy.url())
+        await befriend(ada, bob)
+        invited = invitation(bob)
+        host = meeting.create(["bob"])
+        guest = await meeting.accept("bob", invited)
+        await until(everyone_hears_everyone({"ada": host, "bob": guest}), 60)
+        left: list[str] = []
+        host.on("participant_left", lambda username, reason: left.append(username))
+
+        proxy.cut()  # bob's client reconnects by itself; his session joins and publishes again
+        await until(lambda: len(host.history["bob"]) == 2 and len(guest.history["ada"]) == 2, 60)
+        await until(lambda: hears_and_sees(host, "bob") and hears_and_sees(guest, "ada"), 60)
+        assert guest.state is MeetingState.JOINED and not left
+        assert host.history["bob"][0].closed and guest.history["ada"][0].closed
+    finally:
+        await proxy.stop()
