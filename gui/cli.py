@@ -30,7 +30,10 @@ import ssl
 import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
+
+import platformdirs
 
 from gui.core import account, guest_links
 from gui.core.call_machine import CallState
@@ -45,6 +48,7 @@ from gui.core.escalation import continue_in_meeting
 from gui.core.meeting_machine import MeetingState, ParticipantsChanged
 from gui.core.meeting_session import MeetingSession
 from gui.core.peer_channel import ChatMessage, ChatUnavailable, PeerMediaState
+from gui.core.pinning import KnownServers
 from gui.core.quality import MediaPath, QualitySample
 from gui.core.signaling_client import (
     NotConnected,
@@ -234,6 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="for wss://, also trust this PEM certificate (the server's own, e.g. self-signed, "
         "or the authority that signed it); the system's trusted authorities always count",
+    )
+    parser.add_argument(
+        "--known-servers",
+        metavar="FILE",
+        default=str(Path(platformdirs.user_data_dir("parley")) / "known_servers.json"),
+        help="for wss:// servers no authority vouches for (a Parley shared on a network): "
+        "the certificates trusted on first use, as SSH's known_hosts (default: %(default)s)",
     )
     parser.add_argument("--user", required=True, metavar="NAME", help="your username")
     parser.add_argument("--password", required=True, metavar="PW", help="your password")
@@ -553,7 +564,16 @@ async def sign_in(
     args: argparse.Namespace, context: ssl.SSLContext | None, first: FirstEvent | None = None
 ) -> SignalingClient:
     """Connect and log in (registering first with --register); ``first`` listens from the start."""
-    client = SignalingClient(args.server, ssl_context=context)
+    client = SignalingClient(
+        args.server, ssl_context=context, known_servers=KnownServers(Path(args.known_servers))
+    )
+    client.on_event(
+        lambda m: (
+            emit("pinned", address=m["address"], words=m["words"])
+            if m.get("type") == "client.pinned"
+            else None
+        )
+    )
     if first is not None:
         first.attach(client)
     try:

@@ -26,7 +26,9 @@ from pathlib import Path
 import platformdirs
 
 from gui.bots import echo_test
+from gui.core.pinning import unverified_context
 from gui.core.profile import Profile, _atomic_write
+from gui.core.server_cert import ServerCertificate, ensure_certificate
 from signaling.server import ServerConfig, SignalingServer, StartupError
 
 log = logging.getLogger("parley.embedded")
@@ -65,8 +67,10 @@ async def _answers_health(url: str, wait: float = 1.0) -> bool:
     try:
         host_port = url.split("://", 1)[1].split("/", 1)[0]
         host, port = host_port.rsplit(":", 1)
+        # Only whether something answers: the client checks the certificate when it connects.
+        tls = unverified_context() if url.startswith("wss://") else None
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host.strip("[]"), int(port)), wait
+            asyncio.open_connection(host.strip("[]"), int(port), ssl=tls), wait
         )
     except (OSError, ValueError, IndexError, TimeoutError):
         return False
@@ -97,29 +101,53 @@ class EmbeddedServer:
     def __init__(self, profile: Profile) -> None:
         self.profile = profile
         self.server: SignalingServer | None = None
+        #: The TLS certificate, while the server is shared on the network (wss:// only then).
+        self.certificate: ServerCertificate | None = None
+
+    @property
+    def scheme(self) -> str:
+        """``wss`` when shared on the network (TLS), ``ws`` on 127.0.0.1 only."""
+        return "wss" if self.certificate is not None else "ws"
 
     @property
     def url(self) -> str | None:
         """The URL this computer's clients use (loopback)."""
         if self.server is None or self.server.port is None:
             return None
-        return f"ws://127.0.0.1:{self.server.port}/ws"
+        return f"{self.scheme}://127.0.0.1:{self.server.port}/ws"
 
     @property
     def shared_urls(self) -> list[str]:
         """URLs to hand to people on the network, when sharing is on."""
         if self.server is None or not self.profile.settings.share_on_lan:
             return []
-        return [f"ws://{address}:{self.server.port}/ws" for address in lan_addresses()]
+        return [f"{self.scheme}://{address}:{self.server.port}/ws" for address in lan_addresses()]
 
     async def start(self) -> str:
-        """Listen (on the preferred port, else any free one) and advertise the URL."""
+        """Listen (on the preferred port, else any free one) and advertise the URL.
+
+        Shared on the network, it listens with TLS, with the profile's own certificate
+        (made the first time); plain ``ws://`` is for 127.0.0.1 only, so that no password
+        crosses a network in clear.
+        """
         settings = self.profile.settings
         host = "0.0.0.0" if settings.share_on_lan else "127.0.0.1"
+        self.certificate = None
+        if settings.share_on_lan:
+            self.certificate = await asyncio.to_thread(
+                ensure_certificate, self.profile.data_dir / "tls", lan_addresses()
+            )
+        cert = self.certificate
         last_error: StartupError | None = None
         for port in dict.fromkeys((settings.embedded_port, 0)):
             server = SignalingServer(
-                ServerConfig(host=host, port=port, db_path=self.profile.embedded_db_path),
+                ServerConfig(
+                    host=host,
+                    port=port,
+                    db_path=self.profile.embedded_db_path,
+                    tls_cert=cert.cert_path if cert else None,
+                    tls_key=cert.key_path if cert else None,
+                ),
                 bots=[echo_test()],
             )
             try:

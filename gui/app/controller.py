@@ -21,6 +21,7 @@ from gui.core.call_machine import CallState
 from gui.core.call_session import CallOptions, CallSession, IceServer, LocalMedia
 from gui.core.meeting_session import MeetingSession
 from gui.core.meeting_tiles import newest_first
+from gui.core.pinning import KnownServers
 from gui.core.profile import Profile, SavedSession
 from gui.core.signaling_client import (
     LinkState,
@@ -165,6 +166,9 @@ class AppController(QObject):
     def tls_for(self, url: str) -> ssl.SSLContext | None:
         """How to check a wss:// server: the system's trust store plus the trusted certificate."""
         cert = self.trusted_certificate
+        own = self.embedded.certificate
+        if own is not None and url == self.embedded.url:
+            cert = str(own.cert_path)  # this app's own server, shared on the network
         if not cert or not url.lower().startswith("wss:"):
             return None
         try:
@@ -249,7 +253,11 @@ class AppController(QObject):
     async def _connect(
         self, url: str, authenticate: Callable[[SignalingClient], Coroutine[Any, Any, Any]]
     ) -> None:
-        client = SignalingClient(url, ssl_context=self.tls_for(url))
+        client = SignalingClient(
+            url,
+            ssl_context=self.tls_for(url),
+            known_servers=KnownServers(self.profile.data_dir / "known_servers.json"),
+        )
         client.on_state(lambda state: self.linkStateChanged.emit(state.value))
         try:
             await client.connect()
@@ -262,6 +270,8 @@ class AppController(QObject):
         self._unsubscribe.append(client.on_event(self._on_event))
         await self.refresh()
         self.signedIn.emit(self.user)
+        if client.pinned is not None and client.pinned.first_use:
+            self._pinned(client.pinned.address, client.pinned.words)
 
     async def refresh(self) -> None:
         """Reload contacts and history (after signing in or reconnecting)."""
@@ -341,6 +351,8 @@ class AppController(QObject):
             self._invited(message)
         elif kind == "meeting.ended":
             self._invitation_gone(str(message.get("meeting_id", "")).lower())
+        elif kind == "client.pinned":
+            self._pinned(str(message.get("address")), list(message.get("words") or []))
         elif kind == "client.reconnected":
             self.spawn(self.refresh(), report=False)
         elif kind == "client.signed_out":
@@ -352,6 +364,13 @@ class AppController(QObject):
             # The server's certificate stopped passing: the session may still be good
             # once the user trusts the new certificate, so it is kept.
             self.signedOut.emit(explain(message["error"]))
+
+    def _pinned(self, address: str, words: list[str]) -> None:
+        """A shared Parley's certificate was trusted on first use: the user checks its words."""
+        self.notice.emit(
+            f"First connection to {address}: check with the server's owner that their "
+            f"Parley shows these words: {' '.join(words)}"
+        )
 
     def _incoming(self, message: dict[str, Any]) -> None:
         if self.client is None:

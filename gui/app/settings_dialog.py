@@ -281,11 +281,19 @@ class SettingsDialog(QDialog):
         urls = self.controller.embedded.shared_urls or (
             [self.controller.embedded.url] if self.controller.embedded.url else []
         )
-        self.share_note.setText(
+        note = (
             "Give others this address: " + ", ".join(urls)
             if urls
             else "The built-in server is not running in this window."
         )
+        certificate = self.controller.embedded.certificate
+        if certificate is not None and urls:
+            # Shared on the network: TLS with this profile's certificate, pinned on first use.
+            note += (
+                ". It is encrypted; the first time someone connects, their Parley shows "
+                "these words, which must be the same: " + " ".join(certificate.words)
+            )
+        self.share_note.setText(note)
         self.ice.setPlainText(format_ice_servers(settings.ice_servers))
         self.theme.setCurrentIndex(max(0, self.theme.findData(settings.theme)))
         self.tray.setChecked(settings.start_in_tray)

@@ -36,6 +36,14 @@ from websockets.uri import parse_uri
 from gui.core.account import signed_out_text
 from gui.core.backoff import Backoff
 from gui.core.ice import ServerIce
+from gui.core.pinning import (
+    CertificateChanged,
+    KnownServers,
+    Pinned,
+    is_shared_parley,
+    on_local_network,
+    unverified_context,
+)
 from signaling.protocol.constants import SUBPROTOCOL, ErrorCode
 from signaling.protocol.errors import RequestError
 
@@ -89,6 +97,12 @@ class TlsRefused(NotConnected):
 #: OpenSSL's verification codes (``X509_V_ERR_*``) that trusting a certificate cannot fix.
 _EXPIRED, _NOT_YET_VALID = 10, 9
 _NAME_MISMATCH = frozenset({62, 63, 64})  # host name, e-mail, IP address
+
+
+def _peer_certificate(ws: ClientConnection) -> bytes:
+    """The certificate the server showed (DER), or nothing."""
+    ssl_object = ws.transport.get_extra_info("ssl_object") if ws.transport else None
+    return (ssl_object.getpeercert(binary_form=True) or b"") if ssl_object is not None else b""
 
 
 def tls_context(trust_cert: str | os.PathLike[str] | None = None) -> ssl.SSLContext:
@@ -198,9 +212,14 @@ class SignalingClient:
         connect_timeout: float = 10.0,
         backoff: Backoff | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        known_servers: KnownServers | None = None,
     ) -> None:
         """``ssl_context`` (see :func:`tls_context`) is used for ``wss://`` only; by default
-        the system's trust store."""
+        the system's trust store. With ``known_servers``, a ``wss://`` server whose certificate
+        nobody vouches for is trusted on first use and pinned (``gui/core/pinning.py``)."""
+        self.known_servers = known_servers
+        #: The pin check of the last connection to a pinned server (None: verified normally).
+        self.pinned: Pinned | None = None
         self.url = url
         self.request_timeout = request_timeout
         self.connect_timeout = connect_timeout
@@ -285,10 +304,53 @@ class SignalingClient:
         except InvalidURI:
             raise NotConnected(f"'{self.url}' is not a ws:// or wss:// address") from None
         tls: dict[str, Any] = {}
-        if uri.secure:
+        address = f"{uri.host}:{uri.port}"
+        pinned = (
+            uri.secure
+            and self.known_servers is not None
+            and self.known_servers.pinned(address) is not None
+        )
+        if pinned:
+            tls["ssl"] = unverified_context()  # checked against the pin below
+        elif uri.secure:
             if self.ssl_context is None:
                 self.ssl_context = tls_context()
             tls["ssl"] = self.ssl_context
+        try:
+            ws = await self._connect(uri, tls)
+        except TlsRefused as refused:
+            if not (
+                refused.untrusted and self.known_servers is not None and on_local_network(uri.host)
+            ):
+                raise
+            # Nobody vouches for it: a shared Parley's is trusted on first use, as SSH does.
+            ws = await self._connect(uri, {"ssl": unverified_context()})
+            if not is_shared_parley(_peer_certificate(ws)):
+                await ws.close()
+                raise
+            pinned = True
+        if pinned:
+            await self._check_pin(ws, address)
+        self._ws = ws
+        self._reader = asyncio.get_running_loop().create_task(self._read(ws))
+
+    async def _check_pin(self, ws: ClientConnection, address: str) -> None:
+        """Before anything is sent: the certificate must be the pinned one (or is pinned now)."""
+        assert self.known_servers is not None
+        der = _peer_certificate(ws)
+        try:
+            if not der:
+                raise CertificateChanged(f"the server at {address} showed no certificate")
+            self.pinned = self.known_servers.check(address, der)
+        except CertificateChanged as exc:
+            await ws.close()
+            raise TlsRefused(str(exc), untrusted=False) from None
+        if self.pinned.first_use:
+            self._dispatch(
+                {"type": "client.pinned", "address": address, "words": self.pinned.words}
+            )
+
+    async def _connect(self, uri: Any, tls: dict[str, Any]) -> ClientConnection:
         try:
             ws = await asyncio.wait_for(
                 connect(
@@ -316,8 +378,7 @@ class SignalingClient:
             if uri.secure and not exc.strerror:  # cut in the TLS handshake: a plain server?
                 reason += " (is it a wss:// server?)"
             raise NotConnected(f"cannot reach the server at {self.url}: {reason}") from None
-        self._ws = ws
-        self._reader = asyncio.get_running_loop().create_task(self._read(ws))
+        return ws
 
     async def _read(self, ws: ClientConnection) -> None:
         try:

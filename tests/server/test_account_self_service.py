@@ -127,9 +127,7 @@ async def test_block_stops_requests_calls_presence_and_meeting_invites(server) -
     assert refused["code"] == "forbidden" and "does not accept" in refused["message"]
     call = await bob.call("call.invite", to="alice", call_id=new_call_id(), media=AV)
     assert call["code"] == "forbidden"
-    meeting = await bob.call(
-        "meeting.create", meeting_id=new_call_id(), media=AV, invite=["alice"]
-    )
+    meeting = await bob.call("meeting.create", meeting_id=new_call_id(), media=AV, invite=["alice"])
     assert meeting["code"] == "forbidden"
     await bob.request("presence.set", status="away")
     await alice.no_event("presence")
@@ -153,9 +151,7 @@ async def test_bad_account_requests_get_clear_errors(server) -> None:
     assert (await alice.call("account.block", username="echo"))["code"] == "forbidden"
     assert (await alice.call("account.block"))["code"] == "bad_message"
     assert (await alice.call("account.delete"))["code"] == "bad_message"
-    assert (await alice.call("account.password", password="correct horse"))[
-        "code"
-    ] == "bad_message"
+    assert (await alice.call("account.password", password="correct horse"))["code"] == "bad_message"
     await alice.request("account.unblock", username="nobody")  # nothing to lift: ok
     stranger = await WireClient.open(server.url)
     assert (await stranger.call("account.sign_out_others"))["code"] == "unauthenticated"
@@ -167,9 +163,7 @@ async def test_wrong_passwords_count_as_failed_logins(make_server) -> None:
         rate_limits=RateLimits(login_failures_per_user=3, login_failures_per_address=100)
     )
     (alice,) = await befriend(server.url, "alice")
-    codes = [
-        (await alice.call("account.delete", password=f"guess {i}"))["code"] for i in range(4)
-    ]
+    codes = [(await alice.call("account.delete", password=f"guess {i}"))["code"] for i in range(4)]
     assert codes == ["bad_credentials"] * 3 + ["rate_limited"]
     # The right password is refused too while the limit holds: nothing is deleted.
     assert (await alice.call("account.delete", password="correct horse"))["code"] == (
