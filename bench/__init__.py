@@ -161,6 +161,11 @@ BENCHMARKS: list[Benchmark] = [
         "bench.guest:run",
         "a guest in headless Chromium: link opened -> first remote frame, page weight",
     ),
+    Benchmark(
+        "network-impaired",
+        "bench.network_impaired:run",
+        "calls between two homes: 5% loss, a 1 Mbit/s cap lifted, a 10 s black hole (fps, freezes)",
+    ),
 ]
 
 

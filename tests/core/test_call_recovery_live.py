@@ -80,9 +80,11 @@ async def test_a_call_whose_path_dies_moves_to_a_new_connection_by_itself(server
             cut_at = time.monotonic()
             # Each end notices the silence, reconnects, and a restart connects on new ports.
             await until(
-                lambda: all(s.machine.recoveries >= 1 for s in (caller, callee))
-                and caller.state is CallState.CONNECTED
-                and callee.state is CallState.CONNECTED,
+                lambda: (
+                    all(s.machine.recoveries >= 1 for s in (caller, callee))
+                    and caller.state is CallState.CONNECTED
+                    and callee.state is CallState.CONNECTED
+                ),
                 30,
             )
             assert (caller.pc, callee.pc) != old

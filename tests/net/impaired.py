@@ -130,7 +130,8 @@ def lab_call(
             children += first
             for child in first:
                 child.finish(60, expect=0)
-            for home, me, other in ((lab.a, *users), (lab.b, *reversed(users))):
+            pairs = ((lab.a, users[0], users[1]), (lab.b, users[1], users[0]))
+            for home, me, other in pairs:
                 adding = _cli(url, home, me, "add", other)
                 children.append(adding)
                 adding.finish(60, expect=0)
@@ -149,8 +150,8 @@ def lab_call(
                 wait_video(side, 30)
             yield call
         finally:
-            for child in reversed(children):
-                child.kill()
+            for process in reversed(children):
+                process.kill()
 
 
 def camera_fps(stats: Json) -> float:

@@ -33,9 +33,7 @@ def test_black_hole_of_10_s_then_media_resumes_by_itself() -> None:
             assert resumed - restored < 30, side.describe()
             side.wait_event("state", 30, since=marks[side], state="connected")
             assert side.find("state", marks[side], state="ended") is None, side.describe()
-            reconnecting = [
-                m for m in side.named("stats", marks[side]) if m.get("reconnecting")
-            ]
+            reconnecting = [m for m in side.named("stats", marks[side]) if m.get("reconnecting")]
             assert reconnecting, "no stats line said the call was reconnecting"
         hang_up(call)
         for side in (call.caller, call.callee):

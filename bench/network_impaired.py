@@ -1,0 +1,232 @@
+"""Calls on an impaired network (issue 10, cases 4 to 6): loss, a cap lifted, a black hole.
+
+Each run is one call between the lab's two homes (``tests/net/impaired.py``: ordinary NATs,
+coturn for STUN and parley-server in the "internet", two ``parley-cli`` sending the 640x480
+test pattern at 30 frames/s, or 1280x720 for the cap), impaired on home a's router:
+
+- ``loss``: 5% of the packets home a sends dropped at random, 30 s measured;
+- ``cap``: home a's uplink capped at 1 Mbit/s for 20 s, then lifted;
+- ``black-hole``: everything home a sends and receives dropped for 10 s.
+
+Figures per case, min/median/max over the runs: the video frames/s the callee received and its
+freeze time (the sum of the waits between frames over 500 ms, per minute) during the
+impairment; for the cap, what the caller sent while capped and the seconds after the lift
+until it sends at its rate from before the cap again; for the black hole, the seconds from the
+path's return to video at 3 frames/s or more on both sides.
+
+``python -m bench.network_impaired [--runs N] [--cases loss,cap,black-hole]`` prints each run
+and the table; ``python -m bench --only network-impaired`` gives the figures. Needs root
+(namespaces) and coturn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bench import Figure, Goal
+from tests.cli.procs import CliProcess
+from tests.net.impaired import LabCall, camera_fps, lab_call, lab_unavailable, stats_between
+
+BENCH = "network-impaired"
+CAP_KBIT = 1000
+
+
+@dataclass
+class Run:
+    """One impaired call's figures (names as in the table; None: not measured)."""
+
+    case: str
+    values: dict[str, float | None] = field(default_factory=dict)
+
+
+def _received(side: CliProcess, start: float, end: float) -> tuple[float, float]:
+    """Frames/s and freeze ms per minute the side received between two times."""
+    lines = stats_between(side, start, end)
+    frames = [m["camera_frames"] for m in lines if m.get("camera_frames") is not None]
+    freezes = [m["camera_freeze_ms"] for m in lines if m.get("camera_freeze_ms") is not None]
+    span = max(1e-3, end - start)
+    if len(frames) < 2 or frames[-1] < frames[0]:  # a new receiver (a restart) meanwhile
+        fps = statistics.mean(camera_fps(m) for m in lines) if lines else 0.0
+        return fps, float("nan")
+    return (frames[-1] - frames[0]) / span, (freezes[-1] - freezes[0]) / span * 60
+
+
+def _loss(call: LabCall) -> dict[str, float | None]:
+    call.home("a").set_loss(0.05)
+    start = time.monotonic() + 5
+    time.sleep(35)
+    fps, freeze = _received(call.callee, start, time.monotonic())
+    call.home("a").set_loss(0)
+    return {"fps": fps, "freeze_ms_per_min": freeze}
+
+
+def _cap(call: LabCall) -> dict[str, float | None]:
+    before = time.monotonic()
+    time.sleep(10)
+    base = statistics.median(
+        m["bitrate_out_kbps"] for m in stats_between(call.caller, before, time.monotonic())
+    )
+    home = call.home("a")
+    home.set_cap(CAP_KBIT)
+    capped = time.monotonic()
+    time.sleep(20)
+    home.set_cap(None)
+    lifted = time.monotonic()
+    fps, freeze = _received(call.callee, capped + 5, lifted)
+    sent = statistics.median(
+        m["bitrate_out_kbps"] for m in stats_between(call.caller, capped + 5, lifted)
+    )
+    target = min(base, CAP_KBIT) * 0.9
+
+    def back() -> float | None:
+        for at, message in call.caller.events:
+            stats = message["event"] == "stats"
+            if at > lifted and stats and message["bitrate_out_kbps"] >= target:
+                return at
+        return None
+
+    try:
+        again = call.caller.wait_for(back, 30, "the rate from before the cap")
+        climb: float | None = again - lifted
+    except AssertionError:
+        climb = None
+    return {
+        "fps": fps,
+        "freeze_ms_per_min": freeze,
+        "sent_before_kbps": base,
+        "sent_capped_kbps": sent,
+        "back_to_rate_s": climb,
+    }
+
+
+def _black_hole(call: LabCall) -> dict[str, float | None]:
+    marks = [side.mark() for side in (call.caller, call.callee)]
+    call.home("a").set_black_hole(True)
+    time.sleep(10)
+    call.home("a").set_black_hole(False)
+    restored = time.monotonic()
+    times = []
+    for side, mark in zip((call.caller, call.callee), marks, strict=True):
+
+        def video(side: CliProcess = side, mark: int = mark) -> float | None:
+            for at, message in side.events[mark:]:
+                if at > restored and message["event"] == "stats" and camera_fps(message) >= 3:
+                    return at
+            return None
+
+        try:
+            times.append(side.wait_for(video, 40, "video again") - restored)
+        except AssertionError:
+            return {"recovery_s": None}
+    return {"recovery_s": max(times)}
+
+
+CASES: dict[str, tuple[Callable[[LabCall], dict[str, float | None]], tuple[str, ...]]] = {
+    "loss": (_loss, ()),
+    "cap": (_cap, ("--resolution", "1280x720")),
+    "black-hole": (_black_hole, ()),
+}
+
+
+def measure(runs: int, cases: list[str]) -> list[Run]:
+    """Each case ``runs`` times, a fresh lab and call each time."""
+    out = []
+    for case in cases:
+        impair, caller_args = CASES[case]
+        for _ in range(runs):
+            try:
+                with lab_call(caller_args=caller_args) as call:
+                    run = Run(case, impair(call))
+            except AssertionError as exc:
+                print(f"[{BENCH}] {case}: no call: {str(exc).splitlines()[0]}", file=sys.stderr)
+                run = Run(case, {})
+            print(f"[{BENCH}] {run}", file=sys.stderr, flush=True)
+            out.append(run)
+    return out
+
+
+UNITS = {
+    "fps": "frames/s",
+    "freeze_ms_per_min": "ms/min",
+    "sent_before_kbps": "kb/s",
+    "sent_capped_kbps": "kb/s",
+    "back_to_rate_s": "s",
+    "recovery_s": "s",
+}
+GOALS = {"recovery_s": Goal.at_most(5.0), "sent_capped_kbps": Goal.at_most(float(CAP_KBIT))}
+
+
+def _values(runs: list[Run], case: str, name: str) -> list[float]:
+    found = [r.values.get(name) for r in runs if r.case == case]
+    return [v for v in found if v is not None and v == v]
+
+
+def figures(runs: list[Run]) -> list[Figure]:
+    """min/median/max of every figure of every case."""
+    out = []
+    for case in dict.fromkeys(r.case for r in runs):
+        names = dict.fromkeys(n for r in runs if r.case == case for n in r.values)
+        for name in names:
+            values = _values(runs, case, name)
+            if not values:
+                out.append(Figure(BENCH, f"{case} {name}", float("nan"), UNITS[name]))
+                continue
+            for what, value in (
+                ("min", min(values)),
+                ("median", statistics.median(values)),
+                ("max", max(values)),
+            ):
+                goal = GOALS.get(name) if what == "median" else None
+                out.append(Figure(BENCH, f"{case} {name} {what}", value, UNITS[name], goal))
+    return out
+
+
+def report(runs: list[Run]) -> str:
+    """A table: case, figure, min / median / max, runs."""
+    lines = ["case        figure               min / median / max        runs"]
+    for case in dict.fromkeys(r.case for r in runs):
+        names = dict.fromkeys(n for r in runs if r.case == case for n in r.values)
+        for name in names:
+            values = _values(runs, case, name)
+            spread = (
+                f"{min(values):.1f} / {statistics.median(values):.1f} / {max(values):.1f}"
+                if values
+                else "-"
+            )
+            lines.append(f"{case:<11} {name:<20} {spread:<25} {len(values)}")
+    return "\n".join(lines)
+
+
+def run(quick: bool) -> list[Figure]:
+    """The benchmark runner's entry: 3 runs of each case (1 with ``quick``)."""
+    why = lab_unavailable()
+    if why is not None:
+        raise RuntimeError(f"the network lab cannot run here: {why}")
+    return figures(measure(1 if quick else 3, list(CASES)))
+
+
+def main() -> int:
+    """Print every run, then the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--cases", default=",".join(CASES))
+    args = parser.parse_args()
+    cases = [c for c in args.cases.split(",") if c]
+    unknown = [c for c in cases if c not in CASES]
+    if unknown or args.runs < 1:
+        parser.error(f"cases are {', '.join(CASES)}; runs at least 1")
+    why = lab_unavailable()
+    if why is not None:
+        print(f"the network lab cannot run here: {why}", file=sys.stderr)
+        return 2
+    print(report(measure(args.runs, cases)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
