@@ -62,8 +62,9 @@ __all__ = [
 Json = dict[str, Any]
 
 #: What this client understands beyond protocol v1, told to the server at every login (v1.1):
-#: a call with this client can move into a meeting.
-CLIENT_FEATURES = ("meetings",)
+#: a call with this client can move into a meeting; it takes part in meetings through a media
+#: server (``sfu``).
+CLIENT_FEATURES = ("meetings", "sfu")
 EventCallback = Callable[[Json], None]
 StateCallback = Callable[["LinkState"], None]
 

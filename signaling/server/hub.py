@@ -59,6 +59,7 @@ from signaling.protocol.messages import (
     read_id,
     read_type,
 )
+from signaling.protocol.sfu import SFU_FEATURE
 from signaling.server.calls import Call, CallPhase, CallTable
 from signaling.server.config import ServerConfig
 from signaling.server.credentials import PasswordVault, new_token, token_hash
@@ -362,6 +363,8 @@ class Hub:
             await self.presence_changed(user.username, before)
 
         reply: Json = {"user": user.public(), "token": token, "features": list(FEATURES)}
+        if self.meetings.sfu is not None:  # meetings through a media server (protocol/sfu.py)
+            reply["features"].append(SFU_FEATURE)
         if self.config.ice is not None:  # STUN/TURN servers for this user (protocol/ice.py)
             reply["features"].append(ICE_FEATURE)
             reply.update(ice_servers(self.config.ice, user.username, self.clock()))

@@ -33,6 +33,7 @@ from signaling.protocol.messages import (
     MeetingSignal,
     event_message,
 )
+from signaling.protocol.sfu import SFU_FEATURE
 from signaling.server.calls import Call
 from signaling.server.logs import log_event
 from signaling.server.meetings import (
@@ -153,7 +154,9 @@ class MeetingRouter:
         before = self.hub.presence_of(user.username)
         now = self.hub.now()
         # With a media server up, every new meeting goes through it (docs/protocol.md).
-        through_sfu = self.sfu is not None and self.sfu.available()
+        through_sfu = (
+            self.sfu is not None and self.sfu.available() and SFU_FEATURE in session.features
+        )
         meeting = Meeting.create(
             req.meeting_id,
             _person(user),
@@ -300,6 +303,11 @@ class MeetingRouter:
         user = me_user(session)
         meeting = self._meeting(req.meeting_id)
         self._check_free(user.username, meeting)
+        if meeting.topology is Topology.SFU and SFU_FEATURE not in session.features:
+            raise ProtocolError(
+                ErrorCode.UNSUPPORTED,
+                "this meeting goes through a media server, which your app cannot use; update it",
+            )
         before = self.hub.presence_of(user.username)
         now = self.hub.now()
         was_invited = user.username in meeting.invited

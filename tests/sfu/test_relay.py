@@ -29,6 +29,25 @@ def settings(sfu: SfuSetup) -> SfuSettings:
     return SfuSettings((SfuAddress.parse(sfu.janus.address),), sfu.secret, capacity=8)
 
 
+async def apps(
+    url: str, *names: str, features: tuple[str, ...] = ("meetings", "sfu")
+) -> list[WireClient]:
+    """``names`` registered as apps that say ``features``, every pair accepted contacts."""
+    clients = []
+    for name in names:
+        client = await WireClient.open(url)
+        reply = await client.register(name, features=list(features))
+        assert "sfu" in reply["features"]  # the server has a media server
+        clients.append(client)
+    for i, a in enumerate(clients):
+        for b in clients[i + 1 :]:
+            await a.request("contacts.request", username=b.user["username"])
+            await b.request("contacts.accept", username=a.user["username"])
+    for client in clients:
+        client.drain()
+    return clients
+
+
 async def offer() -> tuple[RTCPeerConnection, Json]:
     """A real publisher's offer: camera and audio, send only."""
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -51,7 +70,7 @@ async def test_the_relay_answers_participants_only_and_shows_no_credential(
     make_server: ServerFactory, sfu: SfuSetup
 ) -> None:
     server: SignalingServer = await make_server(echo_bot=False, sfu=settings(sfu))
-    ada, bob, zed = await befriend(server.url, "ada", "bob", "zed")
+    ada, bob, zed = await apps(server.url, "ada", "bob", "zed")
     meeting_id = new_call_id()
     reply = await ada.request("meeting.create", meeting_id=meeting_id, media=AV, invite=["bob"])
     assert reply["meeting"]["topology"] == "sfu" and reply["meeting"]["capacity"] == 8
@@ -146,3 +165,21 @@ async def test_with_the_media_server_down_meetings_are_a_mesh(
         ada, "sfu.subscribe", meeting_id=reply["meeting"]["meeting_id"], username="bob"
     )
     assert code == "bad_message"  # a mesh meeting has no media server
+
+
+async def test_an_app_that_cannot_use_a_media_server_gets_a_mesh_or_is_told_why(
+    make_server: ServerFactory, sfu: SfuSetup
+) -> None:
+    server = await make_server(echo_bot=False, sfu=settings(sfu))
+    (ada,) = await apps(server.url, "ada")
+    (old,) = await apps(server.url, "old", features=("meetings",))
+    await ada.request("contacts.request", username="old")
+    await old.request("contacts.accept", username="ada")
+    # The old app's own meeting is a mesh; it cannot join one through the media server.
+    mesh = await old.request("meeting.create", meeting_id=new_call_id(), media=AV)
+    assert mesh["meeting"]["topology"] == "mesh"
+    await old.request("meeting.leave", meeting_id=mesh["meeting"]["meeting_id"])
+    meeting_id = new_call_id()
+    reply = await ada.request("meeting.create", meeting_id=meeting_id, media=AV, invite=["old"])
+    assert reply["meeting"]["topology"] == "sfu"
+    assert await refused(old, "meeting.join", meeting_id=meeting_id, media=AV) == "unsupported"
