@@ -34,7 +34,7 @@ from pathlib import Path
 from bench import Figure, Goal, percentile
 from bench.client import BenchClient, Message
 from bench.relay import RelayProcess
-from bench.server import BENCH, abort_all, open_logged_in, seed
+from bench.server import BENCH, Opened, abort_all, open_logged_in, seed
 from bench.serverproc import ServerProcess
 
 INVITE_P99_GOAL_MS = 20.0
@@ -188,11 +188,10 @@ async def run_once(workload: Workload, workdir: Path, relay: bool) -> Sample:
     clients: list[BenchClient] = []
     async with server:
         try:
-            idle = await open_logged_in(
-                server.url,
-                [tokens[u] for u in idle_users for _ in range(workload.idle_per_user)],
-                concurrency=64, time_limit=150,
-            )  # fmt: skip
+            idle_tokens = [tokens[u] for u in idle_users for _ in range(workload.idle_per_user)]
+            idle = Opened()
+            if idle_tokens:
+                idle = await open_logged_in(server.url, idle_tokens, concurrency=64, time_limit=150)
             clients += idle.clients
             driver = _Driver([], [])
             caller_side = await open_logged_in(server.url, [tokens[n] for n in callers])

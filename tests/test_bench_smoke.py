@@ -91,6 +91,29 @@ async def test_presence_fanout_small(tmp_path):
     assert 0 < p50 < 5000
 
 
+async def test_invites_beside_the_relay_small(tmp_path):
+    """Both invite workloads, tiny, against Parley and the bare relay: calls measured, none lost."""
+    from bench.invites import Workload, compare
+
+    tiny = [
+        Workload("tiny pairs", pairs=3, rate=20.0, duration=1.0),
+        Workload(
+            "tiny idle", pairs=3, rate=20.0, duration=1.0,
+            idle_users=2, idle_per_user=3, cancel_after_ok=0.005,
+        ),
+    ]  # fmt: skip
+    for number, workload in enumerate(tiny):
+        workdir = tmp_path / str(number)
+        workdir.mkdir()
+        figures = await compare(workload, workdir, rounds=1)
+        measured = [f for f in figures if f.figure.endswith("calls measured / failed")]
+        # How many fit in the second depends on the machine's load; none may fail.
+        assert len(measured) == 2, figures
+        assert all(f.value > 0 and f.unit.endswith("/ 0 failed") for f in measured), measured
+        ratio = next(f for f in figures if "relay p99" in f.figure)
+        assert ratio.value > 0
+
+
 async def test_baseline_call_setup_small():
     """The bare aiortc call of the calls benchmark, once at 320x240, everything stopped after."""
     tasks_before = asyncio.all_tasks()
