@@ -181,6 +181,7 @@ class GovernedEncoder:
         self.inner = inner
         self.remb_bps: int | None = None
         self.cap_bps: int | None = None
+        self._changed_at = float("-inf")
 
     def encode(self, frame: Any, force_keyframe: bool = False) -> Any:
         """Encode as aiortc's encoder does."""
@@ -200,10 +201,19 @@ class GovernedEncoder:
         """aiortc writes the REMB here: recorded only (see the module's note)."""
         self.remb_bps = int(bps)
 
-    def cap(self, bps: int) -> None:
-        """The controller's target."""
+    def cap(self, bps: int, now: float) -> None:
+        """The controller's target, as of ``now`` (seconds).
+
+        aiortc rebuilds its VP8 encoder, which starts with a key frame, for every change of
+        more than 10%: a target climbing 8% a second would cost a key frame every other
+        second, and key frames are what loss hurts most. So a decrease goes through at
+        once, an increase only when it is 25% or more and 5 s after the last change.
+        """
         self.cap_bps = bps
-        self.inner.target_bitrate = bps
+        current = int(self.inner.target_bitrate)
+        if bps < current or (bps >= 1.25 * current and now - self._changed_at >= 5.0):
+            self.inner.target_bitrate = bps
+            self._changed_at = now
 
 
 class RepairGovernor:
@@ -351,7 +361,7 @@ class SenderAdaptation:
         before = self.controller.plan
         plan = self.controller.update(self.loss, self.sent_bps, self.rtt_ms)
         if self.encoder is not None:
-            self.encoder.cap(plan.target_bps)
+            self.encoder.cap(plan.target_bps, now)
         self.repair.budget_bps = plan.target_bps / 3
         if self.track is not None:
             self.track.scale, self.track.max_fps = plan.scale, plan.max_fps

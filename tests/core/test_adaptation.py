@@ -144,3 +144,26 @@ async def test_the_repair_governor_bounds_retransmissions_and_key_frames() -> No
     await asyncio.sleep(RepairGovernor.KEYFRAME_GAP + 0.1)
     assert sender.keyframes == 2
     governor.stop()
+
+
+class Encoder:
+    target_bitrate = 500_000
+
+
+def test_the_encoder_is_rebuilt_seldom_on_the_way_up_and_at_once_on_the_way_down() -> None:
+    from gui.core.adaptation import GovernedEncoder
+
+    inner = Encoder()
+    encoder = GovernedEncoder(inner)
+    encoder.target_bitrate = 300_000  # a REMB: only recorded
+    assert inner.target_bitrate == 500_000 and encoder.remb_bps == 300_000
+    encoder.cap(540_000, now=0.0)  # +8%: not worth a key frame
+    assert inner.target_bitrate == 500_000
+    encoder.cap(640_000, now=1.0)  # +28%
+    assert inner.target_bitrate == 640_000
+    encoder.cap(900_000, now=3.0)  # too soon after the last change
+    assert inner.target_bitrate == 640_000
+    encoder.cap(900_000, now=6.5)
+    assert inner.target_bitrate == 900_000
+    encoder.cap(700_000, now=6.6)  # down: at once
+    assert inner.target_bitrate == 700_000
