@@ -15,9 +15,11 @@
   ``/proc/PID/stat``, as a percentage of one core; the mean over the participants (and the
   server's own, beside it);
 
-and, once per run, the **escalation**: ``call --add``: two in a call, a third added; the
-longest wait for a frame and the largest jump in frame numbers that each of the first two
-saw from the other, from the moment the call moved on.
+and, once per run in the ``sfu`` mode, the **failover**: three meet, the Janus holding the
+meeting is killed, and each one's time until video from both others arrives again (to the
+second of its per-second stats); and, once per run, the **escalation**: ``call --add``: two
+in a call, a third added; the longest wait for a frame and the largest jump in frame
+numbers that each of the first two saw from the other, from the moment the call moved on.
 
 Every figure is printed as min/median/max over the runs. ``--svg`` draws CPU per
 participant against the number of participants, one line per mode (``docs/
@@ -108,32 +110,44 @@ class SfuMode(Mode):
 
     def __init__(self) -> None:
         super().__init__()
+        #: The Janus meetings go to, and a second one they move to when it is killed.
         self.janus: asyncio.subprocess.Process | None = None
+        self.standby: asyncio.subprocess.Process | None = None
         self.parley: asyncio.subprocess.Process | None = None
+        self.workdir = Path()
+        self.primary = ""
+
+    async def _janus(self, name: str) -> asyncio.subprocess.Process:
+        with open(self.workdir / f"{name}.log", "ab") as log:
+            return await asyncio.create_subprocess_exec(
+                *launch.command(self.workdir / name), stdout=log, stderr=log
+            )
 
     async def start(self, workdir: Path) -> str:
-        """Janus on free ports, then ``parley-server --sfu`` pointing at it."""
+        """Two Janus on free ports, then ``parley-server --sfu`` pointing at both (the
+        first gets the meetings: both are empty and ties go to the first)."""
 
         def free() -> int:
             with socket.socket() as sock:
                 sock.bind(("127.0.0.1", 0))
                 return int(sock.getsockname()[1])
 
+        self.workdir = workdir
         secret = secrets.token_urlsafe(24)
         (workdir / "secret").write_text(secret)
-        ws, admin = free(), free()
-        config = launch.render(
-            workdir / "janus", admin_secret=secret, ws_port=ws, admin_port=admin,
-            rtp_ports=(41000, 41999),
-        )  # fmt: skip
-        with open(workdir / "janus.log", "wb") as log:
-            self.janus = await asyncio.create_subprocess_exec(
-                *launch.command(config), stdout=log, stderr=log
+        addresses = []
+        for name, rtp in (("janus", (41000, 41999)), ("standby", (42000, 42999))):
+            ws, admin = free(), free()
+            launch.render(
+                workdir / name, admin_secret=secret, ws_port=ws, admin_port=admin, rtp_ports=rtp
             )
+            addresses += ["--sfu", f"ws://127.0.0.1:{ws}?admin={admin}"]
+            setattr(self, name, await self._janus(name))
+        self.primary = addresses[1]
         with open(workdir / "server.log", "wb") as log:
             self.parley = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "gui.server", "--port", "0", "--no-echo",
-                "--db", str(workdir / "parley.db"), "--sfu", f"ws://127.0.0.1:{ws}?admin={admin}",
+                "--db", str(workdir / "parley.db"), *addresses,
                 "--sfu-admin-secret-file", str(workdir / "secret"),
                 stdout=asyncio.subprocess.PIPE, stderr=log, cwd=PROJECT_ROOT,
             )  # fmt: skip
@@ -146,7 +160,7 @@ class SfuMode(Mode):
 
     async def stop(self) -> None:
         """Stop the server, then Janus."""
-        for process in (self.parley, self.janus):
+        for process in (self.parley, self.janus, self.standby):
             if process is not None and process.returncode is None:
                 process.terminate()
                 try:
@@ -172,6 +186,57 @@ class SfuMode(Mode):
             if any(video.get("fps", 0) > 0 for video in line.get("videos") or [])
         }
         return len(seeing) >= others
+
+    async def failover(self, url: str, users: Sequence[str]) -> list[float]:
+        """Three meet; the first Janus is killed: for each, seconds until it receives video
+        from both others again. The first Janus is started again after."""
+        people = list(users[:3])
+        guests = [
+            Participant(u, ["meet", "answer", "--wait", "60", "--stats", *media(550 + 110 * i)])
+            for i, u in enumerate(people[1:])
+        ]
+        host = Participant(
+            people[0],
+            ["meet", "create", "--invite", ",".join(people[1:]), "--end", "--stats", *media(440)],
+        )
+        everyone = [host, *guests]
+        log = self.workdir / "server.log"
+        ups = log.read_text().count(f"event=sfu.up sfu={self.primary.split('?')[0]}")
+        try:
+            for p in everyone:
+                await p.start(url)
+            await wait_until(lambda: all(self.ready(p, 2) for p in everyone), 90, "all receiving")
+            assert self.janus is not None
+            killed = time.monotonic()
+            self.janus.kill()
+            await self.janus.wait()
+
+            def resumed(p: Participant) -> float | None:
+                later = [(at, m) for at, m in p.events if at > killed]
+                states = [m["state"] for _, m in later if m.get("event") == "media_server"]
+                if "reconnecting" not in states or states[-1] != "connected":
+                    return None
+                seen: dict[str, float] = {}
+                for at, m in later:
+                    videos = (m.get("videos") or []) if m.get("event") == "link_stats" else []
+                    if any(v.get("fps", 0) > 0 for v in videos):
+                        seen.setdefault(m["username"], at)
+                return max(seen.values()) - killed if len(seen) == 2 else None
+
+            await wait_until(lambda: all(resumed(p) for p in everyone), 90, "resumed meeting")
+            times = [resumed(p) or 0.0 for p in everyone]
+            host.stop()
+            for p in everyone:
+                await p.finish()
+        finally:
+            for p in everyone:
+                if p.process is not None and p.process.returncode is None:
+                    p.process.kill()
+                    await p.finish(10)
+        self.janus = await self._janus("janus")
+        needle = f"event=sfu.up sfu={self.primary.split('?')[0]}"
+        await wait_until(lambda: log.read_text().count(needle) > ups, 60, "the first Janus back")
+        return times
 
 
 #: Every mode ``--mode`` knows; another topology adds its class here.
@@ -465,6 +530,13 @@ async def measure(mode_name: str, runs: int, sizes: Sequence[int], window: float
                             "others_cpu_pct": got.other_cpu_pct,
                         }
                     )  # fmt: skip
+                if isinstance(mode, SfuMode):
+                    print(f"[meetings] run {run + 1}/{runs}: failover", file=sys.stderr)
+                    try:
+                        moved = await mode.failover(url, users)
+                        results.setdefault("failover_s", []).extend(moved)
+                    except Exception as exc:
+                        errors.append(f"run {run + 1}, failover: {exc}")
                 print(f"[meetings] run {run + 1}/{runs}: escalation", file=sys.stderr)
                 try:
                     escalated = await one_escalation(mode, url, users)
@@ -495,6 +567,9 @@ def figures_of(results: Json) -> list[Figure]:
             Figure(name, f"{size}: frames/s per tile, worst", med("tile_fps_worst"), "fps", goal),
             Figure(name, f"{size}: CPU per participant", med("cpu_pct_mean"), "% of a core"),
         ]
+    moved = results.get("failover_s", [])
+    if moved:
+        out.append(Figure(name, "Janus killed: video again after", statistics.median(moved), "s"))
     gaps = [e["longest_gap_ms"] for e in results.get("escalation", [])]
     if gaps:
         out.append(Figure(name, "escalation: longest frame gap", statistics.median(gaps), "ms"))
@@ -518,6 +593,12 @@ def report(results: Json) -> str:
             f"{spread(pick['tile_fps_median'])}, worst {spread(pick['tile_fps_worst'])}; CPU per "
             f"participant {spread(pick['cpu_pct_mean'])} % of a core"
             + "".join(f"; {k} {spread(v)} %" for k, v in others.items())
+        )
+    failover = results.get("failover_s", [])
+    if failover:
+        lines.append(
+            f"  Janus killed mid-meeting of three (each participant, every run): video from both "
+            f"others again after {spread(failover)} s"
         )
     escalation = results.get("escalation", [])
     if escalation:
