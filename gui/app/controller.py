@@ -456,10 +456,8 @@ class AppController(QObject):
         session = self.call
         if session is None or session.state is not CallState.INCOMING_RINGING:
             return
-        media = self.media_factory(True, video)
-        session.media.audio, session.media.camera = media.audio, media.camera
-        session.audio_enabled = media.audio is not None
-        session.video_enabled = media.camera is not None
+        # The session was made when the call rang, with nothing to send: fill its slots now.
+        session.use_media(self.media_factory(True, video))
         session.accept()
         self.callStarted.emit(session)
 

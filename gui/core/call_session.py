@@ -257,6 +257,14 @@ class CallSession(AsyncIOEventEmitter):
         """When media first connected, monotonic."""
         return self.peer.connected_at
 
+    def use_media(self, media: LocalMedia) -> None:
+        """Send ``media``'s microphone and camera from now on (an incoming call answered with
+        the devices chosen at that moment): the slots are filled, nothing is renegotiated."""
+        self.media.audio, self.media.camera = media.audio, media.camera
+        self.audio_enabled = media.audio is not None
+        self.video_enabled = media.camera is not None
+        self._attach_tracks()
+
     def accept(self) -> None:
         """Answer an incoming call."""
         self.machine.accept()

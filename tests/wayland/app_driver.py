@@ -9,7 +9,8 @@ normal way on ``{"do": "quit"}`` or at the end of its input, and the process's e
 the app's.
 
 Commands (``do``): ``state``, ``sign_in`` (user, password: through the sign-in screen),
-``call`` (peer: placed from the app, until the call window shows it connected),
+``call`` (peer: placed from the app, until the call window shows it connected), ``answer``
+(the incoming-call window, answered with video),
 ``click_share`` (the call window's share button, as a person clicks it), ``wait_sharing``
 (until the screen track has sent a frame), ``wait_share_stopped``, ``pattern`` (show: a
 :class:`~tests.screen.helpers.PatternWindow`, which sway floats at a known place),
@@ -95,6 +96,8 @@ class Driver:
                 "note_visible": window.sharing_note.isVisible(),
                 "picker": window.picker is not None and window.picker.isVisible(),
                 "screen_frames": getattr(track, "frames_delivered", None),
+                "remote_frames": window.remote.frames_given,
+                "received": {k: getattr(r, "frames", None) for k, r in session.receivers.items()},
             }
         return out
 
@@ -107,6 +110,8 @@ class Driver:
             return await self.sign_in(command["user"], command["password"])
         if what == "call":
             return await self.call(command["peer"])
+        if what == "answer":
+            return await self.answer()
         if what == "click_share":
             self.window.screen_button.click()
             return self.state()
@@ -151,6 +156,20 @@ class Driver:
         await until(lambda: self.ui.calls and self.window.isVisible(), 10, "the call window")
         await asyncio.sleep(0.5)  # the share button follows what the peer can receive
         return self.state()
+
+    async def answer(self) -> dict[str, Any]:
+        """Wait for the incoming-call window and answer with video, as a person would."""
+        from gui.core.call_machine import CallState
+
+        incoming = self.ui.incoming
+        await until(incoming.isVisible, 30, "the incoming-call window")
+        shown = {"incoming_visible": True, "incoming_title": incoming.windowTitle()}
+        incoming.answer_video.click()
+        await until(lambda: bool(self.ui.calls), 10, "the call window")
+        window = self.window
+        await until(lambda: window.session.state is CallState.CONNECTED, 30, "connected")
+        await until(window.isVisible, 10, "the call window shown")
+        return {**self.state(), **shown}
 
     async def wait_sharing(self, timeout: float) -> dict[str, Any]:
         session = self.window.session

@@ -25,30 +25,27 @@ from tests.wayland.session import WaylandError, WaylandSession
 COMMAND_TIMEOUT_S = 60.0
 
 
-@pytest.fixture(scope="session")
-def wayland() -> Iterator[WaylandSession]:
-    """The session's Wayland desktop, with the portal; stopped at the end, whatever happens."""
+def _desktop(portal: bool) -> Iterator[WaylandSession]:
     try:
-        session = WaylandSession()
+        session = WaylandSession(portal=portal)
     except WaylandError as exc:
         pytest.fail(f"Wayland tests: {exc}")
     try:
         yield session
     finally:
         session.stop()
+
+
+@pytest.fixture(scope="session")
+def wayland() -> Iterator[WaylandSession]:
+    """The session's Wayland desktop, with the portal; stopped at the end, whatever happens."""
+    yield from _desktop(portal=True)
 
 
 @pytest.fixture
 def bare_wayland() -> Iterator[WaylandSession]:
     """A Wayland desktop of its own without the desktop portal (nothing on its bus)."""
-    try:
-        session = WaylandSession(portal=False)
-    except WaylandError as exc:
-        pytest.fail(f"Wayland tests: {exc}")
-    try:
-        yield session
-    finally:
-        session.stop()
+    yield from _desktop(portal=False)
 
 
 class AppProcess:
@@ -126,11 +123,7 @@ async def app_on(tmp_path: Any) -> AsyncIterator[AppFactory]:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=err,
                 env={**session.env, "QT_QPA_PLATFORM": "wayland"},
-                user=session.uid,
-                group=session.gid,
-                extra_groups=[],
-                cwd=session.home,
-                start_new_session=True,
+                **session.as_user(),
             )
         finally:
             err.close()

@@ -284,19 +284,21 @@ class WaylandSession:
             kwargs.setdefault("stdout", out)
             kwargs.setdefault("stderr", subprocess.STDOUT)
         try:
-            return subprocess.Popen(
-                list(argv),
-                env=env,
-                user=self.uid,
-                group=self.gid,
-                extra_groups=[],
-                cwd=self.home,
-                start_new_session=True,
-                **kwargs,
-            )
+            return subprocess.Popen(list(argv), env=env, **self.as_user(), **kwargs)
         finally:
             if log is not None:
                 out.close()
+
+    def as_user(self) -> dict[str, Any]:
+        """What ``subprocess`` (or asyncio's) needs to start a program as the desktop's user,
+        in its home, in a session of its own."""
+        return {
+            "user": self.uid,
+            "group": self.gid,
+            "extra_groups": [],
+            "cwd": self.home,
+            "start_new_session": True,
+        }
 
     def run(
         self, argv: Sequence[str], timeout: float = 30, **env: str

@@ -29,14 +29,20 @@ SCREEN = (1280, 720)
 pytestmark = pytest.mark.slow
 
 
-async def friends_for_the_app(
-    server: SignalingServer,
-) -> tuple[SignalingClient, asyncio.Task[CallSession]]:
-    """Register alice (the app signs in as her) and bob (in-process, answering the next call)."""
+async def friends(server: SignalingServer) -> tuple[SignalingClient, SignalingClient]:
+    """alice and bob, registered and contacts of each other."""
     alice = await client_for(server, "alice")
     bob = await client_for(server, "bob")
     await alice.request("contacts.request", username="bob")
     await bob.request("contacts.accept", username="alice")
+    return alice, bob
+
+
+async def friends_for_the_app(
+    server: SignalingServer,
+) -> tuple[SignalingClient, asyncio.Task[CallSession]]:
+    """alice (the app signs in as her) and bob (in-process, answering the next call)."""
+    alice, bob = await friends(server)
     await alice.close()
     answering = asyncio.create_task(answer_next_call(bob, media(880)))
     return bob, answering
@@ -72,6 +78,39 @@ async def test_the_app_runs_on_wayland_signs_in_calls_and_quits(
     await until(lambda: callee.machine.ended, 10, "the call to end at the peer")
     assert await app.quit() == 0, app.output()
     await bob.close()
+
+
+async def test_the_app_answers_an_incoming_call_on_wayland(
+    wayland: WaylandSession, server: SignalingServer, app_on: AppFactory
+) -> None:
+    alice, bob = await friends(server)
+    await bob.close()  # the app signs in as bob
+    app = await app_on(wayland, server.url)
+    await app.do("state")
+    await app.do("sign_in", user="bob", password=PASSWORD)
+    caller = CallSession.outgoing(alice, "bob", media(440))
+    answered = await app.do("answer")
+    assert answered["incoming_visible"] and answered["call"]["state"] == "CONNECTED"
+    await until(lambda: caller.state is CallState.CONNECTED, 15, "the caller connected")
+    # Both ways: the answering app's camera at the caller, the caller's in the app's window.
+    await until(lambda: received(caller, "camera") > 10, 20, "the app's camera at the caller")
+    for _ in range(100):
+        state = await app.do("state")
+        if state["call"]["remote_frames"] > 10:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError(f"the caller's camera did not reach the app: {state}")
+    caller.hang_up()
+    for _ in range(100):  # the app's call ends and its window goes
+        state = await app.do("state")
+        if not state["calls"] or state["call"]["state"] == "ENDED":
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError(f"the app's call did not end: {state}")
+    assert await app.quit() == 0, app.output()
+    await alice.close()
 
 
 async def test_a_window_shared_through_the_portal_arrives_and_stops_from_outside(
