@@ -183,3 +183,28 @@ async def test_an_app_that_cannot_use_a_media_server_gets_a_mesh_or_is_told_why(
     reply = await ada.request("meeting.create", meeting_id=meeting_id, media=AV, invite=["old"])
     assert reply["meeting"]["topology"] == "sfu"
     assert await refused(old, "meeting.join", meeting_id=meeting_id, media=AV) == "unsupported"
+
+
+async def _tokens(sfu: SfuSetup) -> list[str]:
+    """The tokens Janus accepts now (admin API ``list_tokens``)."""
+    address = SfuAddress.parse(sfu.janus.address)
+    janus = JanusInstance(address.url, sfu.secret, address.admin_port)
+    await janus.open()
+    try:
+        assert janus._admin is not None
+        reply = await janus._admin.request({"janus": "list_tokens", "admin_secret": sfu.secret})
+        return [t["token"] for t in reply["data"]["tokens"] if t["token"] != janus.token]
+    finally:
+        await janus.close()
+
+
+async def test_the_server_token_is_accepted_while_it_runs_and_withdrawn_when_it_stops(
+    make_server: ServerFactory, sfu: SfuSetup
+) -> None:
+    server = await make_server(echo_bot=False, sfu=settings(sfu))
+    assert server.hub is not None and server.hub.meetings.sfu is not None
+    (member,) = server.hub.meetings.sfu.pool.members
+    token = member.janus.token
+    assert token in await _tokens(sfu)
+    await server.stop()
+    assert token not in await _tokens(sfu)

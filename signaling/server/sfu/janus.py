@@ -234,7 +234,13 @@ class JanusInstance:
         return JanusSession(self, int(reply["data"]["id"]))
 
     async def close(self) -> None:
-        """Close both sockets (Janus drops our sessions after its timeout)."""
+        """Withdraw this server's token, close both sockets (Janus drops our sessions after its
+        timeout)."""
+        if self._admin is not None and not self._admin.closed.is_set():
+            with contextlib.suppress(JanusError):
+                await self._admin.request(
+                    {"janus": "remove_token", "token": self.token, "admin_secret": self._secret}
+                )
         for sock in (self._api, self._admin):
             if sock is not None:
                 await sock.close()
