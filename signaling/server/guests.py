@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from signaling.protocol.constants import (
     FEATURES,
+    MEETINGS_FEATURE,
     CallReason,
     ErrorCode,
     EventType,
@@ -43,6 +44,7 @@ from signaling.protocol.guests import (
     link_path,
 )
 from signaling.protocol.messages import CallInvite, Json, Media, MeetingJoin, event_message
+from signaling.protocol.sfu import SFU_FEATURE
 from signaling.server.logs import log_event
 from signaling.server.meetings import Invitation, Meeting, Person
 from signaling.server.ratelimit import FailureLimiter
@@ -60,6 +62,8 @@ JOINS_PER_LINK = 10
 #: Unknown codes from one address (guest.join and page loads) within a minute.
 UNKNOWN_CODES_PER_ADDRESS = 20
 WINDOW_S = 60.0
+#: What the guest page understands, as a client says with ``features`` at login.
+GUEST_PAGE_FEATURES = frozenset({MEETINGS_FEATURE, SFU_FEATURE})
 #: WebSocket close code after a guest's call or meeting is over for them (normal closure).
 CLOSE_DONE = 1000
 
@@ -289,6 +293,8 @@ class GuestRouter:
         guest = GuestPass(record.link_id, record.owner, record.meeting_id)
         session.user = user
         session.guest = guest
+        # What the page can do (it is this server's own): meetings, also through Janus.
+        session.features = GUEST_PAGE_FEATURES
         self.hub.by_user.setdefault(username, set()).add(session)
         self.sessions[username] = session
         log_event("guest.joined", conn=session.id, user=username, link=record.link_id)

@@ -64,7 +64,11 @@ class GuestPage:
         await self.page.wait_for_selector("#join:not([disabled])", timeout=timeout * 1000)
         await self.page.fill("#name", name)
         await self.page.click("#join")
-        await self.page.wait_for_selector("#room:not([hidden])", timeout=timeout * 1000)
+        try:
+            await self.page.wait_for_selector("#room:not([hidden])", timeout=timeout * 1000)
+        except Exception as exc:
+            status = await self.text("#lobby-status")
+            raise AssertionError(f"not in the room: the page says {status!r}") from exc
 
     async def evaluate(self, script: str, arg: Any = None) -> Any:
         return await self.page.evaluate(script, arg)

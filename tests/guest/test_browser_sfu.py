@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.chromium import chromium_missing
-from tests.cli.procs import CliProcess, Launcher, ServerProcess, serving
+from tests.cli.procs import Launcher, ServerProcess, serving
 from tests.guest.browser import chromium, guest_page
-from tests.guest.test_browser import make_link, off_loop, start
+from tests.guest.test_browser import make_link, media_from, off_loop, start
 from tests.sfu.conftest import SfuSetup, sfu  # noqa: F401 (the session's Janus)
 
 pytestmark = [
@@ -72,7 +72,7 @@ async def test_a_guest_in_a_meeting_through_janus(launch: Launcher, server: Serv
         for member in (ana, ben):
             await off_loop(
                 member.wait_for,
-                lambda m=member: _frames_from(m, me),
+                lambda m=member: media_from(m, me),
                 60,
                 "frames from the guest",
             )
@@ -85,11 +85,3 @@ async def test_a_guest_in_a_meeting_through_janus(launch: Launcher, server: Serv
         await off_loop(member.finish, 30)
         figures = member.summary["participants"][me]
         assert figures["frames_received"] > 10 and figures["audio_ms_received"] > 1000
-
-
-def _frames_from(member: CliProcess, username: str) -> bool | None:
-    """Whether ``member``'s per-second figures show media coming from ``username`` (lock held)."""
-    for _, message in reversed(member.events):
-        if message["event"] == "link_stats" and message.get("username") == username:
-            return True if message.get("bitrate_in_kbps", 0) > 30 else None
-    return None

@@ -330,8 +330,30 @@ function watchFirstFrame(video) {
 }
 
 function showTrack(username, slot, track) {
-  const tileSlot = slot === "screen" ? "screen" : "camera";
-  const tile = addTile(username, tileSlot, nameOf(username));
+  if (slot === "screen") {
+    showScreen(username, track);
+    return;
+  }
+  putTrack(addTile(username, "camera", nameOf(username)), track);
+}
+
+// Every peer negotiates a screen slot; its tile shows only while pictures come on it.
+function showScreen(username, track) {
+  const key = `${username}/screen`;
+  const show = () => {
+    if (state.links.has(username)) putTrack(addTile(username, "screen", nameOf(username)), track);
+  };
+  const hide = () => {
+    state.tiles.get(key)?.figure.remove();
+    state.tiles.delete(key);
+  };
+  track.addEventListener("unmute", show);
+  track.addEventListener("mute", hide);
+  track.addEventListener("ended", hide);
+  if (!track.muted) show();
+}
+
+function putTrack(tile, track) {
   for (const old of tile.stream.getTracks().filter((t) => t.kind === track.kind)) tile.stream.removeTrack(old);
   tile.stream.addTrack(track);
   tile.video.srcObject = tile.stream;
