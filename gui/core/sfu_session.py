@@ -317,10 +317,19 @@ class SfuMedia:
         self.history.setdefault(username, []).append(peer)
         peer.on("remote_track", lambda slot, rx: self._emit("remote_track", username, slot, rx))
         peer.on("stats", lambda sample: self._emit("link_stats", username, sample))
+        peer.on("connection", lambda state: self._subscriber_state(username, peer, state))
         await peer.apply_remote(reply.get("description") or {}, "offer")
         answer = await peer.make_answer()
         await self._request("sfu.answer", username=username, description=answer)
         await self._apply_videos()
+
+    def _subscriber_state(self, username: str, peer: PeerLink, state: str) -> None:
+        """A subscription whose connection failed is made again (the publisher may be fine)."""
+        current = self.subscriptions.get(username)
+        if state == "failed" and current is not None and current.peer is peer:
+            log.info("meeting %s: the subscription to %s failed", self.meeting_id, username)
+            current.publication = -1  # not the one published: subscribe again
+            self._put("subscribe", username)
 
     async def _unsubscribe(self, username: str) -> None:
         subscription = self.subscriptions.pop(username, None)
