@@ -162,6 +162,11 @@ BENCHMARKS: list[Benchmark] = [
         "a guest in headless Chromium: link opened -> first remote frame, page weight",
     ),
     Benchmark(
+        "network",
+        "bench.network:run",
+        "calls between two homes behind NATs (lab, TURN): Parley beside Chromium, accept to frame",
+    ),
+    Benchmark(
         "network-impaired",
         "bench.network_impaired:run",
         "calls between two homes: 5% loss, a 1 Mbit/s cap lifted, a 10 s black hole (fps, freezes)",

@@ -26,7 +26,8 @@ reaches out to a public STUN server.
    that blocks UDP then gets no relay at all. Relayed candidates are gathered from every
    ``turn:``/``turns:`` URL at once (UDP, TCP, TLS), with priorities that prefer UDP to TCP to
    TLS (RFC 8445's local preference), and each remembers its transport for
-   :func:`selected_path`.
+   :func:`selected_path`. Once one STUN or TURN server has answered, the others get 1.5 s more
+   (aioice waited 5 s for a blocked one, and without trickle ICE the offer waited with it).
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ _PRIVATE = tuple(
         "fe80::/10",
     )
 )
+#: Once one STUN or TURN server has answered, how long the others still get (ICE gathering).
+GATHER_GRACE_S = 1.5
 #: Local preference of relayed candidates by TURN transport (RFC 8445 section 5.1.2.1).
 _RELAY_PREFERENCE = {"udp": 65535, "tcp": 32767, "tls": 16383}
 
@@ -226,18 +229,35 @@ class ParleyConnection(aioice.Connection):
         addresses: list[str],
         timeout: int = 5,  # noqa: ASYNC109 (aioice's signature)
     ) -> list[aioice.Candidate]:
-        """Host and server-reflexive candidates as aioice gathers them, and a relayed one
-        from every TURN server, all at once."""
-        own, relayed = await asyncio.gather(
-            super().get_component_candidates(component, addresses, timeout),
-            self._relayed(component, float(timeout)),
-        )
-        return own + relayed
+        """Host candidates as aioice makes them; then the server-reflexive one (STUN) and a
+        relayed one from every TURN server, all at once: see :meth:`_servers`."""
+        stun, self.stun_server = self.stun_server, None
+        try:  # host candidates only, at once
+            own = await super().get_component_candidates(component, addresses, timeout)
+        finally:
+            self.stun_server = stun
+        return own + await self._servers(component, own, float(timeout))
 
-    async def _relayed(self, component: int, wait_s: float) -> list[aioice.Candidate]:
+    async def _servers(
+        self, component: int, hosts: list[aioice.Candidate], wait_s: float
+    ) -> list[aioice.Candidate]:
+        """Server-reflexive and relayed candidates, gathered together.
+
+        aioice waits up to ``wait_s`` (5 s) for every server, so a home that blocks UDP (no
+        STUN answer, no UDP allocation) held every call's offer for 5 s: without trickle ICE
+        nothing goes out before gathering ends. Here, once one server has answered, the others
+        get :data:`GATHER_GRACE_S` more (two STUN retransmissions), then gathering ends.
+        """
+        tasks: dict[asyncio.Task[Any], str] = {}
+        if self.stun_server:
+            for protocol in self._protocols:
+                if protocol.local_candidate in hosts and ":" not in protocol.local_candidate.host:
+                    query = aioice.ice.server_reflexive_candidate(protocol, self.stun_server)
+                    tasks[asyncio.create_task(query)] = "stun"
         hide = self._transport_policy == aioice.TransportPolicy.RELAY
-        tasks = {
-            asyncio.create_task(
+        turns = {}
+        for server in self.parley_turn:
+            task = asyncio.create_task(
                 aioice.ice.relayed_candidate(
                     component=component,
                     hide_related_address=hide,
@@ -248,29 +268,38 @@ class ParleyConnection(aioice.Connection):
                     turn_ssl=server.tls,
                     turn_transport=server.transport,
                 )
-            ): server
-            for server in self.parley_turn
-        }
+            )
+            tasks[task], turns[task] = server.url, server
         if not tasks:
             return []
-        done, pending = await asyncio.wait(tasks, timeout=wait_s)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        pending = set(tasks)
+        while pending and (left := deadline - loop.time()) > 0:
+            done, pending = await asyncio.wait(
+                pending, timeout=left, return_when=asyncio.FIRST_COMPLETED
+            )
+            if any(not t.cancelled() and t.exception() is None for t in done):
+                deadline = min(deadline, loop.time() + GATHER_GRACE_S)
         for task in pending:
             task.cancel()
-            log.warning("TURN %s: no allocation within %.0f s", tasks[task].url, wait_s)
+            log.info("%s: no answer in time, gathering without it", tasks[task])
         candidates = []
-        for task in done:
-            server = tasks[task]
+        for task, name in tasks.items():
+            if task in pending:
+                continue
             if (error := task.exception()) is not None:
-                log.warning("TURN %s: %s", server.url, error or type(error).__name__)
+                log.warning("%s: %s", name, error or type(error).__name__)
                 continue
             candidate, protocol = task.result()
-            candidate.foundation = candidate_foundation("relay", server.kind, candidate.host)
-            preference = _RELAY_PREFERENCE[server.kind]
-            candidate.priority = candidate_priority(component, "relay", preference)
-            protocol.parley_relay = server.kind  # type: ignore[attr-defined]
-            self._protocols.append(protocol)
+            if (relay := turns.get(task)) is not None:
+                candidate.foundation = candidate_foundation("relay", relay.kind, candidate.host)
+                preference = _RELAY_PREFERENCE[relay.kind]
+                candidate.priority = candidate_priority(component, "relay", preference)
+                protocol.parley_relay = relay.kind  # type: ignore[attr-defined]  # selected_path()
+                self._protocols.append(protocol)
+                log.info("%s: relayed candidate %s:%d", name, candidate.host, candidate.port)
             candidates.append(candidate)
-            log.info("TURN %s: relayed candidate %s:%d", server.url, candidate.host, candidate.port)
         return sorted(candidates, key=lambda c: -c.priority)
 
     def _pair_remote_candidate(self, remote_candidate: aioice.Candidate) -> None:

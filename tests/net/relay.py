@@ -46,6 +46,8 @@ class TurnLab:
     url: str
     ca: Path
     children: list[Child] = field(default_factory=list)
+    #: The secret coturn and parley-server share (for peers that make their own credentials).
+    secret: str = field(default="", repr=False)
 
     def cli(self, home: Home, user: str, *args: str, register: bool = False) -> CliProcess:
         """``parley-cli`` in ``home`` as ``user`` (no ICE servers of its own); trusts the CA."""
@@ -77,7 +79,7 @@ class TurnLab:
         server = self.children[1]
         mark = len(server.err)
         callee = self.cli(self.lab.b, USERS[1], "answer", "--wait", "120")
-        server.wait_stderr(rf"event=login conn=\S+ user={USERS[1]}(\s|$)", 60, mark)
+        server.wait_stderr(rf"event=login conn=\S+ user={USERS[1]}(\s|$)", 90, mark)
         caller = self.cli(self.lab.a, USERS[0], "call", USERS[1], "--duration", str(duration))
         try:
             for side in (caller, callee):
@@ -90,7 +92,8 @@ class TurnLab:
 
 def _services(lab: Lab, tmp: Path, children: list[Child]) -> TurnLab:
     secret = tmp / "turn-secret"
-    secret.write_text("parley-lab-" + os.urandom(12).hex() + "\n")
+    shared = "parley-lab-" + os.urandom(12).hex()
+    secret.write_text(shared + "\n")
     secret.chmod(0o600)
     tls = make_server_files(tmp, (SERVER_IP,), prefix="turn")
     coturn = Child(
@@ -121,7 +124,7 @@ def _services(lab: Lab, tmp: Path, children: list[Child]) -> TurnLab:
         ),
     )  # fmt: skip
     children.append(server)
-    turn = TurnLab(lab, "", tls.ca, children)
+    turn = TurnLab(lab, "", tls.ca, children, shared)
 
     def url() -> str | None:
         for _, line in server.out:
