@@ -1,4 +1,4 @@
-""""Copy guest link" in the app's menu: a link for a call with you, on the clipboard, that works."""
+"""The app's "Copy guest link" (main menu, meeting window): a link on the clipboard that works."""
 
 from __future__ import annotations
 
