@@ -23,7 +23,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _listening(port: int) -> bool:
+def listening(port: int) -> bool:
+    """Whether something accepts connections on loopback ``port``."""
     with socket.socket() as sock:
         sock.settimeout(0.2)
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -48,7 +49,7 @@ class JanusProcess:
             launch.command(self.config), stdout=self._log, stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + 20
-        while not (_listening(self.ws_port) and _listening(self.admin_port)):
+        while not (listening(self.ws_port) and listening(self.admin_port)):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise AssertionError(f"janus did not start: {self.log()[-3000:]}")

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
+import tempfile
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -15,6 +20,7 @@ from gui.core.sfu_session import CappedVideoTrack, VideoChooser, height_cap
 from signaling.server.sfu import launch
 from signaling.server.sfu.pool import SfuAddress
 from tests.server.process import run_server
+from tests.sfu.janus_proc import free_port, listening
 
 
 def test_publish_size_follows_the_room() -> None:
@@ -115,3 +121,36 @@ def test_parley_server_says_what_is_wrong_with_its_sfu_options(tmp_path: Path) -
         result = run_server("--port", "0", "--db", str(tmp_path / "db"), *args)
         assert result.returncode == 2, (args, result.stderr)
         assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def _copies() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob("parley-janus-*"))
+
+
+def test_one_command_starts_janus_and_sigterm_stops_it_and_removes_the_copy(
+    tmp_path: Path,
+) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("b" * 32)
+    ws, admin = free_port(), free_port()
+    before = _copies()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "signaling.server.sfu.launch", "--admin-secret-file", str(secret),
+         "--ws-port", str(ws), "--admin-port", str(admin), "--rtp-ports", "43000-43099"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=launch.CONFIG_DIR.parents[1],
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while not (listening(ws) and listening(admin)):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        made = _copies() - before
+        assert len(made) == 1 and (made.pop() / "janus.jcfg").exists()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0
+        assert _copies() - before == set()  # the copy with the secret is gone
+        assert not listening(ws) and not listening(admin)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)

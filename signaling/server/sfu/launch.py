@@ -14,6 +14,7 @@ import ipaddress
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -141,11 +142,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"Janus for Parley: ws://127.0.0.1:{args.ws_port}", flush=True)
         process = subprocess.Popen(command(config, args.public_ip))
-        try:
-            return process.wait()
-        except KeyboardInterrupt:
-            process.terminate()
-            return process.wait()
+
+        def stop(signum: int, _: object) -> None:  # Janus stops; then the copy is removed
+            process.send_signal(signum)
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, stop)
+        return process.wait()
 
 
 if __name__ == "__main__":
