@@ -79,6 +79,9 @@ async def test_a_guest_calls_parley_cli_both_see_hear_chat_and_the_words_match(
     async with chromium() as browser, guest_page(browser) as guest:
         assert await guest.open(url) == 200
         assert "Join a call with gina" in await guest.text("h1")
+        await guest.page.wait_for_selector("#join:not([disabled])")
+        assert await guest.page.locator("#camera option").count() >= 1  # the devices to choose
+        assert await guest.page.locator("#microphone option").count() >= 1
         await guest.join("Ann")
         _, incoming = await off_loop(host.wait_event, "incoming", 30)
         assert incoming["caller"]["display_name"] == "Guest: Ann"
@@ -100,6 +103,16 @@ async def test_a_guest_calls_parley_cli_both_see_hear_chat_and_the_words_match(
         before = (await guest.stats())["gina"]["camera_frames"]
         await until(lambda: _more(guest, "gina", before + 15), 15, "frames after the refusals")
         assert await guest.phase() == "in-call"
+        # Mute and camera off reach the other side (the data channel's state messages).
+        await guest.page.click("#mute")
+        await off_loop(host.wait_event, "peer_media", 15, audio=False, video=True)
+        assert await guest.page.get_attribute("#mute", "aria-pressed") == "true"
+        await guest.page.click("#camera-off")
+        await off_loop(host.wait_event, "peer_media", 15, audio=False, video=False)
+        mark = host.mark()
+        await guest.page.click("#mute")
+        await guest.page.click("#camera-off")
+        await off_loop(host.wait_event, "peer_media", 15, mark, audio=True, video=True)
         # No tile for the host's screen: nothing comes on that slot.
         assert await guest.page.locator("figcaption", has_text="screen").count() == 0
         # The browser shares its (fake) screen on the call's screen slot.
