@@ -25,9 +25,9 @@ from tests.wayland.session import WaylandError, WaylandSession
 COMMAND_TIMEOUT_S = 60.0
 
 
-def _desktop(portal: bool) -> Iterator[WaylandSession]:
+def _desktop(portal: bool, refuse_share: bool = False) -> Iterator[WaylandSession]:
     try:
-        session = WaylandSession(portal=portal)
+        session = WaylandSession(portal=portal, refuse_share=refuse_share)
     except WaylandError as exc:
         pytest.fail(f"Wayland tests: {exc}")
     try:
@@ -46,6 +46,12 @@ def wayland() -> Iterator[WaylandSession]:
 def bare_wayland() -> Iterator[WaylandSession]:
     """A Wayland desktop of its own without the desktop portal (nothing on its bus)."""
     yield from _desktop(portal=False)
+
+
+@pytest.fixture
+def refusing_wayland() -> Iterator[WaylandSession]:
+    """A Wayland desktop of its own whose portal refuses every screen cast."""
+    yield from _desktop(portal=True, refuse_share=True)
 
 
 class AppProcess:

@@ -88,6 +88,14 @@ max_fps=30
 """
 
 
+#: A chooser that chooses nothing: the portal refuses every screen cast, as when a person
+#: cancels the system's dialog.
+_XDPW_REFUSING = """[screencast]
+chooser_type=simple
+chooser_cmd=/bin/false
+"""
+
+
 class WaylandError(RuntimeError):
     """Something the desktop needs is missing or did not start; the message says what."""
 
@@ -126,6 +134,7 @@ class WaylandSession:
         size: tuple[int, int] = (1280, 720),
         *,
         portal: bool = True,
+        refuse_share: bool = False,
         user: str | None = None,
     ) -> None:
         _need("sway", "dbus-daemon", "pipewire", "wireplumber")
@@ -133,6 +142,7 @@ class WaylandSession:
             _need(str(PORTAL))
         self.size = size
         self.portal = portal
+        self.refuse_share = refuse_share
         self.user = user or os.environ.get("PARLEY_WAYLAND_USER", "nobody")
         try:
             account = pwd.getpwnam(self.user)
@@ -239,7 +249,7 @@ class WaylandSession:
 
     def _start_portal(self) -> None:
         xdpw_config = self._mine(Path(self.env["XDG_CONFIG_HOME"]) / "xdg-desktop-portal-wlr")
-        self._write(xdpw_config / "config", _XDPW_CONFIG)
+        self._write(xdpw_config / "config", _XDPW_REFUSING if self.refuse_share else _XDPW_CONFIG)
         self._spawn("xdpw", [str(xdpw_binary()), "-l", "DEBUG"])
         self._wait_for(
             lambda: self.bus_has("org.freedesktop.impl.portal.desktop.wlr"),

@@ -179,6 +179,28 @@ async def test_a_window_shared_through_the_portal_arrives_and_stops_from_outside
     await bob.close()
 
 
+async def test_a_share_cancelled_in_the_system_dialog_says_so_and_the_call_goes_on(
+    refusing_wayland: WaylandSession, server: SignalingServer, app_on: AppFactory
+) -> None:
+    bob, answering = await friends_for_the_app(server)
+    app = await app_on(refusing_wayland, server.url)
+    state, callee = await signed_in_call(app, answering)
+    assert state["call"]["share_enabled"]
+    await app.do("click_share")
+    stopped = await app.do("wait_share_stopped", timeout=20)
+    call = stopped["call"]
+    assert call["state"] == "CONNECTED" and call["share_name"] == "Share screen", call
+    assert call["note_visible"], call
+    # The portal's chooser chose nothing: xdg-desktop-portal-wlr answers 1, "cancelled", as
+    # GNOME's and KDE's dialogs do when closed.
+    assert "You cancelled the screen share in the system's dialog." in call["note"], call
+    camera = received(callee, "camera")
+    await until(lambda: received(callee, "camera") > camera + 10, 10, "the call going on")
+    await app.do("hang_up")
+    assert await app.quit() == 0, app.output()
+    await bob.close()
+
+
 async def test_without_a_portal_the_share_button_says_why(
     bare_wayland: WaylandSession, server: SignalingServer, app_on: AppFactory
 ) -> None:

@@ -23,7 +23,7 @@ import os
 import shutil
 from typing import Any
 
-from PySide6.QtCore import QObject, QProcess, Signal
+from PySide6.QtCore import QObject, QProcess, Signal, Slot
 
 logger = logging.getLogger(__name__)
 
@@ -160,3 +160,56 @@ def _int(value: object) -> int:
         return int(str(value))
     except ValueError:
         return -1
+
+
+class PortalRequestWatch(QObject):
+    """Emits :attr:`refused` (the portal's response code) when one of this process's portal
+    requests answers other than 0: 1 is "the user cancelled" (the system's dialog closed),
+    2 "ended another way" (permission refused, nothing to share).
+
+    Qt 6.12 only warns when the portal answers so ("Failed to capture screen via pipewire,
+    perhaps because user cancelled the operation") and never reports an error: the capture
+    would wait for frames that never come. The responses come on the process's session-bus
+    connection, the one Qt's capture uses; this listens there as Qt does (any request path).
+    """
+
+    refused = Signal(int)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._connected = False
+
+    def start(self) -> bool:
+        """Listen; False when the session bus cannot be reached."""
+        from PySide6.QtDBus import QDBusConnection
+
+        bus = QDBusConnection.sessionBus()
+        self._connected = bus.isConnected() and bus.connect(  # type: ignore[call-overload]
+            _DESKTOP, "", _REQUEST, "Response", self, _ON_RESPONSE
+        )
+        return self._connected
+
+    def stop(self) -> None:
+        """Stop listening (idempotent)."""
+        if not self._connected:
+            return
+        from PySide6.QtDBus import QDBusConnection
+
+        self._connected = False
+        QDBusConnection.sessionBus().disconnect(  # type: ignore[call-overload]
+            _DESKTOP, "", _REQUEST, "Response", self, _ON_RESPONSE
+        )
+
+    @Slot("uint", "QVariantMap")
+    def on_response(self, code: int, results: dict[str, Any]) -> None:
+        """A portal request's answer (``code`` 0: granted)."""
+        if code != 0 and self._connected:
+            logger.info("a portal request answered %d", code)
+            self.refused.emit(int(code))
+
+
+_DESKTOP = "org.freedesktop.portal.Desktop"
+#: Qt's SLOT() code for on_response. PySide6 6.12 takes it as text, although its type stubs
+#: say bytes (bytes are refused at run time: "called with wrong argument values").
+_ON_RESPONSE = "1on_response(uint,QVariantMap)"
+_REQUEST = "org.freedesktop.portal.Request"

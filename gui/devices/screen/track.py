@@ -24,7 +24,7 @@ from PySide6.QtMultimedia import (
 
 from gui.devices.camera import UnsupportedFrame, VideoSinkTrack
 from gui.devices.screen.convert import MAX_SIZE, ScreenConverter, _scale_and_draw
-from gui.devices.screen.portal import PortalStreamWatch
+from gui.devices.screen.portal import PortalRequestWatch, PortalStreamWatch
 from gui.devices.screen.sources import (
     CaptureSource,
     ScreenSource,
@@ -74,6 +74,12 @@ class _CaptureEvents(QObject):
         track = self._track()
         if track is not None and error != QWindowCapture.Error.NoError:
             track._capture_failed(message or error.name)
+
+    @Slot(int)
+    def on_portal_refused(self, code: int) -> None:
+        track = self._track()
+        if track is not None:
+            track._portal_refused(code)
 
     @Slot()
     def on_stream_ended(self) -> None:
@@ -175,6 +181,7 @@ class ScreenTrack(VideoSinkTrack):
         self._capture_events = _CaptureEvents(self)
         #: Through the portal: watches the PipeWire stream, which Qt does not (see .portal).
         self._stream_watch: PortalStreamWatch | None = None
+        self._request_watch: PortalRequestWatch | None = None
         self.session = QMediaCaptureSession()
         self.capture: QScreenCapture | QWindowCapture
         if isinstance(self.source, ScreenSource):
@@ -244,6 +251,9 @@ class ScreenTrack(VideoSinkTrack):
             self._stream_watch = PortalStreamWatch()
             self._stream_watch.ended.connect(self._capture_events.on_stream_ended)
             self._stream_watch.start()
+            self._request_watch = PortalRequestWatch()
+            self._request_watch.refused.connect(self._capture_events.on_portal_refused)
+            self._request_watch.start()
         self.capture.start()
 
     # Events ---------------------------------------------------------------------
@@ -276,6 +286,18 @@ class ScreenTrack(VideoSinkTrack):
                 "dialog, or permission was refused."
             )
         return "Screen sharing was stopped from outside Parley (the system's sharing indicator)."
+
+    def _portal_refused(self, code: int) -> None:
+        """The portal answered one of this process's requests with ``code`` (1: cancelled)."""
+        if self.first_frame_at is not None:
+            return  # another share's request, not this one's
+        if code == 1:
+            self._report_lost("You cancelled the screen share in the system's dialog.")
+        else:
+            self._report_lost(
+                "The system did not allow sharing the screen (permission was refused, or "
+                "nothing to share was chosen)."
+            )
 
     def _screen_removed(self, screen: QScreen) -> None:
         if screen is self._screen:
@@ -411,6 +433,10 @@ class ScreenTrack(VideoSinkTrack):
         if watch is not None:
             watch.stop()
             watch.deleteLater()
+        requests, self._request_watch = self._request_watch, None
+        if requests is not None:
+            requests.stop()
+            requests.deleteLater()
 
     def stop(self) -> None:
         """Stop the capture and end the track (idempotent)."""
