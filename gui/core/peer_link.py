@@ -48,7 +48,7 @@ from aiortc.sdp import candidate_from_sdp
 from pyee.asyncio import AsyncIOEventEmitter
 
 from gui.core import ice
-from gui.core.adaptation import SenderAdaptation
+from gui.core.adaptation import SenderAdaptation, route_retransmissions
 from gui.core.ice import IceServer
 from gui.core.peer_channel import ChatMessage, PeerChannel, PeerMediaState
 from gui.core.quality import QualityMeter
@@ -333,6 +333,8 @@ class PeerLink(AsyncIOEventEmitter):
 
     def _adapt(self, report: Any, now: float) -> None:
         """Each video sender's adaptation, from this second's stats (``adaptation.py``)."""
+        if route_retransmissions(self.pc.getTransceivers()):
+            log.info("%s: retransmissions routed to their receivers", self.label)
         for slot in (CAMERA, SCREEN):
             transceiver = self._slots.get(slot)
             if transceiver is None or transceiver.sender.track is None:
