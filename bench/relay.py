@@ -19,9 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import signal
-import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +26,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from bench.serverproc import ServerProcess, raise_open_files_limit
+from bench.serverproc import ServerProcess, raise_open_files_limit, until_stopped
 from signaling.protocol.constants import (
     MAX_FRAME_BYTES,
     PING_INTERVAL_S,
@@ -98,22 +95,9 @@ async def main_async() -> None:
         ping_interval=PING_INTERVAL_S,
         ping_timeout=SILENCE_TIMEOUT_S - PING_INTERVAL_S,
     ) as server:
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-
-        def watch_stdin() -> None:
-            with contextlib.suppress(OSError, ValueError):
-                while sys.stdin.buffer.read(4096):
-                    pass
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(stop.set)
-
-        threading.Thread(target=watch_stdin, name="stdin-watch", daemon=True).start()
         port = server.sockets[0].getsockname()[1]
         print(f"URL ws://127.0.0.1:{port}{WS_PATH}", flush=True)
-        await stop.wait()
+        await until_stopped()
 
 
 class RelayProcess(ServerProcess):

@@ -65,10 +65,8 @@ def rss_kib(pid: int) -> int:
 # The server side ----------------------------------------------------------------
 
 
-async def serve(config: ServerConfig) -> None:
-    """Start the server, print its URL, serve until a signal or the end of stdin."""
-    server = SignalingServer(config, bots=[echo_test()])
-    await server.start()
+async def until_stopped() -> None:
+    """Return on SIGTERM or SIGINT, or when stdin closes (the load generator is gone)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -82,9 +80,16 @@ async def serve(config: ServerConfig) -> None:
             loop.call_soon_threadsafe(stop.set)
 
     threading.Thread(target=watch_stdin, name="stdin-watch", daemon=True).start()
+    await stop.wait()
+
+
+async def serve(config: ServerConfig) -> None:
+    """Start the server, print its URL, serve until a signal or the end of stdin."""
+    server = SignalingServer(config, bots=[echo_test()])
+    await server.start()
     print(f"URL {server.url}", flush=True)
     try:
-        await stop.wait()
+        await until_stopped()
     finally:
         await server.stop()
 
