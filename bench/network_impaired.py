@@ -6,13 +6,14 @@ test pattern at 30 frames/s, or 1280x720 for the cap), impaired on home a's rout
 
 - ``loss``: 5% of the packets home a sends dropped at random, 30 s measured;
 - ``cap``: home a's uplink capped at 1 Mbit/s for 20 s, then lifted;
-- ``black-hole``: everything home a sends and receives dropped for 10 s.
+- ``black-hole``: everything home a sends and receives dropped for 10 s;
+- ``new-address``: home a's computer changes its address mid-call.
 
 Figures per case, min/median/max over the runs: the video frames/s the callee received and its
 freeze time (the sum of the waits between frames over 500 ms, per minute) during the
 impairment; for the cap, what the caller sent while capped and the seconds after the lift
 until it sends at its rate from before the cap again; for the black hole, the seconds from the
-path's return to video at 3 frames/s or more on both sides.
+path's return (or the address change) to video at 3 frames/s or more on both sides.
 
 ``python -m bench.network_impaired [--runs N] [--cases loss,cap,black-hole]`` prints each run
 and the table; ``python -m bench --only network-impaired`` gives the figures. Needs root
@@ -104,32 +105,53 @@ def _cap(call: LabCall) -> dict[str, float | None]:
     }
 
 
-def _black_hole(call: LabCall) -> dict[str, float | None]:
-    marks = [side.mark() for side in (call.caller, call.callee)]
-    call.home("a").set_black_hole(True)
-    time.sleep(10)
-    call.home("a").set_black_hole(False)
-    restored = time.monotonic()
+def _video_back(call: LabCall, cut: float, since: float) -> dict[str, float | None]:
+    """Seconds from ``since`` until both sides see video at 3 frames/s or more again, after
+    seeing it stop once the path was cut (at ``cut``)."""
     times = []
-    for side, mark in zip((call.caller, call.callee), marks, strict=True):
+    for side in (call.caller, call.callee):
 
-        def video(side: CliProcess = side, mark: int = mark) -> float | None:
-            for at, message in side.events[mark:]:
-                if at > restored and message["event"] == "stats" and camera_fps(message) >= 3:
+        def video(side: CliProcess = side) -> float | None:
+            stopped = False  # a line may still count frames from before the cut: the
+            for at, message in side.events:  # outage is seen first, then video again
+                if at <= cut or message["event"] != "stats":
+                    continue
+                if camera_fps(message) < 3:
+                    stopped = True
+                elif stopped and at > since:
                     return at
             return None
 
         try:
-            times.append(side.wait_for(video, 40, "video again") - restored)
+            times.append(side.wait_for(video, 40, "video again") - since)
         except AssertionError:
             return {"recovery_s": None}
     return {"recovery_s": max(times)}
+
+
+def _black_hole(call: LabCall) -> dict[str, float | None]:
+    call.home("a").set_black_hole(True)
+    cut = time.monotonic()
+    time.sleep(10)
+    call.home("a").set_black_hole(False)
+    return _video_back(call, cut, time.monotonic())
+
+
+def _new_address(call: LabCall) -> dict[str, float | None]:
+    home = call.home("a")
+    prefix = home.address.rsplit(".", 1)[0]
+    home.run("ip", "addr", "del", f"{home.address}/24", "dev", "eth0")
+    home.run("ip", "addr", "add", f"{prefix}.7/24", "dev", "eth0")
+    home.run("ip", "route", "replace", "default", "via", f"{prefix}.1")
+    changed = time.monotonic()
+    return _video_back(call, changed, changed)
 
 
 CASES: dict[str, tuple[Callable[[LabCall], dict[str, float | None]], tuple[str, ...]]] = {
     "loss": (_loss, ()),
     "cap": (_cap, ("--resolution", "1280x720")),
     "black-hole": (_black_hole, ()),
+    "new-address": (_new_address, ()),
 }
 
 
