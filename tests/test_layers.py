@@ -42,9 +42,10 @@ ALLOWED: dict[str, frozenset[str]] = {
         {"gui.core", "gui.media", "gui.devices", "signaling", "signaling.protocol"}
     ),  # parley-cli
     "gui.__main__": frozenset({"gui.app"}),
-    # parley --self-test starts a server of its own, as the installed app would.
+    # parley --self-test starts a server of its own, as the installed app would, and says
+    # whether screen capture would work on this desktop (gui.devices.screen.support).
     "gui.app.self_test": frozenset(
-        {"gui.app", "gui.core", "gui.media", "signaling", "signaling.server"}
+        {"gui.app", "gui.core", "gui.media", "gui.devices", "signaling", "signaling.server"}
     ),
 }
 
