@@ -73,7 +73,7 @@ async def test_the_app_runs_on_wayland_signs_in_calls_and_quits(
     app = await app_on(wayland, server.url)
     state, callee = await signed_in_call(app, answering)
     assert state["call"]["visible"] and state["call"]["state"] == "CONNECTED"
-    await until(lambda: received(callee, "camera") > 10, 20, "the app's camera at the peer")
+    await until(lambda: received(callee, "camera") > 10, 40, "the app's camera at the peer")
     await app.do("hang_up")
     await until(lambda: callee.machine.ended, 10, "the call to end at the peer")
     assert await app.quit() == 0, app.output()
@@ -93,7 +93,7 @@ async def test_the_app_answers_an_incoming_call_on_wayland(
     assert answered["incoming_visible"] and answered["call"]["state"] == "CONNECTED"
     await until(lambda: caller.state is CallState.CONNECTED, 15, "the caller connected")
     # Both ways: the answering app's camera at the caller, the caller's in the app's window.
-    await until(lambda: received(caller, "camera") > 10, 20, "the app's camera at the caller")
+    await until(lambda: received(caller, "camera") > 10, 40, "the app's camera at the caller")
     for _ in range(100):
         state = await app.do("state")
         if state["call"]["remote_frames"] > 10:
@@ -213,7 +213,7 @@ async def test_without_a_portal_the_share_button_says_why(
     assert not call["share_enabled"]
     assert call["share_tooltip"].startswith("Screen sharing does not work here: ")
     assert "xdg-desktop-portal" in call["share_tooltip"]
-    await until(lambda: received(callee, "camera") > 10, 20, "the call going on")
+    await until(lambda: received(callee, "camera") > 10, 40, "the call going on")
     await app.do("hang_up")
     assert await app.quit() == 0, app.output()
     await bob.close()
