@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from signaling.protocol.account import ACCOUNT_PARSERS
 from signaling.protocol.constants import (
     HISTORY_DEFAULT_LIMIT,
     HISTORY_MAX_LIMIT,
@@ -28,7 +29,6 @@ from signaling.protocol.constants import (
     RequestType,
 )
 from signaling.protocol.errors import ProtocolError, bad_message
-from signaling.protocol.account import ACCOUNT_PARSERS
 from signaling.protocol.fields import Fields, is_encodable
 from signaling.protocol.guests import GUEST_PARSERS
 from signaling.protocol.ice import ICE_PARSERS
