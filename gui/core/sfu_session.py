@@ -345,15 +345,21 @@ class SfuMedia:
                 await self._request("sfu.video", username=username, on=on)
 
     async def _watch_speakers(self) -> None:
+        """Who is heard: new sound since the last look, and loud enough (a receiver keeps
+        its last samples when a muted participant sends nothing)."""
+        counted: dict[str, tuple[AudioReceiver, int]] = {}
         while not self.closed:
             await asyncio.sleep(SPEAKER_CHECK_S)
             now = time.monotonic()
             before = self.chooser.shown()
             for username, subscription in self.subscriptions.items():
                 audio = subscription.peer.receivers.get("audio")
-                if not isinstance(audio, AudioReceiver) or not audio.frames:
+                if not isinstance(audio, AudioReceiver):
                     continue
-                if audio.rms(0.3) > SPEAKING_RMS:
+                last, frames = counted.get(username, (audio, 0))
+                fresh = audio.frames > (frames if last is audio else 0)
+                counted[username] = (audio, audio.frames)
+                if fresh and audio.rms(0.3) > SPEAKING_RMS:
                     self.chooser.spoke(username, now)
             if self.chooser.shown() != before:
                 self._put("videos", None)

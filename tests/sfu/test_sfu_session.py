@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from gui.core.meeting_machine import MeetingState
+from gui.core.meeting_session import MeetingSession
+from gui.media.analysis import VideoReceiver
 from signaling.server import SignalingServer
 from signaling.server.config import SfuSettings
 from signaling.server.sfu.pool import SfuAddress
@@ -101,3 +103,41 @@ async def test_a_participant_whose_signaling_drops_publishes_and_subscribes_agai
         assert host.history["bob"][0].closed and guest.history["ada"][0].closed
     finally:
         await proxy.stop()
+
+
+async def test_at_most_n_videos_follow_the_most_recent_speaker(meeting: Meeting) -> None:
+    ada, bob, cyd = [await meeting.client(n) for n in ("ada", "bob", "cyd")]
+    await befriend(ada, bob, cyd)
+    invitations = {"bob": invitation(bob), "cyd": invitation(cyd)}
+    host = meeting.create(["bob", "cyd"])
+    host._media_server().chooser.limit = 1  # this end receives one video at a time
+    bob_session = await meeting.accept("bob", invitations["bob"])
+    cyd_session = await meeting.accept("cyd", invitations["cyd"])
+    cyd_session.set_audio_enabled(False)  # cyd says nothing yet
+    await until(lambda: hears_and_sees(host, "bob"), 60)
+    # Bob is heard, so his video comes; cyd's is paused at Janus.
+    await until(lambda: host.sfu is not None and "cyd" in host.sfu.subscriptions, 20)
+    assert host.sfu is not None
+    await until(lambda: not host.sfu.subscriptions["cyd"].video_on, 20)
+    await _only_video_from(host, "bob", "cyd")
+
+    # Cyd speaks and bob falls silent: the videos swap.
+    bob_session.set_audio_enabled(False)
+    cyd_session.set_audio_enabled(True)
+    await until(lambda: host.sfu.chooser.shown() == {"cyd"}, 20)
+    await until(lambda: host.sfu.subscriptions["cyd"].video_on, 20)
+    await _only_video_from(host, "cyd", "bob")
+
+
+async def _only_video_from(session: MeetingSession, shown: str, paused: str) -> None:
+    """Over two seconds, ``shown``'s video keeps arriving and ``paused``'s does not."""
+    await asyncio.sleep(1.0)  # what was on its way has arrived; a keyframe was asked for
+    before = _frames(session, shown), _frames(session, paused)
+    await asyncio.sleep(2.0)
+    assert _frames(session, shown) - before[0] >= 10, f"{shown}'s video does not arrive"
+    assert _frames(session, paused) - before[1] <= 2, f"{paused}'s video still arrives"
+
+
+def _frames(session: MeetingSession, username: str) -> int:
+    video = session.receivers(username).get("camera")
+    return video.frames if isinstance(video, VideoReceiver) else 0
