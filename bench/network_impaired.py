@@ -23,17 +23,32 @@ and the table; ``python -m bench --only network-impaired`` gives the figures. Ne
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import statistics
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bench import Figure, Goal
-from tests.cli.procs import CliProcess
-from tests.net.impaired import LabCall, camera_fps, lab_call, lab_unavailable, stats_between
+from tests.cli.procs import Child, CliProcess
+from tests.net.impaired import (
+    STUN,
+    LabCall,
+    camera_fps,
+    lab_call,
+    lab_unavailable,
+    start_services,
+    stats_between,
+    wait_video,
+)
+from tests.net.lab import network_lab
 
 BENCH = "network-impaired"
+STACKS = ("parley", "chromium")
 CAP_KBIT = 1000
 
 
@@ -41,8 +56,34 @@ CAP_KBIT = 1000
 class Run:
     """One impaired call's figures (names as in the table; None: not measured)."""
 
+    stack: str
     case: str
     values: dict[str, float | None] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def chromium_call(seconds: float = 100.0) -> Iterator[LabCall]:
+    """Two headless Chromium ends (``bench/network_media_peer.py``) in homes a and b, with the
+    same STUN server, connected and receiving video; shaped like :func:`lab_call`'s."""
+    children: list[Child] = []
+    servers = json.dumps([{"urls": STUN}])
+    with tempfile.TemporaryDirectory(prefix="parley-chromium-") as tmp, network_lab() as lab:
+        try:
+            start_services(lab, Path(tmp), children)
+            ends = []
+            for role, home in (("answer", lab.b), ("offer", lab.a)):
+                argv = [sys.executable, "-m", "bench.network_media_peer", role, tmp, servers]
+                end = CliProcess(f"chromium-{role}", home.argv([*argv, str(seconds)]))
+                children.append(end)
+                ends.append(end)
+            callee, caller = ends
+            for side in (caller, callee):
+                side.wait_state("connected", 60)
+                wait_video(side, 30)
+            yield LabCall(lab, caller, callee, children)
+        finally:
+            for process in reversed(children):
+                process.kill()
 
 
 def _received(side: CliProcess, start: float, end: float) -> tuple[float, float]:
@@ -155,20 +196,23 @@ CASES: dict[str, tuple[Callable[[LabCall], dict[str, float | None]], tuple[str, 
 }
 
 
-def measure(runs: int, cases: list[str]) -> list[Run]:
-    """Each case ``runs`` times, a fresh lab and call each time."""
+def measure(runs: int, cases: list[str], stacks: list[str]) -> list[Run]:
+    """Each case ``runs`` times for each stack, a fresh lab and call each time."""
     out = []
     for case in cases:
         impair, caller_args = CASES[case]
         for _ in range(runs):
-            try:
-                with lab_call(caller_args=caller_args) as call:
-                    run = Run(case, impair(call))
-            except AssertionError as exc:
-                print(f"[{BENCH}] {case}: no call: {str(exc).splitlines()[0]}", file=sys.stderr)
-                run = Run(case, {})
-            print(f"[{BENCH}] {run}", file=sys.stderr, flush=True)
-            out.append(run)
+            for stack in stacks:
+                call = chromium_call() if stack == "chromium" else lab_call(caller_args)
+                try:
+                    with call as connected:
+                        run = Run(stack, case, impair(connected))
+                except AssertionError as exc:
+                    problem = str(exc).splitlines()[0]
+                    print(f"[{BENCH}] {stack} {case}: no call: {problem}", file=sys.stderr)
+                    run = Run(stack, case, {})
+                print(f"[{BENCH}] {run}", file=sys.stderr, flush=True)
+                out.append(run)
     return out
 
 
@@ -183,44 +227,46 @@ UNITS = {
 GOALS = {"recovery_s": Goal.at_most(5.0), "sent_capped_kbps": Goal.at_most(float(CAP_KBIT))}
 
 
-def _values(runs: list[Run], case: str, name: str) -> list[float]:
-    found = [r.values.get(name) for r in runs if r.case == case]
+def _values(runs: list[Run], stack: str, case: str, name: str) -> list[float]:
+    found = [r.values.get(name) for r in runs if (r.stack, r.case) == (stack, case)]
     return [v for v in found if v is not None and v == v]
 
 
+def _groups(runs: list[Run]) -> list[tuple[str, str, str]]:
+    """(stack, case, figure name) in the order they were measured."""
+    return list(dict.fromkeys((r.stack, r.case, n) for r in runs for n in r.values))
+
+
 def figures(runs: list[Run]) -> list[Figure]:
-    """min/median/max of every figure of every case."""
+    """min/median/max of every figure of every case and stack."""
     out = []
-    for case in dict.fromkeys(r.case for r in runs):
-        names = dict.fromkeys(n for r in runs if r.case == case for n in r.values)
-        for name in names:
-            values = _values(runs, case, name)
-            if not values:
-                out.append(Figure(BENCH, f"{case} {name}", float("nan"), UNITS[name]))
-                continue
-            for what, value in (
-                ("min", min(values)),
-                ("median", statistics.median(values)),
-                ("max", max(values)),
-            ):
-                goal = GOALS.get(name) if what == "median" else None
-                out.append(Figure(BENCH, f"{case} {name} {what}", value, UNITS[name], goal))
+    for stack, case, name in _groups(runs):
+        values = _values(runs, stack, case, name)
+        label = f"{stack} {case} {name}"
+        if not values:
+            out.append(Figure(BENCH, label, float("nan"), UNITS[name]))
+            continue
+        for what, value in (
+            ("min", min(values)),
+            ("median", statistics.median(values)),
+            ("max", max(values)),
+        ):
+            goal = GOALS.get(name) if what == "median" and stack == "parley" else None
+            out.append(Figure(BENCH, f"{label} {what}", value, UNITS[name], goal))
     return out
 
 
 def report(runs: list[Run]) -> str:
-    """A table: case, figure, min / median / max, runs."""
-    lines = ["case        figure               min / median / max        runs"]
-    for case in dict.fromkeys(r.case for r in runs):
-        names = dict.fromkeys(n for r in runs if r.case == case for n in r.values)
-        for name in names:
-            values = _values(runs, case, name)
-            spread = (
-                f"{min(values):.1f} / {statistics.median(values):.1f} / {max(values):.1f}"
-                if values
-                else "-"
-            )
-            lines.append(f"{case:<11} {name:<20} {spread:<25} {len(values)}")
+    """A table: stack, case, figure, min / median / max, runs."""
+    lines = ["stack     case         figure               min / median / max          runs"]
+    for stack, case, name in _groups(runs):
+        values = _values(runs, stack, case, name)
+        spread = (
+            f"{min(values):.1f} / {statistics.median(values):.1f} / {max(values):.1f}"
+            if values
+            else "-"
+        )
+        lines.append(f"{stack:<9} {case:<12} {name:<20} {spread:<27} {len(values)}")
     return "\n".join(lines)
 
 
@@ -229,7 +275,7 @@ def run(quick: bool) -> list[Figure]:
     why = lab_unavailable()
     if why is not None:
         raise RuntimeError(f"the network lab cannot run here: {why}")
-    return figures(measure(1 if quick else 3, list(CASES)))
+    return figures(measure(1 if quick else 3, list(CASES), list(STACKS)))
 
 
 def main() -> int:
@@ -237,16 +283,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--stacks", default=",".join(STACKS))
     args = parser.parse_args()
     cases = [c for c in args.cases.split(",") if c]
-    unknown = [c for c in cases if c not in CASES]
+    stacks = [s for s in args.stacks.split(",") if s]
+    unknown = [c for c in cases if c not in CASES] + [s for s in stacks if s not in STACKS]
     if unknown or args.runs < 1:
-        parser.error(f"cases are {', '.join(CASES)}; runs at least 1")
+        parser.error(f"cases are {', '.join(CASES)}; stacks {', '.join(STACKS)}; runs 1 or more")
     why = lab_unavailable()
     if why is not None:
         print(f"the network lab cannot run here: {why}", file=sys.stderr)
         return 2
-    print(report(measure(args.runs, cases)))
+    print(report(measure(args.runs, cases, stacks)))
     return 0
 
 

@@ -66,7 +66,7 @@ def _cli(
     return CliProcess(f"parley-cli[{user}@{home.name} {' '.join(args[:1])}]", home.argv(argv))
 
 
-def _start_services(lab: Lab, directory: Path, children: list[Child]) -> Child:
+def start_services(lab: Lab, directory: Path, children: list[Child]) -> Child:
     """coturn (STUN only) and parley-server in the internet namespace; the server, listening."""
     stun = Child(
         "coturn",
@@ -122,7 +122,7 @@ def lab_call(
     children: list[Child] = []
     with tempfile.TemporaryDirectory(prefix="parley-lab-") as tmp, network_lab() as lab:
         try:
-            server = _start_services(lab, Path(tmp), children)
+            server = start_services(lab, Path(tmp), children)
             url: str = server.url  # type: ignore[attr-defined]
             users = ("ann-lab", "bob-lab")
             first = [_cli(url, lab.a, users[0], "contacts", register=True)]
