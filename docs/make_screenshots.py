@@ -5,7 +5,8 @@
 Starts Xvfb on a free display (unless ``--display`` names a running one), then runs two
 Parley profiles in one process against the built-in server: Ada and Grace become contacts,
 Ada calls Grace, and the main window, the incoming call and the call in progress are
-captured. Nothing touches your own profiles: everything lives in a temporary folder.
+captured; then Ada meets Grace, Alan and Edsger (the meeting window). Nothing touches your
+own profiles: everything lives in a temporary folder.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the app, and tests.xvfb, from this checkout
@@ -47,7 +49,7 @@ async def until(predicate: Callable[[], object], timeout: float = 20.0) -> None:
             await asyncio.sleep(0.05)
 
 
-async def scenario(app: object) -> None:
+async def scenario(app: object, only_meeting: bool = False) -> None:
     """Two people, one call; a picture at each step."""
     from gui.app.ui import ParleyUi
 
@@ -85,6 +87,9 @@ async def scenario(app: object) -> None:
         await asyncio.sleep(0.3)
         ada.main.resize(420, 640)
         await asyncio.sleep(0.3)
+        if only_meeting:
+            await meeting_scene(ada, grace)
+            return
         ada.main.grab().save(str(OUT / "main-window.png"))
 
         session = ada.controller.place_call("grace", video=True)
@@ -105,15 +110,72 @@ async def scenario(app: object) -> None:
         window.grab().save(str(OUT / "call.png"))
         window.hang_up_button.click()
         await until(lambda: session.machine.ended)
+        await until(lambda: not ada.calls and ada.controller.call is None)
+        await meeting_scene(ada, grace)
     finally:
         await grace.shutdown()
         await ada.shutdown()
+
+
+async def meeting_scene(ada: Any, grace: Any) -> None:
+    """Ada meets Grace, Alan and Edsger: Alan speaks (the ring), Edsger is muted."""
+    from gui.core.meeting_session import MeetingSession
+    from gui.core.peer_link import LocalMedia
+    from gui.core.signaling_client import SignalingClient
+    from gui.media.pattern import PatternVideoTrack
+    from gui.media.tone import ToneAudioTrack
+
+    await ada.controller.accept_contact("edsger")
+    peers = []
+    for name in ("alan", "edsger"):
+        client = SignalingClient(ada.controller.default_server or "")
+        await client.connect()
+        await client.login(name, "a long password")
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        client.on_event(lambda m, q=queue: m.get("type") == "meeting.invited" and q.put_nowait(m))
+        peers.append((name, client, queue))
+    meeting = ada.controller.start_meeting(["grace", "alan", "edsger"])
+    assert meeting is not None
+    await until(lambda: grace.meeting_invitation.isVisible())
+    grace.meeting_invitation.join_video.click()
+    sessions = []
+    for name, client, queue in peers:
+        event = await asyncio.wait_for(queue.get(), 10)
+        media = LocalMedia(audio=ToneAudioTrack(300), camera=PatternVideoTrack(320, 180, fps=10))
+        session = MeetingSession.invited(client, name, event, media)
+        session.accept()
+        sessions.append(session)
+    window = ada.meetings[0]
+    window.resize(1100, 640)
+    await until(lambda: grace.meetings)
+    grace.meetings[0].mic_button.click()
+    sessions[1].set_audio_enabled(False)
+    await until(
+        lambda: (
+            len(window.tile_views) == 4
+            and all(v.video.frames_given > 20 for u, v in window.tile_views.items() if u != "ada")
+        ),
+        40,
+    )
+    window.chat_button.click()
+    grace.meetings[0].chat.input.setText("Can everyone see the pattern?")
+    grace.meetings[0].chat.send.click()
+    await until(lambda: window.tile_views["alan"].speaking and window.chat_model.rowCount())
+    await asyncio.sleep(1.0)
+    window.grab().save(str(OUT / "meeting.png"))
+    meeting.end()
+    await meeting.wait_ended()
+    for session in sessions:
+        await session.wait_ended()
+    for _, client, _ in peers:
+        await client.close()
 
 
 def main() -> int:
     """Run the scenario under X and write the PNGs."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--display", help="use this running X display instead of a new Xvfb")
+    parser.add_argument("--meeting", action="store_true", help="only the meeting window")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     with xvfb(args.display) as display, tempfile.TemporaryDirectory() as home:
@@ -133,9 +195,10 @@ def main() -> int:
 
         app = QApplication(["parley"])
         app.setApplicationName("Parley")
-        asyncio.run(scenario(app), loop_factory=lambda: qasync.QEventLoop(app))
+        asyncio.run(scenario(app, args.meeting), loop_factory=lambda: qasync.QEventLoop(app))
         destroy_qt(app)
-    for name in ("main-window", "incoming-call", "call"):
+    names = ["meeting"] if args.meeting else ["main-window", "incoming-call", "call", "meeting"]
+    for name in names:
         print(OUT / f"{name}.png")
     return 0
 

@@ -200,6 +200,8 @@ class MeetingWindow(QWidget):
         self.connected_at: float | None = None
         self.was_joined = False
         self.link_state = "online"
+        #: Through a media server: ``connecting``, ``connected`` or ``reconnecting``.
+        self.media_server: str | None = None
         self.screen_owner: str | None = None
         self._screen_receivers: dict[str, TrackConsumer] = {}
         self._screen_listeners: dict[str, Callable[[Any], None]] = {}
@@ -372,6 +374,7 @@ class MeetingWindow(QWidget):
         session.on("chat", self._chat)
         session.on("delivered", self.chat_model.mark_delivered)
         session.on("request_failed", self._request_failed)
+        session.on("sfu", self._media_server_state)
         controller.linkStateChanged.connect(self._link_state)
         for username in session.history:
             for slot, receiver in session.receivers(username).items():
@@ -419,6 +422,8 @@ class MeetingWindow(QWidget):
         colour = "#2fb344" if topology == "mesh" else "#3a76f0"
         self.security_icon.setPixmap(icon("shield", colour, 16).pixmap(16, 16))
         self.end_button.setVisible(machine.host == self.me and machine.joined)
+        if not machine.ended:
+            self._show_status()
         title = machine.title or (
             f"Meeting with {names_phrase([t.display_name for t in others])}"
             if others
@@ -598,6 +603,11 @@ class MeetingWindow(QWidget):
             self._show_status()
         self._show_people()
 
+    def _media_server_state(self, state: str) -> None:
+        self.media_server = state
+        if not self.session.machine.ended:
+            self._show_status()
+
     def _link_state(self, state: str) -> None:
         self.link_state = state
         if not self.session.machine.ended:
@@ -609,7 +619,7 @@ class MeetingWindow(QWidget):
         machine = self.session.machine
         return (
             self.link_state == "reconnecting"
-            or bool(getattr(machine, "reconnecting", False))
+            or self.media_server == "reconnecting"
             or (self.was_joined and machine.state is MeetingState.JOINING)
         )
 
@@ -619,6 +629,8 @@ class MeetingWindow(QWidget):
             text = "Reconnecting…"
         elif machine.state is MeetingState.JOINING:
             text = "Joining…"
+        elif self.media_server == "connecting":
+            text = "Connecting to the meeting server…"
         elif not machine.participants:
             text = "Waiting for others to join…"
         else:

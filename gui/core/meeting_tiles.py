@@ -109,7 +109,7 @@ def _parse_time(text: object) -> datetime | None:
 
 
 def names_phrase(names: list[str], shown: int = 2) -> str:
-    """"Ada", "Ada and Grace", "Ada, Grace and Bob", "Ada, Grace and 2 others"."""
+    """ "Ada", "Ada and Grace", "Ada, Grace and Bob", "Ada, Grace and 2 others"."""
     if not names:
         return ""
     if len(names) == 1:

@@ -16,7 +16,14 @@ from gui.core.meeting_tiles import (
 def test_the_grid_steps_1_2_2x2_3x3_4x4() -> None:
     shapes = {n: grid_shape(n) for n in (1, 2, 3, 4, 5, 9, 10, 16)}
     assert shapes == {
-        1: (1, 1), 2: (2, 1), 3: (2, 2), 4: (2, 2), 5: (3, 3), 9: (3, 3), 10: (4, 4), 16: (4, 4)
+        1: (1, 1),
+        2: (2, 1),
+        3: (2, 2),
+        4: (2, 2),
+        5: (3, 3),
+        9: (3, 3),
+        10: (4, 4),
+        16: (4, 4),
     }
     assert grid_shape(0) == (1, 1)
 

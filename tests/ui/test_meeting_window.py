@@ -27,6 +27,7 @@ from gui.core.peer_link import SCREEN, LocalMedia
 from gui.core.signaling_client import SignalingClient
 from gui.media.pattern import PatternVideoTrack
 from gui.media.tone import ToneAudioTrack
+from tests.tcp_proxy import TcpProxy
 from tests.ui.helpers import click, type_into, until
 from tests.ui.test_app_flow import make_ui, register
 
@@ -46,6 +47,7 @@ class Peer:
         self.session: MeetingSession | None = None
         self.invitations: asyncio.Queue[dict] = asyncio.Queue()
         self.chat: list[tuple[str, str]] = []
+        self.closed = False
 
     async def start(self, befriend: ParleyUi) -> None:
         await self.client.connect()
@@ -75,6 +77,12 @@ class Peer:
         return self._watch(session)
 
     async def close(self) -> None:
+        """Leave and disconnect. Tests call it at their end: between a test and its fixtures'
+        teardown the loop is not running, and pytest-qt's processing of Qt events then steps
+        qasync's pending callbacks outside it (tasks of live connections break)."""
+        if self.closed:
+            return
+        self.closed = True
         if self.session is not None:
             self.session.leave()
             await asyncio.wait_for(self.session.wait_ended(), 10)
@@ -115,6 +123,12 @@ async def peers(ada: ParleyUi) -> AsyncIterator[dict[str, Peer]]:
         for peer in made.values():
             await peer.close()
         await asyncio.sleep(0.2)
+
+
+async def close(peers: dict[str, Peer]) -> None:
+    for peer in peers.values():
+        await peer.close()
+    await asyncio.sleep(0.2)
 
 
 def tile(window: MeetingWindow, username: str) -> TileView:
@@ -232,6 +246,7 @@ async def test_tiles_speaking_ring_mute_screen_chat_and_history(
     await until(lambda: history.rowCount() == 1, what="the meeting in the history")
     assert history.index(0, 0).data() == "Meeting with bob and cyd"
     assert history.index(0, 0).data(Role.SUBTITLE).startswith("Meeting, 0 min")
+    await close(peers)
 
 
 async def test_an_invitation_says_who_is_in_it_and_join_opens_the_meeting(
@@ -264,3 +279,48 @@ async def test_an_invitation_says_who_is_in_it_and_join_opens_the_meeting(
     await until(lambda: not ada.meetings, what="the meeting window to close")
     await until(lambda: "ada" not in host.machine.participants, what="ada gone for bob")
     assert host.state is MeetingState.JOINED
+    await close(peers)
+
+
+async def test_reconnecting_shows_while_the_server_is_out_of_reach(isolated_home: Path) -> None:
+    """Ada reaches the server through a proxy that the test cuts: her window says
+    "Reconnecting…" until her connection is back and she is in the meeting again."""
+    ui = make_ui("ada")
+    proxy: TcpProxy | None = None
+    bob: Peer | None = None
+    try:
+        assert not await ui.controller.start()
+        url = ui.controller.default_server
+        assert url is not None
+        proxy = TcpProxy(int(url.rsplit(":", 1)[1].split("/")[0]))
+        await proxy.start()
+        await ui.controller.sign_in(proxy.url(), "ada", PASSWORD, register=True)
+        bob = Peer("bob", url)
+        await bob.start(ui)
+        await until(lambda: ui.controller.contacts.contact("bob") is not None)
+        ui.controller.start_meeting(["bob"])
+        await until(lambda: ui.meetings, what="the meeting window")
+        window = ui.meetings[0]
+        await bob.accept()
+        await until(lambda: everyone_sees_everyone(window, "bob"), 30, "bob's video")
+        assert window.status.text() == ""
+
+        proxy.accepting = False
+        proxy.cut()
+        await until(lambda: window.status.text() == "Reconnecting…", what="Reconnecting…")
+        assert "bob" in window.tile_views  # still listed while ada is away
+        proxy.accepting = True
+        await until(
+            lambda: window.session.state is MeetingState.JOINED and window.status.text() == "",
+            30,
+            "back in the meeting",
+        )
+        frames = tile(window, "bob").video.frames_given
+        await until(lambda: tile(window, "bob").video.frames_given > frames + 10, 30, "video")
+    finally:
+        if bob is not None:
+            await bob.close()
+        await ui.shutdown()
+        if proxy is not None:
+            await proxy.stop()
+        await asyncio.sleep(0.2)
