@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.app.controller import AppController
+from gui.app.meeting_invite import ContactPicker
 from gui.app.models import ChatLine, initials
 from gui.app.plain import plain_label, plain_title
 from gui.app.resources import app_icon, icon
@@ -60,6 +61,13 @@ END_TEXT = {
     "forbidden": "You can only call your contacts",
     "not_found": "There is no such user",
     "unreachable": "The server cannot be reached",
+    "moved_to_meeting": "The call continues as a meeting",
+}
+#: Why "Add person" did not work (the code of the refused ``meeting.create``).
+ADD_REFUSED = {
+    "unsupported": "{name}'s app cannot take part in meetings.",
+    "forbidden": "Only your contacts can be added.",
+    "busy": "{name} is reconnecting; try again in a moment.",
 }
 #: "You are muted" shows after this much voice (s) within the last 2 s, muted, and goes
 #: after this long without any (as the popular meeting apps do).
@@ -222,6 +230,11 @@ class CallWindow(QWidget):
         self.hang_up_button = control_button(
             "hang-up", f"Hang up ({SHORTCUTS['hang_up']})", role="danger", size=56
         )
+        # "Add person": the call becomes a meeting, both of us keep our connection.
+        self.add_button = control_button("add-contact", "Add person")
+        self.add_button.setEnabled(False)
+        self.add_button.clicked.connect(self._add_person)
+        self.add_picker: ContactPicker | None = None
         self.mic_button.toggled.connect(self._mute)
         self.camera_button.toggled.connect(self._camera_off)
         self.chat_button.toggled.connect(self._toggle_chat)
@@ -233,6 +246,7 @@ class CallWindow(QWidget):
             self.camera_button,
             self.screen_button,
             self.chat_button,
+            self.add_button,
             self.devices_button,
             self.hang_up_button,
         ):
@@ -285,6 +299,7 @@ class CallWindow(QWidget):
         session.on("stats", self._stats)
         session.on("sas", self._sas)
         session.on("local_media", self._local_media)
+        session.on("request_failed", self._request_failed)
         for slot, receiver in session.receivers.items():
             self._remote_track(slot, receiver)
         self._attach_preview()
@@ -331,6 +346,14 @@ class CallWindow(QWidget):
             receiver.listeners.append(view.show_frame)
 
     def _state(self, state: CallState, reason: str | None) -> None:
+        self.add_button.setEnabled(state is CallState.CONNECTED and self._can_add())
+        if state is CallState.ENDED and reason == "moved_to_meeting":
+            # The meeting's window takes over at once (the controller opens it).
+            if self.add_picker is not None:
+                self.add_picker.close()
+            self._clock.stop()
+            QTimer.singleShot(0, self.close)
+            return
         if state is CallState.ENDED:
             text = END_TEXT.get(reason or "", "Call ended").format(name=self.peer_name)
             # A failure the engine can explain (an unusable offer, no media in time) says why.
@@ -603,6 +626,43 @@ class CallWindow(QWidget):
     def _hang_up(self) -> None:
         self.session.hang_up()
 
+    # Add person ------------------------------------------------------------------------
+
+    def _can_add(self) -> bool:
+        """Whether this server has meetings (the other side's app is the server's to check)."""
+        client = getattr(self.controller, "client", None)
+        return "meetings" in getattr(client, "server_features", ())
+
+    def _add_person(self) -> None:
+        """Choose contacts; the call then becomes a meeting with them invited."""
+        picker = ContactPicker(
+            self.controller.contacts,
+            exclude={self.session.machine.peer},
+            action="Add",
+            parent=self,
+        )
+        picker.setWindowTitle(plain_title(f"Add people to the call with {self.peer_name}"))
+        picker.chosen.connect(self._move_to_meeting)
+        self.add_picker = picker
+        picker.open()
+
+    def _move_to_meeting(self, usernames: list[str]) -> None:
+        self.add_picker = None
+        if usernames and not self.session.machine.ended:
+            self.session.move_to_meeting(usernames)
+            self.add_button.setEnabled(False)
+            self.status.setText("Adding people…")
+            self.status.show()
+
+    def _request_failed(self, kind: str, code: str, message: str) -> None:
+        if kind != "meeting.create":
+            return
+        self.add_button.setEnabled(self.session.state is CallState.CONNECTED)
+        text = ADD_REFUSED.get(code, "Could not add people: {message}")
+        self.status.setText(text.format(name=self.peer_name, message=message))
+        self.status.show()
+        QTimer.singleShot(4000, self, lambda: self._state(self.session.state, None))
+
     # Layout ----------------------------------------------------------------------------
 
     def _layout_stage(self) -> None:
@@ -675,4 +735,9 @@ class CallWindow(QWidget):
             self.session.hang_up()
         self._clock.stop()
         self._detach_preview()
+        # The receivers outlive this window when the call went on as a meeting.
+        for receiver in self.session.receivers.values():
+            for view in (self.remote, self.shared_screen):
+                if view.show_frame in receiver.listeners:
+                    receiver.listeners.remove(view.show_frame)
         super().closeEvent(event)

@@ -19,6 +19,7 @@ from PySide6.QtCore import QObject, Signal
 from gui.app.models import Contact, ContactFilter, ContactsModel, HistoryModel
 from gui.core.call_machine import CallState
 from gui.core.call_session import CallOptions, CallSession, IceServer, LocalMedia
+from gui.core.escalation import continue_in_meeting
 from gui.core.meeting_session import MeetingSession
 from gui.core.meeting_tiles import newest_first
 from gui.core.pinning import KnownServers
@@ -488,6 +489,9 @@ class AppController(QObject):
         def ended(reason: str | None) -> None:
             if self.call is session:
                 self.call = None
+            if session.machine.moved_to is not None:
+                # "Add person": the call goes on as a meeting, on the same connection.
+                self.open_meeting(continue_in_meeting(session))
             self.callEnded.emit(reason or "")
             if self.client is not None:
                 self.spawn(self.refresh_history(), report=False)

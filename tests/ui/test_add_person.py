@@ -1,0 +1,146 @@
+""" "Add person" in the call window, offscreen, with real peers on a real server: the call
+becomes a meeting, its window gives way to the meeting window, and the two already talking
+keep their connection (the same peer connection, its picture still coming) while the third
+joins both.
+
+Ada is the app (its built-in server, the test pattern and a tone). Bob answers her call with
+the client engine's own call session and carries on in the meeting as ``parley-cli`` does
+(:func:`gui.core.escalation.continue_in_meeting`); Cyd accepts the invitation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from gui.app.ui import ParleyUi
+from gui.core.call_machine import CallState
+from gui.core.call_session import CallSession
+from gui.core.escalation import continue_in_meeting
+from gui.core.meeting_machine import LinkState, MeetingState
+from gui.core.meeting_session import MeetingSession
+from gui.media.analysis import VideoReceiver
+from tests.ui.helpers import click, until
+from tests.ui.test_app_flow import make_ui, register
+from tests.ui.test_meeting_window import Peer
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def ada(isolated_home: Path) -> AsyncIterator[ParleyUi]:
+    ui = make_ui("ada")
+    try:
+        assert not await ui.controller.start()
+        await register(ui, "ada", "Ada")
+        yield ui
+    finally:
+        await ui.shutdown()
+        await asyncio.sleep(0.2)
+
+
+@pytest.fixture
+async def peers(ada: ParleyUi) -> AsyncIterator[dict[str, Peer]]:
+    url = ada.controller.default_server
+    assert url is not None
+    made = {name: Peer(name, url) for name in ("bob", "cyd")}
+    try:
+        for peer in made.values():
+            await peer.start(ada)
+        await until(
+            lambda: all(
+                (c := ada.controller.contacts.contact(n)) is not None and c.status == "accepted"
+                for n in made
+            ),
+            what="bob and cyd in ada's contacts",
+        )
+        yield made
+    finally:
+        for peer in made.values():
+            await peer.close()
+        await asyncio.sleep(0.2)
+
+
+def frames(session: MeetingSession | CallSession, username: str = "") -> int:
+    """Pictures received from ``username`` (a meeting) or from the other side (a call)."""
+    if isinstance(session, MeetingSession):
+        video = session.receivers(username).get("camera")
+    else:
+        video = session.receivers.get("camera")
+    return video.frames if isinstance(video, VideoReceiver) else 0
+
+
+def carry_on(peer: Peer, call: CallSession, into: list[MeetingSession]) -> None:
+    """Once ``call`` moved into a meeting, ``peer`` carries on in it."""
+
+    def ended(_: str | None) -> None:
+        if call.machine.moved_to is not None:
+            peer.session = continue_in_meeting(call)
+            into.append(peer.session)
+
+    call.on("ended", ended)
+
+
+async def test_add_person_turns_the_call_into_a_meeting_on_the_same_connection(
+    ada: ParleyUi, peers: dict[str, Peer]
+) -> None:
+    bob, cyd = peers["bob"], peers["cyd"]
+    incoming: asyncio.Queue[dict] = asyncio.Queue()
+    bob.client.on_event(lambda m: m.get("type") == "call.incoming" and incoming.put_nowait(m))
+    call = ada.controller.place_call("bob")
+    assert call is not None
+    event = await asyncio.wait_for(incoming.get(), 15)
+    bob_call = CallSession.incoming(bob.client, event, bob.media())
+    bob_call.accept()
+    await until(lambda: ada.calls, what="ada's call window")
+    window = ada.calls[0]
+    await until(lambda: call.state is CallState.CONNECTED, 30, "the call connected")
+    await until(lambda: window.add_button.isEnabled(), what="Add person enabled")
+    await until(lambda: frames(call) > 10, 20, "bob's picture")
+    link = call.peer
+
+    # Bob's end carries on in the meeting by itself, as parley-cli and the app do.
+    bob_meeting: list[MeetingSession] = []
+    carry_on(bob, bob_call, bob_meeting)
+    click(window.add_button)
+    picker = window.add_picker
+    assert picker is not None and picker.isVisible()
+    picker.check("cyd")
+    click(picker.ok)
+
+    await until(lambda: ada.meetings, 20, "the meeting window")
+    meeting_window = ada.meetings[0]
+    session = meeting_window.session
+    assert session is ada.controller.meeting and session.state is MeetingState.JOINED
+    await until(lambda: window not in ada.calls, what="the call window gone")
+    assert session.links["bob"] is link  # the call's connection, not a new one
+    assert session.machine.host == "ada"
+    await until(lambda: bob_meeting, what="bob in the meeting")
+    seen = frames(session, "bob")
+    await until(lambda: frames(session, "bob") > seen + 10, 20, "bob's picture going on")
+
+    await cyd.accept()
+    await until(
+        lambda: (
+            all(p.link is LinkState.CONNECTED for p in session.machine.participants.values())
+            and set(session.machine.participants) == {"bob", "cyd"}
+        ),
+        40,
+        "ada linked to bob and cyd",
+    )
+    await until(lambda: "cyd" in meeting_window.tile_views, what="cyd's tile")
+    await until(lambda: frames(session, "cyd") > 5, 30, "cyd's picture")
+    assert session.links["bob"] is link and len(session.history["bob"]) == 1
+    assert bob_meeting[0].links["ada"] is bob_call.peer
+
+    # Everyone leaves here, while the sessions' loop runs.
+    for peer in (bob, cyd):
+        assert peer.session is not None
+        peer.session.leave()
+        await asyncio.wait_for(peer.session.wait_ended(), 10)
+        peer.session = None
+    await ada.controller.leave_meeting()
+    assert ada.controller.meeting is None
