@@ -93,6 +93,25 @@ class Mode:
         """Extra arguments of every participant's ``parley-cli``."""
         return []
 
+    def log_path(self) -> Path | None:
+        """Where the signaling server logs (its logfmt lines)."""
+        return self.server.log_path if self.server is not None else None
+
+    def log_size(self) -> int:
+        """How much the server has logged so far (a mark for :meth:`logged_in`)."""
+        path = self.log_path()
+        return path.stat().st_size if path is not None and path.exists() else 0
+
+    def logged_in(self, users: Sequence[str], since: int) -> bool:
+        """Whether each of ``users`` logged in after the mark ``since``."""
+        path = self.log_path()
+        if path is None:
+            return True
+        with open(path, "rb") as log:
+            log.seek(since)
+            lines = log.read().decode("utf-8", "replace").splitlines()
+        return all(any("event=login" in x and f"user={user}" in x for x in lines) for user in users)
+
     def other_pids(self) -> dict[str, int]:
         """Processes whose CPU is reported beside the participants' (the server's, ...)."""
         return {"server": self.server.pid} if self.server is not None else {}
@@ -169,6 +188,10 @@ class SfuMode(Mode):
                 except TimeoutError:
                     process.kill()
                     await process.wait()
+
+    def log_path(self) -> Path | None:
+        """``parley-server --sfu`` logs beside Janus."""
+        return self.workdir / "server.log"
 
     def other_pids(self) -> dict[str, int]:
         """The server's and Janus's own CPU, beside the participants'."""
@@ -462,8 +485,12 @@ async def one_escalation(mode: Mode, url: str, users: Sequence[str]) -> list[Jso
     )
     everyone = [callee, third, caller]
     try:
-        for p in everyone:
+        mark = mode.log_size()
+        for p in (callee, third):
             await p.start(url)
+        # A call to someone not logged in yet ends at once as "offline".
+        await wait_until(lambda: mode.logged_in([bob, cyd], mark), 60, "callee logged in")
+        await caller.start(url)
         codes = [await p.finish(90) for p in everyone]
     finally:
         for p in everyone:
