@@ -696,20 +696,27 @@ class MeetingWindow(QWidget):
 
     # Controls --------------------------------------------------------------------------
 
+    @staticmethod
+    def _look(button: QPushButton, icon_name: str, tip: str, shortcut: str) -> None:
+        """A control's icon, tooltip (with its shortcut) and accessible name."""
+        button.setIcon(icon(icon_name, "#ffffff", 24))
+        button.setToolTip(f"{tip} ({SHORTCUTS[shortcut]})")
+        button.setAccessibleName(tip)
+
     def _mute(self, muted: bool) -> None:
         self.session.set_audio_enabled(not muted)
-        self.mic_button.setIcon(icon("mic-off" if muted else "mic", "#ffffff", 24))
-        tip = "Unmute" if muted else "Mute"
-        self.mic_button.setToolTip(f"{tip} ({SHORTCUTS['microphone']})")
-        self.mic_button.setAccessibleName(tip)
+        self._look(
+            self.mic_button,
+            "mic-off" if muted else "mic",
+            "Unmute" if muted else "Mute",
+            "microphone",
+        )
         self._show_people()
 
     def _camera_off(self, off: bool) -> None:
         self.session.set_video_enabled(not off)
-        self.camera_button.setIcon(icon("camera-off" if off else "camera", "#ffffff", 24))
         tip = "Turn camera on" if off else "Turn camera off"
-        self.camera_button.setToolTip(f"{tip} ({SHORTCUTS['camera']})")
-        self.camera_button.setAccessibleName(tip)
+        self._look(self.camera_button, "camera-off" if off else "camera", tip, "camera")
         self._show_people()
 
     def _offer_sharing(self) -> None:
@@ -763,10 +770,8 @@ class MeetingWindow(QWidget):
         self.screen_button.blockSignals(True)
         self.screen_button.setChecked(on)
         self.screen_button.blockSignals(False)
-        self.screen_button.setIcon(icon("screen-share-stop" if on else "screen-share", "#fff", 24))
         tip = "Stop sharing" if on else "Share screen"
-        self.screen_button.setAccessibleName(tip)
-        self.screen_button.setToolTip(f"{tip} ({SHORTCUTS['screen']})")
+        self._look(self.screen_button, "screen-share-stop" if on else "screen-share", tip, "screen")
 
     def _fill_devices(self) -> None:
         self.devices_menu.clear()

@@ -279,6 +279,13 @@ async def test_an_invitation_says_who_is_in_it_and_join_opens_the_meeting(
     await until(lambda: not ada.meetings, what="the meeting window to close")
     await until(lambda: "ada" not in host.machine.participants, what="ada gone for bob")
     assert host.state is MeetingState.JOINED
+    # Invited again, she declines: the window goes, bob learns it.
+    host.invite(["ada"])
+    await until(lambda: "ada" in host.machine.invited, what="ada invited again")
+    await until(lambda: invitation.isVisible(), what="the invitation again")
+    click(invitation.decline)
+    await until(lambda: "ada" not in host.machine.invited, what="bob told of the decline")
+    assert not invitation.isVisible() and not ada.controller.invitations
     await close(peers)
 
 
