@@ -171,22 +171,7 @@ class MeetingRouter:
         )
         invitations = meeting.invite(user.username, people)
         self.table.add(meeting)
-        record = MeetingRecord(
-            req.meeting_id,
-            user.username,
-            now,
-            title=req.title,
-            topology=meeting.topology.value,
-            capacity=meeting.capacity,
-        )
-        try:
-            await self.hub.store.insert_meeting(record, [i.person.username for i in invitations])
-        except MeetingIdTaken:
-            self.table.remove(meeting)
-            raise bad_message("'meeting_id' is already in use") from None
-        except BaseException:
-            self.table.remove(meeting)
-            raise
+        await self._store_new(meeting, invitations)
         if self.sfu is not None and through_sfu:
             self.sfu.meeting_started(meeting)
         log_event(
@@ -250,23 +235,7 @@ class MeetingRouter:
         self.table.add(meeting)
         fields = {"meeting_id": meeting.meeting_id, "meeting": meeting.to_json(iso)}
         ended = await self.hub.move_call(call, fields)
-        record = MeetingRecord(
-            req.meeting_id,
-            user.username,
-            now,
-            title=req.title,
-            topology=meeting.topology.value,
-            capacity=meeting.capacity,
-        )
-        try:
-            await self.hub.store.insert_meeting(record, [i.person.username for i in invitations])
-            await self.hub.store.meeting_joined(meeting.meeting_id, other.user.username, now)
-        except MeetingIdTaken:
-            self.table.remove(meeting)
-            raise bad_message("'meeting_id' is already in use") from None
-        except BaseException:
-            self.table.remove(meeting)
-            raise
+        await self._store_new(meeting, invitations, also_joined=other.user.username)
         log_event(
             "meeting.created",
             meeting=meeting.meeting_id,
@@ -280,6 +249,32 @@ class MeetingRouter:
             self._tell_invited(meeting, invitations)
 
         return Result(fields, after)
+
+    async def _store_new(
+        self, meeting: Meeting, invitations: list[Invitation], also_joined: str | None = None
+    ) -> None:
+        """Commit a meeting just added to the table (its host's stay, its invitations and
+        ``also_joined``'s stay); on failure it is taken out of the table again."""
+        record = MeetingRecord(
+            meeting.meeting_id,
+            meeting.host,
+            meeting.started_at,
+            title=meeting.title,
+            topology=meeting.topology.value,
+            capacity=meeting.capacity,
+        )
+        try:
+            await self.hub.store.insert_meeting(record, [i.person.username for i in invitations])
+            if also_joined is not None:
+                await self.hub.store.meeting_joined(
+                    meeting.meeting_id, also_joined, meeting.started_at
+                )
+        except MeetingIdTaken:
+            self.table.remove(meeting)
+            raise bad_message("'meeting_id' is already in use") from None
+        except BaseException:
+            self.table.remove(meeting)
+            raise
 
     async def _invite(self, session: Session, req: MeetingInvite) -> Result:
         username = me(session)
@@ -348,6 +343,7 @@ class MeetingRouter:
         message = event_message(
             EventType.MEETING_DECLINED, meeting_id=meeting.meeting_id, username=username
         )
+
         def after() -> None:
             self._send_bound(meeting, invitation.inviter.username, message)
             self._elsewhere(session, MeetingReason.DECLINED_ELSEWHERE, meeting)
