@@ -23,9 +23,10 @@
   :meth:`Home.firewall` (an office firewall), :meth:`Home.set_random_nat`.
 - Run a program in a home with ``home.argv([...])`` (for ``subprocess``) or ``home.run(...)``.
 
-Namespace names are unique per lab (``pl<pid><n>-…``); :func:`network_lab` always tears down
-what it built, also when the test fails. Building needs root (``ip netns``); :func:`unavailable`
-says why the lab cannot run here, for a skip.
+Namespace names are unique per lab (``pl<pid>x<n>-…``); :func:`network_lab` always tears down
+what it built, also when the test fails, and a new lab removes those a killed process left.
+Building needs root (``ip netns``); :func:`unavailable` says why the lab cannot run here, for a
+skip.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterable, Iterator, Sequence
@@ -47,6 +49,8 @@ _HOMES = {
 }
 _TOOLS = ("ip", "iptables", "tc")
 _counter = itertools.count()
+#: A lab's namespace: ``pl<pid>x<n>-<role>``.
+_NAME = re.compile(r"pl(\d+)x\d+-\w+")
 
 
 def unavailable() -> str | None:
@@ -202,6 +206,15 @@ def _home_router(ns: Namespace, random_nat: bool) -> None:
     ns.run("iptables", "-A", "INPUT", *new_from_outside)
 
 
+def _remove_stale() -> None:
+    """Delete the namespaces of labs whose process is gone (killed before it tore them down)."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=30)
+    for line in listed.stdout.splitlines():
+        match = _NAME.match(line.split(" ")[0])
+        if match and not os.path.exists(f"/proc/{match.group(1)}"):
+            subprocess.run(["ip", "netns", "del", match.group(0)], capture_output=True, timeout=30)
+
+
 def build(random_nat: Iterable[str] = ()) -> Lab:
     """Build a lab; homes named in ``random_nat`` get a port-randomising NAT.
 
@@ -210,7 +223,8 @@ def build(random_nat: Iterable[str] = ()) -> Lab:
     randomised = set(random_nat)
     if randomised - set(_HOMES):
         raise ValueError(f"no home named {sorted(randomised - set(_HOMES))}")
-    prefix = f"pl{os.getpid()}{next(_counter)}"
+    _remove_stale()
+    prefix = f"pl{os.getpid()}x{next(_counter)}"
     internet = Namespace(f"{prefix}-inet")
     lab = Lab(prefix, internet, {}, [])
 
