@@ -90,6 +90,7 @@ class ParleyUi(QObject):
         self.main.settingsRequested.connect(self.open_settings)
         self.controller.callStarted.connect(self.show_call)
         self.controller.meetingStarted.connect(self.show_meeting)
+        self.controller.meetingInvited.connect(self._notify_invited)
         self.controller.incomingCall.connect(self._notify_incoming)
         self.controller.missedCallsChanged.connect(self._missed)
         self.controller.incomingCall.connect(self.media.attach_speaker)
@@ -131,6 +132,15 @@ class ParleyUi(QObject):
             name = contact.display_name if contact else session.machine.peer
             body = plain_notification(f"{name} is calling you")
             self.tray.showMessage("Incoming call", body, app_icon(), 10000)
+
+    def _notify_invited(self, event: dict[str, object]) -> None:
+        if self.tray is not None and self.profile.settings.notifications:
+            inviter = event.get("from")
+            user = inviter if isinstance(inviter, dict) else {}
+            contact = self.controller.contacts.contact(str(user.get("username", "")))
+            name = contact.display_name if contact else str(user.get("display_name") or "Someone")
+            body = plain_notification(f"{name} invites you to a meeting")
+            self.tray.showMessage("Meeting invitation", body, app_icon(), 10000)
 
     def show_main(self) -> None:
         """Bring the main window to the front."""
