@@ -101,6 +101,9 @@ async def test_a_participant_whose_signaling_drops_publishes_and_subscribes_agai
         await until(lambda: hears_and_sees(host, "bob") and hears_and_sees(guest, "ada"), 60)
         assert guest.state is MeetingState.JOINED and not left
         assert host.history["bob"][0].closed and guest.history["ada"][0].closed
+        host.end()  # while bob's way to the server is still open
+        for session in (host, guest):
+            await asyncio.wait_for(session.wait_ended(), 20)
     finally:
         await proxy.stop()
 
