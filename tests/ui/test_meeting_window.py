@@ -35,6 +35,8 @@ pytestmark = pytest.mark.slow
 
 PASSWORD = "correct horse battery"
 TONES = {"bob": 550.0, "cyd": 660.0}
+#: Cyd's display name looks like markup: every window must show it as typed.
+CYD = "<b>Cyd</b> <a href='x'>pay</a>"
 
 
 class Peer:
@@ -51,7 +53,7 @@ class Peer:
 
     async def start(self, befriend: ParleyUi) -> None:
         await self.client.connect()
-        await self.client.register(self.name, PASSWORD)
+        await self.client.register(self.name, PASSWORD, CYD if self.name == "cyd" else None)
         self.client.on_event(
             lambda m: m.get("type") == "meeting.invited" and self.invitations.put_nowait(m)
         )
@@ -244,7 +246,7 @@ async def test_tiles_speaking_ring_mute_screen_chat_and_history(
     await until(lambda: not ada.meetings, what="the meeting window to close")
     history = ada.controller.history
     await until(lambda: history.rowCount() == 1, what="the meeting in the history")
-    assert history.index(0, 0).data() == "Meeting with bob and cyd"
+    assert history.index(0, 0).data() == f"Meeting with bob and {CYD}"
     assert history.index(0, 0).data(Role.SUBTITLE).startswith("Meeting, 0 min")
     await close(peers)
 
@@ -264,7 +266,8 @@ async def test_an_invitation_says_who_is_in_it_and_join_opens_the_meeting(
     await until(lambda: invitation.isVisible(), what="the invitation window")
     assert invitation.inviter.text() == "bob"
     assert invitation.what.text() == "invites you to a video meeting"
-    assert invitation.others.text() == "With cyd"
+    assert invitation.others.text() == f"With {CYD}"
+    assert invitation.others.textFormat() == Qt.TextFormat.PlainText
     assert invitation.inviter.textFormat() == Qt.TextFormat.PlainText
     click(invitation.join_video)
     await until(lambda: ada.meetings, what="the meeting window")
@@ -273,7 +276,9 @@ async def test_an_invitation_says_who_is_in_it_and_join_opens_the_meeting(
     await until(lambda: set(window.tile_views) == {"ada", "bob", "cyd"}, what="three tiles")
     await until(lambda: everyone_sees_everyone(window, "bob", "cyd"), 40, "their video")
     assert not window.end_button.isVisible()  # bob is the host
-    assert window.windowTitle() == "Meeting with bob and cyd — Parley"
+    assert window.windowTitle() == f"Meeting with bob and {CYD} — Parley"
+    name = tile(window, "cyd").name
+    assert name.text() == CYD and name.textFormat() == Qt.TextFormat.PlainText
     # Ada leaves; the meeting goes on for the others.
     click(window.leave_button)
     await until(lambda: not ada.meetings, what="the meeting window to close")
