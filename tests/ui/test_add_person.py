@@ -11,8 +11,6 @@ the client engine's own call session and carries on in the meeting as ``parley-c
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -24,44 +22,9 @@ from gui.core.meeting_machine import LinkState, MeetingState
 from gui.core.meeting_session import MeetingSession
 from gui.media.analysis import VideoReceiver
 from tests.ui.helpers import click, until
-from tests.ui.test_app_flow import make_ui, register
-from tests.ui.test_meeting_window import Peer
+from tests.ui.test_meeting_window import Peer, ada, peers  # noqa: F401  (fixtures used below)
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def ada(isolated_home: Path) -> AsyncIterator[ParleyUi]:
-    ui = make_ui("ada")
-    try:
-        assert not await ui.controller.start()
-        await register(ui, "ada", "Ada")
-        yield ui
-    finally:
-        await ui.shutdown()
-        await asyncio.sleep(0.2)
-
-
-@pytest.fixture
-async def peers(ada: ParleyUi) -> AsyncIterator[dict[str, Peer]]:
-    url = ada.controller.default_server
-    assert url is not None
-    made = {name: Peer(name, url) for name in ("bob", "cyd")}
-    try:
-        for peer in made.values():
-            await peer.start(ada)
-        await until(
-            lambda: all(
-                (c := ada.controller.contacts.contact(n)) is not None and c.status == "accepted"
-                for n in made
-            ),
-            what="bob and cyd in ada's contacts",
-        )
-        yield made
-    finally:
-        for peer in made.values():
-            await peer.close()
-        await asyncio.sleep(0.2)
 
 
 def frames(session: MeetingSession | CallSession, username: str = "") -> int:
@@ -85,7 +48,8 @@ def carry_on(peer: Peer, call: CallSession, into: list[MeetingSession]) -> None:
 
 
 async def test_add_person_turns_the_call_into_a_meeting_on_the_same_connection(
-    ada: ParleyUi, peers: dict[str, Peer]
+    ada: ParleyUi,  # noqa: F811  (the fixtures of test_meeting_window)
+    peers: dict[str, Peer],  # noqa: F811
 ) -> None:
     bob, cyd = peers["bob"], peers["cyd"]
     incoming: asyncio.Queue[dict] = asyncio.Queue()
