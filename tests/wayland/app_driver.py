@@ -152,7 +152,7 @@ class Driver:
         session = self.ui.controller.place_call(peer, video=True)
         if session is None:
             raise RuntimeError("the app did not place the call")
-        await until(lambda: session.state is CallState.CONNECTED, 30, "the call to connect")
+        await until(lambda: session.state is CallState.CONNECTED, 60, "the call to connect")
         await until(lambda: self.ui.calls and self.window.isVisible(), 10, "the call window")
         await asyncio.sleep(0.5)  # the share button follows what the peer can receive
         return self.state()

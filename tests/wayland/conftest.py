@@ -22,7 +22,7 @@ from tests.wayland.app_driver import MARKER
 from tests.wayland.session import WaylandError, WaylandSession
 
 #: What one driver command may take at most (a call connecting, a portal starting).
-COMMAND_TIMEOUT_S = 60.0
+COMMAND_TIMEOUT_S = 90.0
 
 
 def _desktop(portal: bool, refuse_share: bool = False) -> Iterator[WaylandSession]:

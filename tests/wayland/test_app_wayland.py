@@ -38,23 +38,21 @@ async def friends(server: SignalingServer) -> tuple[SignalingClient, SignalingCl
     return alice, bob
 
 
-async def friends_for_the_app(
-    server: SignalingServer,
-) -> tuple[SignalingClient, asyncio.Task[CallSession]]:
-    """alice (the app signs in as her) and bob (in-process, answering the next call)."""
+async def friends_for_the_app(server: SignalingServer) -> SignalingClient:
+    """alice (the app signs in as her) and bob (in-process, who will answer)."""
     alice, bob = await friends(server)
     await alice.close()
-    answering = asyncio.create_task(answer_next_call(bob, media(880)))
-    return bob, answering
+    return bob
 
 
-async def signed_in_call(
-    app: AppProcess, answering: asyncio.Task[CallSession]
-) -> tuple[dict, CallSession]:
+async def signed_in_call(app: AppProcess, bob: SignalingClient) -> tuple[dict, CallSession]:
+    """The app signs in as alice and calls bob, who answers in-process."""
     state = await app.do("state")
     assert state["platform"] == "wayland", state
     assert state["screens"] == ["HEADLESS-1"], state
     await app.do("sign_in", user="alice", password=PASSWORD)
+    # Listening from now on (answer_next_call gives the call 10 s to ring).
+    answering = asyncio.create_task(answer_next_call(bob, media(880)))
     state = await app.do("call", peer="bob")
     callee = await asyncio.wait_for(answering, 30)
     await until(lambda: callee.state is CallState.CONNECTED, 15, "the callee connected")
@@ -69,9 +67,9 @@ def received(callee: CallSession, slot: str) -> int:
 async def test_the_app_runs_on_wayland_signs_in_calls_and_quits(
     wayland: WaylandSession, server: SignalingServer, app_on: AppFactory
 ) -> None:
-    bob, answering = await friends_for_the_app(server)
+    bob = await friends_for_the_app(server)
     app = await app_on(wayland, server.url)
-    state, callee = await signed_in_call(app, answering)
+    state, callee = await signed_in_call(app, bob)
     assert state["call"]["visible"] and state["call"]["state"] == "CONNECTED"
     await until(lambda: received(callee, "camera") > 10, 40, "the app's camera at the peer")
     await app.do("hang_up")
@@ -116,10 +114,10 @@ async def test_the_app_answers_an_incoming_call_on_wayland(
 async def test_a_window_shared_through_the_portal_arrives_and_stops_from_outside(
     wayland: WaylandSession, server: SignalingServer, app_on: AppFactory
 ) -> None:
-    bob, answering = await friends_for_the_app(server)
+    bob = await friends_for_the_app(server)
     app = await app_on(wayland, server.url)
     pattern = await app.do("pattern")
-    state, callee = await signed_in_call(app, answering)
+    state, callee = await signed_in_call(app, bob)
     assert state["support"] == {
         "supported": True,
         "backend": "pipewire",
@@ -182,9 +180,9 @@ async def test_a_window_shared_through_the_portal_arrives_and_stops_from_outside
 async def test_a_share_cancelled_in_the_system_dialog_says_so_and_the_call_goes_on(
     refusing_wayland: WaylandSession, server: SignalingServer, app_on: AppFactory
 ) -> None:
-    bob, answering = await friends_for_the_app(server)
+    bob = await friends_for_the_app(server)
     app = await app_on(refusing_wayland, server.url)
-    state, callee = await signed_in_call(app, answering)
+    state, callee = await signed_in_call(app, bob)
     assert state["call"]["share_enabled"]
     await app.do("click_share")
     stopped = await app.do("wait_share_stopped", timeout=20)
@@ -204,9 +202,9 @@ async def test_a_share_cancelled_in_the_system_dialog_says_so_and_the_call_goes_
 async def test_without_a_portal_the_share_button_says_why(
     bare_wayland: WaylandSession, server: SignalingServer, app_on: AppFactory
 ) -> None:
-    bob, answering = await friends_for_the_app(server)
+    bob = await friends_for_the_app(server)
     app = await app_on(bare_wayland, server.url)
-    state, callee = await signed_in_call(app, answering)
+    state, callee = await signed_in_call(app, bob)
     support = state["support"]
     assert not support["supported"] and "desktop portal" in support["reason"], support
     call = state["call"]
