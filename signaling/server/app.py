@@ -46,12 +46,19 @@ from signaling.server.credentials import PasswordVault
 from signaling.server.hub import Hub
 from signaling.server.logs import log_event
 from signaling.server.metrics import Metrics
-from signaling.server.store import SQLiteStore, Store, StoreError
+from signaling.server.store import Store, StoreError, StoreUnavailable, store_for
 from signaling.server.web import guest_page
 
 
 class StartupError(Exception):
-    """The server cannot start; the message is one line meant for a person."""
+    """The server cannot start; the message is one line meant for a person.
+
+    ``status`` is what ``parley-server`` exits with: 2 for a database it cannot reach.
+    """
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class WebSocketPeer:
@@ -118,7 +125,7 @@ class SignalingServer:
         bots: Sequence[Bot] = (),
     ) -> None:
         self.config = config or ServerConfig()
-        self.store = store or SQLiteStore(self.config.db_path)
+        self.store = store or store_for(self.config.db_path)
         self.metrics = Metrics()
         self.vault: PasswordVault | None = None
         self.hub: Hub | None = None
@@ -166,7 +173,8 @@ class SignalingServer:
         try:
             await self.store.open()
         except StoreError as exc:
-            raise StartupError(str(exc)) from None
+            status = 2 if isinstance(exc, StoreUnavailable) else 1
+            raise StartupError(str(exc), status) from None
         lost = await self.store.end_unfinished_calls(time.time(), CallReason.LOST.value)
         if lost:
             log_event("calls.closed_at_start", count=lost)

@@ -43,6 +43,26 @@ def _port(text: str) -> int:
     return value
 
 
+def _database(text: str) -> Path | str:
+    """A SQLite file, or a ``postgresql://`` URL checked for its form (not yet reached)."""
+    if not text.startswith(("postgresql://", "postgres://")):
+        if "://" in text:
+            raise argparse.ArgumentTypeError(
+                f"{text.split('://', 1)[0]}:// is not a database; use a file or postgresql://"
+            )
+        return Path(text)
+    try:
+        from signaling.server.store.postgres import check_url
+    except ImportError:
+        raise argparse.ArgumentTypeError(
+            "PostgreSQL needs asyncpg: pip install 'parley[postgres]'"
+        ) from None
+    try:
+        return check_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _positive(text: str) -> float:
     value = _parsed(text, float, "a number")
     if value <= 0:
@@ -74,10 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--db",
-        type=Path,
+        type=_database,
         default=None,
-        metavar="PATH",
-        help=f"SQLite database file, created if missing (default: {default_db_path()})",
+        metavar="PATH|URL",
+        help=f"SQLite database file, created if missing (default: {default_db_path()}), or a "
+        "PostgreSQL database, postgresql://USER[:PASSWORD]@HOST[:PORT]/NAME, that several "
+        "instances may share",
     )
     parser.add_argument(
         "--tls-cert",
@@ -208,7 +230,7 @@ async def run(config: ServerConfig, bots: Sequence[Bot] = ()) -> int:
         await server.start()
     except StartupError as exc:
         print(f"parley-server: error: {exc}", file=sys.stderr)
-        return 1
+        return exc.status
     print(f"Parley signaling server listening on {server.url}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

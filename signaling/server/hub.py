@@ -72,7 +72,14 @@ from signaling.server.ratelimit import FailureLimiter, TokenBucket
 from signaling.server.routing import Peer, Result, Session, Timers, iso
 from signaling.server.routing import me as _me
 from signaling.server.routing import me_user as _me_user
-from signaling.server.store import CallIdTaken, CallRecord, Store, UsernameTaken, UserRecord
+from signaling.server.store import (
+    CallIdTaken,
+    CallRecord,
+    Store,
+    StoreUnavailable,
+    UsernameTaken,
+    UserRecord,
+)
 from signaling.server.turn import DEFAULT_TTL_S, ice_servers
 
 ECHO_USER = UserRecord(ECHO_USERNAME, "Echo Test")
@@ -248,6 +255,16 @@ class Hub:
             if kind == "invalid":
                 self.metrics.messages_in[kind] += 1
             self._reply_error(session, request_id, kind, exc)
+            return
+        except StoreUnavailable:
+            self._reply_error(
+                session,
+                request_id,
+                kind,
+                ProtocolError(
+                    ErrorCode.UNAVAILABLE, "the database is unreachable; try again in a moment"
+                ),
+            )
             return
         except Exception as exc:
             log_event("internal", 40, conn=session.id, type=kind, error=repr(exc))

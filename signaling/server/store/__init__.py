@@ -1,4 +1,7 @@
-"""Persistence behind one interface (:class:`Store`); SQLite is the default."""
+"""Persistence behind one interface (:class:`Store`); SQLite is the default, PostgreSQL the
+choice for several server instances (``--db postgresql://…``)."""
+
+from pathlib import Path
 
 from signaling.server.store.base import (
     CallIdTaken,
@@ -9,10 +12,28 @@ from signaling.server.store.base import (
     MeetingRecord,
     Store,
     StoreError,
+    StoreUnavailable,
     UsernameTaken,
     UserRecord,
 )
 from signaling.server.store.sqlite import SQLiteStore
+
+
+def store_for(db: str | Path) -> Store:
+    """The store ``--db`` names: a ``postgresql://`` URL or a SQLite file.
+
+    Raises ``ValueError`` (one line) for a PostgreSQL URL that cannot be used, or when the
+    PostgreSQL driver (the ``postgres`` extra, asyncpg) is not installed.
+    """
+    text = str(db)
+    if not text.startswith(("postgresql://", "postgres://")):
+        return SQLiteStore(db)
+    try:
+        from signaling.server.store.postgres import PostgresStore
+    except ImportError:
+        raise ValueError("PostgreSQL needs asyncpg: pip install 'parley[postgres]'") from None
+    return PostgresStore(text)
+
 
 __all__ = [
     "CallIdTaken",
@@ -24,6 +45,8 @@ __all__ = [
     "SQLiteStore",
     "Store",
     "StoreError",
+    "StoreUnavailable",
     "UserRecord",
     "UsernameTaken",
+    "store_for",
 ]

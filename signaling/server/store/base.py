@@ -301,3 +301,11 @@ class Store(abc.ABC):
 
 class StoreError(Exception):
     """The database cannot be opened or used; the message says why, in one line."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached now (a server database restarting, a network cut).
+
+    The operation was not acknowledged and may be tried again later; clients are answered
+    ``unavailable``.
+    """

@@ -1,0 +1,242 @@
+"""The store interface, the same tests on both backends: SQLite (a file) and PostgreSQL (a real
+PostgreSQL 15 started for the run, a fresh database per test)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from signaling.protocol.constants import ContactStatus
+from signaling.protocol.messages import Media
+from signaling.server.store import (
+    CallIdTaken,
+    CallRecord,
+    GuestLinkRecord,
+    MeetingIdTaken,
+    MeetingRecord,
+    SQLiteStore,
+    Store,
+    StoreError,
+    UsernameTaken,
+)
+from tests.pg import PostgresServer
+
+AV = Media(audio=True, video=True)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "sqlite":
+        opened: Store = SQLiteStore(tmp_path / "parley.db")
+    else:
+        from signaling.server.store.postgres import PostgresStore
+
+        postgres: PostgresServer = request.getfixturevalue("postgres")
+        opened = PostgresStore(postgres.new_database())
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+async def users(store: Store, *names: str) -> None:
+    for name in names:
+        await store.create_user(name, name.title(), f"hash-{name}")
+
+
+async def test_accounts(store: Store) -> None:
+    ada = await store.create_user("ada", "Ada Lovelace", "h1")
+    assert await store.get_user("ada") == ada
+    assert await store.get_user("nobody") is None
+    with pytest.raises(UsernameTaken):
+        await store.create_user("ada", "Another", "h2")
+    renamed = await store.set_display_name("ada", "Countess Ada")
+    assert renamed.display_name == "Countess Ada" and await store.get_user("ada") == renamed
+    await store.set_password_hash("ada", "h3")
+    found = await store.get_user("ada")
+    assert found is not None and found.password_hash == "h3"
+    echo = await store.get_user("echo")
+    assert echo is not None and echo.password_hash is None  # the built-in user, migration 1
+
+
+async def test_search_by_username_and_display_name_prefix(store: Store) -> None:
+    await store.create_user("bob", "Robert Zed", "h")
+    await store.create_user("bobby", "Bobby", "h")
+    await store.create_user("zoe", "Émile Bob", "h")
+    await store.create_user("rob", "rob", "h")
+    assert [u.username for u in await store.search_users("bob", 10)] == ["bob", "bobby"]
+    assert [u.username for u in await store.search_users("Rob", 10)] == ["bob", "rob"]
+    assert [u.username for u in await store.search_users("émile", 10)] == ["zoe"]
+    assert [u.username for u in await store.search_users("bo", 1)] == ["bob"]
+    assert await store.search_users("%", 10) == [] and await store.search_users("_", 10) == []
+
+
+async def test_tokens(store: Store) -> None:
+    await users(store, "ada", "bob")
+    await store.add_token("t1", "ada", expires_at=2e9)
+    await store.add_token("t2", "ada", expires_at=2e9)
+    await store.add_token("old", "ada", expires_at=1000.0)
+    await store.add_token("t3", "bob", expires_at=2e9)
+    found = await store.user_for_token("t1", now=1.9e9)
+    assert found is not None and found.username == "ada"
+    assert await store.user_for_token("t1", now=2.1e9) is None  # expired
+    assert await store.user_for_token("old", now=1.9e9) is None
+    await store.revoke_token("t1")
+    assert await store.user_for_token("t1", now=1.9e9) is None
+    assert await store.revoke_other_tokens("ada", keep_token_hash="t2") == 1  # "old"
+    assert await store.user_for_token("t2", now=1.9e9) is not None
+    assert await store.revoke_other_tokens("ada", keep_token_hash=None) == 1
+    assert await store.user_for_token("t2", now=1.9e9) is None
+    assert await store.user_for_token("t3", now=1.9e9) is not None
+
+
+async def test_contacts(store: Store) -> None:
+    await users(store, "ada", "bob", "cyd")
+    assert await store.request_contact("ada", "bob") is ContactStatus.OUTGOING
+    assert await store.request_contact("ada", "bob") is ContactStatus.OUTGOING  # again: unchanged
+    assert await store.contact_status("bob", "ada") is ContactStatus.INCOMING
+    assert not await store.accept_contact("ada", "bob")  # not ada's to accept
+    assert await store.accept_contact("bob", "ada")
+    assert await store.contact_status("ada", "bob") is ContactStatus.ACCEPTED
+    # Asking someone who asked already accepts.
+    assert await store.request_contact("cyd", "ada") is ContactStatus.OUTGOING
+    assert await store.request_contact("ada", "cyd") is ContactStatus.ACCEPTED
+    listed = await store.list_contacts("ada")
+    assert [(c.user.username, c.status) for c in listed] == [
+        ("bob", ContactStatus.ACCEPTED),
+        ("cyd", ContactStatus.ACCEPTED),
+    ]
+    assert sorted(await store.accepted_contacts("ada")) == ["bob", "cyd"]
+    assert await store.remove_contact("bob", "ada")
+    assert not await store.remove_contact("bob", "ada")
+    assert await store.contact_status("ada", "bob") is None
+    assert await store.accepted_contacts("ada") == ["cyd"]
+
+
+async def test_crossed_requests_at_once_make_one_relation(store: Store) -> None:
+    await users(store, "ada", "bob")
+    results = await asyncio.gather(
+        store.request_contact("ada", "bob"), store.request_contact("bob", "ada")
+    )
+    assert sorted(results) == sorted([ContactStatus.OUTGOING, ContactStatus.ACCEPTED])
+    assert await store.contact_status("ada", "bob") is ContactStatus.ACCEPTED
+    assert await store.contact_status("bob", "ada") is ContactStatus.ACCEPTED
+
+
+async def test_blocks_and_deleting_an_account(store: Store) -> None:
+    await users(store, "ada", "bob", "cyd")
+    await store.request_contact("ada", "bob")
+    assert await store.block_user("bob", "ada", at=10.0) is ContactStatus.INCOMING
+    assert await store.contact_status("ada", "bob") is None
+    assert await store.blockers("ada", "bob") == {"bob"}
+    assert [u.username for u in await store.blocked_users("bob")] == ["ada"]
+    assert await store.block_user("bob", "ada", at=11.0) is None  # twice: still one block
+    assert await store.unblock_user("bob", "ada")
+    assert not await store.unblock_user("bob", "ada")
+    assert await store.blockers("ada", "bob") == set()
+
+    await store.request_contact("cyd", "ada")
+    await store.add_token("tc", "cyd", 2e9)
+    await store.insert_call(CallRecord("c1", "cyd", "ada", AV, 1.0, ended_at=2.0, reason="x"))
+    await store.delete_user("cyd", at=20.0)
+    assert await store.get_user("cyd") is None
+    assert await store.user_for_token("tc", now=1.9e9) is None
+    assert await store.list_contacts("ada") == [] and await store.list_calls("ada", 10) == []
+    with pytest.raises(UsernameTaken):
+        await store.create_user("cyd", "Cyd again", "h")
+    assert [u.username for u in await store.search_users("cyd", 10)] == []
+
+
+async def test_calls(store: Store) -> None:
+    await users(store, "ada", "bob")
+    await store.insert_call(CallRecord("c1", "ada", "bob", AV, started_at=100.0))
+    with pytest.raises(CallIdTaken):
+        await store.insert_call(CallRecord("c1", "bob", "ada", AV, started_at=101.0))
+    await store.insert_call(CallRecord("c2", "bob", "ada", Media(True, False), started_at=200.0))
+    await store.insert_call(CallRecord("c3", "ada", "ada", AV, started_at=300.0))
+    assert await store.list_calls("ada", 10) == []  # none ended
+    await store.call_answered("c1", 105.0)
+    await store.call_ended("c1", 110.0, "hangup")
+    await store.call_ended("c1", 999.0, "again")  # the first end stays
+    await store.call_ended("c3", 301.0, "cancelled")
+    calls = await store.list_calls("ada", 10)
+    assert [c.call_id for c in calls] == ["c3", "c1"]  # newest first, a self-call once
+    assert calls[1] == CallRecord("c1", "ada", "bob", AV, 100.0, 105.0, 110.0, "hangup")
+    assert await store.end_unfinished_calls(400.0, "lost") == 1
+    (c2,) = [c for c in await store.list_calls("bob", 10) if c.call_id == "c2"]
+    assert c2.media == Media(True, False) and c2.reason == "lost" and c2.ended_at == 400.0
+    assert [c.call_id for c in await store.list_calls("bob", 1)] == ["c2"]
+
+
+async def test_meetings(store: Store) -> None:
+    await users(store, "ada", "bob", "cyd", "dan")
+    meeting = MeetingRecord("m1", "ada", started_at=10.0, title="Plans", capacity=4)
+    await store.insert_meeting(meeting, ["bob", "cyd"])
+    with pytest.raises(MeetingIdTaken):
+        await store.insert_meeting(meeting, [])
+    await store.meeting_joined("m1", "bob", 11.0)
+    await store.meeting_left("m1", "bob", 12.0, "left")
+    await store.meeting_joined("m1", "bob", 13.0)
+    await store.meeting_declined("m1", "cyd", 14.0)
+    await store.meeting_invited("m1", "bob", ["cyd", "dan"], 15.0)
+    await store.meeting_declined("m1", "dan", 16.0)
+    assert await store.list_meetings("ada", 10) == []  # not ended
+    await store.meeting_ended("m1", 20.0, "ended")
+    await store.meeting_ended("m1", 99.0, "again")
+    (seen_by_bob,) = await store.list_meetings("bob", 10)
+    assert seen_by_bob == MeetingRecord(
+        "m1",
+        "ada",
+        10.0,
+        title="Plans",
+        capacity=4,
+        ended_at=20.0,
+        reason="ended",
+        participants=("ada", "bob"),
+        joined_at=11.0,
+        left_at=20.0,
+    )
+    (seen_by_cyd,) = await store.list_meetings("cyd", 10)  # invited again, never joined
+    assert seen_by_cyd.joined_at is None and seen_by_cyd.participants == ("ada", "bob")
+    assert [m.meeting_id for m in await store.list_meetings("dan", 10)] == ["m1"]
+
+    await store.insert_meeting(MeetingRecord("m2", "bob", 30.0, topology="sfu"), [])
+    await store.insert_meeting(MeetingRecord("m3", "cyd", 40.0), [])
+    assert await store.end_unfinished_meetings(50.0, "lost") == 2
+    listed = await store.list_meetings("bob", 10)
+    assert [(m.meeting_id, m.topology, m.reason) for m in listed] == [
+        ("m2", "sfu", "lost"),
+        ("m1", "mesh", "ended"),
+    ]
+    assert [m.meeting_id for m in await store.list_meetings("bob", 1)] == ["m2"]
+
+
+async def test_guest_links(store: Store) -> None:
+    await users(store, "ada")
+    await store.insert_meeting(MeetingRecord("m1", "ada", 1.0), [])
+    link = GuestLinkRecord("l1", "hash1", "ada", created_at=10.0, expires_at=100.0)
+    later = GuestLinkRecord("l2", "hash2", "ada", 20.0, 100.0, meeting_id="m1")
+    await store.insert_guest_link(link)
+    await store.insert_guest_link(later)
+    assert await store.guest_link("hash2") == later
+    assert await store.guest_link("nope") is None
+    assert await store.guest_links_of("ada", now=50.0) == [later, link]
+    assert await store.guest_links_of("ada", now=200.0) == []
+    revoked = await store.revoke_guest_link("l1", "ada", at=30.0)
+    assert revoked is not None and revoked.revoked_at == 30.0
+    again = await store.revoke_guest_link("l1", "ada", at=40.0)
+    assert again is not None and again.revoked_at == 30.0
+    assert await store.revoke_guest_link("l1", "someone", at=40.0) is None
+    assert await store.guest_links_of("ada", now=50.0) == [later]
+    guest = await store.create_guest("guest-1", "Visitor", "l2", at=35.0)
+    assert guest.password_hash is None and await store.get_user("guest-1") == guest
+    with pytest.raises(UsernameTaken):
+        await store.create_guest("guest-1", "Visitor", "l2", at=36.0)
+
+
+async def test_a_store_that_is_closed_says_so(store: Store) -> None:
+    await store.close()
+    with pytest.raises(StoreError):
+        await store.get_user("ada")
