@@ -223,8 +223,13 @@ class RepairGovernor:
     PACKET_BYTES = 1200
     #: Key frames asked for by the peer come at most this often (seconds).
     KEYFRAME_GAP = 0.3
+    #: Packets further behind the newest sent are not resent: aiortc's receiver takes a packet
+    #: 100 or more behind its jitter buffer for a new stream and empties the buffer (then asks
+    #: for a key frame), which after a black hole of a few seconds it did again and again.
+    MAX_BEHIND = 64
 
     def __init__(self, sender: Any) -> None:
+        self._sender = sender
         self._resend = sender._retransmit
         self._keyframe = sender._send_keyframe
         sender._retransmit = self.retransmit
@@ -248,8 +253,10 @@ class RepairGovernor:
             self._tokens = min(burst, self._tokens + (now - self._refilled) * self.budget_bps / 8)
         self._refilled = now
         last = self._sent_at.get(sequence_number)
-        if (last is not None and now - last < max(0.05, self.rtt_s)) or (
-            self._tokens < self.PACKET_BYTES
+        if (
+            (last is not None and now - last < max(0.05, self.rtt_s))
+            or self._tokens < self.PACKET_BYTES
+            or self._behind(sequence_number) >= self.MAX_BEHIND
         ):
             self.refused += 1
             return
@@ -260,6 +267,14 @@ class RepairGovernor:
                 del self._sent_at[seq]
         self.resent += 1
         await self._resend(sequence_number)
+
+    def _behind(self, sequence_number: int) -> int:
+        """How many packets ``sequence_number`` is behind the newest in the sender's history."""
+        history = getattr(self._sender, "_RTCRtpSender__rtp_history", None)
+        if not history:
+            return 0
+        newest = max(history.values(), key=lambda packet: packet.timestamp)
+        return int((newest.sequence_number - sequence_number) % 65536)
 
     def keyframe(self) -> None:
         """What aiortc calls on a PLI or FIR."""

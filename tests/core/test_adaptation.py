@@ -167,3 +167,18 @@ def test_the_encoder_is_rebuilt_seldom_on_the_way_up_and_at_once_on_the_way_down
     assert inner.target_bitrate == 900_000
     encoder.cap(700_000, now=6.6)  # down: at once
     assert inner.target_bitrate == 700_000
+
+
+async def test_packets_far_behind_the_newest_are_not_resent() -> None:
+    """aiortc's receiver empties its jitter buffer for a packet 100 behind: never sent."""
+
+    class Packet:
+        def __init__(self, seq: int) -> None:
+            self.sequence_number, self.timestamp = seq, seq * 3000
+
+    sender = Sender()
+    sender._RTCRtpSender__rtp_history = {s % 128: Packet(s) for s in range(1000, 1128)}  # type: ignore[attr-defined]
+    RepairGovernor(sender)
+    await sender._retransmit(1127 - 70)  # type: ignore[attr-defined]
+    await sender._retransmit(1127 - 10)  # type: ignore[attr-defined]
+    assert sender.resent == [1117]
