@@ -117,10 +117,12 @@ def chromium_run(lab: TurnLab, case: str) -> Run:
     return Run("chromium", case, answer["connected"], answer["first_frame_ms"], path)
 
 
-def measure(runs: int, cases: list[str], stacks: list[str]) -> list[Run]:
+def measure(
+    runs: int, cases: list[str], stacks: list[str], private_peers: bool = True
+) -> list[Run]:
     """Every case, ``runs`` times, for each stack, in one lab."""
     out: list[Run] = []
-    with turn_lab() as lab:
+    with turn_lab(private_peers) as lab:
         for case in cases:
             for _ in range(runs):
                 for stack in stacks:
@@ -187,11 +189,18 @@ def main(argv: list[str] | None = None) -> int:
         "--stack", action="append", choices=["parley", "chromium"], help="only these stacks"
     )
     parser.add_argument("--json", type=Path, help="also write every run to this file")
+    parser.add_argument(
+        "--deny-private-peers",
+        action="store_true",
+        help="coturn as deploy/coturn configures it (no relaying into private networks); by "
+        "default the lab's coturn allows it, the worst case for clients",
+    )
     args = parser.parse_args(argv)
     if reason := turn_lab_unavailable():
         print(f"bench.network: {reason}", file=sys.stderr)
         return 2
-    runs = measure(args.runs, args.case or list(CASES), args.stack or ["parley", "chromium"])
+    stacks = args.stack or ["parley", "chromium"]
+    runs = measure(args.runs, args.case or list(CASES), stacks, not args.deny_private_peers)
     print(report(runs))
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in runs], indent=1) + "\n")

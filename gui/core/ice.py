@@ -17,8 +17,10 @@ reaches out to a public STUN server.
    (``s->tobeclosed = 1`` in ``ns_ioalib_engine_impl.c``): every later channel message and the
    relay→relay check die with it, the refresh gets "437 Invalid allocation", and ICE stays
    "checking". With port-randomising NATs on both sides the relay was the only way through, so
-   those calls never connected (an ordinary NAT's direct path hid it). Browsers connect in the
-   same lab. The patch pairs a relayed candidate with a private remote address only when the
+   those calls never connected (an ordinary NAT's direct path hid it). Chromium sends the same
+   checks (coturn logs the same errors) but holds one allocation per TURN URL and usually one
+   survives: with UDP blocked, where it has only TCP and TLS ones, it failed 2 calls of 3. The
+   patch pairs a relayed candidate with a private remote address only when the
    relay itself is on a private network (a TURN server on the LAN). Parley's own coturn
    configuration (``deploy/coturn/turnserver.conf``) also denies private peers (403 to the
    ChannelBind, which aioice survives), but a user's TURN server may not.

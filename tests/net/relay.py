@@ -90,7 +90,7 @@ class TurnLab:
         return caller, callee
 
 
-def _services(lab: Lab, tmp: Path, children: list[Child]) -> TurnLab:
+def _services(lab: Lab, tmp: Path, children: list[Child], private_peers: bool) -> TurnLab:
     secret = tmp / "turn-secret"
     shared = "parley-lab-" + os.urandom(12).hex()
     secret.write_text(shared + "\n")
@@ -104,10 +104,12 @@ def _services(lab: Lab, tmp: Path, children: list[Child]) -> TurnLab:
                 f"--listening-ip={SERVER_IP}", f"--relay-ip={SERVER_IP}",
                 f"--cert={tls.cert}", f"--pkey={tls.key}",
                 f"--pidfile={tmp / 'turnserver.pid'}", f"--userdb={tmp / 'turndb'}",
+                "--no-dtls",
                 # Relaying into the homes' private network allowed (the deploy configuration
-                # denies it): aioice's checks to private addresses through the relay then
-                # reach coturn's sendto, the case gui/core/ice.py's patch exists for.
-                "--allowed-peer-ip=192.168.0.0-192.168.255.255", "--no-dtls",
+                # denies it): checks to private addresses through the relay then reach
+                # coturn's sendto, which fails and closes the allocation; gui/core/ice.py's
+                # patch keeps aioice from sending them.
+                *(["--allowed-peer-ip=192.168.0.0-192.168.255.255"] if private_peers else []),
             ]
         ),
     )  # fmt: skip
@@ -142,14 +144,17 @@ def _services(lab: Lab, tmp: Path, children: list[Child]) -> TurnLab:
 
 
 @contextlib.contextmanager
-def turn_lab() -> Iterator[TurnLab]:
+def turn_lab(private_peers: bool = True) -> Iterator[TurnLab]:
     """The lab with coturn and parley-server, ``ann-turn`` (home a) and ``bob-turn`` (home b)
-    registered and contacts. Every process is killed and the lab torn down at the end."""
+    registered and contacts. Every process is killed and the lab torn down at the end.
+
+    ``private_peers``: coturn relays into private networks (the worst case, and the default);
+    ``False`` keeps ``deploy/coturn/turnserver.conf``'s refusal (403 to such permissions)."""
     with tempfile.TemporaryDirectory(prefix="parley-turn-") as name, network_lab() as lab:
         tmp = Path(name)
         children: list[Child] = []
         try:
-            turn = _services(lab, tmp, children)
+            turn = _services(lab, tmp, children, private_peers)
             homes = (lab.a, lab.b)
             for home, user in zip(homes, USERS, strict=True):
                 turn.cli(home, user, "contacts", register=True).finish(60, expect=0)
