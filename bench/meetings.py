@@ -252,10 +252,7 @@ class SfuMode(Mode):
             for p in everyone:
                 await p.finish()
         finally:
-            for p in everyone:
-                if p.process is not None and p.process.returncode is None:
-                    p.process.kill()
-                    await p.finish(10)
+            await reap(everyone)
         self.janus = await self._janus("janus")
         needle = f"event=sfu.up sfu={self.primary.split('?')[0]}"
         await wait_until(lambda: log.read_text().count(needle) > ups, 60, "the first Janus back")
@@ -351,6 +348,14 @@ class Participant:
             self.process.send_signal(signal.SIGINT)
 
 
+async def reap(people: Sequence[Participant]) -> None:
+    """Kill whichever of ``people`` is still running (a run that failed part-way)."""
+    for p in people:
+        if p.process is not None and p.process.returncode is None:
+            p.process.kill()
+            await p.finish(10)
+
+
 def describe(people: Sequence[Participant]) -> str:
     """Each process's last lines, for a failure's message."""
     return " | ".join(
@@ -437,10 +442,7 @@ async def one_meeting(
         host.stop()  # --end: the host ends it for everyone
         codes = [await p.finish() for p in everyone]
     finally:
-        for p in everyone:
-            if p.process is not None and p.process.returncode is None:
-                p.process.kill()
-                await p.finish(10)
+        await reap(everyone)
     if any(codes):
         raise RuntimeError(f"a participant failed ({codes}): {describe(everyone)}")
     cpu = {name: 100 * (after[name] - before[name]) / elapsed for name in pids}
@@ -493,10 +495,7 @@ async def one_escalation(mode: Mode, url: str, users: Sequence[str]) -> list[Jso
         await caller.start(url)
         codes = [await p.finish(90) for p in everyone]
     finally:
-        for p in everyone:
-            if p.process is not None and p.process.returncode is None:
-                p.process.kill()
-                await p.finish(10)
+        await reap(everyone)
     if any(codes):
         raise RuntimeError(f"escalation failed ({codes}): {describe(everyone)}")
     out = []
