@@ -46,6 +46,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from aiortc.rtp import RTCP_RTPFB_NACK, RtcpRtpfbPacket
+
 from gui.media.scaler import ScaledVideoTrack
 
 log = logging.getLogger("parley.adaptation")
@@ -226,12 +228,17 @@ class RepairGovernor:
     #: Packets further behind the newest sent are not resent: aiortc's receiver takes a packet
     #: 100 or more behind its jitter buffer for a new stream and empties the buffer (then asks
     #: for a key frame), which after a black hole of a few seconds it did again and again.
-    MAX_BEHIND = 64
+    MAX_BEHIND = 96
+    #: A NACK listing more packets than this reports an outage, not scattered loss: a key frame
+    #: repairs it at once, where resending them would come late.
+    OUTAGE_PACKETS = 32
 
     def __init__(self, sender: Any) -> None:
         self._sender = sender
         self._resend = sender._retransmit
         self._keyframe = sender._send_keyframe
+        self._rtcp = sender._handle_rtcp_packet
+        sender._handle_rtcp_packet = self.rtcp
         sender._retransmit = self.retransmit
         sender._send_keyframe = self.keyframe
         self.budget_bps = 0.33 * START_BITRATE
@@ -244,6 +251,7 @@ class RepairGovernor:
         self.resent = 0
         self.refused = 0
         self.keyframes = 0
+        self.outages = 0
 
     async def retransmit(self, sequence_number: int) -> None:
         """What aiortc calls for each sequence number a NACK lists."""
@@ -267,6 +275,16 @@ class RepairGovernor:
                 del self._sent_at[seq]
         self.resent += 1
         await self._resend(sequence_number)
+
+    async def rtcp(self, packet: Any) -> None:
+        """What aiortc calls with each RTCP packet for the sender: an outage's NACK becomes a
+        key frame; everything else goes on to aiortc."""
+        nack = isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK
+        if nack and len(packet.lost) > self.OUTAGE_PACKETS:
+            self.outages += 1
+            self.keyframe()
+            return
+        await self._rtcp(packet)
 
     def _behind(self, sequence_number: int) -> int:
         """How many packets ``sequence_number`` is behind the newest in the sender's history."""

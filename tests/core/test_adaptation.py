@@ -115,6 +115,10 @@ class Sender:
     def __init__(self) -> None:
         self.resent: list[int] = []
         self.keyframes = 0
+        self.rtcp: list[object] = []
+
+    async def _handle_rtcp_packet(self, packet: object) -> None:
+        self.rtcp.append(packet)
 
     async def _retransmit(self, seq: int) -> None:
         self.resent.append(seq)
@@ -179,6 +183,19 @@ async def test_packets_far_behind_the_newest_are_not_resent() -> None:
     sender = Sender()
     sender._RTCRtpSender__rtp_history = {s % 128: Packet(s) for s in range(1000, 1128)}  # type: ignore[attr-defined]
     RepairGovernor(sender)
-    await sender._retransmit(1127 - 70)  # type: ignore[attr-defined]
+    await sender._retransmit(1127 - 100)  # type: ignore[attr-defined]
     await sender._retransmit(1127 - 10)  # type: ignore[attr-defined]
     assert sender.resent == [1117]
+
+
+async def test_a_nack_of_an_outage_becomes_a_key_frame() -> None:
+    from aiortc.rtp import RTCP_RTPFB_NACK, RtcpRtpfbPacket
+
+    sender = Sender()
+    governor = RepairGovernor(sender)
+    scattered = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=1, media_ssrc=2, lost=[5, 9])
+    outage = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=1, media_ssrc=2, lost=list(range(100)))
+    await sender._handle_rtcp_packet(scattered)  # type: ignore[attr-defined]
+    await sender._handle_rtcp_packet(outage)  # type: ignore[attr-defined]
+    assert sender.rtcp == [scattered] and sender.keyframes == 1 and governor.outages == 1
+    governor.stop()
