@@ -32,6 +32,7 @@ from gui.core.quality import QualitySample
 from gui.media.analysis import TrackConsumer
 from gui.media.processing import ProcessedAudioTrack
 from gui.media.tap import TappedTrack
+from signaling.protocol.constants import ECHO_USERNAME
 
 #: Keyboard shortcuts of the call window (also in docs/shortcuts.md).
 SHORTCUTS = {
@@ -629,9 +630,11 @@ class CallWindow(QWidget):
     # Add person ------------------------------------------------------------------------
 
     def _can_add(self) -> bool:
-        """Whether this server has meetings (the other side's app is the server's to check)."""
+        """Whether this server has meetings and the other side is a person (the other side's
+        app is the server's to check); the Echo Test joins no meeting."""
         client = getattr(self.controller, "client", None)
-        return "meetings" in getattr(client, "server_features", ())
+        person = self.session.machine.peer != ECHO_USERNAME
+        return person and "meetings" in getattr(client, "server_features", ())
 
     def _add_person(self) -> None:
         """Choose contacts; the call then becomes a meeting with them invited."""
