@@ -1,12 +1,35 @@
-"""Fixtures of the server tests: a real PostgreSQL for the store's second backend."""
+"""Fixtures of the server tests: a real PostgreSQL for the store's second backend.
+
+``PARLEY_TEST_DB=postgres pytest tests/server`` runs the server's functional tests with their
+servers on PostgreSQL (a fresh database per test) instead of a SQLite file; tests that read
+the SQLite file themselves are marked ``sqlite_only`` and skipped then.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from signaling.server import SignalingServer
+from tests.conftest import ServerFactory
 from tests.pg import PostgresServer, available
+
+ON_POSTGRES = os.environ.get("PARLEY_TEST_DB") == "postgres"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only: reads or damages the SQLite file itself")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if ON_POSTGRES:
+        skip = pytest.mark.skip(reason="reads the SQLite file (PARLEY_TEST_DB=postgres)")
+        for item in items:
+            if item.get_closest_marker("sqlite_only"):
+                item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
@@ -20,3 +43,19 @@ def postgres() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.remove()
+
+
+@pytest.fixture
+def make_server(make_server: ServerFactory, request: pytest.FixtureRequest) -> ServerFactory:
+    """The root ``make_server``; with ``PARLEY_TEST_DB=postgres`` its servers share one fresh
+    PostgreSQL database per test (as they share one SQLite file otherwise)."""
+    if not ON_POSTGRES:
+        return make_server
+    postgres: PostgresServer = request.getfixturevalue("postgres")
+    url = postgres.new_database()
+
+    async def make(echo_bot: bool = True, **overrides: Any) -> SignalingServer:
+        overrides.setdefault("db_path", url)
+        return await make_server(echo_bot, **overrides)
+
+    return make

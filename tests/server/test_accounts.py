@@ -37,6 +37,7 @@ async def test_username_taken_any_case_and_echo_reserved(connect, user) -> None:
         assert reply["code"] == "taken", name
 
 
+@pytest.mark.sqlite_only
 async def test_passwords_and_tokens_are_stored_hashed(server, connect) -> None:
     client = await connect()
     reply = await client.register("dave", password="plain text pw")
@@ -164,6 +165,7 @@ async def test_requests_per_connection_are_limited(make_server) -> None:
     await fresh.close()
 
 
+@pytest.mark.sqlite_only
 async def test_default_hash_is_argon2id_with_the_documented_cost(make_server) -> None:
     from signaling.server.credentials import HashParameters
 

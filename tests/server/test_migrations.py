@@ -6,9 +6,14 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from signaling.server.store.sqlite import MIGRATIONS
 from tests.server.test_meetings import create, join
 from tests.wire import WireClient, befriend, new_call_id
+
+#: These read and rewrite the SQLite file (PostgreSQL's migrations: tests/server/test_postgres.py).
+pytestmark = pytest.mark.sqlite_only
 
 AV = {"audio": True, "video": True}
 #: What version 2 (meetings) added; dropping it leaves exactly a version 1 database.

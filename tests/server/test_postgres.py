@@ -8,8 +8,11 @@ import asyncio
 import time
 from pathlib import Path
 
+import asyncpg
 import pytest
 
+from signaling.server.store import MeetingRecord, StoreError
+from signaling.server.store.postgres import MIGRATIONS, PostgresStore
 from tests.pg import PostgresServer, free_port
 from tests.server.process import ServerProcess, run_server
 from tests.wire import ServerError, WireClient, befriend, new_call_id
@@ -104,6 +107,14 @@ def test_a_malformed_database_url_is_one_line_and_exit_2() -> None:
         assert "Traceback" not in result.stderr and "--db" in result.stderr
 
 
+def test_a_database_that_is_not_there_is_one_line_and_exit_2(postgres: PostgresServer) -> None:
+    result = run_server("--port", "0", "--db", postgres.url("no_such_database"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("parley-server: error: cannot use database postgresql://")
+    assert "no_such_database" in lines[-1] and "Traceback" not in result.stderr
+
+
 def test_an_unreachable_database_is_one_line_and_exit_2(tmp_path: Path) -> None:
     url = f"postgresql://ada:secret-pw@127.0.0.1:{free_port()}/parley"
     result = run_server("--port", "0", "--db", url)
@@ -111,3 +122,32 @@ def test_an_unreachable_database_is_one_line_and_exit_2(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("parley-server: error: cannot reach database postgresql://ada:***@")
     assert "Traceback" not in result.stderr and "secret-pw" not in result.stderr
+
+
+async def test_a_v1_postgresql_database_is_upgraded_and_a_newer_one_refused(
+    postgres: PostgresServer,
+) -> None:
+    url = postgres.new_database()
+    db = await asyncpg.connect(url)
+    try:
+        async with db.transaction():
+            await db.execute(MIGRATIONS[0])
+            await db.execute("CREATE TABLE parley_schema (version INTEGER NOT NULL)")
+            await db.execute("INSERT INTO parley_schema VALUES (1)")
+            await db.execute("INSERT INTO users VALUES ('ada', 'Ada', 'ada', 'h', 1)")
+            await db.execute("INSERT INTO tokens VALUES ('tok', 'ada', 2e9)")
+        store = PostgresStore(url)
+        await store.open()
+        try:
+            assert await db.fetchval("SELECT version FROM parley_schema") == len(MIGRATIONS)
+            found = await store.user_for_token("tok", now=1.9e9)
+            assert found is not None and found.username == "ada"  # kept
+            await store.insert_meeting(MeetingRecord("m1", "ada", 1.0), [])  # the new tables
+            assert await store.block_user("ada", "echo", at=2.0) is None
+        finally:
+            await store.close()
+        await db.execute("UPDATE parley_schema SET version = $1", len(MIGRATIONS) + 1)
+    finally:
+        await db.close()
+    with pytest.raises(StoreError, match="newer than this server knows"):
+        await PostgresStore(url).open()

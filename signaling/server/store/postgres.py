@@ -177,6 +177,14 @@ _UNREACHABLE: tuple[type[BaseException], ...] = (
 )
 
 
+#: What a wrong user, password or database name in the URL looks like.
+_REFUSED: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.InvalidAuthorizationSpecificationError,
+    asyncpg.exceptions.InvalidPasswordError,
+    asyncpg.exceptions.InvalidCatalogNameError,
+)
+
+
 def is_postgres_url(value: str) -> bool:
     """Whether ``--db`` names a PostgreSQL database rather than a SQLite file."""
     return value.startswith(("postgresql://", "postgres://"))
@@ -294,6 +302,9 @@ class PostgresStore(Store):
         except _UNREACHABLE as exc:
             await self.close()
             raise StoreUnavailable(f"cannot reach database {where}: {_reason(exc)}") from None
+        except _REFUSED as exc:  # the URL names a database or user that is not there
+            await self.close()
+            raise StoreUnavailable(f"cannot use database {where}: {_reason(exc)}") from None
         except (asyncpg.PostgresError, ValueError) as exc:
             await self.close()
             raise StoreError(f"cannot open database {where}: {_reason(exc)}") from None
