@@ -281,6 +281,15 @@ class PostgresStore(Store):
         """``fn`` in one transaction, committed when this returns."""
         return await self._use(fn, write=True)
 
+    async def _execute(self, sql: str, *args: Any) -> str:
+        """One statement, its own transaction (committed when this returns): one round trip
+        where ``BEGIN`` … ``COMMIT`` would take three. Returns its status (``UPDATE 1``)."""
+
+        async def execute(db: Connection) -> str:
+            return str(await db.execute(sql, *args))
+
+        return await self._use(execute, write=False)
+
     # Life cycle ---------------------------------------------------------------
 
     async def open(self) -> None:
@@ -381,12 +390,9 @@ class PostgresStore(Store):
         return await self._write(update)
 
     async def set_password_hash(self, username: str, password_hash: str) -> None:
-        async def update(db: Connection) -> None:
-            await db.execute(
-                "UPDATE users SET password_hash = $1 WHERE username = $2", password_hash, username
-            )
-
-        await self._write(update)
+        await self._execute(
+            "UPDATE users SET password_hash = $1 WHERE username = $2", password_hash, username
+        )
 
     async def search_users(self, query: str, limit: int) -> list[UserRecord]:
         async def select(db: Connection) -> list[UserRecord]:
@@ -431,10 +437,7 @@ class PostgresStore(Store):
         return await self._run(select)
 
     async def revoke_token(self, token_hash: str) -> None:
-        async def delete(db: Connection) -> None:
-            await db.execute("DELETE FROM tokens WHERE token_hash = $1", token_hash)
-
-        await self._write(delete)
+        await self._execute("DELETE FROM tokens WHERE token_hash = $1", token_hash)
 
     # Account self-service ---------------------------------------------------------
 
@@ -608,44 +611,34 @@ class PostgresStore(Store):
     # Calls ----------------------------------------------------------------------
 
     async def insert_call(self, record: CallRecord) -> None:
-        async def insert(db: Connection) -> None:
-            try:
-                await db.execute(
-                    "INSERT INTO calls VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    record.call_id,
-                    record.caller,
-                    record.callee,
-                    int(record.media.audio),
-                    int(record.media.video),
-                    record.started_at,
-                    record.answered_at,
-                    record.ended_at,
-                    record.reason,
-                )
-            except asyncpg.UniqueViolationError:
-                raise CallIdTaken(record.call_id) from None
-
-        await self._write(insert)
+        try:
+            await self._execute(
+                "INSERT INTO calls VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                record.call_id,
+                record.caller,
+                record.callee,
+                int(record.media.audio),
+                int(record.media.video),
+                record.started_at,
+                record.answered_at,
+                record.ended_at,
+                record.reason,
+            )
+        except asyncpg.UniqueViolationError:
+            raise CallIdTaken(record.call_id) from None
 
     async def call_answered(self, call_id: str, answered_at: float) -> None:
-        async def update(db: Connection) -> None:
-            await db.execute(
-                "UPDATE calls SET answered_at = $1 WHERE call_id = $2", answered_at, call_id
-            )
-
-        await self._write(update)
+        await self._execute(
+            "UPDATE calls SET answered_at = $1 WHERE call_id = $2", answered_at, call_id
+        )
 
     async def call_ended(self, call_id: str, ended_at: float, reason: str) -> None:
-        async def update(db: Connection) -> None:
-            await db.execute(
-                """UPDATE calls SET ended_at = $1, reason = $2
-                   WHERE call_id = $3 AND ended_at IS NULL""",
-                ended_at,
-                reason,
-                call_id,
-            )
-
-        await self._write(update)
+        await self._execute(
+            "UPDATE calls SET ended_at = $1, reason = $2 WHERE call_id = $3 AND ended_at IS NULL",
+            ended_at,
+            reason,
+            call_id,
+        )
 
     async def list_calls(self, username: str, limit: int) -> list[CallRecord]:
         async def select(db: Connection) -> list[CallRecord]:
@@ -708,17 +701,14 @@ class PostgresStore(Store):
         await self._write(lambda db: _join(db, meeting_id, username, at))
 
     async def meeting_left(self, meeting_id: str, username: str, at: float, reason: str) -> None:
-        async def update(db: Connection) -> None:
-            await db.execute(
-                """UPDATE meeting_attendance SET left_at = $1, reason = $2
-                   WHERE meeting_id = $3 AND username = $4 AND left_at IS NULL""",
-                at,
-                reason,
-                meeting_id,
-                username,
-            )
-
-        await self._write(update)
+        await self._execute(
+            """UPDATE meeting_attendance SET left_at = $1, reason = $2
+               WHERE meeting_id = $3 AND username = $4 AND left_at IS NULL""",
+            at,
+            reason,
+            meeting_id,
+            username,
+        )
 
     async def meeting_ended(self, meeting_id: str, at: float, reason: str) -> None:
         await self._write(lambda db: _end_meetings(db, at, reason, meeting_id))
