@@ -15,13 +15,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.cli.procs import CliProcess, Json, Launcher, ServerProcess, serving
+from tests.cli.meetings import check_heard, meet_answering
+from tests.cli.procs import CliProcess, Launcher, ServerProcess, serving
 
 pytestmark = pytest.mark.slow
 
 #: The server's --reconnect-grace: a killed participant leaves this long after its socket closed.
 GRACE_S = 3.0
-PITCH_TOLERANCE_HZ = 5.0
 #: Small video: a 4-way mesh is 12 encoders and 12 decoders on two cores.
 SMALL = ("--resolution", "320x180", "--fps", "10")
 
@@ -38,13 +38,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 def answering(
     launch: Launcher, server: ServerProcess, user: str, hz: int, *args: str
 ) -> CliProcess:
-    """``USER meet answer``, returned once the server has seen it log in."""
-    mark = server.log_mark()
-    child = launch.cli(
-        user, "meet", "answer", "--wait", "60", "--audio", f"tone:{hz}", *SMALL, *args
-    )
-    server.wait_logged_in(user, mark)
-    return child
+    """``USER meet answer`` with small video, returned once the server has seen it log in."""
+    return meet_answering(launch, server, user, hz, *SMALL, *args)
 
 
 def meeting_id(child: CliProcess) -> str:
@@ -65,20 +60,6 @@ def wait_linked(child: CliProcess, others: set[str], timeout: float = 40.0, sinc
         return None
 
     child.wait_for(check, timeout, f"connected links to {sorted(others)}")
-
-
-def check_heard(child: CliProcess, tones: dict[str, int], frames: int = 15) -> None:
-    """``child``'s summary shows pictures and the right pitch from each of ``tones``."""
-    got: dict[str, Json] = child.summary["participants"]
-    where = f"{child.name}: {got}"
-    assert set(got) == set(tones), where
-    for username, hz in tones.items():
-        figures = got[username]
-        assert figures["connected"], where
-        assert figures["frames_received"] >= frames, where
-        assert (figures["width"], figures["height"]) == (320, 180), where
-        assert figures["audio_peak_hz"] is not None, where
-        assert abs(figures["audio_peak_hz"] - hz) <= PITCH_TOLERANCE_HZ, where
 
 
 def test_four_in_a_mesh_each_sees_and_hears_every_other_a_fifth_and_a_stranger_refused(

@@ -27,14 +27,7 @@ SMALL = ("--resolution", "320x240", "--fps", "15", "--stats")
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, sfu: SfuSetup) -> Iterator[ServerProcess]:  # noqa: F811
-    with serving(
-        tmp_path_factory.mktemp("guests-sfu"),
-        "--no-echo",
-        "--sfu",
-        sfu.janus.address,
-        "--sfu-admin-secret-file",
-        str(sfu.secret_file),
-    ) as process:
+    with serving(tmp_path_factory.mktemp("guests-sfu"), "--no-echo", *sfu.server_args) as process:
         yield process
 
 

@@ -20,6 +20,11 @@ class SfuSetup:
     secret: str
     secret_file: Path
 
+    @property
+    def server_args(self) -> tuple[str, ...]:
+        """parley-server's options for this Janus: ``--sfu URL --sfu-admin-secret-file PATH``."""
+        return ("--sfu", self.janus.address, "--sfu-admin-secret-file", str(self.secret_file))
+
 
 @pytest.fixture(scope="session")
 def sfu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SfuSetup]:

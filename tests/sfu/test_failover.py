@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.meetings import meet_answering
 from tests.cli.procs import CliProcess, Json, Launcher, serving
 from tests.sfu.conftest import SfuSetup
 from tests.sfu.janus_proc import running_janus
@@ -55,22 +56,15 @@ def test_janus_killed_mid_meeting_the_meeting_resumes_on_the_other_by_itself(
             "--no-echo",
             "--sfu",
             victim.address,  # first: both are empty, so the meeting goes here
-            "--sfu",
-            sfu.janus.address,
-            "--sfu-admin-secret-file",
-            str(sfu.secret_file),
+            *sfu.server_args,
         ) as server,
         Launcher.around(server.url) as launch,
     ):
         launch.befriend(("fo-ada", "fo-bob"), ("fo-ada", "fo-cyd"))
-        guests = {}
-        for user in ("fo-bob", "fo-cyd"):
-            mark = server.log_mark()
-            guests[user] = launch.cli(
-                user, "meet", "answer", "--wait", "60", "--audio", f"tone:{TONES[user]}",
-                "--stats", *SMALL,
-            )  # fmt: skip
-            server.wait_logged_in(user, mark)
+        guests = {
+            user: meet_answering(launch, server, user, TONES[user], "--stats", *SMALL)
+            for user in ("fo-bob", "fo-cyd")
+        }
         host = launch.cli(
             "fo-ada", "meet", "create", "--invite", "fo-bob,fo-cyd", "--end",
             "--audio", "tone:440", "--stats", *SMALL,

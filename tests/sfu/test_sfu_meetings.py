@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from functools import partial
 
 import pytest
 
-from tests.cli.procs import CliProcess, Json, Launcher, ServerProcess, serving
+from tests.cli.meetings import check_heard as shared_check_heard
+from tests.cli.meetings import meet_answering
+from tests.cli.procs import CliProcess, Launcher, ServerProcess, serving
 from tests.sfu.conftest import SfuSetup
 
 pytestmark = pytest.mark.slow
 
-PITCH_TOLERANCE_HZ = 5.0
 SMALL = ("--resolution", "320x180", "--fps", "8")
+#: Fewer frames than in a mesh: six encoders and thirty decoders share two cores.
+check_heard = partial(shared_check_heard, frames=10)
 TONES = {"s6-ada": 400, "s6-bob": 500, "s6-cyd": 600, "s6-dan": 700, "s6-eve": 800, "s6-fay": 900}
 
 
@@ -27,27 +31,15 @@ TONES = {"s6-ada": 400, "s6-bob": 500, "s6-cyd": 600, "s6-dan": 700, "s6-eve": 8
 def server(tmp_path_factory: pytest.TempPathFactory, sfu: SfuSetup) -> Iterator[ServerProcess]:
     """One parley-server for the module, its meetings through the session's Janus."""
     folder = tmp_path_factory.mktemp("sfu-meetings")
-    with serving(
-        folder,
-        "--no-echo",
-        "--sfu",
-        sfu.janus.address,
-        "--sfu-admin-secret-file",
-        str(sfu.secret_file),
-    ) as process:
+    with serving(folder, "--no-echo", *sfu.server_args) as process:
         yield process
 
 
 def answering(
     launch: Launcher, server: ServerProcess, user: str, hz: int, *args: str
 ) -> CliProcess:
-    """``USER meet answer``, returned once the server has seen it log in."""
-    mark = server.log_mark()
-    child = launch.cli(
-        user, "meet", "answer", "--wait", "60", "--audio", f"tone:{hz}", *SMALL, *args
-    )
-    server.wait_logged_in(user, mark)
-    return child
+    """``USER meet answer`` with small video, returned once the server has seen it log in."""
+    return meet_answering(launch, server, user, hz, *SMALL, *args)
 
 
 def receiving(child: CliProcess, others: set[str], timeout: float = 60.0) -> None:
@@ -60,20 +52,6 @@ def receiving(child: CliProcess, others: set[str], timeout: float = 60.0) -> Non
         return True if connected and present == others else None
 
     child.wait_for(check, timeout, f"in the media server's meeting with {sorted(others)}")
-
-
-def check_heard(child: CliProcess, tones: dict[str, int], frames: int = 10) -> None:
-    """``child``'s summary shows pictures and the right pitch from each of ``tones``."""
-    got: dict[str, Json] = child.summary["participants"]
-    where = f"{child.name}: {got}"
-    assert set(got) == set(tones), where
-    for username, hz in tones.items():
-        figures = got[username]
-        assert figures["connected"], where
-        assert figures["frames_received"] >= frames, where
-        assert (figures["width"], figures["height"]) == (320, 180), where
-        assert figures["audio_peak_hz"] is not None, where
-        assert abs(figures["audio_peak_hz"] - hz) <= PITCH_TOLERANCE_HZ, where
 
 
 def test_six_through_janus_each_sees_and_hears_every_other_and_a_stranger_is_refused(
