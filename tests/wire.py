@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import json
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -121,13 +122,19 @@ async def befriend(url: str, *names: str) -> list[WireClient]:
         client = await WireClient.open(url)
         await client.register(name)
         clients.append(client)
+    await make_contacts(clients)
+    return clients
+
+
+async def make_contacts(clients: Sequence[WireClient]) -> None:
+    """Make every pair of the logged-in ``clients`` accepted contacts; the notices that
+    brings are drained."""
     for i, a in enumerate(clients):
         for b in clients[i + 1 :]:
             await a.request("contacts.request", username=b.user["username"])
             await b.request("contacts.accept", username=a.user["username"])
     for client in clients:
         client.drain()
-    return clients
 
 
 def new_call_id() -> str:

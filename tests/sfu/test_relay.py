@@ -20,7 +20,7 @@ from signaling.server.sfu.pool import SfuAddress
 from tests.conftest import ServerFactory
 from tests.sfu.conftest import SfuSetup
 from tests.sfu.janus_proc import free_port
-from tests.wire import Json, ServerError, WireClient, befriend, new_call_id
+from tests.wire import Json, ServerError, WireClient, befriend, make_contacts, new_call_id
 
 AV = {"audio": True, "video": True}
 
@@ -39,12 +39,7 @@ async def apps(
         reply = await client.register(name, features=list(features))
         assert "sfu" in reply["features"]  # the server has a media server
         clients.append(client)
-    for i, a in enumerate(clients):
-        for b in clients[i + 1 :]:
-            await a.request("contacts.request", username=b.user["username"])
-            await b.request("contacts.accept", username=a.user["username"])
-    for client in clients:
-        client.drain()
+    await make_contacts(clients)
     return clients
 
 
