@@ -33,6 +33,7 @@ from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 from pyee.asyncio import AsyncIOEventEmitter
 
+from gui.core.meeting_chat import ServerChat
 from gui.core.meeting_machine import (
     AddCandidate,
     ApplyRemoteDescription,
@@ -147,6 +148,8 @@ class MeetingSession(AsyncIOEventEmitter):
         self._undelivered: dict[str, dict[str, str]] = {}
         #: Through a media server (topology ``"sfu"``): the publisher and subscriptions.
         self.sfu: SfuMedia | None = None
+        #: Chat through the server, in a meeting through a media server (no data channel).
+        self._server_chat: ServerChat | None = None
         self._retry_timers: list[asyncio.TimerHandle] = []
         self._runner = ActionRunner(machine.take_actions, self._perform, self._failed, self._last)
         self._closed = asyncio.Event()
@@ -284,7 +287,12 @@ class MeetingSession(AsyncIOEventEmitter):
 
     def send_chat(self, text: str) -> ChatMessage:
         """Send a chat message to everyone linked now (raises ``ChatUnavailable`` when nobody
-        can get it, ``ValueError`` when it is too long); ``delivered`` follows once all have it."""
+        can get it, ``ValueError`` when it is too long); ``delivered`` follows once all have it.
+        Through a media server, the server relays it (``meeting_chat.py``)."""
+        if self.machine.topology == "sfu":
+            if self.machine.state is not MeetingState.JOINED or not self.machine.participants:
+                raise ChatUnavailable("nobody in the meeting can receive chat now")
+            return self._chat_through_server().send(text)
         sent: dict[str, ChatMessage] = {}
         for username, peer in self.links.items():
             if peer.channel.is_open:
@@ -297,6 +305,16 @@ class MeetingSession(AsyncIOEventEmitter):
         first = next(iter(sent.values()))
         self._undelivered[first.id] = {u: m.id for u, m in sent.items()}
         return first
+
+    def _chat_through_server(self) -> ServerChat:
+        if self._server_chat is None:
+            self._server_chat = ServerChat(
+                self.signaling,
+                self.meeting_id,
+                lambda msg_id: self.emit("delivered", msg_id),
+                lambda kind, code, message: self.emit("request_failed", kind, code, message),
+            )
+        return self._server_chat
 
     def _delivered(self, username: str, link_id: str) -> None:
         for shown, waiting in list(self._undelivered.items()):
@@ -327,6 +345,11 @@ class MeetingSession(AsyncIOEventEmitter):
                 self._media_server().server_event(message)
             return
         elif str(message.get("meeting_id", "")).lower() == self.meeting_id:
+            if kind == "meeting.chat":
+                received = self._chat_through_server().received(message)
+                if received is not None:
+                    self.emit("chat", *received)
+                return
             if kind == "meeting.left":
                 self.emit("participant_left", message.get("username"), message.get("reason"))
             self.machine.server_event(message)
@@ -388,6 +411,8 @@ class MeetingSession(AsyncIOEventEmitter):
         elif isinstance(action, StateChanged):
             self.emit("state", action.state, action.reason)
             if action.state is MeetingState.ENDED:
+                if self._server_chat is not None:
+                    self._server_chat.close()
                 await self._close()
             elif action.state is MeetingState.JOINED and self.machine.topology == "sfu":
                 self._media_server().start()

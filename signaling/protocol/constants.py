@@ -67,6 +67,8 @@ class RequestType(StrEnum):
     MEETING_LEAVE = "meeting.leave"
     MEETING_END = "meeting.end"
     MEETING_MEDIA = "meeting.media"
+    #: v1.1: chat relayed by the server (``signaling/protocol/chat.py``).
+    MEETING_CHAT = "meeting.chat"
     #: Guest links (v1.1, ``signaling/protocol/guests.py``).
     GUEST_LINK_CREATE = "guest_link.create"
     GUEST_LINK_LIST = "guest_link.list"
@@ -108,6 +110,8 @@ class EventType(StrEnum):
     MEETING_MEDIA = "meeting.media"
     MEETING_DECLINED = "meeting.declined"
     MEETING_ENDED = "meeting.ended"
+    #: v1.1: a chat message another participant sent through the server.
+    MEETING_CHAT = "meeting.chat"
     #: A guest is sent away (removed by the host, or the link revoked); the socket closes next.
     GUEST_REMOVED = "guest.removed"
     #: A participant published (again) through the media server: subscribe to it.

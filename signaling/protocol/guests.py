@@ -40,6 +40,7 @@ GUEST_REQUESTS = frozenset(
         RequestType.CALL_CANCEL,
         RequestType.MEETING_LEAVE,
         RequestType.MEETING_MEDIA,
+        RequestType.MEETING_CHAT,
         # A meeting through a media server: the relay to it (protocol/sfu.py).
         RequestType.SFU_PUBLISH,
         RequestType.SFU_SUBSCRIBE,

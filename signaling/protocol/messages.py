@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from signaling.protocol.account import ACCOUNT_PARSERS
+from signaling.protocol.chat import CHAT_PARSERS
 from signaling.protocol.constants import (
     HISTORY_DEFAULT_LIMIT,
     HISTORY_MAX_LIMIT,
@@ -430,6 +431,7 @@ _PARSERS.update(GUEST_PARSERS)  # type: ignore[arg-type]  # guest links: protoco
 _PARSERS.update(SFU_PARSERS)  # type: ignore[arg-type]  # media server relay: protocol/sfu.py
 _PARSERS.update(ICE_PARSERS)  # type: ignore[arg-type]  # ICE servers: protocol/ice.py
 _PARSERS.update(ACCOUNT_PARSERS)  # type: ignore[arg-type]  # account self-service: protocol/account.py
+_PARSERS.update(CHAT_PARSERS)  # type: ignore[arg-type]  # meeting chat: protocol/chat.py
 
 
 class FrameError(ProtocolError):

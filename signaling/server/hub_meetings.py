@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from signaling.protocol.chat import MeetingChat
 from signaling.protocol.constants import (
     ECHO_USERNAME,
     MEETINGS_FEATURE,
@@ -78,6 +79,7 @@ class MeetingRouter:
             RequestType.MEETING_LEAVE: self._leave,
             RequestType.MEETING_END: self._end,
             RequestType.MEETING_MEDIA: self._media,
+            RequestType.MEETING_CHAT: self._chat,
             **(self.sfu.handlers() if self.sfu is not None else {}),
         }
 
@@ -374,6 +376,26 @@ class MeetingRouter:
         participant = meeting.participants[username]
         message = _media_message(meeting, participant)
         return Result(then=lambda: self._send_others(meeting, username, message))
+
+    async def _chat(self, session: Session, req: MeetingChat) -> Result:
+        """Chat relayed to every other participant (guests too); the ``ok`` reply says the
+        server took it (a meeting through a media server has no peer data channel)."""
+        username = me(session)
+        meeting = self._meeting(req.meeting_id)
+        sender = meeting.require_participant(username)
+        sent_at = iso(self.hub.now())
+        message = event_message(
+            EventType.MEETING_CHAT,
+            meeting_id=meeting.meeting_id,
+            **{"from": sender.person.public()},
+            chat_id=req.chat_id,
+            text=req.text,
+            sent_at=sent_at,
+        )
+        return Result(
+            {"chat_id": req.chat_id, "sent_at": sent_at},
+            lambda: self._send_others(meeting, username, message),
+        )
 
     async def signal(self, session: Session, req: MeetingSignal) -> Result:
         """``rtc.signal`` within a meeting: to the named participant's bound connection only."""
