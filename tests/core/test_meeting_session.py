@@ -4,6 +4,7 @@ through a real server, over real aiortc peer connections on loopback (VP8 and Op
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -56,6 +57,36 @@ class Meeting:
         session = MeetingSession.join(self.clients[name], name, meeting_id, media(name))
         self.sessions.append(session)
         return session
+
+    @contextlib.asynccontextmanager
+    async def signaling_dropped(
+        self, timeout: float = 20.0
+    ) -> AsyncIterator[tuple[MeetingSession, MeetingSession, list[str]]]:
+        """Ada's meeting with Bob, whose way to the server (a proxy) is cut once each hears
+        the other: yields (host, guest, who left meanwhile) once each has a second link to
+        the other and hears and sees the other on it. The proxy stops on leaving."""
+        proxy = TcpProxy(self.server.port)
+        await proxy.start()
+        try:
+            ada, bob = await self.client("ada"), await self.client("bob", proxy.url())
+            await befriend(ada, bob)
+            invited = invitation(bob)
+            host = self.create(["bob"])
+            guest = await self.accept("bob", invited)
+            await until(everyone_hears_everyone({"ada": host, "bob": guest}), timeout)
+            left: list[str] = []
+            host.on("participant_left", lambda username, reason: left.append(username))
+
+            proxy.cut()  # bob's client reconnects by itself; his session joins again
+            await until(
+                lambda: len(host.history["bob"]) == 2 and len(guest.history["ada"]) == 2, timeout
+            )
+            await until(
+                lambda: hears_and_sees(host, "bob") and hears_and_sees(guest, "ada"), timeout
+            )
+            yield host, guest, left
+        finally:
+            await proxy.stop()
 
     async def close(self) -> None:
         for session in self.sessions:
@@ -182,24 +213,8 @@ async def test_muting_is_told_to_the_others_and_a_former_participant_rejoins(
 
 
 async def test_a_participant_whose_signaling_drops_comes_back_and_offers_again(
-    meeting: Meeting, server
+    meeting: Meeting,
 ) -> None:
-    proxy = TcpProxy(server.port)
-    await proxy.start()
-    try:
-        ada, bob = await meeting.client("ada"), await meeting.client("bob", proxy.url())
-        await befriend(ada, bob)
-        invited = invitation(bob)
-        host = meeting.create(["bob"])
-        guest = await meeting.accept("bob", invited)
-        await until(everyone_hears_everyone({"ada": host, "bob": guest}))
-        left: list[str] = []
-        host.on("participant_left", lambda username, reason: left.append(username))
-
-        proxy.cut()  # bob's client reconnects by itself; his session joins and offers again
-        await until(lambda: len(host.history["bob"]) == 2 and len(guest.history["ada"]) == 2)
-        await until(lambda: hears_and_sees(host, "bob") and hears_and_sees(guest, "ada"))
+    async with meeting.signaling_dropped() as (host, guest, left):  # bob offers again
         assert guest.machine.link_offerer("ada") is True and not left
         assert guest.state is MeetingState.JOINED and host.history["bob"][0].closed
-    finally:
-        await proxy.stop()

@@ -29,7 +29,6 @@ from tests.core.test_meeting_session import (
     until,
 )
 from tests.sfu.conftest import SfuSetup
-from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.slow
 
@@ -82,30 +81,14 @@ async def test_three_through_janus_see_and_hear_each_other_then_one_leaves(
 
 
 async def test_a_participant_whose_signaling_drops_publishes_and_subscribes_again(
-    meeting: Meeting, server: SignalingServer
+    meeting: Meeting,
 ) -> None:
-    proxy = TcpProxy(server.port)
-    await proxy.start()
-    try:
-        ada, bob = await meeting.client("ada"), await meeting.client("bob", proxy.url())
-        await befriend(ada, bob)
-        invited = invitation(bob)
-        host = meeting.create(["bob"])
-        guest = await meeting.accept("bob", invited)
-        await until(everyone_hears_everyone({"ada": host, "bob": guest}), 60)
-        left: list[str] = []
-        host.on("participant_left", lambda username, reason: left.append(username))
-
-        proxy.cut()  # bob's client reconnects by itself; his session joins and publishes again
-        await until(lambda: len(host.history["bob"]) == 2 and len(guest.history["ada"]) == 2, 60)
-        await until(lambda: hears_and_sees(host, "bob") and hears_and_sees(guest, "ada"), 60)
+    async with meeting.signaling_dropped(60) as (host, guest, left):  # bob publishes again
         assert guest.state is MeetingState.JOINED and not left
         assert host.history["bob"][0].closed and guest.history["ada"][0].closed
         host.end()  # while bob's way to the server is still open
         for session in (host, guest):
             await asyncio.wait_for(session.wait_ended(), 20)
-    finally:
-        await proxy.stop()
 
 
 async def test_at_most_n_videos_follow_the_most_recent_speaker(meeting: Meeting) -> None:
