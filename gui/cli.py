@@ -905,6 +905,12 @@ class MeetingReporter:
         # Through a media server: connecting, connected, reconnecting (it moved).
         session.on("sfu", lambda state: emit("media_server", state=state))
         session.on(
+            "chat",
+            lambda username, message: emit(
+                "chat", username=username, id=message.id, text=message.text
+            ),
+        )
+        session.on(
             "request_failed",
             lambda kind, code, message: emit(
                 "request_failed", request=kind, code=code, message=message

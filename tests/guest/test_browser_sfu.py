@@ -61,7 +61,11 @@ async def test_a_guest_in_a_meeting_through_janus(launch: Launcher, server: Serv
         await guest.join("Sam")
         await guest.wait_receiving(["sg-ana", "sg-ben"], timeout=60)
         me = (await guest.evaluate("() => window.parleyGuest.state.user"))["username"]
-        assert await guest.page.is_hidden("#chat-form")  # no data channel through Janus
+        # No data channel through Janus: the server relays chat (meeting.chat), both ways.
+        await guest.send_chat("hello <b>all</b>")
+        for member in (ana, ben):
+            await off_loop(member.wait_event, "chat", 20, text="hello <b>all</b>")
+        assert await guest.page.locator("#chat-log b").count() == 0  # shown as text
         for member in (ana, ben):
             await off_loop(
                 member.wait_for,

@@ -2,7 +2,7 @@
 // leads to. Plain DOM and textContent only: whatever other people send is shown as text.
 
 import { RequestError, Signaling } from "./signaling.js";
-import { PeerLink } from "./peer.js";
+import { PeerLink, newId } from "./peer.js";
 
 const $ = (id) => document.getElementById(id);
 const code = decodeURIComponent(location.pathname.split("/").pop() || "");
@@ -170,11 +170,7 @@ function enterRoom(reply) {
       state.names.set(participant.username, participant.display_name);
       if (!state.sfu) openLink(participant.username, true);
     }
-    if (state.sfu) {
-      $("chat-form").hidden = true;
-      addChat("Parley", "Chat is not available in meetings through the meeting server.");
-      publish();
-    }
+    if (state.sfu) publish();
     roomStatus(others.length ? "Connecting…" : "Waiting for the others…");
   } else {
     state.callId = reply.call_id;
@@ -389,7 +385,14 @@ function sendChat(event) {
   const input = $("chat-input");
   const text = input.value.trim();
   if (!text) return;
-  for (const link of state.links.values()) link.sendChat(text.slice(0, 4000));
+  if (state.sfu) {
+    // No data channel through a media server: the signaling server relays it (meeting.chat).
+    sfuRequest("meeting.chat", { chat_id: newId(), text: text.slice(0, 4000) }).catch((error) =>
+      addChat("Parley", `Your message was not sent: ${error.message || error}`),
+    );
+  } else {
+    for (const link of state.links.values()) link.sendChat(text.slice(0, 4000));
+  }
   addChat("You", text);
   input.value = "";
 }
@@ -531,6 +534,11 @@ async function onEvent(message) {
         roomStatus("Reconnecting to the meeting server…");
         for (const username of [...state.links.keys()]) closeLink(username);
         publish();
+      }
+      break;
+    case "meeting.chat":
+      if (typeof message.text === "string" && message.from && message.text) {
+        addChat(message.from.display_name || nameOf(message.from.username), message.text);
       }
       break;
     case "meeting.media":

@@ -11,7 +11,7 @@ const MAX_MESSAGE_CHARS = 32 * 1024;
 const HEARTBEAT_MS = 2000;
 const GATHER_WAIT_MS = 1500;
 
-function newId() {
+export function newId() {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
