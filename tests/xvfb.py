@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from tests.stopping import terminate
+
 #: How long the server may take to report its display number.
 START_TIMEOUT_S = 15.0
 
@@ -67,13 +69,7 @@ class Xvfb:
 
     def stop(self) -> None:
         """Terminate the server and reap it (idempotent)."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, 10)
 
     def __enter__(self) -> Xvfb:
         return self

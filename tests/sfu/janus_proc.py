@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from signaling.server.sfu import launch
+from tests.stopping import terminate
 
 
 def free_port() -> int:
@@ -72,13 +73,7 @@ class JanusProcess:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it lingers."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        terminate(self.proc, 10)
         self._log.close()
 
 

@@ -49,6 +49,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from tests.stopping import terminate
+
 ROOT = Path(__file__).resolve().parents[2]
 #: Where tests/wayland/build-xdpw installs the screen-cast-capable portal backend.
 XDPW_BUILT = Path("/usr/local/libexec/parley-tests/xdg-desktop-portal-wlr")
@@ -397,13 +399,7 @@ class WaylandSession:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
         for _, process in reversed(self.processes):
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(5)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(5)
+            terminate(process, 5)
         self.processes.clear()
         shutil.rmtree(self.folder, ignore_errors=True)
 
