@@ -64,6 +64,19 @@ def received(callee: CallSession, slot: str) -> int:
     return 0 if receiver is None else receiver.frames
 
 
+async def camera_goes_on(callee: CallSession, what: str = "the call going on") -> None:
+    """Until the peer has had ten more pictures from the app's camera (10 s at the most)."""
+    camera = received(callee, "camera")
+    await until(lambda: received(callee, "camera") > camera + 10, 10, what)
+
+
+async def hang_up_and_quit(app: AppProcess, bob: SignalingClient) -> None:
+    """The app hangs up and quits with status 0; then bob signs out."""
+    await app.do("hang_up")
+    assert await app.quit() == 0, app.output()
+    await bob.close()
+
+
 async def test_the_app_runs_on_wayland_signs_in_calls_and_quits(
     wayland: WaylandSession, server: SignalingServer, app_on: AppFactory
 ) -> None:
@@ -151,8 +164,7 @@ async def test_a_window_shared_through_the_portal_arrives_and_stops_from_outside
         await until(shows_pattern, 20, "the pattern at the peer")
     except TimeoutError:
         raise AssertionError(f"the shared screen does not show the pattern: {problems}") from None
-    camera = received(callee, "camera")
-    await until(lambda: received(callee, "camera") > camera + 10, 10, "the camera going on")
+    await camera_goes_on(callee, "the camera going on")
 
     # Stopped from outside, as the desktop's indicator does: the portal backend closes the
     # session (and its PipeWire stream).
@@ -163,8 +175,7 @@ async def test_a_window_shared_through_the_portal_arrives_and_stops_from_outside
     assert call["state"] == "CONNECTED" and call["share_name"] == "Share screen", call
     assert call["note_visible"] and "stopped from outside Parley" in call["note"], call
     assert call["share_enabled"]
-    camera = received(callee, "camera")
-    await until(lambda: received(callee, "camera") > camera + 10, 10, "the call going on")
+    await camera_goes_on(callee)
     await until(lambda: not callee.peer_media.screen, 10, "the peer told the share stopped")
 
     # And it can share again.
@@ -172,9 +183,7 @@ async def test_a_window_shared_through_the_portal_arrives_and_stops_from_outside
     await app.do("wait_sharing", timeout=30)
     await app.do("click_share")  # stop, from the app this time
     await app.do("wait_share_stopped")
-    await app.do("hang_up")
-    assert await app.quit() == 0, app.output()
-    await bob.close()
+    await hang_up_and_quit(app, bob)
 
 
 async def test_a_share_cancelled_in_the_system_dialog_says_so_and_the_call_goes_on(
@@ -192,11 +201,8 @@ async def test_a_share_cancelled_in_the_system_dialog_says_so_and_the_call_goes_
     # The portal's chooser chose nothing: xdg-desktop-portal-wlr answers 1, "cancelled", as
     # GNOME's and KDE's dialogs do when closed.
     assert "You cancelled the screen share in the system's dialog." in call["note"], call
-    camera = received(callee, "camera")
-    await until(lambda: received(callee, "camera") > camera + 10, 10, "the call going on")
-    await app.do("hang_up")
-    assert await app.quit() == 0, app.output()
-    await bob.close()
+    await camera_goes_on(callee)
+    await hang_up_and_quit(app, bob)
 
 
 async def test_without_a_portal_the_share_button_says_why(
@@ -212,9 +218,7 @@ async def test_without_a_portal_the_share_button_says_why(
     assert call["share_tooltip"].startswith("Screen sharing does not work here: ")
     assert "xdg-desktop-portal" in call["share_tooltip"]
     await until(lambda: received(callee, "camera") > 10, 40, "the call going on")
-    await app.do("hang_up")
-    assert await app.quit() == 0, app.output()
-    await bob.close()
+    await hang_up_and_quit(app, bob)
 
 
 def close_screencast_sessions(session: WaylandSession) -> list[str]:
