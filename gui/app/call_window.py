@@ -6,7 +6,7 @@ import time
 
 from aiortc.mediastreams import MediaStreamTrack
 from PySide6.QtCore import QEvent, QObject, QRect, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QResizeEvent
+from PySide6.QtGui import QCloseEvent, QResizeEvent
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -24,7 +24,7 @@ from gui.app.plain import plain_label, plain_title
 from gui.app.resources import app_icon, icon
 from gui.app.screen_picker import ScreenPicker
 from gui.app.video_view import VideoView
-from gui.app.widgets import Avatar, ChatPanel, control_button
+from gui.app.widgets import Avatar, ChatPanel, add_shortcuts, control_button, media_controls
 from gui.core.call_machine import CallState
 from gui.core.call_session import CallSession
 from gui.core.peer_channel import ChatMessage, ChatUnavailable, PeerMediaState
@@ -194,14 +194,9 @@ class CallWindow(QWidget):
         top.addWidget(self.words)
 
         # Controls.
-        self.mic_button = control_button("mic", f"Mute ({SHORTCUTS['microphone']})", checkable=True)
-        self.camera_button = control_button(
-            "camera", f"Turn camera off ({SHORTCUTS['camera']})", checkable=True
+        self.mic_button, self.camera_button, self.screen_button, self.chat_button = media_controls(
+            SHORTCUTS
         )
-        self.screen_button = control_button(
-            "screen-share", f"Share screen ({SHORTCUTS['screen']})", checkable=True
-        )
-        self.screen_button.setEnabled(False)
         self.screen_button.toggled.connect(self._toggle_share)
         self.picker: ScreenPicker | None = None
         self.sharing_note = plain_label()
@@ -223,7 +218,6 @@ class CallWindow(QWidget):
         self._minimise_later.setInterval(300)
         self._minimise_later.timeout.connect(self._minimise_for_share)
         self.screen_large = True
-        self.chat_button = control_button("chat", f"Chat ({SHORTCUTS['chat']})", checkable=True)
         self.devices_button = control_button("settings", "Devices")
         self.devices_menu = QMenu(self)
         self.devices_button.setMenu(self.devices_menu)
@@ -271,17 +265,17 @@ class CallWindow(QWidget):
         layout.addLayout(middle, 1)
         layout.addLayout(controls)
 
-        for name, handler in (
-            ("microphone", self.mic_button.toggle),
-            ("camera", self.camera_button.toggle),
-            ("chat", self.chat_button.toggle),
-            ("screen", self.screen_button.toggle),
-            ("hang_up", self._hang_up),
-        ):
-            action = QAction(self)
-            action.setShortcut(QKeySequence(SHORTCUTS[name]))
-            action.triggered.connect(handler)
-            self.addAction(action)
+        add_shortcuts(
+            self,
+            SHORTCUTS,
+            {
+                "microphone": self.mic_button.toggle,
+                "camera": self.camera_button.toggle,
+                "chat": self.chat_button.toggle,
+                "screen": self.screen_button.toggle,
+                "hang_up": self._hang_up,
+            },
+        )
 
         self._clock = QTimer(self)
         self._clock.setInterval(1000)

@@ -22,10 +22,8 @@ from typing import Any
 from aiortc.mediastreams import MediaStreamTrack
 from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
-    QAction,
     QCloseEvent,
     QColor,
-    QKeySequence,
     QPainter,
     QPaintEvent,
     QPen,
@@ -51,7 +49,14 @@ from gui.app.plain import plain_label, plain_title, set_plain
 from gui.app.resources import app_icon, icon
 from gui.app.screen_picker import ScreenPicker
 from gui.app.video_view import VideoView
-from gui.app.widgets import Avatar, ChatPanel, PersonDelegate, control_button
+from gui.app.widgets import (
+    Avatar,
+    ChatPanel,
+    PersonDelegate,
+    add_shortcuts,
+    control_button,
+    media_controls,
+)
 from gui.core.meeting_machine import MeetingState, ParticipantsChanged
 from gui.core.meeting_session import MeetingSession
 from gui.core.meeting_tiles import SpeakingDetector, grid_cells, names_phrase, strip_cells
@@ -285,16 +290,10 @@ class MeetingWindow(QWidget):
         self.chat.hide()
 
         # Controls.
-        self.mic_button = control_button("mic", f"Mute ({SHORTCUTS['microphone']})", checkable=True)
-        self.camera_button = control_button(
-            "camera", f"Turn camera off ({SHORTCUTS['camera']})", checkable=True
+        self.mic_button, self.camera_button, self.screen_button, self.chat_button = media_controls(
+            SHORTCUTS
         )
-        self.screen_button = control_button(
-            "screen-share", f"Share screen ({SHORTCUTS['screen']})", checkable=True
-        )
-        self.screen_button.setEnabled(False)
         self.picker: ScreenPicker | None = None
-        self.chat_button = control_button("chat", f"Chat ({SHORTCUTS['chat']})", checkable=True)
         self.people_button = control_button("add-contact", "Participants", checkable=True)
         self.devices_button = control_button("settings", "Devices")
         self.devices_menu = QMenu(self)
@@ -339,17 +338,17 @@ class MeetingWindow(QWidget):
         layout.addLayout(middle, 1)
         layout.addLayout(controls)
 
-        for name, handler in (
-            ("microphone", self.mic_button.toggle),
-            ("camera", self.camera_button.toggle),
-            ("chat", self.chat_button.toggle),
-            ("screen", self.screen_button.toggle),
-            ("hang_up", self._leave),
-        ):
-            action = QAction(self)
-            action.setShortcut(QKeySequence(SHORTCUTS[name]))
-            action.triggered.connect(handler)
-            self.addAction(action)
+        add_shortcuts(
+            self,
+            SHORTCUTS,
+            {
+                "microphone": self.mic_button.toggle,
+                "camera": self.camera_button.toggle,
+                "chat": self.chat_button.toggle,
+                "screen": self.screen_button.toggle,
+                "hang_up": self._leave,
+            },
+        )
 
         self.model.rowsInserted.connect(self._rows_changed)
         self.model.rowsRemoved.connect(self._rows_changed)

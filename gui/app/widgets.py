@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Mapping
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent, QPalette
+from PySide6.QtGui import QAction, QColor, QFont, QKeySequence, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
@@ -189,6 +190,30 @@ def control_button(
     button.setAccessibleName(tooltip.split(" (")[0])
     button.setCursor(Qt.CursorShape.PointingHandCursor)
     return button
+
+
+def media_controls(
+    shortcuts: Mapping[str, str],
+) -> tuple[QPushButton, QPushButton, QPushButton, QPushButton]:
+    """The microphone, camera, screen-share (disabled until sharing is known to work) and
+    chat toggles of a call or a meeting, their tooltips naming their ``shortcuts``."""
+    mic = control_button("mic", f"Mute ({shortcuts['microphone']})", checkable=True)
+    camera = control_button("camera", f"Turn camera off ({shortcuts['camera']})", checkable=True)
+    screen = control_button("screen-share", f"Share screen ({shortcuts['screen']})", checkable=True)
+    screen.setEnabled(False)
+    chat = control_button("chat", f"Chat ({shortcuts['chat']})", checkable=True)
+    return mic, camera, screen, chat
+
+
+def add_shortcuts(
+    window: QWidget, shortcuts: Mapping[str, str], handlers: Mapping[str, Callable[[], object]]
+) -> None:
+    """One action on ``window`` per entry of ``handlers``: its key is ``shortcuts[name]``."""
+    for name, handler in handlers.items():
+        action = QAction(window)
+        action.setShortcut(QKeySequence(shortcuts[name]))
+        action.triggered.connect(handler)
+        window.addAction(action)
 
 
 class ChatPanel(QWidget):
