@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import subprocess
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 
 def terminate(process: subprocess.Popen[Any], grace: float) -> None:
@@ -16,3 +17,21 @@ def terminate(process: subprocess.Popen[Any], grace: float) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(grace)
+
+
+class StopsOnExit:
+    """``with Thing(...) as thing:`` calls ``thing.stop()`` on leaving."""
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

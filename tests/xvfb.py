@@ -15,9 +15,8 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
 
-from tests.stopping import terminate
+from tests.stopping import StopsOnExit, terminate
 
 #: How long the server may take to report its display number.
 START_TIMEOUT_S = 15.0
@@ -27,7 +26,7 @@ class XvfbError(RuntimeError):
     """Xvfb is missing or did not start; the message says which."""
 
 
-class Xvfb:
+class Xvfb(StopsOnExit):
     """An ``Xvfb`` of ``width`` x ``height`` x ``depth`` on a display number it chose itself.
 
     Use it as a context manager, or call :meth:`stop`. :attr:`display` is ``":N"``.
@@ -70,14 +69,3 @@ class Xvfb:
     def stop(self) -> None:
         """Terminate the server and reap it (idempotent)."""
         terminate(self.process, 10)
-
-    def __enter__(self) -> Xvfb:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -46,10 +46,9 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from tests.stopping import terminate
+from tests.stopping import StopsOnExit, terminate
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Where tests/wayland/build-xdpw installs the screen-cast-capable portal backend.
@@ -126,7 +125,7 @@ def _need(*programs: str) -> None:
         )
 
 
-class WaylandSession:
+class WaylandSession(StopsOnExit):
     """A headless Wayland desktop of ``size``, as ``user``; ``portal=False`` leaves the portal
     (and anything else the bus could start) out. Use as a context manager or call
     :meth:`stop`."""
@@ -402,17 +401,6 @@ class WaylandSession:
             terminate(process, 5)
         self.processes.clear()
         shutil.rmtree(self.folder, ignore_errors=True)
-
-    def __enter__(self) -> WaylandSession:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _strays(self, ours: set[int]) -> list[int]:
         """Processes of this session's user with this session's runtime folder in their
