@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 
 import pytest
 
@@ -70,6 +71,17 @@ async def camera_goes_on(callee: CallSession, what: str = "the call going on") -
     await until(lambda: received(callee, "camera") > camera + 10, 10, what)
 
 
+async def app_state_until(app: AppProcess, check: Callable[[dict], bool], failure: str) -> dict:
+    """The app's state once ``check`` holds of it (asked every 0.1 s, 100 times at the most);
+    else an AssertionError saying ``failure`` and the last state."""
+    for _ in range(100):
+        state = await app.do("state")
+        if check(state):
+            return state
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{failure}: {state}")
+
+
 async def hang_up_and_quit(app: AppProcess, bob: SignalingClient) -> None:
     """The app hangs up and quits with status 0; then bob signs out."""
     await app.do("hang_up")
@@ -105,21 +117,17 @@ async def test_the_app_answers_an_incoming_call_on_wayland(
     await until(lambda: caller.state is CallState.CONNECTED, 15, "the caller connected")
     # Both ways: the answering app's camera at the caller, the caller's in the app's window.
     await until(lambda: received(caller, "camera") > 10, 40, "the app's camera at the caller")
-    for _ in range(100):
-        state = await app.do("state")
-        if state["call"]["remote_frames"] > 10:
-            break
-        await asyncio.sleep(0.1)
-    else:
-        raise AssertionError(f"the caller's camera did not reach the app: {state}")
+    await app_state_until(
+        app,
+        lambda state: state["call"]["remote_frames"] > 10,
+        "the caller's camera did not reach the app",
+    )
     caller.hang_up()
-    for _ in range(100):  # the app's call ends and its window goes
-        state = await app.do("state")
-        if not state["calls"] or state["call"]["state"] == "ENDED":
-            break
-        await asyncio.sleep(0.1)
-    else:
-        raise AssertionError(f"the app's call did not end: {state}")
+    await app_state_until(  # the app's call ends and its window goes
+        app,
+        lambda state: not state["calls"] or state["call"]["state"] == "ENDED",
+        "the app's call did not end",
+    )
     assert await app.quit() == 0, app.output()
     await alice.close()
 
