@@ -5,7 +5,9 @@ test session, and the app running on it as the desktop's user, driven through a 
 No ``QApplication`` is made in the pytest process: the app runs in a child process of its own
 (as another user), and the other end of its calls is an in-process :class:`CallSession`
 with a real :class:`~gui.media.analysis.VideoReceiver`, on the test's asyncio loop, beside a
-real signaling server.
+real signaling server. That peer must not share a process with the other folders' Qt tests
+(their QApplication and qasync loop are still alive; the whole suite once crashed there), so
+when any are selected this folder runs in a child process (:mod:`tests.own_process`).
 """
 
 from __future__ import annotations
@@ -14,12 +16,27 @@ import asyncio
 import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.own_process import delegate_folder
 from tests.wayland.app_driver import MARKER
 from tests.wayland.session import WaylandError, WaylandSession
+
+HERE = Path(__file__).resolve().parent
+#: Set in the child process that runs this folder on its own.
+CHILD_FLAG = "PARLEY_WAYLAND_TESTS_CHILD"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Run this folder in a child process when other selected tests use Qt."""
+    delegate_folder(HERE, CHILD_FLAG, items)
+
 
 #: What one driver command may take at most (a call connecting, a portal starting).
 COMMAND_TIMEOUT_S = 90.0
