@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.network_peer import Mailbox
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 
 _JS = """
@@ -78,28 +79,6 @@ window.peer = {
 """
 
 
-class _Mailbox:
-    """Lines written by this side to its file, lines read from the other side's."""
-
-    def __init__(self, folder: Path, mine: str, theirs: str) -> None:
-        self.out = folder / f"{mine}.jsonl"
-        self.other = folder / f"{theirs}.jsonl"
-        self.read = 0
-
-    def send(self, message: dict[str, Any]) -> None:
-        with self.out.open("a") as f:
-            f.write(json.dumps(message) + "\n")
-
-    def receive(self) -> list[dict[str, Any]]:
-        if not self.other.exists():
-            return []
-        text = self.other.read_text()
-        lines = text.splitlines()
-        complete = lines if text.endswith("\n") else lines[:-1]
-        new, self.read = complete[self.read :], len(complete)
-        return [json.loads(line) for line in new]
-
-
 def _emit(**fields: Any) -> None:
     print(json.dumps(fields), flush=True)
 
@@ -109,7 +88,7 @@ async def run(role: str, folder: Path, ice_servers: list[dict[str, Any]], second
     from playwright.async_api import async_playwright
 
     mine, theirs = ("offer", "answer") if role == "offer" else ("answer", "offer")
-    box = _Mailbox(folder, mine, theirs)
+    box = Mailbox(folder, mine, theirs)
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS

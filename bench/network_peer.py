@@ -94,8 +94,9 @@ def _label(path: dict[str, Any] | None) -> str | None:
     return f"{'Relayed' if relayed else 'Direct'} ({(transport or 'udp').upper()})"
 
 
-class _Mailbox:
-    """Lines written by this side, lines read from the other side's file."""
+class Mailbox:
+    """Signaling between two browser peers through two JSON-lines files in a folder both homes
+    see: lines written by this side to its file, lines read from the other side's."""
 
     def __init__(self, folder: Path, mine: str, theirs: str) -> None:
         self.out = folder / f"{mine}.jsonl"
@@ -103,14 +104,17 @@ class _Mailbox:
         self.read = 0
 
     def send(self, message: dict[str, Any]) -> None:
+        """Append ``message`` for the other side."""
         with self.out.open("a") as f:
             f.write(json.dumps(message) + "\n")
 
     def receive(self) -> list[dict[str, Any]]:
+        """The other side's complete lines not read yet."""
         if not self.other.exists():
             return []
-        lines = self.other.read_text().splitlines()
-        complete = lines if self.other.read_text().endswith("\n") else lines[:-1]
+        text = self.other.read_text()
+        lines = text.splitlines()
+        complete = lines if text.endswith("\n") else lines[:-1]
         new, self.read = complete[self.read :], len(complete)
         return [json.loads(line) for line in new]
 
@@ -119,7 +123,7 @@ async def run(role: str, folder: Path, ice_servers: list[dict[str, Any]], limit:
     from playwright.async_api import async_playwright
 
     mine, theirs = ("offer", "answer") if role == "offer" else ("answer", "offer")
-    box = _Mailbox(folder, mine, theirs)
+    box = Mailbox(folder, mine, theirs)
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=CHROMIUM,
