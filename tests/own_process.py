@@ -92,10 +92,7 @@ def delegate_folder(folder: Path, flag: str, items: list[pytest.Item]) -> bool:
     runner = FolderInChild.from_parent(
         parent, name="in_own_process", nodeids=[item.nodeid for item in ours], flag=flag
     )
+    first = items.index(ours[0])
     items[:] = [item for item in items if not _inside(folder, item)]
-    # First in the run, before any test here has made Qt objects: while the child runs (a
-    # minute or more), the parent only waits, and pytest-qt's processing of events after the
-    # item has nothing left over from other tests to deliver (a full run once crashed there,
-    # in events pending from the UI tests, after the Wayland folder's long wait).
-    items.insert(0, runner)
+    items.insert(first, runner)
     return True
