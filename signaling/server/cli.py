@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import re
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -150,6 +151,12 @@ def _sfu_address(text: str) -> SfuAddress:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _deployment(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", text):
+        raise argparse.ArgumentTypeError("a name of 1 to 64 letters, digits and ._-")
+    return text
+
+
 def _add_sfu_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sfu",
@@ -174,6 +181,16 @@ def _add_sfu_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"participants of a meeting through Janus (default: {SFU_CAPACITY})",
     )
+    parser.add_argument(
+        "--sfu-deployment",
+        type=_deployment,
+        default=None,
+        metavar="NAME",
+        help="what this service's Janus rooms are marked with; at start a server destroys the "
+        "rooms with its mark that no meeting of its own holds (left by a crash). Servers of "
+        "one service share it, other services sharing the Janus need another (default: a "
+        "digest of the database's location)",
+    )
 
 
 def sfu_settings(args: argparse.Namespace) -> SfuSettings | None:
@@ -185,7 +202,7 @@ def sfu_settings(args: argparse.Namespace) -> SfuSettings | None:
     if args.sfu_admin_secret_file is None:
         raise ValueError("--sfu needs --sfu-admin-secret-file")
     secret = read_secret(args.sfu_admin_secret_file)
-    return SfuSettings(tuple(args.sfu), secret, args.sfu_capacity)
+    return SfuSettings(tuple(args.sfu), secret, args.sfu_capacity, args.sfu_deployment or "")
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:

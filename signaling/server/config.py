@@ -39,6 +39,9 @@ class SfuSettings:
     admin_secret: str = field(repr=False)
     #: Participants of a meeting through a media server.
     capacity: int = 16
+    #: The deployment this server's rooms are marked with (``sfu/sweep.py``); empty: a digest
+    #: of the database's location.
+    deployment: str = ""
 
 
 @dataclass(frozen=True, slots=True)

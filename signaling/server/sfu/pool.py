@@ -86,9 +86,13 @@ class SfuPool:
         on_down: Callable[[Member], Awaitable[None]],
         retry_s: float = RETRY_S,
         ping_interval_s: float = PING_INTERVAL_S,
+        on_up: Callable[[Member], Awaitable[None]] | None = None,
     ) -> None:
+        """``on_down`` is awaited when an instance goes down, ``on_up`` each time one is
+        connected (first or again), before it is offered to new meetings."""
         self.members = [Member(address, admin_secret) for address in addresses]
         self._on_down = on_down
+        self._on_up = on_up
         self._retry_s = retry_s
         self._ping_s = ping_interval_s
         self.changed = asyncio.Event()
@@ -160,6 +164,13 @@ class SfuPool:
                 await asyncio.sleep(self._retry_s)
                 continue
             reported = False
+            if self._on_up is not None:
+                try:
+                    await self._on_up(member)
+                except JanusError as exc:
+                    log.info("%s: %s", member.address.url, exc)
+                except Exception as exc:
+                    log_event("internal", 40, where="sfu.on_up", error=repr(exc))
             member.tried = True
             self._set(member, True)
             try:

@@ -9,8 +9,9 @@ handle (the room), one publisher handle per participant and one subscriber handl
 Who may enter is decided twice: the meeting (:meth:`Meeting.require_participant`) for
 every request, and Janus itself, which admits a handle to the room only with a token of
 the room's ``allowed`` list: one random token per participant, added when they publish,
-removed when they leave; the room's id and secret are random too. A participant never
-sees any of them.
+removed when they leave; the room's id is random and its secret derived from it and the
+admin secret (``sweep.py``: a server that restarts after a crash can destroy the rooms its
+previous run left). A participant never sees any of them.
 
 When the room's instance dies, the pool calls :meth:`SfuRelay.instance_down`: each of
 its meetings gets a new room on another instance (new tokens, new secret) and every
@@ -36,6 +37,7 @@ from signaling.server.meetings import Meeting, MeetingTable
 from signaling.server.routing import Result, Session, me
 from signaling.server.sfu.janus import JanusError, JanusSession, VideoRoomHandle
 from signaling.server.sfu.pool import Member, SfuPool
+from signaling.server.sfu.sweep import deployment_of, room_description, room_secret, sweep
 
 if TYPE_CHECKING:
     from signaling.server.hub import Hub
@@ -105,7 +107,14 @@ class SfuRelay:
         self.hub = hub
         self.table = table
         self.settings = settings
-        self.pool = SfuPool(list(settings.addresses), settings.admin_secret, self.instance_down)
+        self.pool = SfuPool(
+            list(settings.addresses),
+            settings.admin_secret,
+            self.instance_down,
+            on_up=self.instance_up,
+        )
+        #: What this server's rooms are marked with (``sweep.py``).
+        self.deployment = settings.deployment or deployment_of(hub.config.db_path)
         self.rooms: dict[str, Room] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -189,6 +198,16 @@ class SfuRelay:
         if room is not None:
             self._spawn(self._close_room(room))
 
+    async def instance_up(self, member: Member) -> None:
+        """``member`` is connected (first or again): destroy the rooms of this deployment
+        on it that no meeting of this server holds (left by a crashed run, or moved away)."""
+        await sweep(
+            member.janus,
+            self.settings.admin_secret,
+            self.deployment,
+            lambda: {r.room_id for r in self.rooms.values() if r.room_id},
+        )
+
     async def instance_down(self, member: Member) -> None:
         """``member`` died: move each of its meetings to another instance."""
         for room in [r for r in self.rooms.values() if r.member is member]:
@@ -241,11 +260,13 @@ class SfuRelay:
             try:
                 session = await member.janus.session()
                 control = await session.attach()
-                room_id, secret = secrets.token_hex(12), secrets.token_urlsafe(18)
+                room_id = secrets.token_hex(12)
+                secret = room_secret(self.settings.admin_secret, room_id)
                 await control.message(
                     {
                         "request": "create",
                         "room": room_id,
+                        "description": room_description(self.deployment, room.meeting.meeting_id),
                         "admin_key": self.settings.admin_secret,
                         "secret": secret,
                         "is_private": True,
