@@ -22,7 +22,8 @@ Events (pyee): ``connection`` (connectionState), ``remote_track`` (slot,
 receiver), ``chat`` (ChatMessage), ``delivered`` (id), ``peer_media``
 (PeerMediaState), ``sas`` (words), ``stats`` (QualitySample), ``quiet`` (nothing at
 all came for ``path_quiet_s``: the path may be lost), ``silent`` and ``resumed``
-(nothing came from the peer for ``media_timeout_s``; it came again).
+(nothing came from the peer for ``media_timeout_s``; it came again), ``channel_open``
+(the data channel opened) and ``past`` (list of PastChat: a meeting's earlier chat).
 """
 
 from __future__ import annotations
@@ -162,6 +163,8 @@ class PeerLink(AsyncIOEventEmitter):
             on_chat=lambda m: self._emit("chat", m),
             on_delivered=lambda i: self._emit("delivered", i),
             on_peer_state=self._peer_media,
+            on_past=lambda p: self._emit("past", p),
+            on_open=lambda: self._emit("channel_open"),
         )
         self.peer_media = PeerMediaState(audio=True, video=True, screen=False)
         #: The newest receiver of each slot; replaced ones are kept (stopped at the end).
@@ -509,6 +512,7 @@ class PeerLink(AsyncIOEventEmitter):
         except Exception as exc:  # a connection left half-built by what the peer sent
             log.warning("%s: closing the connection failed: %r", self.label, exc)
 
-    def chat(self, text: str) -> ChatMessage:
-        """Send a chat message over the data channel (raises ``ChatUnavailable``)."""
-        return self.channel.send_chat(text)
+    def chat(self, text: str, msg_id: str | None = None) -> ChatMessage:
+        """Send a chat message over the data channel (raises ``ChatUnavailable``);
+        ``msg_id``: its id (a meeting's message has one id on every link)."""
+        return self.channel.send_chat(text, msg_id)
