@@ -1,30 +1,83 @@
-"""Chat in a meeting through a media server: relayed by the signaling server.
+"""A meeting's chat: what this end keeps of it, and chat relayed by the signaling server.
 
 A meeting through a media server (topology ``"sfu"``) has no peer data channel, so
 chat goes to the server as ``meeting.chat`` and comes back to the others as the
 ``meeting.chat`` event (docs/protocol.md, v1.1). The ``ok`` reply is the delivery
 receipt: the server took the message and relayed it to everyone else in the meeting.
 A mesh meeting keeps chatting over each link's data channel (``peer_channel.py``).
+
+Whoever joins late (or comes back after a drop) sees the chat so far, the newest
+:data:`HISTORY_SIZE` messages, each once (:class:`ChatLog`, one per meeting session):
+through a media server the server replays what it relayed (``meeting.chat`` events marked
+``history``); in a mesh, where the server never sees the chat, each participant sends its
+log over the new link's data channel (``past``), so it stays end-to-end. A participant
+can only vouch first-hand for someone present: what a present participant wrote is taken
+from them only (:func:`vouched`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Any
 
 from gui.core.meeting_machine import SendRequest
-from gui.core.peer_channel import MAX_CHAT_CHARS, ChatMessage
+from gui.core.peer_channel import MAX_CHAT_CHARS, ChatMessage, PastChat
 from gui.core.peer_link import SignalingLink
 from gui.core.runner import send_request
 
 log = logging.getLogger("parley.meeting.chat")
 
 Json = dict[str, Any]
+
+#: How many of a meeting's newest messages a late joiner gets (the server keeps as many).
+HISTORY_SIZE = 100
+
+
+class ChatLog:
+    """The meeting's chat as this end has it: the newest ``size`` messages in order of
+    sending, each id once (a message arriving again, live or as history, is not new)."""
+
+    def __init__(self, size: int = HISTORY_SIZE) -> None:
+        self.size = size
+        self._entries: list[PastChat] = []
+        self._ids: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, msg_id: object) -> bool:
+        return msg_id in self._ids
+
+    def add(self, sender: str, message: ChatMessage) -> bool:
+        """Keep ``message`` by ``sender``; ``False`` when it is known already, or older than
+        every message kept once the log is full."""
+        if message.id in self._ids:
+            return False
+        times = [e.message.sent_at for e in self._entries]
+        if len(self._entries) >= self.size and message.sent_at < times[0]:
+            return False
+        self._entries.insert(bisect.bisect_right(times, message.sent_at), PastChat(sender, message))
+        self._ids.add(message.id)
+        while len(self._entries) > self.size:
+            self._ids.discard(self._entries.pop(0).message.id)
+        return True
+
+    def past(self) -> list[PastChat]:
+        """Every message kept, oldest first."""
+        return list(self._entries)
+
+
+def vouched(entry: PastChat, relayed_by: str, me: str, present: Collection[str]) -> bool:
+    """Whether a message ``relayed_by`` a participant is taken as history: its own, this
+    end's, or one by someone no longer in the meeting. What a present participant wrote is
+    taken from them only, so nobody can put words in the mouth of someone present."""
+    return entry.sender in (relayed_by, me) or entry.sender not in present
 
 
 class ServerChat:
@@ -101,4 +154,4 @@ def _when(value: object) -> float:
     return time.time()
 
 
-__all__ = ["ServerChat"]
+__all__ = ["HISTORY_SIZE", "ChatLog", "ServerChat", "vouched"]

@@ -18,8 +18,10 @@ it from the server (``meeting.media``).
 Events (pyee): ``state`` (MeetingState, reason), ``participants``
 (ParticipantsChanged), ``participant_left`` (username, reason), ``remote_track``
 (username, slot, receiver), ``link_stats`` (username, QualitySample),
-``chat`` (username, ChatMessage), ``delivered`` (message id, once every link it went to
-has it), ``request_failed`` (kind, code, message), ``ended`` (reason).
+``chat`` (username, ChatMessage), ``chat_history`` (username, ChatMessage: one sent before
+this end joined or while it was away; ``outgoing`` when it is this end's own), ``delivered``
+(message id, once every link it went to has it), ``request_failed`` (kind, code, message),
+``ended`` (reason). Every chat message is emitted once (``meeting_chat.ChatLog``).
 """
 
 from __future__ import annotations
@@ -27,13 +29,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 from pyee.asyncio import AsyncIOEventEmitter
 
-from gui.core.meeting_chat import ServerChat
+from gui.core.meeting_chat import ChatLog, ServerChat, vouched
 from gui.core.meeting_machine import (
     AddCandidate,
     ApplyRemoteDescription,
@@ -68,7 +71,16 @@ log = logging.getLogger("parley.meeting")
 Json = dict[str, Any]
 
 #: What a meeting hears from each of its links.
-LINK_EVENTS = ("connection", "silent", "remote_track", "stats", "chat", "delivered")
+LINK_EVENTS = (
+    "connection",
+    "silent",
+    "remote_track",
+    "stats",
+    "chat",
+    "delivered",
+    "past",
+    "channel_open",
+)
 #: What each slot carries.
 KINDS = {CAMERA: "video", AUDIO: "audio", SCREEN: "video"}
 
@@ -146,6 +158,8 @@ class MeetingSession(AsyncIOEventEmitter):
         #: Chat messages sent and not yet acknowledged: the id shown here → the link's own id
         #: per participant still to acknowledge.
         self._undelivered: dict[str, dict[str, str]] = {}
+        #: The meeting's chat so far, as a late joiner gets it from this end.
+        self.chat_log = ChatLog()
         #: Through a media server (topology ``"sfu"``): the publisher and subscriptions.
         self.sfu: SfuMedia | None = None
         #: Chat through the server, in a meeting through a media server (no data channel).
@@ -292,18 +306,22 @@ class MeetingSession(AsyncIOEventEmitter):
         if self.machine.topology == "sfu":
             if self.machine.state is not MeetingState.JOINED or not self.machine.participants:
                 raise ChatUnavailable("nobody in the meeting can receive chat now")
-            return self._chat_through_server().send(text)
+            message = self._chat_through_server().send(text)
+            self.chat_log.add(self.machine.me, message)
+            return message
         sent: dict[str, ChatMessage] = {}
+        msg_id = uuid.uuid4().hex  # one id on every link: a late joiner keeps one copy
         for username, peer in self.links.items():
             if peer.channel.is_open:
                 try:
-                    sent[username] = peer.chat(text)
+                    sent[username] = peer.chat(text, msg_id)
                 except ChatUnavailable:
                     continue
         if not sent:
             raise ChatUnavailable("nobody in the meeting can receive chat now")
         first = next(iter(sent.values()))
         self._undelivered[first.id] = {u: m.id for u, m in sent.items()}
+        self.chat_log.add(self.machine.me, first)
         return first
 
     def _chat_through_server(self) -> ServerChat:
@@ -348,7 +366,7 @@ class MeetingSession(AsyncIOEventEmitter):
             if kind == "meeting.chat":
                 received = self._chat_through_server().received(message)
                 if received is not None:
-                    self.emit("chat", *received)
+                    self._chat_in(*received, history=message.get("history") is True)
                 return
             if kind == "meeting.left":
                 self.emit("participant_left", message.get("username"), message.get("reason"))
@@ -372,10 +390,26 @@ class MeetingSession(AsyncIOEventEmitter):
         elif event == "stats":
             self.emit("link_stats", username, *args)
         elif event == "chat":
-            self.emit("chat", username, *args)
+            self._chat_in(username, args[0], history=False)
+        elif event == "past":
+            present = self.machine.participants
+            for entry in args[0]:
+                if vouched(entry, username, self.machine.me, present):
+                    self._chat_in(entry.sender, entry.message, history=True)
+        elif event == "channel_open":
+            peer.channel.send_past(self.chat_log.past())
         elif event == "delivered":
             self._delivered(username, *args)
         self._pump()
+
+    def _chat_in(self, sender: str, message: ChatMessage, history: bool) -> None:
+        """A message received (live or from before): shown once, this end's own as such."""
+        if sender == self.machine.me:
+            message = replace(message, outgoing=True)
+        known = message.id in self.chat_log
+        if self.chat_log.add(sender, message) or not (history or known):
+            # (a live message is shown even when its sender's clock puts it before the log)
+            self.emit("chat_history" if history else "chat", sender, message)
 
     # Actions ----------------------------------------------------------------------
 
@@ -457,7 +491,7 @@ class MeetingSession(AsyncIOEventEmitter):
         peer = PeerLink(self.options, f"meeting {self.meeting_id[:8]} {username}")
         self.links[username] = peer
         self.history.setdefault(username, []).append(peer)
-        for event in ("connection", "silent", "remote_track", "stats", "chat", "delivered"):
+        for event in LINK_EVENTS:
             peer.on(event, self._bind(username, peer, event))
         proxies = self._proxies[username] = self.shared.subscribe()
         for slot, proxy in proxies.items():

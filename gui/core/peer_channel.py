@@ -5,7 +5,9 @@ Chat messages with ids and delivery receipts, the sender's media state
 a heartbeat so that an end that vanished is noticed even while both are muted.
 Every message is one JSON object: ``{"t": "chat", "id", "text", "sent_at"}``,
 ``{"t": "ack", "id"}``, ``{"t": "state", "audio", "video", "screen"}``,
-``{"t": "ping"}``.
+``{"t": "ping"}``, and in meetings ``{"t": "past", "items": [{"id", "from", "text",
+"sent_at"}, ...]}``: the chat from before this link, for a late joiner (an older peer drops
+it as an unknown type).
 
 The other end may be hostile or broken, so what it sends costs little and
 reaches the window only when it makes sense: a message that is binary, larger
@@ -29,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from signaling.protocol.fields import is_encodable
+from signaling.protocol.fields import USERNAME_RE, is_encodable
 
 log = logging.getLogger("parley.call")
 
@@ -43,6 +45,8 @@ BURST = 100
 RATE_PER_S = 50.0
 #: Messages waiting for the channel to open (this end's own: state changes, heartbeats).
 MAX_QUEUED = 256
+#: A ``past`` message is cut to stay under this (a 4,000-character message escaped fits).
+PAST_CHARS = 30 * 1024
 
 
 class DataChannel(Protocol):
@@ -72,6 +76,14 @@ class ChatMessage:
     text: str
     sent_at: float
     outgoing: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PastChat:
+    """A meeting's chat message from before a link: who wrote it (a username), and it."""
+
+    sender: str
+    message: ChatMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,10 +123,14 @@ class PeerChannel:
         on_delivered: Callable[[str], None] = lambda i: None,
         on_peer_state: Callable[[PeerMediaState], None] = lambda s: None,
         clock: Callable[[], float] = time.monotonic,
+        on_past: Callable[[list[PastChat]], None] = lambda p: None,
+        on_open: Callable[[], None] = lambda: None,
     ) -> None:
         self.on_chat = on_chat
         self.on_delivered = on_delivered
         self.on_peer_state = on_peer_state
+        self.on_past = on_past
+        self.on_open = on_open
         self.clock = clock
         self.channel: DataChannel | None = None
         self.negotiated = False
@@ -144,6 +160,10 @@ class PeerChannel:
         queued, self._queue = self._queue, []
         for data in queued:
             self._send_raw(data)
+        try:
+            self.on_open()
+        except Exception:
+            log.exception("data channel open handler failed")
 
     def _send_raw(self, data: str) -> None:
         if self.is_open:
@@ -162,8 +182,10 @@ class PeerChannel:
     def _send(self, message: dict[str, Any]) -> None:
         self._send_raw(json.dumps(message, ensure_ascii=False, separators=(",", ":")))
 
-    def send_chat(self, text: str) -> ChatMessage:
-        """Send a chat message; it stays in ``undelivered`` until the peer acknowledges it."""
+    def send_chat(self, text: str, msg_id: str | None = None) -> ChatMessage:
+        """Send a chat message; it stays in ``undelivered`` until the peer acknowledges it.
+
+        ``msg_id``: the message's id (a meeting gives every link the same one), else new."""
         if (
             not self.negotiated
             or self.channel is None
@@ -179,7 +201,7 @@ class PeerChannel:
             raise ValueError("empty message")
         if len(text) > MAX_CHAT_CHARS:
             raise ValueError(f"a message is at most {MAX_CHAT_CHARS} characters")
-        message = ChatMessage(uuid.uuid4().hex, text, time.time(), outgoing=True)
+        message = ChatMessage(msg_id or uuid.uuid4().hex, text, time.time(), outgoing=True)
         self.undelivered[message.id] = message
         self._send({"t": "chat", "id": message.id, "text": text, "sent_at": message.sent_at})
         return message
@@ -193,6 +215,30 @@ class PeerChannel:
     def send_ping(self) -> None:
         """Heartbeat."""
         self._send({"t": "ping"})
+
+    def send_past(self, past: list[PastChat]) -> None:
+        """A meeting's chat so far, oldest first, in as few messages as fit (each under
+        ``PAST_CHARS``; a late joiner's peer sends it as the channel opens)."""
+        batch: list[str] = []
+        size = 0
+        for entry in past:
+            item = json.dumps(
+                {
+                    "id": entry.message.id,
+                    "from": entry.sender,
+                    "text": entry.message.text,
+                    "sent_at": entry.message.sent_at,
+                },
+                ensure_ascii=False,
+                separators=(",", ":"),
+            )
+            if batch and size + len(item) + 1 > PAST_CHARS:
+                self._send_raw('{"t":"past","items":[' + ",".join(batch) + "]}")
+                batch, size = [], 0
+            batch.append(item)
+            size += len(item) + 1
+        if batch:
+            self._send_raw('{"t":"past","items":[' + ",".join(batch) + "]}")
 
     def receive(self, data: object) -> None:
         """One message from the peer: acted on, or dropped and counted."""
@@ -237,10 +283,38 @@ class PeerChannel:
                 self.on_peer_state(PeerMediaState(audio, video, screen))
             else:
                 self._drop("malformed")
+        elif kind == "past":
+            self._past(message.get("items"))
         elif kind != "ping":
             self._drop("unknown" if isinstance(kind, str) else "malformed")
 
+    def _past(self, items: object) -> None:
+        """Earlier chat from the peer: every well-formed item (the others are dropped)."""
+        if not isinstance(items, list):
+            self._drop("malformed")
+            return
+        past = []
+        for item in items:
+            sender = item.get("from") if isinstance(item, dict) else None
+            message = self._valid_chat(item) if isinstance(item, dict) else None
+            if message is None or not (isinstance(sender, str) and USERNAME_RE.fullmatch(sender)):
+                self._drop("malformed")
+                continue
+            past.append(PastChat(sender, message))
+        if past:
+            self.on_past(past)
+
     def _chat(self, message: dict[str, Any]) -> None:
+        chat = self._valid_chat(message)
+        if chat is None:
+            self._drop("malformed")
+            return
+        self._send({"t": "ack", "id": chat.id})
+        self.on_chat(chat)
+
+    @staticmethod
+    def _valid_chat(message: dict[str, Any]) -> ChatMessage | None:
+        """The chat message ``message`` holds (``None``: malformed)."""
         msg_id, text, sent_at = message.get("id"), message.get("text"), message.get("sent_at")
         if not (
             isinstance(msg_id, str)
@@ -250,10 +324,8 @@ class PeerChannel:
             and is_encodable(msg_id)  # JSON lets a lone surrogate through; printing fails
             and is_encodable(text)
         ):
-            self._drop("malformed")
-            return
-        self._send({"t": "ack", "id": msg_id})
-        self.on_chat(ChatMessage(msg_id, text, _timestamp(sent_at), outgoing=False))
+            return None
+        return ChatMessage(msg_id, text, _timestamp(sent_at), outgoing=False)
 
 
 def _timestamp(value: object) -> float:

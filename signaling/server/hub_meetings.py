@@ -223,14 +223,25 @@ class MeetingRouter:
             raise bad_message("'meeting_id' is already in use")
         assert other.user is not None
         now = self.hub.now()
+        # Through the media server, as any new meeting, when both parties' apps can: they
+        # keep their own connection until the media server carries them (docs/protocol.md).
+        through_sfu = (
+            self.sfu is not None
+            and self.sfu.available()
+            and SFU_FEATURE in session.features
+            and SFU_FEATURE in other.features
+        )
         meeting = Meeting.create(
             req.meeting_id,
             _person(user),
             req.media,
             session.id,
             now,
-            capacity=self.hub.config.meeting_capacity,
+            capacity=self.sfu.capacity
+            if self.sfu and through_sfu
+            else self.hub.config.meeting_capacity,
             title=req.title,
+            topology=Topology.SFU if through_sfu else Topology.MESH,
         )
         meeting.admit(_person(other.user), call.media, other.id, now)
         invitations = meeting.invite(user.username, people)
@@ -238,6 +249,8 @@ class MeetingRouter:
         fields = {"meeting_id": meeting.meeting_id, "meeting": meeting.to_json(iso)}
         ended = await self.hub.move_call(call, fields)
         await self._store_new(meeting, invitations, also_joined=other.user.username)
+        if self.sfu is not None and through_sfu:
+            self.sfu.meeting_started(meeting)
         log_event(
             "meeting.created",
             meeting=meeting.meeting_id,
@@ -315,6 +328,7 @@ class MeetingRouter:
             log_event("meeting.reattached", meeting=meeting.meeting_id, user=user.username)
 
             def after_rejoin() -> None:
+                self._chat_history(session, meeting)
                 if joined.media_changed:
                     self._send_others(meeting, user.username, _media_message(meeting, participant))
 
@@ -330,6 +344,7 @@ class MeetingRouter:
                 participant=participant_json(participant, iso),
             )
             self._send_others(meeting, user.username, message)
+            self._chat_history(session, meeting)
             if was_invited:
                 self._elsewhere(session, MeetingReason.ANSWERED_ELSEWHERE, meeting)
             await self.hub.presence_changed(user.username, before)
@@ -392,10 +407,17 @@ class MeetingRouter:
             text=req.text,
             sent_at=sent_at,
         )
+        meeting.chat.append(message)
         return Result(
             {"chat_id": req.chat_id, "sent_at": sent_at},
             lambda: self._send_others(meeting, username, message),
         )
+
+    def _chat_history(self, session: Session, meeting: Meeting) -> None:
+        """The chat relayed so far, to a participant who just joined (or came back), marked
+        ``history``; the client drops what it has already (same ``chat_id``)."""
+        for message in list(meeting.chat):
+            self.hub.send(session, message | {"history": True})
 
     async def signal(self, session: Session, req: MeetingSignal) -> Result:
         """``rtc.signal`` within a meeting: to the named participant's bound connection only."""

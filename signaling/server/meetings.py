@@ -17,6 +17,7 @@ connection of theirs joins again and is bound instead.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,8 @@ from signaling.protocol.messages import Media
 
 #: Writes a time as the protocol does (the hub's ``iso``).
 TimeWriter = Callable[[float], str | None]
+#: The chat a meeting keeps for those who join later: its newest messages, while it lasts.
+CHAT_HISTORY = 100
 
 
 def _forbidden(message: str) -> ProtocolError:
@@ -123,6 +126,8 @@ class Meeting:
     former: set[str] = field(default_factory=set)
     ended_at: float | None = None
     reason: MeetingReason | None = None
+    #: The newest ``meeting.chat`` events relayed (in memory only, gone with the meeting).
+    chat: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=CHAT_HISTORY))
 
     @classmethod
     def create(

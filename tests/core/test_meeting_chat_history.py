@@ -1,0 +1,80 @@
+"""A late joiner of a mesh meeting sees the chat so far, sent end to end by the others over
+the new links' data channels (the server never sees it): real sessions, a real server, real
+aiortc links on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gui.core.meeting_session import MeetingSession
+from gui.core.peer_channel import ChatMessage
+from tests.core.test_meeting_session import Meeting, befriend, invitation, meeting, until
+
+pytestmark = pytest.mark.slow
+__all__ = ["meeting"]  # the fixture
+
+
+def record(session: MeetingSession) -> list[tuple[str, str, str, bool]]:
+    """(event, sender, text, outgoing) of every chat event ``session`` emits from now on."""
+    seen: list[tuple[str, str, str, bool]] = []
+    for event in ("chat", "chat_history"):
+
+        def listener(who: str, message: ChatMessage, event: str = event) -> None:
+            seen.append((event, who, message.text, message.outgoing))
+
+        session.on(event, listener)
+    return seen
+
+
+def channel_open(session: MeetingSession, *others: str) -> bool:
+    return all(o in session.links and session.links[o].channel.is_open for o in others)
+
+
+async def test_a_late_joiner_gets_the_chat_once_and_only_first_hand_for_those_present(
+    meeting: Meeting,
+) -> None:
+    ada, bob, cyd = [await meeting.client(n) for n in ("ada", "bob", "cyd")]
+    await befriend(ada, bob, cyd)
+    invited = {"bob": invitation(bob), "cyd": invitation(cyd)}
+    host = meeting.create(["bob", "cyd"])
+    first = await meeting.accept("bob", invited["bob"])
+    await until(lambda: channel_open(host, "bob") and channel_open(first, "ada"))
+    host.send_chat("Hello <b>bob</b>")
+    await until(lambda: len(first.chat_log) == 1)
+    first.send_chat("hi ada")
+    await until(lambda: len(host.chat_log) == 2)
+
+    # Bob leaves; Cyd joins late: Ada tells her both messages (Bob's too, as he is gone).
+    first.leave()
+    await asyncio.wait_for(first.wait_ended(), 10)
+    await until(lambda: "bob" not in host.machine.participants)
+    late = await meeting.accept("cyd", invited["cyd"])
+    cyd_saw = record(late)
+    await until(lambda: len(late.chat_log) == 2)
+    assert cyd_saw == [
+        ("chat_history", "ada", "Hello <b>bob</b>", False),
+        ("chat_history", "bob", "hi ada", False),
+    ]
+    host.send_chat("welcome cyd")
+    await until(lambda: len(late.chat_log) == 3)
+    assert cyd_saw[-1] == ("chat", "ada", "welcome cyd", False)
+
+    # Bob comes back (a fresh session, as after a restart): Ada and Cyd each send him the
+    # whole chat; he sees each message once, his own as his own, in order of sending.
+    again = meeting.join("bob", host.meeting_id)
+    bob_saw = record(again)
+    await until(lambda: channel_open(again, "ada", "cyd"))
+    await until(lambda: len(again.chat_log) == 3)
+    await asyncio.sleep(1.0)  # the second copy arrives and is dropped
+    assert bob_saw == [
+        ("chat_history", "ada", "Hello <b>bob</b>", False),
+        ("chat_history", "bob", "hi ada", True),
+        ("chat_history", "ada", "welcome cyd", False),
+    ]
+    assert [e.message.text for e in again.chat_log.past()] == [
+        "Hello <b>bob</b>",
+        "hi ada",
+        "welcome cyd",
+    ]
