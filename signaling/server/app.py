@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import itertools
 import ssl
 import time
 from collections.abc import Sequence
@@ -41,6 +40,7 @@ from signaling.protocol.constants import (
 from signaling.protocol.guests import LINK_PATH_PREFIX
 from signaling.protocol.messages import Json, encode
 from signaling.server.bots import HubLink
+from signaling.server.bus import Bus, BusUnavailable, bus_for
 from signaling.server.config import ServerConfig
 from signaling.server.credentials import PasswordVault
 from signaling.server.hub import Hub
@@ -130,7 +130,7 @@ class SignalingServer:
         self.vault: PasswordVault | None = None
         self.hub: Hub | None = None
         self._server: Server | None = None
-        self._ids = itertools.count(1)
+        self.bus: Bus | None = None
         self._peers: dict[int, WebSocketPeer] = {}
         self.port: int | None = None
         self.bots = list(bots)
@@ -175,15 +175,18 @@ class SignalingServer:
         except StoreError as exc:
             status = 2 if isinstance(exc, StoreUnavailable) else 1
             raise StartupError(str(exc), status) from None
-        lost = await self.store.end_unfinished_calls(time.time(), CallReason.LOST.value)
-        if lost:
-            log_event("calls.closed_at_start", count=lost)
-        lost = await self.store.end_unfinished_meetings(time.time(), LeaveReason.LOST.value)
-        if lost:
-            log_event("meetings.closed_at_start", count=lost)
+        if self.config.bus_url is None:  # several instances: the first coordinator does it
+            await close_unfinished(self.store)
         self.vault = PasswordVault(self.config.hash_parameters)
         self.hub = Hub(self.store, self.vault, self.config, self.metrics)
         hub = self.hub
+        try:
+            self.bus = bus_for(self.config.bus_url, hub)
+            await self.bus.start()
+        except (ValueError, BusUnavailable) as exc:
+            self.bus = None
+            await self._release()
+            raise StartupError(str(exc), 2) from None
         self.metrics.gauge(
             "parley_connections", "Open WebSocket connections.", lambda: hub.connection_count
         )
@@ -204,6 +207,7 @@ class SignalingServer:
             await self._start_bots(hub)
         except BaseException:
             await self._stop_bots()
+            await self._stop_bus()
             await self._release()
             raise
         try:
@@ -224,6 +228,7 @@ class SignalingServer:
             )
         except OSError as exc:
             await self._stop_bots()
+            await self._stop_bus()
             await self._release()
             if exc.errno == errno.EADDRINUSE:
                 raise StartupError(
@@ -261,10 +266,16 @@ class SignalingServer:
             self._server.close(close_connections=True)
             await self._server.wait_closed()
             self._server = None
+        await self._stop_bus()
         if self.hub is not None:
             await self.hub.shutdown()
         await self._release()
         log_event("server.stopped")
+
+    async def _stop_bus(self) -> None:
+        if self.bus is not None:
+            await self.bus.stop()
+            self.bus = None
 
     async def _release(self) -> None:
         if self.hub is not None and self.hub.meetings.sfu is not None:
@@ -297,23 +308,33 @@ class SignalingServer:
         return _text_response(HTTPStatus.NOT_FOUND, "not found\n")
 
     async def _handle(self, ws: ServerConnection) -> None:
-        assert self.hub is not None
-        hub = self.hub
-        peer = WebSocketPeer(next(self._ids), ws, self.config.max_send_queue)
+        assert self.bus is not None
+        bus = self.bus
+        peer = WebSocketPeer(bus.next_id(), ws, self.config.max_send_queue)
         self._peers[peer.id] = peer
-        session = hub.connect(peer)
+        conn = bus.open(peer)
         log_event("conn.open", conn=peer.id, addr=peer.address)
         try:
             async for data in ws:
-                await hub.receive(session, data)
+                await bus.receive(conn, data)
         except ConnectionClosed:
             pass
         finally:
-            await hub.disconnect(session)
+            await bus.close(conn)
             peer.close()
             self._peers.pop(peer.id, None)
             code = ws.close_code
             log_event("conn.close", conn=peer.id, code=code)
+
+
+async def close_unfinished(store: Store) -> None:
+    """End, in the history, the calls and meetings a previous run left open (they are lost)."""
+    lost = await store.end_unfinished_calls(time.time(), CallReason.LOST.value)
+    if lost:
+        log_event("calls.closed_at_start", count=lost)
+    lost = await store.end_unfinished_meetings(time.time(), LeaveReason.LOST.value)
+    if lost:
+        log_event("meetings.closed_at_start", count=lost)
 
 
 def _select_subprotocol(

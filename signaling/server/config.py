@@ -52,6 +52,8 @@ class ServerConfig:
     #: 0 picks a free port (tests, the embedded server).
     port: int = 8765
     db_path: Path | str = field(default_factory=default_db_path)
+    #: ``redis://HOST:PORT``: one service of several instances (``bus/redis.py``); ``None``: alone.
+    bus_url: str | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
     ring_timeout_s: float = RING_TIMEOUT_S
