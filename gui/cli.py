@@ -721,6 +721,8 @@ class CallReporter:
         out["path"] = self.path.to_json() if self.path is not None else None
         # Paths lost and recovered inside the call (restarts that connected).
         out["recoveries"] = self.session.machine.recoveries
+        # Working paths moved onto fresh TURN allocations before their credentials expired.
+        out["renewals"] = self.session.machine.renewals
         if session.failure_detail is not None:
             # Why it failed: a sentence for people, and the engine's technical reason.
             out.update(detail=session.failure_detail, problem=session.machine.problem)

@@ -212,6 +212,9 @@ class CallMachine:
         #: Restarts tried so far (tokens are numbered by them) and candidates promoted.
         self.restarts = 0
         self.recoveries = 0
+        #: Candidates promoted that this end offered to renew a working path (``renew_path``).
+        self.renewals = 0
+        self._renewing = False
         if role is Role.CALLEE:
             self._do(StateChanged(self.state))
 
@@ -473,7 +476,17 @@ class CallMachine:
         if self.restart_link is None:
             self._offer_restart()
 
-    def _offer_restart(self) -> None:
+    def renew_path(self) -> None:
+        """Move the call onto a fresh link while its path still works (the TURN credentials of
+        its relay are about to expire): a restart offered without leaving ``connected``. The
+        candidate is promoted when it connects; one that does not is dropped and the call goes
+        on as it was."""
+        if self.state is CallState.CONNECTED and self.restart_link is None:
+            log.info("call %s: renewing the path", self.call_id)
+            self._offer_restart(renewal=True)
+
+    def _offer_restart(self, renewal: bool = False) -> None:
+        self._renewing = renewal
         self.restarts += 1
         token = f"{self.role.value}-{self.restarts}"
         self.restart_link, self._restart_mine, self._restart_answered = token, True, False
@@ -531,7 +544,10 @@ class CallMachine:
             return
         if state == "connected":
             self.restart_link = None
-            self.recoveries += 1
+            if self._renewing and self._restart_mine:
+                self.renewals += 1
+            else:
+                self.recoveries += 1
             self._candidates = 0
             self._do(PromoteCandidate(token))
             self._enter(CallState.CONNECTED)

@@ -45,6 +45,7 @@ from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamTrack
 from pyee.asyncio import AsyncIOEventEmitter
 
+from gui.core import ice
 from gui.core.call_machine import (
     MOVED_TO_MEETING,
     AddCandidate,
@@ -62,6 +63,7 @@ from gui.core.call_machine import (
     StateChanged,
 )
 from gui.core.escalation import HeldEvents
+from gui.core.ice import ServerIce
 from gui.core.peer_channel import ChatMessage, PeerChannel, PeerMediaState
 from gui.core.peer_link import (
     AUDIO,
@@ -115,7 +117,9 @@ class CallSession(AsyncIOEventEmitter):
         self.link = link
         self.machine = machine
         self.media = media
-        self.options = (options or CallOptions()).with_server_ice(link)
+        #: The options without the server's ICE servers, which each new link takes afresh.
+        self._own_options = options or CallOptions()
+        self.options = self._own_options.with_server_ice(link)
         #: The link that carries the call now (replaced when a restart's candidate connects).
         self.peer = PeerLink(self.options, f"call {machine.call_id}")
         #: Candidate links of restarts under way, by token, and their timers.
@@ -133,6 +137,10 @@ class CallSession(AsyncIOEventEmitter):
             machine.take_actions, self._perform, self._failed, self._last_action
         )
         self._unsubscribe = link.on_event(self._on_server_event)
+        given = getattr(link, "ice", None)
+        self._unwatch_ice = (
+            given.on_renewed(self._ice_renewed) if isinstance(given, ServerIce) else None
+        )
         #: A meeting's events held from the moment the call moved into it (see ``move_to_meeting``).
         self.held: HeldEvents | None = None
         self._closed = asyncio.Event()
@@ -426,6 +434,7 @@ class CallSession(AsyncIOEventEmitter):
         """The call moved into a meeting: its connection, slots and tracks are left running
         for the meeting's session; this session stops listening to them and is over."""
         self._unsubscribe()
+        self._stop_watching_ice()
         self.peer.remove_all_listeners()
         self.peer.cancel_deadline()
         self._follow_reconnection(CallState.ENDED)
@@ -582,8 +591,21 @@ class CallSession(AsyncIOEventEmitter):
         elif isinstance(action, AddCandidate):
             await link.add_candidate(action.candidate)
 
+    def _ice_renewed(self) -> None:
+        """The server handed out fresh TURN credentials: a call relayed through this end's own
+        TURN allocation moves onto a fresh one before the old credentials expire (coturn
+        refuses to refresh an allocation once its username has expired, and the relay then
+        dies at aioice's next refresh)."""
+        path = ice.selected_path(self.peer.pc) if not self.peer.closed else None
+        if path is not None and path.local == "relay":
+            self.machine.renew_path()
+            self._pump()
+
     def _open_candidate(self, token: str, offerer: bool) -> None:
         log.info("call %s: restart %s (%s)", self.call_id, token, "offer" if offerer else "answer")
+        # The ICE servers the signaling server hands out now: the credentials the call began
+        # with may have expired.
+        self.options = self._own_options.with_server_ice(self.link)
         link = PeerLink(self.options, f"call {self.call_id} restart {token}")
         self._candidates[token] = link
         self._bind(link)
@@ -663,8 +685,14 @@ class CallSession(AsyncIOEventEmitter):
 
     # The end --------------------------------------------------------------------
 
+    def _stop_watching_ice(self) -> None:
+        if self._unwatch_ice is not None:
+            self._unwatch_ice()
+            self._unwatch_ice = None
+
     async def _close(self) -> None:
         self._unsubscribe()
+        self._stop_watching_ice()
         self._follow_reconnection(CallState.ENDED)
         for token in list(self._candidates):
             await self._close_candidate(token)

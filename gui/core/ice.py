@@ -109,6 +109,21 @@ class ServerIce:
         self.ttl_s: int | None = None
         self.expires_at: float | None = None
         self._renewer: asyncio.Task[None] | None = None
+        self._watchers: list[Callable[[], None]] = []
+
+    def on_renewed(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback()`` each time new servers (fresh credentials) arrive after the
+        first ones; returns the function that stops it. A call relayed through TURN moves
+        onto fresh allocations then (``CallSession``): coturn refuses to refresh an
+        allocation whose username has expired, and aioice refreshes with the credentials the
+        allocation was made with."""
+        self._watchers.append(callback)
+
+        def stop() -> None:
+            if callback in self._watchers:
+                self._watchers.remove(callback)
+
+        return stop
 
     def update(self, reply: Json) -> bool:
         """Take ``ice_servers``/``ice_ttl`` from a reply; ``False`` if it had none or bad ones
@@ -149,6 +164,12 @@ class ServerIce:
             except Exception as exc:  # offline, refused: try again soon, the old ones may last
                 log.info("renewing the ICE servers failed (%s); trying again", exc)
                 renewed = False
+            if renewed:
+                for watcher in list(self._watchers):
+                    try:
+                        watcher()
+                    except Exception:
+                        log.exception("a watcher of the ICE servers failed")
             if not renewed:
                 await asyncio.sleep(min(ICE_TTL_MIN_S / 2, max(1.0, (self.ttl_s or 60) / 20)))
 

@@ -90,7 +90,9 @@ class TurnLab:
         return caller, callee
 
 
-def _services(lab: Lab, tmp: Path, children: list[Child], private_peers: bool) -> TurnLab:
+def _services(
+    lab: Lab, tmp: Path, children: list[Child], private_peers: bool, ttl_s: int = 600
+) -> TurnLab:
     secret = tmp / "turn-secret"
     shared = "parley-lab-" + os.urandom(12).hex()
     secret.write_text(shared + "\n")
@@ -121,7 +123,7 @@ def _services(lab: Lab, tmp: Path, children: list[Child], private_peers: bool) -
                 sys.executable, "-m", "gui.server", "--host", SERVER_IP, "--port", "0",
                 "--db", str(tmp / "parley.db"), "--no-echo",
                 "--turn", TURN_UDP, "--turn", TURN_TCP, "--turn", TURNS, "--stun", STUN,
-                "--turn-secret-file", str(secret), "--turn-ttl", "600",
+                "--turn-secret-file", str(secret), "--turn-ttl", str(ttl_s),
             ]
         ),
     )  # fmt: skip
@@ -144,17 +146,18 @@ def _services(lab: Lab, tmp: Path, children: list[Child], private_peers: bool) -
 
 
 @contextlib.contextmanager
-def turn_lab(private_peers: bool = True) -> Iterator[TurnLab]:
+def turn_lab(private_peers: bool = True, ttl_s: int = 600) -> Iterator[TurnLab]:
     """The lab with coturn and parley-server, ``ann-turn`` (home a) and ``bob-turn`` (home b)
     registered and contacts. Every process is killed and the lab torn down at the end.
 
     ``private_peers``: coturn relays into private networks (the worst case, and the default);
-    ``False`` keeps ``deploy/coturn/turnserver.conf``'s refusal (403 to such permissions)."""
+    ``False`` keeps ``deploy/coturn/turnserver.conf``'s refusal (403 to such permissions).
+    ``ttl_s``: how long the TURN credentials parley-server hands out last (``--turn-ttl``)."""
     with tempfile.TemporaryDirectory(prefix="parley-turn-") as name, network_lab() as lab:
         tmp = Path(name)
         children: list[Child] = []
         try:
-            turn = _services(lab, tmp, children, private_peers)
+            turn = _services(lab, tmp, children, private_peers, ttl_s)
             homes = (lab.a, lab.b)
             for home, user in zip(homes, USERS, strict=True):
                 turn.cli(home, user, "contacts", register=True).finish(60, expect=0)

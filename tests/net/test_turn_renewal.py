@@ -1,0 +1,58 @@
+"""A relayed call that outlives its TURN credentials keeps its media (issue 10).
+
+parley-server hands out credentials for 60 s (``--turn-ttl``, the shortest it allows); both
+homes' NATs randomise ports, so the call can only go through coturn. The credentials expire
+mid-call. coturn refuses every authenticated request with an expired username (the
+allocation's refresh, new permissions and channels: "401 Unauthorized"), and aioice refreshes
+an allocation with the credentials it was made with, so a relay made with them dies at its
+next refresh. When the server renews the credentials (at 80% of their life), the end whose own
+relay carries the call moves it onto a fresh link with fresh allocations, without leaving
+``connected``: the caller's summary counts one renewal, coturn allocates for the renewed
+username, and the video never stops.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+
+from tests.net.impaired import camera_fps
+from tests.net.relay import USERS, turn_lab, turn_lab_unavailable
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(bool(turn_lab_unavailable()), reason=turn_lab_unavailable() or ""),
+    pytest.mark.timeout(600),
+]
+
+TTL_S = 60
+
+
+def test_a_relayed_call_longer_than_its_credentials_keeps_its_media() -> None:
+    with turn_lab(ttl_s=TTL_S) as turn:
+        for home in turn.lab.homes.values():
+            home.set_random_nat(True)
+        caller, callee = turn.call(duration=TTL_S + 30, timeout=TTL_S + 150)
+        coturn = turn.children[0]
+        refused = [line for _, line in coturn.out if "Cannot find credentials" in line]
+    for side in (caller, callee):
+        summary = side.summary
+        assert summary["reason"] == "hangup", side.describe()
+        assert summary["path"]["relayed"] is True, summary
+        assert all(m["state"] != "reconnecting" for m in side.named("state")), side.describe()
+        # Video all along: the median of every 10 s of stats lines stays up.
+        fps = [camera_fps(m) for m in side.named("stats")]
+        windows = [fps[i : i + 10] for i in range(2, len(fps) - 9, 10)]
+        assert len(windows) >= TTL_S // 10, fps
+        assert min(statistics.median(w) for w in windows) >= 10, fps
+    # The end whose own relay carried the call moved it onto a fresh link (fresh allocations,
+    # renewed credentials) once the server renewed them, before they expired.
+    renewing = [s for s in (caller, callee) if s.summary.get("renewals", 0) >= 1]
+    assert renewing, (caller.summary, callee.summary)
+    assert renewing[0].named("restarted"), renewing[0].describe()
+    # Its allocations were all made with live credentials: even their deletion at the end is
+    # accepted (without the renewal, coturn refuses it: "Cannot find credentials of user
+    # <EXPIRY:NAME>"; the other end's unused ones are refused so, which is harmless).
+    user = USERS[0] if renewing[0] is caller else USERS[1]
+    assert not [line for line in refused if f":{user}>" in line], refused
