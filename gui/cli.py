@@ -50,6 +50,7 @@ from gui.core.meeting_session import MeetingSession
 from gui.core.peer_channel import ChatMessage, ChatUnavailable, PeerMediaState
 from gui.core.pinning import KnownServers
 from gui.core.quality import MediaPath, QualitySample
+from gui.core.servers import server_argument
 from gui.core.signaling_client import (
     NotConnected,
     RequestError,
@@ -231,7 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
         "Prints one JSON object per line.",
     )
     parser.add_argument(
-        "--server", required=True, metavar="URL", help="ws://HOST:PORT/ws or wss://HOST:PORT/ws"
+        "--server",
+        required=True,
+        action="append",
+        type=server_argument,
+        metavar="URL",
+        help="ws://HOST:PORT/ws or wss://HOST:PORT/ws; repeat it for several instances of one "
+        "service: the client uses the first that answers and moves to another if it goes away",
     )
     parser.add_argument(
         "--trust-cert",
@@ -560,6 +567,18 @@ def server_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
         raise BadArguments(f"--trust-cert: {exc}") from None
 
 
+def _client_event(message: dict[str, Any]) -> None:
+    """What the connection itself has to say: a pinned certificate, one of several servers
+    refused (and skipped), back online (maybe through another server)."""
+    kind = message.get("type")
+    if kind == "client.pinned":
+        emit("pinned", address=message["address"], words=message["words"])
+    elif kind == "client.server_refused":
+        emit("server_refused", url=message["url"], reason=str(message["error"]))
+    elif kind == "client.reconnected":
+        emit("reconnected", server=message.get("url"))
+
+
 async def sign_in(
     args: argparse.Namespace, context: ssl.SSLContext | None, first: FirstEvent | None = None
 ) -> SignalingClient:
@@ -567,13 +586,7 @@ async def sign_in(
     client = SignalingClient(
         args.server, ssl_context=context, known_servers=KnownServers(Path(args.known_servers))
     )
-    client.on_event(
-        lambda m: (
-            emit("pinned", address=m["address"], words=m["words"])
-            if m.get("type") == "client.pinned"
-            else None
-        )
-    )
+    client.on_event(_client_event)
     if first is not None:
         first.attach(client)
     try:

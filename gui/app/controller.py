@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -24,6 +24,7 @@ from gui.core.meeting_session import MeetingSession
 from gui.core.meeting_tiles import newest_first
 from gui.core.pinning import KnownServers
 from gui.core.profile import Profile, SavedSession
+from gui.core.servers import parse_servers, server_list
 from gui.core.signaling_client import (
     LinkState,
     NotConnected,
@@ -105,11 +106,12 @@ class AppController(QObject):
     def __init__(
         self,
         profile: Profile,
-        server_override: str | None = None,
+        server_override: str | Sequence[str] | None = None,
         media_factory: MediaFactory | None = None,
         trust_cert: str | None = None,
     ) -> None:
-        """``server_override`` and ``trust_cert`` come from the command line, over the settings."""
+        """``server_override`` (one address or several of one service) and ``trust_cert`` come
+        from the command line, over the settings."""
         super().__init__()
         self.profile = profile
         self.server_override = server_override
@@ -155,55 +157,67 @@ class AppController(QObject):
     # Server -----------------------------------------------------------------------
 
     @property
+    def configured_servers(self) -> list[str]:
+        """The servers the user chose (command line or settings); empty: the built-in one."""
+        override = self.server_override
+        if override:
+            return server_list([override] if isinstance(override, str) else override)
+        return list(self.profile.settings.server_urls)
+
+    @property
     def configured_server(self) -> str | None:
-        """The server the user chose (command line or settings); ``None``: the built-in one."""
-        return self.server_override or self.profile.settings.server_url
+        """The configured servers as one line of text; ``None``: the built-in one."""
+        return ", ".join(self.configured_servers) or None
 
     @property
     def trusted_certificate(self) -> str | None:
         """The certificate the user chose to trust for wss:// (command line or settings)."""
         return self.trust_cert_override or self.profile.settings.trust_cert
 
-    def tls_for(self, url: str) -> ssl.SSLContext | None:
-        """How to check a wss:// server: the system's trust store plus the trusted certificate."""
+    def tls_for(self, urls: str | Sequence[str]) -> ssl.SSLContext | None:
+        """How to check wss:// servers: the system's trust store plus the trusted certificate."""
+        urls = [urls] if isinstance(urls, str) else list(urls)
         cert = self.trusted_certificate
         own = self.embedded.certificate
-        if own is not None and url == self.embedded.url:
+        if own is not None and self.embedded.url in urls:
             cert = str(own.cert_path)  # this app's own server, shared on the network
-        if not cert or not url.lower().startswith("wss:"):
+        if not cert or not any(url.lower().startswith("wss:") for url in urls):
             return None
         try:
             return tls_context(cert)
         except ValueError as exc:
             raise NotConnected(str(exc)) from None
 
-    async def resolve_server(self, typed: str | None = None) -> str:
-        """The URL to use: what was typed, else the configured one, else the built-in server."""
-        url = (typed or "").strip() or self.configured_server
-        if url:
-            if "://" not in url:
-                url = f"ws://{url}"
-            if not url.rstrip("/").endswith("/ws"):
-                url = url.rstrip("/") + "/ws"
-            return url
+    async def resolve_servers(self, typed: str | None = None) -> list[str]:
+        """The URLs to use: what was typed (one or several, separated by commas or spaces),
+        else the configured ones, else the built-in server."""
+        try:
+            urls = parse_servers(typed or "") or self.configured_servers
+        except ValueError as exc:
+            raise NotConnected(str(exc)) from None
+        if urls:
+            return urls
         if self.default_server is None:
             self.default_server = await find_running() or await self.embedded.start()
             self.serverReady.emit(self.default_server)
-        return self.default_server
+        return [self.default_server]
 
     async def start(self) -> bool:
         """At launch: sign in with the saved session if there is one. Returns whether it did."""
         saved = self.profile.credentials().load() if self.profile.settings.keep_signed_in else None
         if saved is None:
             if not self.configured_server:
-                await self.resolve_server()
+                await self.resolve_servers()
             return False
         self.busyChanged.emit(True)
         try:
             url = saved.server_url
-            if self.configured_server is None and url.startswith("ws://127.0.0.1:"):
-                url = await self.resolve_server()  # the built-in server may have moved port
-            await self._connect(url, lambda client: client.login(token=saved.token))
+            configured = self.configured_servers
+            if not configured and url.startswith("ws://127.0.0.1:"):
+                urls = await self.resolve_servers()  # the built-in server may have moved port
+            else:  # the token is good on any server of the service: the saved one first
+                urls = configured if url in configured else [url, *configured]
+            await self._connect(urls, lambda client: client.login(token=saved.token), last_good=url)
         except RequestError as exc:
             if exc.code == "bad_credentials":
                 self.profile.credentials().clear()
@@ -229,43 +243,51 @@ class AppController(QObject):
         """Sign in (or create the account) and load the contacts and history."""
         self.busyChanged.emit(True)
         try:
-            url = await self.resolve_server(server)
+            urls = await self.resolve_servers(server)
             if register:
                 await self._connect(
-                    url, lambda client: client.register(username, password, display_name)
+                    urls, lambda client: client.register(username, password, display_name)
                 )
             else:
-                await self._connect(url, lambda client: client.login(username, password))
+                await self._connect(urls, lambda client: client.login(username, password))
         finally:
             self.busyChanged.emit(False)
         settings = self.profile.settings
         settings.keep_signed_in = keep
         settings.last_username = username.lower()
         if server and server.strip():
-            settings.server_url = url
+            settings.server_urls = urls
         self.profile.save_settings()
         assert self.client is not None and self.client.token is not None
         store = self.profile.credentials()
         if keep:
-            store.save(SavedSession(url, username.lower(), self.client.token))
+            store.save(SavedSession(self.client.url, username.lower(), self.client.token))
         else:
             store.clear()
 
     async def _connect(
-        self, url: str, authenticate: Callable[[SignalingClient], Coroutine[Any, Any, Any]]
+        self,
+        urls: list[str],
+        authenticate: Callable[[SignalingClient], Coroutine[Any, Any, Any]],
+        last_good: str | None = None,
     ) -> None:
         client = SignalingClient(
-            url,
-            ssl_context=self.tls_for(url),
+            urls,
+            ssl_context=self.tls_for(urls),
             known_servers=KnownServers(self.profile.data_dir / "known_servers.json"),
         )
+        if last_good is not None:
+            client.servers.good(last_good)
         client.on_state(lambda state: self.linkStateChanged.emit(state.value))
+        refusals = client.on_event(self._on_server_refused)
         try:
             await client.connect()
             self.user = await authenticate(client)
         except BaseException:
             await client.close()
             raise
+        finally:
+            refusals()
         await self._close_client()
         self.client = client
         self._unsubscribe.append(client.on_event(self._on_event))
@@ -355,7 +377,10 @@ class AppController(QObject):
         elif kind == "client.pinned":
             self._pinned(str(message.get("address")), list(message.get("words") or []))
         elif kind == "client.reconnected":
+            self._remember_server()
             self.spawn(self.refresh(), report=False)
+        elif kind == "client.server_refused":
+            self._on_server_refused(message)
         elif kind == "client.signed_out":
             self.profile.credentials().clear()
             self.signedOut.emit(
@@ -365,6 +390,21 @@ class AppController(QObject):
             # The server's certificate stopped passing: the session may still be good
             # once the user trusts the new certificate, so it is kept.
             self.signedOut.emit(explain(message["error"]))
+
+    def _on_server_refused(self, message: dict[str, Any]) -> None:
+        """One of several servers refused by TLS: said, and the others are used."""
+        if message.get("type") == "client.server_refused":
+            self.notice.emit(f"Not using {message.get('url')}: {explain(message['error'])}")
+
+    def _remember_server(self) -> None:
+        """Back online, maybe through another server: the next start tries that one first."""
+        client, user = self.client, self.user
+        if client is None or client.token is None or user is None:
+            return
+        store = self.profile.credentials()
+        saved = store.load() if self.profile.settings.keep_signed_in else None
+        if saved is not None and saved.server_url != client.url:
+            store.save(SavedSession(client.url, saved.username, client.token))
 
     def _pinned(self, address: str, words: list[str]) -> None:
         """A shared Parley's certificate was trusted on first use: the user checks its words."""

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
+from gui.core.servers import server_argument
 from signaling import __version__
 
 if TYPE_CHECKING:
@@ -33,9 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--server",
+        action="append",
+        type=server_argument,
         metavar="URL",
-        help="signaling server to use, e.g. ws://example.org:8765/ws (default: the one in the "
-        "settings, else the built-in server)",
+        help="signaling server to use, e.g. ws://example.org:8765/ws; repeat it for several "
+        "instances of one service (default: the ones in the settings, else the built-in server)",
     )
     parser.add_argument(
         "--trust-cert",

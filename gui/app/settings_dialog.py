@@ -39,6 +39,7 @@ from gui.app.media import AppMedia
 from gui.app.resources import sound_path
 from gui.app.video_view import VideoView
 from gui.core.profile import IceServerSetting, Profile
+from gui.core.servers import parse_servers
 from gui.core.signaling_client import tls_context
 from gui.media.analysis import AudioReceiver, VideoReceiver
 from gui.media.processing import AudioProcessor, ProcessingOptions
@@ -154,10 +155,16 @@ class SettingsDialog(QDialog):
         self.microphone.currentIndexChanged.connect(lambda _: self._restart_preview())
         self.synthetic.toggled.connect(lambda _: self._restart_preview())
 
-        # Server.
-        self.server = QLineEdit()
-        self.server.setPlaceholderText("Empty: the built-in server on this computer")
-        self.server.setAccessibleName("Server address")
+        # Server: one address, or several of one service (its instances), one per line.
+        self.server = QPlainTextEdit()
+        self.server.setPlaceholderText(
+            "Empty: the built-in server on this computer.\n"
+            "Several addresses of one service, one per line: Parley moves to another when one "
+            "is gone."
+        )
+        self.server.setAccessibleName("Server addresses")
+        self.server.setTabChangesFocus(True)
+        self.server.setFixedHeight(self.server.fontMetrics().lineSpacing() * 4 + 12)
         self.share = QCheckBox("Let other computers on my network use my built-in server")
         self.share_note = QLabel()
         self.share_note.setWordWrap(True)
@@ -178,7 +185,7 @@ class SettingsDialog(QDialog):
         trust_row.addWidget(choose)
         server_page = QWidget()
         server_form = QFormLayout(server_page)
-        server_form.addRow("Server", self.server)
+        server_form.addRow("Servers", self.server)
         server_form.addRow("Trust certificate", trust_row)
         server_form.addRow(self.share)
         server_form.addRow(self.share_note)
@@ -275,7 +282,7 @@ class SettingsDialog(QDialog):
             box.blockSignals(True)
             box.setChecked(getattr(settings, name))
             box.blockSignals(False)
-        self.server.setText(settings.server_url or "")
+        self.server.setPlainText("\n".join(settings.server_urls))
         self.trust_cert.setText(settings.trust_cert or "")
         self.share.setChecked(settings.share_on_lan)
         urls = self.controller.embedded.shared_urls or (
@@ -310,6 +317,13 @@ class SettingsDialog(QDialog):
             self.error.show()
             self.tabs.setCurrentIndex(2)
             return
+        try:
+            servers = parse_servers(self.server.toPlainText())
+        except ValueError as exc:
+            self.error.setText(str(exc)[:1].upper() + str(exc)[1:] + ".")
+            self.error.show()
+            self.tabs.setCurrentIndex(1)
+            return
         trust_cert = self.trust_cert.text().strip() or None
         if trust_cert is not None:
             try:
@@ -326,7 +340,7 @@ class SettingsDialog(QDialog):
         settings.synthetic_media = self.synthetic.isChecked()
         for name, box in self.processing.items():
             setattr(settings, name, box.isChecked())
-        settings.server_url = self.server.text().strip() or None
+        settings.server_urls = servers
         settings.trust_cert = trust_cert
         settings.share_on_lan = self.share.isChecked()
         settings.ice_servers = ice

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from collections.abc import Sequence
 
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPainter, QPixmap
@@ -65,7 +66,7 @@ class ParleyUi(QObject):
         self,
         app: QApplication,
         profile_name: str,
-        server: str | None,
+        server: str | Sequence[str] | None,
         trust_cert: str | None = None,
     ) -> None:
         """``server`` and ``trust_cert``: from the command line, over the profile's settings."""

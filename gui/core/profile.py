@@ -23,6 +23,8 @@ from typing import Any
 
 import platformdirs
 
+from gui.core.servers import server_list
+
 log = logging.getLogger("parley.profile")
 
 PROFILE_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,40}")
@@ -55,8 +57,10 @@ class IceServerSetting:
 class Settings:
     """Everything a user can set, with the defaults a new user gets."""
 
-    #: ``None``: no server configured, so the app runs (or finds) the embedded one.
-    server_url: str | None = None
+    #: The service's addresses (several instances of one service), tried the last good one
+    #: first; empty: no server configured, so the app runs (or finds) the embedded one.
+    #: Profiles written before kept one ``server_url``: it is read as a list of one.
+    server_urls: list[str] = field(default_factory=list)
     #: A PEM certificate to trust for wss:// besides the system's (a self-signed LAN server).
     trust_cert: str | None = None
     #: Let other computers on the network use the embedded server.
@@ -81,6 +85,15 @@ class Settings:
     keep_signed_in: bool = True
     last_username: str | None = None
 
+    @property
+    def server_url(self) -> str | None:
+        """The first configured server (``None``: the built-in one)."""
+        return self.server_urls[0] if self.server_urls else None
+
+    @server_url.setter
+    def server_url(self, url: str | None) -> None:
+        self.server_urls = [url] if url else []
+
     @classmethod
     def from_json(cls, data: object) -> Settings:
         """Settings from parsed JSON, keeping every valid field and defaulting the rest."""
@@ -88,6 +101,8 @@ class Settings:
         if not isinstance(data, dict):
             log.warning("settings file is not a JSON object; using defaults")
             return settings
+        if "server_urls" not in data and isinstance(data.get("server_url"), str):
+            data = {**data, "server_urls": [data["server_url"]]}  # a profile from before
         for spec in fields(cls):
             if spec.name not in data:
                 continue
@@ -99,8 +114,8 @@ class Settings:
         return settings
 
     def to_json(self) -> dict[str, Any]:
-        """Plain JSON values."""
-        return asdict(self)
+        """Plain JSON values (with ``server_url``, the first server, for older versions)."""
+        return {**asdict(self), "server_url": self.server_url}
 
 
 def _checked(name: str, value: Any) -> Any:
@@ -118,6 +133,10 @@ def _checked(name: str, value: Any) -> Any:
         return servers
     if name == "theme" and value not in THEMES:
         raise ValueError(f"must be one of {', '.join(THEMES)}")
+    if name == "server_urls":
+        if not isinstance(value, list) or not all(isinstance(u, str) for u in value):
+            raise TypeError("must be a list of addresses")
+        return server_list(value)
     if name == "trust_cert" and value is not None and not isinstance(value, str):
         raise TypeError("must be a file name")
     if name == "embedded_port" and not (isinstance(value, int) and 0 <= value <= 65535):

@@ -12,6 +12,11 @@ included, plus any certificate the user chose to trust (:func:`tls_context`).
 A certificate that fails is :class:`TlsRefused`: said in one line, and never
 retried, since trying again cannot make it pass.
 
+It may be given several addresses of one service (instances over a shared database): it
+connects to the one that last worked, else the next (``gui/core/servers.py``), and when the
+connection drops it reconnects to whichever answers, with the same token. A refused
+certificate on one of them is said (``client.server_refused``) and that one is skipped.
+
 The matching of replies to requests is :class:`RequestTracker`, pure and
 tested without a socket.
 """
@@ -25,7 +30,7 @@ import json
 import logging
 import os
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -44,6 +49,7 @@ from gui.core.pinning import (
     on_local_network,
     unverified_context,
 )
+from gui.core.servers import ServerChoice
 from signaling.protocol.constants import SUBPROTOCOL, ErrorCode
 from signaling.protocol.errors import RequestError
 
@@ -207,7 +213,7 @@ class SignalingClient:
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         *,
         request_timeout: float = 10.0,
         connect_timeout: float = 10.0,
@@ -217,11 +223,15 @@ class SignalingClient:
     ) -> None:
         """``ssl_context`` (see :func:`tls_context`) is used for ``wss://`` only; by default
         the system's trust store. With ``known_servers``, a ``wss://`` server whose certificate
-        nobody vouches for is trusted on first use and pinned (``gui/core/pinning.py``)."""
+        nobody vouches for is trusted on first use and pinned (``gui/core/pinning.py``).
+        ``url`` may be several addresses of one service: see :attr:`servers`."""
         self.known_servers = known_servers
         #: The pin check of the last connection to a pinned server (None: verified normally).
         self.pinned: Pinned | None = None
-        self.url = url
+        #: The service's addresses, which worked last, which were refused.
+        self.servers = ServerChoice.of(url)
+        #: The server connected to (or to be tried first).
+        self.url = self.servers.order()[0]
         self.request_timeout = request_timeout
         self.connect_timeout = connect_timeout
         self.backoff = backoff or Backoff()
@@ -292,18 +302,72 @@ class SignalingClient:
         """Open the WebSocket. Raises :class:`NotConnected` with a reason a person can read."""
         self._closing = False
         self._set_state(LinkState.CONNECTING)
+        self.servers.retry_all()
         try:
-            await self._open()
+            await self._open_any()
         except NotConnected:
             self._set_state(LinkState.OFFLINE)
             raise
         self._set_state(LinkState.CONNECTED)
 
-    async def _open(self) -> None:
+    async def _open_any(self, then: Callable[[], Awaitable[Json]] | None = None) -> Json | None:
+        """Connect to the first server that answers (and passes ``then``, e.g. the login).
+
+        A server whose certificate is refused is skipped from now on; a ``then`` that fails
+        with anything but bad credentials moves on to the next server too. Raises
+        :class:`NotConnected` (:class:`TlsRefused` if every server was refused) with each
+        server's reason.
+        """
+        failures: list[tuple[str, NotConnected]] = []
+        for url in self.servers.order():
+            try:
+                await self._open(url)
+                result = await then() if then is not None else None
+            except TlsRefused as exc:
+                self.servers.refuse(url, exc)
+                failures.append((url, exc))
+                if self.servers.several:
+                    log.warning("skipping %s: %s", url, exc)
+                    self._dispatch({"type": "client.server_refused", "url": url, "error": exc})
+                continue
+            except NotConnected as exc:
+                await self._drop_socket()
+                failures.append((url, exc))
+                continue
+            except RequestError as exc:
+                await self._drop_socket()
+                if exc.code == ErrorCode.BAD_CREDENTIALS:
+                    raise
+                failures.append((url, NotConnected(f"{url} refused: {exc.message or exc.code}")))
+                continue
+            except TimeoutError as exc:
+                await self._drop_socket()
+                failures.append((url, NotConnected(str(exc))))
+                continue
+            self.url = url
+            return result
+        raise self._unreachable(failures)
+
+    def _unreachable(self, failures: list[tuple[str, NotConnected]]) -> NotConnected:
+        """One error for a round in which no server could be used."""
+        if not self.servers.several and len(failures) == 1:
+            return failures[0][1]
+        refused = [(url, exc) for url, exc in self.servers.refused.items()]
+        tried = dict(failures)
+        tried.update((url, exc) for url, exc in refused if isinstance(exc, NotConnected))
+        reasons = "; ".join(
+            str(exc) if url in str(exc) else f"{url}: {exc}" for url, exc in tried.items()
+        )
+        if self.servers.all_refused:
+            untrusted = any(getattr(exc, "untrusted", False) for _, exc in refused)
+            return TlsRefused(f"every server was refused: {reasons}", untrusted=untrusted)
+        return NotConnected(f"no server could be reached: {reasons}")
+
+    async def _open(self, url: str) -> None:
         try:
-            uri = parse_uri(self.url)
+            uri = parse_uri(url)
         except InvalidURI:
-            raise NotConnected(f"'{self.url}' is not a ws:// or wss:// address") from None
+            raise NotConnected(f"'{url}' is not a ws:// or wss:// address") from None
         tls: dict[str, Any] = {}
         address = f"{uri.host}:{uri.port}"
         pinned = (
@@ -318,14 +382,14 @@ class SignalingClient:
                 self.ssl_context = tls_context()
             tls["ssl"] = self.ssl_context
         try:
-            ws = await self._connect(uri, tls)
+            ws = await self._connect(url, uri, tls)
         except TlsRefused as refused:
             if not (
                 refused.untrusted and self.known_servers is not None and on_local_network(uri.host)
             ):
                 raise
             # Nobody vouches for it: a shared Parley's is trusted on first use, as SSH does.
-            ws = await self._connect(uri, {"ssl": unverified_context()})
+            ws = await self._connect(url, uri, {"ssl": unverified_context()})
             if not is_shared_parley(_peer_certificate(ws)):
                 await ws.close()
                 raise
@@ -351,11 +415,11 @@ class SignalingClient:
                 {"type": "client.pinned", "address": address, "words": self.pinned.words}
             )
 
-    async def _connect(self, uri: Any, tls: dict[str, Any]) -> ClientConnection:
+    async def _connect(self, url: str, uri: Any, tls: dict[str, Any]) -> ClientConnection:
         try:
             ws = await asyncio.wait_for(
                 connect(
-                    self.url,
+                    url,
                     subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
                     compression=None,
                     open_timeout=None,
@@ -365,20 +429,20 @@ class SignalingClient:
                 self.connect_timeout,
             )
         except TimeoutError:
-            raise NotConnected(f"the server at {self.url} did not answer in time") from None
+            raise NotConnected(f"the server at {url} did not answer in time") from None
         except InvalidHandshake as exc:
-            raise NotConnected(f"{self.url} is not a Parley server ({exc})") from None
+            raise NotConnected(f"{url} is not a Parley server ({exc})") from None
         except ssl.SSLCertVerificationError as exc:
             raise certificate_refusal(exc, uri.host) from None
         except ssl.SSLError as exc:
             raise NotConnected(
-                f"no secure connection to the server at {self.url} ({exc.reason or exc})"
+                f"no secure connection to the server at {url} ({exc.reason or exc})"
             ) from None
         except OSError as exc:
             reason = exc.strerror or str(exc) or "the connection was closed"
             if uri.secure and not exc.strerror:  # cut in the TLS handshake: a plain server?
                 reason += " (is it a wss:// server?)"
-            raise NotConnected(f"cannot reach the server at {self.url}: {reason}") from None
+            raise NotConnected(f"cannot reach the server at {url}: {reason}") from None
         return ws
 
     async def _read(self, ws: ClientConnection) -> None:
@@ -409,27 +473,26 @@ class SignalingClient:
             self._reconnector = asyncio.get_running_loop().create_task(self._reconnect())
 
     async def _reconnect(self) -> None:
-        """Try again and again, with growing random delays, until logged in or told to stop."""
+        """Try again and again, with growing random delays, until logged in or told to stop.
+
+        Each round tries every server (the last good one first) before waiting again.
+        """
         while not self._closing and self.token is not None:
             await asyncio.sleep(self.backoff.next_delay())
             if self._closing:
                 return
             try:
-                await self._open()
-                reply = await self._send_request(
-                    "login", {"token": self.token, "features": list(CLIENT_FEATURES)}
-                )
+                reply = await self._open_any(self._relogin)
             except TlsRefused as exc:
                 log.warning("not reconnecting: %s", exc)
                 self.token = None
                 self._set_state(LinkState.OFFLINE)
                 self._dispatch({"type": "client.refused", "error": exc})
                 return
-            except (NotConnected, TimeoutError):
+            except NotConnected:
                 await self._drop_socket()
                 continue
             except RequestError as exc:
-                await self._drop_socket()
                 if exc.code == ErrorCode.BAD_CREDENTIALS:
                     log.warning("the saved session is no longer valid; sign in again")
                     self.token = None
@@ -437,12 +500,20 @@ class SignalingClient:
                     self._dispatch({"type": "client.signed_out", "reason": signed_out_text(None)})
                     return
                 continue
+            assert reply is not None
             self.user = reply.get("user", self.user)
             self._take_ice(reply)
             self.backoff.reset()
+            self.servers.good(self.url)
             self._set_state(LinkState.ONLINE)
-            self._dispatch({"type": "client.reconnected"})
+            self._dispatch({"type": "client.reconnected", "url": self.url})
             return
+
+    async def _relogin(self) -> Json:
+        """Log in again with the token, on a new connection."""
+        return await self._send_request(
+            "login", {"token": self.token, "features": list(CLIENT_FEATURES)}
+        )
 
     async def _drop_socket(self) -> None:
         ws, self._ws = self._ws, None
@@ -553,6 +624,7 @@ class SignalingClient:
         self.token = reply["token"]
         self._take_ice(reply)
         self.backoff.reset()
+        self.servers.good(self.url)
         self._set_state(LinkState.ONLINE)
         assert self.user is not None
         return self.user
