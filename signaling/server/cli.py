@@ -103,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
         "instances may share",
     )
     parser.add_argument(
+        "--bus",
+        metavar="redis://HOST:PORT",
+        help="Redis that several instances of one service share (each with the same "
+        "PostgreSQL --db): any instance then serves any user (default: this instance alone)",
+    )
+    parser.add_argument(
         "--tls-cert",
         type=Path,
         metavar="C",
@@ -213,7 +219,14 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         db_path=args.db if args.db is not None else default_db_path(),
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
+        bus_url=args.bus,
     )
+    if args.bus is not None and not str(config.db_path).startswith(("postgresql:", "postgres:")):
+        print(
+            "parley-server: error: --bus needs a PostgreSQL --db that every instance shares",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
     overrides: dict[str, float | int] = {}
     if args.ring_timeout is not None:
         overrides["ring_timeout_s"] = args.ring_timeout

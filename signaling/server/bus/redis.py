@@ -1,0 +1,665 @@
+"""Several ``parley-server`` instances, one service: the hub's state on one of them at a time.
+
+Every instance terminates WebSockets (TLS, frames). One instance holds a Redis lease, the
+*coordinator* (``parley:coordinator``, ``SET NX PX``, renewed every half second): its hub
+decides everything, exactly as a single server does, for its own connections and for everyone
+else's. The other instances (*edges*) forward their connections' opens, frames and closes to the
+list ``parley:to-coordinator``; the coordinator's hub sees each as a :class:`RemotePeer`, whose
+``send`` appends to the edge's list ``parley:to:<instance>``, which the edge writes to the socket.
+
+What must outlive the coordinator is mirrored to Redis as it changes (``mirror.py``): calls with
+their phases, bound connections and timers' deadlines (``parley:calls``), the presence users
+chose (``parley:presence``), and on each edge who is logged in on each of its connections. When
+the lease lapses (the coordinator died), an edge that sees it free twice in a row takes it,
+loads the mirror, asks every live instance to announce its connections, restores their logins,
+resumes the calls' timers from their deadlines, starts the grace of parties whose connection is
+gone, and tells contacts of users no longer connected that they went offline.
+
+Instances prove they live by a key each (``parley:instance:<id>``, renewed every half second,
+expiring after two seconds); the coordinator counts the connections of an instance whose key is
+gone for longer than :data:`DEAD_AFTER_S` as closed (a call's 30 s grace starts then).
+
+After Redis itself restarts (lease, lists and mirror gone), the coordinator takes its lease back
+first (edges wait two ticks), writes its whole state again, and asks every instance to announce
+its connections: connections it knew and that are gone are closed, so presence is right again.
+
+Not carried over to a new coordinator: meetings (a meeting in progress ends with its
+coordinator), guests' sessions, requests in flight at the moment of the switch (the client's
+request times out), and the echo bot's calls (they end with ``failed``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import secrets
+import signal
+import time
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, override
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from signaling.protocol.constants import ECHO_USERNAME, CallReason, Presence
+from signaling.protocol.messages import Json
+from signaling.server.bus.base import Bus, BusUnavailable
+from signaling.server.bus.mirror import (
+    WatchedTimers,
+    call_from_json,
+    call_json,
+    install,
+    restore_session,
+    session_state,
+    timer_reason,
+)
+from signaling.server.calls import CallPhase
+from signaling.server.hub import Hub, Peer, Session
+from signaling.server.logs import log_event
+
+#: redis-py's asyncio client (its annotations are the sync client's, unions mypy cannot await).
+Client = Any
+
+PREFIX = "parley:"
+LEASE = PREFIX + "coordinator"
+TO_COORDINATOR = PREFIX + "to-coordinator"
+ANNOUNCE = PREFIX + "announce"
+CALLS = PREFIX + "calls"
+PRESENCE = PREFIX + "presence"
+#: Set by the first coordinator of a Redis database: history left open before it is closed.
+STARTED = PREFIX + "started"
+
+#: How often leases and heartbeats are renewed, and how long each lasts.
+TICK_S = 0.5
+LEASE_MS = 2000
+BEAT_MS = 2000
+#: An instance whose heartbeat has been gone this long has lost its connections.
+DEAD_AFTER_S = 1.5
+#: How long a new coordinator waits for the live instances to announce their connections.
+ANNOUNCE_WAIT_S = 3.0
+#: Items read from a list at once.
+BATCH = 500
+
+#: Renew our lease: 1 if it was ours, 2 if it was free (Redis lost it), 0 if another holds it.
+RENEW = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+elseif not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 2
+end
+return 0
+"""
+
+
+def inbox(instance: int) -> str:
+    """The list the coordinator sends an edge's connections' messages to."""
+    return f"{PREFIX}to:{instance}"
+
+
+def beat(instance: int) -> str:
+    """An instance's heartbeat key."""
+    return f"{PREFIX}instance:{instance}"
+
+
+@dataclass(eq=False, slots=True)
+class LocalConn:
+    """A WebSocket on this instance."""
+
+    peer: Peer
+    #: Its hub session while this instance is the coordinator.
+    session: Session | None = None
+    #: Who is logged in on it, as the coordinator last said (``mirror.session_state``).
+    state: Json | None = None
+
+
+class RemotePeer:
+    """A connection on another instance, as the coordinator's hub sees it."""
+
+    def __init__(self, conn_id: int, address: str, instance: int, bus: RedisBus) -> None:
+        self.id = conn_id
+        self.address = address
+        self.instance = instance
+        self._bus = bus
+
+    def send(self, message: Json) -> None:
+        """Queue ``message`` for the connection's instance."""
+        self._bus.post(inbox(self.instance), {"k": "send", "c": self.id, "m": message})
+
+
+@dataclass(eq=False, slots=True)
+class RemoteConn:
+    """A connection on another instance, on the coordinator: frames are handled in order."""
+
+    peer: RemotePeer
+    session: Session
+    queue: asyncio.Queue[str | bytes | None] = field(default_factory=asyncio.Queue)
+    task: asyncio.Task[None] | None = None
+    state: Json | None = None
+    closing: bool = False
+
+
+class RedisBus(Bus):
+    """One instance of a service of several, over Redis (see the module's text)."""
+
+    def __init__(self, url: str, hub: Hub) -> None:
+        self.url = url
+        self.hub = hub
+        self.instance = secrets.randbelow(1 << 30) + 1
+        self._ids = itertools.count(1)
+        self.coordinator = False
+        self.local: dict[int, LocalConn] = {}
+        self.remote: dict[int, RemoteConn] = {}
+        self._redis: Client | None = None
+        self._blocking: Client | None = None
+        self._announcer: Client | None = None
+        self._out: dict[str, list[str]] = {}
+        self._out_ready = asyncio.Event()
+        self._dirty_calls: set[str] = set()
+        self._dirty_presence: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._coordinator_tasks: set[asyncio.Future[None]] = set()
+        self._missing_since: dict[int, float] = {}
+        self._stopping = False
+        self._timers: WatchedTimers = install(hub, self._call_changed, self._presence_changed)
+
+    # Life cycle -------------------------------------------------------------
+
+    @override
+    def next_id(self) -> int:
+        # Unique in the service: the instance's random id in the high bits.
+        return (self.instance << 32) | next(self._ids)
+
+    def _client(self) -> Client:
+        return aioredis.from_url(
+            self.url, socket_connect_timeout=3, health_check_interval=5, decode_responses=False
+        )
+
+    @override
+    async def start(self) -> None:
+        try:
+            self._redis = self._client()
+            self._blocking = self._client()
+            self._announcer = self._client()
+            await self._redis.ping()
+            await self._redis.set(beat(self.instance), b"1", px=BEAT_MS)
+        except (RedisError, OSError, ValueError) as exc:
+            await self._close_clients()
+            raise BusUnavailable(f"cannot reach Redis at {self.url}: {_reason(exc)}") from None
+        log_event("bus.joined", instance=self.instance)
+        for work in (self._sender(), self._keep_alive(), self._read_inbox()):
+            self._tasks.append(asyncio.get_running_loop().create_task(work))
+        # The first instance of a service takes the lease at once.
+        if await self._redis.set(LEASE, str(self.instance), nx=True, px=LEASE_MS):
+            await self._promote()
+
+    @override
+    async def stop(self) -> None:
+        self._stopping = True
+        for task in [*self._coordinator_tasks, *self._tasks]:
+            task.cancel()
+        serving = [c.task for c in self.remote.values() if c.task is not None]
+        for task in serving:
+            task.cancel()
+        await asyncio.gather(
+            *self._coordinator_tasks, *self._tasks, *serving, return_exceptions=True
+        )
+        assert self._redis is not None
+        with contextlib.suppress(RedisError, OSError):
+            await self._flush_once()
+            if self.coordinator:
+                # Hand over at once: the next instance need not wait for the lease to lapse.
+                await self._redis.eval(
+                    "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end",
+                    1,
+                    LEASE,
+                    str(self.instance),
+                )
+            await self._redis.delete(beat(self.instance), inbox(self.instance))
+        await self._close_clients()
+
+    async def _close_clients(self) -> None:
+        for client in (self._redis, self._blocking, self._announcer):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._coordinator_tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Future[None]) -> None:
+        self._coordinator_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log_event("internal", 40, where="bus", error=repr(task.exception()))
+
+    # Connections of this instance ----------------------------------------------
+
+    @override
+    def open(self, peer: Peer) -> LocalConn:
+        conn = LocalConn(peer)
+        self.local[peer.id] = conn
+        if self.coordinator:
+            conn.session = self.hub.connect(peer)
+        else:
+            self.post(
+                TO_COORDINATOR, {"k": "open", "c": peer.id, "i": self.instance, "a": peer.address}
+            )
+        return conn
+
+    @override
+    async def receive(self, conn: Any, data: str | bytes) -> None:
+        assert isinstance(conn, LocalConn)
+        if conn.session is not None:
+            await self.hub.receive(conn.session, data)
+            return
+        frame: Json = {"k": "frame", "c": conn.peer.id, "i": self.instance}
+        if isinstance(data, bytes):
+            frame["b"] = data.decode("latin-1")
+        else:
+            frame["d"] = data
+        self.post(TO_COORDINATOR, frame)
+
+    @override
+    async def close(self, conn: Any) -> None:
+        assert isinstance(conn, LocalConn)
+        self.local.pop(conn.peer.id, None)
+        if conn.session is not None:
+            await self.hub.disconnect(conn.session)
+        else:
+            self.post(TO_COORDINATOR, {"k": "close", "c": conn.peer.id, "i": self.instance})
+
+    # Sending ------------------------------------------------------------------
+
+    def post(self, key: str, item: Json) -> None:
+        """Append ``item`` to the list ``key``, soon, in order (the sender task writes)."""
+        self._out.setdefault(key, []).append(json.dumps(item, separators=(",", ":")))
+        self._out_ready.set()
+
+    async def _sender(self) -> None:
+        while True:
+            await self._out_ready.wait()
+            try:
+                await self._flush_once()
+            except (RedisError, OSError) as exc:
+                log_event("bus.unreachable", 30, error=_reason(exc))
+                await asyncio.sleep(TICK_S)
+
+    async def _flush_once(self) -> None:
+        assert self._redis is not None
+        self._out_ready.clear()
+        out, self._out = self._out, {}
+        mirror = self._mirror_writes() if self.coordinator else []
+        if not out and not mirror:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key, items in out.items():
+                    pipe.rpush(key, *items)
+                for name, key, value in mirror:
+                    if value is None:
+                        pipe.hdel(name, key)
+                    else:
+                        pipe.hset(name, key, value)
+                await pipe.execute()
+        except BaseException:
+            for key, items in out.items():  # keep them, in order, for the next try
+                self._out[key] = items + self._out.get(key, [])
+            self._out_ready.set()
+            raise
+
+    # The mirror -----------------------------------------------------------------
+
+    def _call_changed(self, call_id: str) -> None:
+        self._dirty_calls.add(call_id)
+        self._out_ready.set()
+
+    def _presence_changed(self, username: str) -> None:
+        self._dirty_presence.add(username)
+        self._out_ready.set()
+
+    def _mirror_writes(self) -> list[tuple[str, str, str | None]]:
+        """(hash, field, value) to write; ``None`` deletes the field."""
+        writes: list[tuple[str, str, str | None]] = []
+        calls, self._dirty_calls = self._dirty_calls, set()
+        for call_id in calls:
+            call = self.hub.calls.get(call_id)
+            text = (
+                None if call is None else call_json(call, self._timers.deadlines.get(call_id, {}))
+            )
+            writes.append((CALLS, call_id, text))
+        users, self._dirty_presence = self._dirty_presence, set()
+        for user in users:
+            chosen = self.hub.chosen_presence.get(user)
+            writes.append((PRESENCE, user, None if chosen is None else chosen.value))
+        return writes
+
+    def _mirror_everything(self) -> None:
+        self._dirty_calls.update(c.call_id for c in self.hub.calls.all())
+        self._dirty_presence.update(self.hub.chosen_presence)
+        self._out_ready.set()
+
+    # Liveness and the lease ----------------------------------------------------
+
+    async def _keep_alive(self) -> None:
+        assert self._redis is not None
+        free_seen = 0
+        while True:
+            await asyncio.sleep(TICK_S)
+            try:
+                await self._redis.set(beat(self.instance), b"1", px=BEAT_MS)
+                if self.coordinator:
+                    held = await self._redis.eval(RENEW, 1, LEASE, str(self.instance), LEASE_MS)
+                    if held == 0:
+                        self._lost_lease()
+                        return
+                    if held == 2:  # Redis restarted: its lists and the mirror are gone too
+                        log_event("bus.lease_retaken", 30, instance=self.instance)
+                        await self._redis.set(STARTED, b"1")
+                        self._mirror_everything()
+                        self._spawn(self._resync())
+                    await self._check_instances()
+                    continue
+                if await self._redis.exists(LEASE):
+                    free_seen = 0
+                    continue
+                free_seen += 1
+                # Twice: a coordinator that lost its lease to a Redis restart takes it back first.
+                if free_seen >= 2 and await self._redis.set(
+                    LEASE, str(self.instance), nx=True, px=LEASE_MS
+                ):
+                    free_seen = 0
+                    self._spawn(self._promote())
+            except (RedisError, OSError) as exc:
+                free_seen = 0
+                log_event("bus.unreachable", 30, error=_reason(exc))
+
+    def _lost_lease(self) -> None:
+        """Another instance holds the lease we held: two hubs must never decide; stop."""
+        log_event("bus.coordinator_lost", 40, instance=self.instance)
+        signal.raise_signal(signal.SIGTERM)
+
+    async def _check_instances(self) -> None:
+        """Close the connections of instances whose heartbeat is gone."""
+        assert self._redis is not None
+        instances = sorted({c.peer.instance for c in self.remote.values()})
+        if not instances:
+            self._missing_since.clear()
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for instance in instances:
+                pipe.exists(beat(instance))
+            alive = await pipe.execute()
+        now = time.monotonic()
+        for instance, live in zip(instances, alive, strict=True):
+            if live:
+                self._missing_since.pop(instance, None)
+                continue
+            since = self._missing_since.setdefault(instance, now)
+            if now - since >= DEAD_AFTER_S:
+                self._missing_since.pop(instance, None)
+                gone = [c for c in self.remote.values() if c.peer.instance == instance]
+                log_event("bus.instance_gone", 30, instance=instance, connections=len(gone))
+                for conn in gone:
+                    self._close_remote(conn)
+
+    # The coordinator -------------------------------------------------------------
+
+    async def _promote(self) -> None:
+        """Take the hub's role: load the mirror, gather the connections, resume timers."""
+        assert self._redis is not None
+        log_event("bus.coordinator", instance=self.instance)
+        hub = self.hub
+        calls_raw = await self._redis.hgetall(CALLS)
+        presence_raw = await self._redis.hgetall(PRESENCE)
+        if await self._redis.set(STARTED, b"1", nx=True):
+            from signaling.server.app import close_unfinished
+
+            await close_unfinished(hub.store)
+        self.coordinator = True
+        for raw in presence_raw.items():
+            hub.chosen_presence[raw[0].decode()] = Presence(raw[1].decode())
+        before = set(hub.chosen_presence)
+        timers: dict[str, dict[str, float]] = {}
+        for raw in calls_raw.values():
+            call, deadlines = call_from_json(raw)
+            if hub.calls.get(call.call_id) is None:
+                hub.calls.add(call)
+                timers[call.call_id] = deadlines
+        for conn in self.local.values():
+            conn.session = hub.connect(conn.peer)
+            if conn.state is not None:
+                restore_session(hub, conn.session, conn.state)
+        await self._gather_announcements(await self._live_instances())
+        self._resume_calls(timers)
+        # Frames forwarded meanwhile wait in the list: their connections are known now.
+        self._spawn(self._read_coordinator_list())
+        for username in before - set(hub.by_user):
+            hub.chosen_presence.pop(username, None)
+            self._spawn(hub.presence_changed(username, Presence.ONLINE))
+        for username in list(hub.by_user):
+            self._spawn(self._load_contacts(username))
+        self._mirror_everything()
+
+    async def _load_contacts(self, username: str) -> None:
+        if username not in self.hub._contacts and username != ECHO_USERNAME:
+            await self.hub._load_contacts(username)
+
+    async def _live_instances(self) -> list[int]:
+        assert self._redis is not None
+        found: list[int] = []
+        async for key in self._redis.scan_iter(match=PREFIX + "instance:*", count=1000):
+            instance = int(key.decode().rsplit(":", 1)[1])
+            if instance != self.instance:
+                found.append(instance)
+        return found
+
+    async def _gather_announcements(self, instances: Iterable[int]) -> None:
+        """Ask ``instances`` for their connections and restore each as it answers."""
+        assert self._announcer is not None
+        waiting = set(instances)
+        if not waiting:
+            return
+        nonce = secrets.token_hex(8)
+        for instance in waiting:
+            self.post(inbox(instance), {"k": "resync", "n": nonce})
+        deadline = time.monotonic() + ANNOUNCE_WAIT_S
+        while waiting:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                log_event("bus.announce_missing", 30, instances=sorted(waiting))
+                return
+            try:
+                popped = await self._announcer.blpop([ANNOUNCE + ":" + nonce], timeout=left)
+            except (RedisError, OSError) as exc:
+                log_event("bus.unreachable", 30, error=_reason(exc))
+                await asyncio.sleep(TICK_S)
+                continue
+            if popped is None:
+                continue
+            message = json.loads(popped[1])
+            instance = int(message["i"])
+            waiting.discard(instance)
+            self._apply_announcement(instance, message["conns"])
+
+    def _apply_announcement(self, instance: int, conns: list[Json]) -> None:
+        """An instance's connections as it sees them: open the unknown, close the vanished."""
+        announced = {int(c["c"]) for c in conns}
+        for conn in [c for c in self.remote.values() if c.peer.instance == instance]:
+            if conn.peer.id not in announced:
+                self._close_remote(conn)
+        for item in conns:
+            conn_id = int(item["c"])
+            known = self.remote.get(conn_id)
+            if known is None:
+                known = self._open_remote(conn_id, instance, str(item["a"]))
+            state = item.get("s")
+            if state is not None and known.session.user is None:
+                restore_session(self.hub, known.session, state)
+                known.state = state
+
+    def _resume_calls(self, timers: dict[str, dict[str, float]]) -> None:
+        """Mirrored calls go on: timers from their deadlines, graces for parties gone."""
+        hub = self.hub
+        now = time.time()
+        for call_id, deadlines in timers.items():
+            call = hub.calls.get(call_id)
+            if call is None:
+                continue
+            if ECHO_USERNAME in (call.caller, call.callee):  # its media was in the dead process
+                self._spawn(hub._end_by_server(call, CallReason.FAILED))
+                continue
+            for name, deadline in deadlines.items():
+                hub._start_timer(call, name, max(0.0, deadline - now), timer_reason(name))
+            for party in (call.caller, call.callee):
+                if party in deadlines:
+                    continue
+                conn = call.bound_conn(party)
+                session = hub.sessions.get(conn) if conn is not None else None
+                ringing_callee = call.phase is CallPhase.RINGING and party == call.callee
+                if ringing_callee:
+                    if party not in hub.by_user:
+                        hub._start_grace(call, party)
+                elif session is None or session.user is None:
+                    call.bind(party, None)
+                    hub._start_grace(call, party)
+
+    async def _resync(self) -> None:
+        """After Redis lost everything: every instance says again which connections it has."""
+        await asyncio.sleep(TICK_S * 2)  # let the edges' heartbeats come back first
+        await self._gather_announcements(await self._live_instances())
+
+    def _open_remote(self, conn_id: int, instance: int, address: str) -> RemoteConn:
+        peer = RemotePeer(conn_id, address, instance, self)
+        conn = RemoteConn(peer, self.hub.connect(peer))
+        conn.task = asyncio.get_running_loop().create_task(self._serve_remote(conn))
+        self.remote[conn_id] = conn
+        return conn
+
+    def _close_remote(self, conn: RemoteConn) -> None:
+        if not conn.closing:
+            conn.closing = True
+            conn.queue.put_nowait(None)
+
+    async def _serve_remote(self, conn: RemoteConn) -> None:
+        """Handle one remote connection's frames in order, then its close."""
+        hub = self.hub
+        try:
+            while True:
+                data = await conn.queue.get()
+                if data is None:
+                    break
+                await hub.receive(conn.session, data)
+                state = session_state(conn.session)
+                if state != conn.state:
+                    conn.state = state
+                    self.post(
+                        inbox(conn.peer.instance), {"k": "state", "c": conn.peer.id, "s": state}
+                    )
+        finally:
+            if self.remote.get(conn.peer.id) is conn:
+                del self.remote[conn.peer.id]
+            await hub.disconnect(conn.session)
+
+    async def _read_coordinator_list(self) -> None:
+        """Open, feed and close remote connections from what the edges forward."""
+        assert self._blocking is not None
+        while True:
+            try:
+                items = await _pop_batch(self._blocking, TO_COORDINATOR)
+            except (RedisError, OSError) as exc:
+                log_event("bus.unreachable", 30, error=_reason(exc))
+                await asyncio.sleep(TICK_S)
+                continue
+            for raw in items:
+                try:
+                    self._coordinate(json.loads(raw))
+                except (ValueError, KeyError, TypeError) as exc:
+                    log_event("bus.bad_item", 40, error=repr(exc))
+
+    def _coordinate(self, item: Json) -> None:
+        kind = item["k"]
+        conn_id = int(item["c"])
+        if int(item["i"]) == self.instance:  # forwarded by this instance before it took over
+            local = self.local.get(conn_id)
+            if kind == "frame" and local is not None and local.session is not None:
+                data = item.get("d")
+                frame = data if data is not None else item["b"].encode("latin-1")
+                self._spawn(self.hub.receive(local.session, frame))
+            return
+        conn = self.remote.get(conn_id)
+        if kind == "open":
+            if conn is None:
+                self._open_remote(conn_id, int(item["i"]), str(item["a"]))
+        elif kind == "frame":
+            if conn is None:  # opened before this coordinator, never announced: serve it
+                conn = self._open_remote(conn_id, int(item["i"]), "unknown")
+            if not conn.closing:
+                data = item.get("d")
+                conn.queue.put_nowait(data if data is not None else item["b"].encode("latin-1"))
+        elif kind == "close" and conn is not None:
+            self._close_remote(conn)
+
+    # Edges --------------------------------------------------------------------------
+
+    async def _read_inbox(self) -> None:
+        """What the coordinator sends this instance's connections, and its requests."""
+        assert self._blocking is not None
+        reader = self._client()
+        try:
+            while True:
+                try:
+                    items = await _pop_batch(reader, inbox(self.instance))
+                except (RedisError, OSError) as exc:
+                    log_event("bus.unreachable", 30, error=_reason(exc))
+                    await asyncio.sleep(TICK_S)
+                    continue
+                for raw in items:
+                    try:
+                        self._deliver(json.loads(raw))
+                    except (ValueError, KeyError, TypeError) as exc:
+                        log_event("bus.bad_item", 40, error=repr(exc))
+        finally:
+            with contextlib.suppress(Exception):
+                await reader.aclose()
+
+    def _deliver(self, item: Json) -> None:
+        kind = item["k"]
+        if kind == "resync":
+            conns = [
+                {"c": conn_id, "a": conn.peer.address, "s": conn.state}
+                for conn_id, conn in self.local.items()
+                if conn.session is None
+            ]
+            self.post(ANNOUNCE + ":" + str(item["n"]), {"i": self.instance, "conns": conns})
+            return
+        conn = self.local.get(int(item["c"]))
+        if conn is None:
+            return
+        if kind == "send":
+            conn.peer.send(item["m"])
+        elif kind == "state":
+            conn.state = item["s"]
+
+
+async def _pop_batch(client: Client, key: str) -> list[bytes]:
+    """Wait up to a second for items of ``key``; all that are there, up to :data:`BATCH`."""
+    popped = await client.blpop([key], timeout=1)
+    if popped is None:
+        return []
+    items = [popped[1]]
+    more = await client.lpop(key, BATCH)
+    if more:
+        items.extend(more)
+    return items
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
