@@ -500,7 +500,18 @@ async def one_escalation(mode: Mode, url: str, users: Sequence[str]) -> list[Jso
         raise RuntimeError(f"escalation failed ({codes}): {describe(everyone)}")
     out = []
     for viewer, other in ((caller, bob), (callee, ada)):
-        figures = viewer.summary()["participants"][other]
+        figures = dict(viewer.summary()["participants"][other])
+        # Through a media server: from the move to the other shown through it, and to the
+        # call's connection closed (make before break), on this process's clock.
+        moved = next((t for t, m in viewer.events if m.get("event") == "moved"), None)
+        for state in ("switched", "closed"):
+            at = next(
+                (t for t, m in viewer.events
+                 if m.get("event") == "handover" and m.get("state") == state),
+                None,
+            )  # fmt: skip
+            if moved is not None and at is not None:
+                figures[f"{state}_s"] = at - moved
         out.append(figures)
     return out
 
@@ -514,10 +525,15 @@ def spread(values: Sequence[float]) -> str:
     return f"{min(values):.1f} / {statistics.median(values):.1f} / {max(values):.1f}"
 
 
-async def measure(mode_name: str, runs: int, sizes: Sequence[int], window: float) -> Json:
-    """Every run of every size, and the escalations; the raw figures by size."""
+async def measure(
+    mode_name: str, runs: int, sizes: Sequence[int], window: float, escalation_only: bool = False
+) -> Json:
+    """Every run of every size, and the escalations; the raw figures by size
+    (``escalation_only``: the escalations alone)."""
     mode = MODES[mode_name]()
-    users = [f"bm-{mode_name}-{i}" for i in range(max(max(sizes), 3))]
+    if escalation_only:
+        sizes = []
+    users = [f"bm-{mode_name}-{i}" for i in range(max([*sizes, 3]))]
     errors: list[str] = []
     results: Json = {
         "mode": mode_name,
@@ -556,7 +572,7 @@ async def measure(mode_name: str, runs: int, sizes: Sequence[int], window: float
                             "others_cpu_pct": got.other_cpu_pct,
                         }
                     )  # fmt: skip
-                if isinstance(mode, SfuMode):
+                if isinstance(mode, SfuMode) and not escalation_only:
                     print(f"[meetings] run {run + 1}/{runs}: failover", file=sys.stderr)
                     try:
                         moved = await mode.failover(url, users)
@@ -634,6 +650,14 @@ def report(results: Json) -> str:
             f"  escalation (each of the first two, every run): longest wait for a frame "
             f"{spread(gaps)} ms, largest jump in frame numbers {spread(skips)}"
         )
+        switched = [e["switched_s"] for e in escalation if "switched_s" in e]
+        closed = [e["closed_s"] for e in escalation if "closed_s" in e]
+        if switched:
+            lines.append(
+                f"  escalation through the media server: the other shown through it "
+                f"{spread(switched)} s after the move, the call's connection closed after "
+                f"{spread(closed)} s"
+            )
     lines += [f"  FAILED {error}" for error in results["errors"]]
     return "\n".join(lines)
 
@@ -711,11 +735,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--window", type=float, default=8.0, help="seconds measured (default 8)")
     parser.add_argument("--svg", type=Path, help="write the CPU plot here")
     parser.add_argument("--json", type=Path, help="write the raw figures here")
+    parser.add_argument(
+        "--escalation-only", action="store_true", help="measure only the call becoming a meeting"
+    )
     args = parser.parse_args(argv)
     all_results = []
     for mode in args.mode or ["mesh"]:
         sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else list(MODES[mode].sizes)
-        results = asyncio.run(measure(mode, args.runs, sizes, args.window))
+        results = asyncio.run(measure(mode, args.runs, sizes, args.window, args.escalation_only))
         print(report(results), flush=True)
         all_results.append(results)
     if args.svg:

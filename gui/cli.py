@@ -58,7 +58,7 @@ from gui.core.signaling_client import (
     TlsRefused,
     tls_context,
 )
-from gui.media.analysis import AudioReceiver, VideoReceiver
+from gui.media.analysis import AudioReceiver, FrameTimeline, VideoReceiver
 from gui.media.processing import AudioProcessor, ProcessedAudioTrack, ProcessingOptions
 from signaling import __version__
 
@@ -911,6 +911,8 @@ class MeetingReporter:
         self.joined = asyncio.Event()
         #: When this end began to join (monotonic): first frames are counted from here.
         self.started = time.monotonic()
+        #: The picture shown of each participant since a call moved into this meeting.
+        self.timelines: dict[str, FrameTimeline] = {}
         session.on("state", self.state)
         session.on("participants", self.participants)
         session.on(
@@ -919,6 +921,10 @@ class MeetingReporter:
         )
         # Through a media server: connecting, connected, reconnecting (it moved).
         session.on("sfu", lambda state: emit("media_server", state=state))
+        # A call that moved into it: its connection switched to the media server, then closed.
+        session.on(
+            "handover", lambda username, state: emit("handover", username=username, state=state)
+        )
         session.on(
             "chat",
             lambda username, message: emit(
@@ -944,6 +950,21 @@ class MeetingReporter:
         if reason is not None:
             fields["reason"] = reason
         emit("state", **fields)
+
+    def follow_pictures(self) -> None:
+        """Measure from now the picture of each participant linked already (the call's other
+        party) as a window shows it: whichever receiver the session names last."""
+        for username, links in self.session.history.items():
+            video = links[-1].receivers.get("camera")
+            if isinstance(video, VideoReceiver):
+                self.timelines[username] = FrameTimeline(video)
+
+        def shown(username: str, slot: str, receiver: object) -> None:
+            timeline = self.timelines.get(username)
+            if slot == "camera" and timeline is not None and isinstance(receiver, VideoReceiver):
+                timeline.follow(receiver)
+
+        self.session.on("remote_track", shown)
 
     @staticmethod
     def participants(change: ParticipantsChanged) -> None:
@@ -990,13 +1011,14 @@ class MeetingReporter:
                         out["first_frame_ms"] = round(1000 * (first - self.started))
                         # On the machine's monotonic clock, which every process shares.
                         out["first_frame_at"] = round(first, 4)
-                    if video.marked_at is not None:
-                        out.update(video.gap_figures())
                 if isinstance(audio, AudioReceiver) and audio.frames:
                     out["audio_ms_received"] += round(audio.received_ms)
                     peak = audio.peak_hz(1.0)
                     if peak is not None:
                         out["audio_peak_hz"] = round(peak, 1)
+            timeline = self.timelines.get(username)
+            if timeline is not None:
+                out.update(timeline.figures())
             figures[username] = out
         return {
             "meeting_id": self.session.meeting_id,
@@ -1052,10 +1074,7 @@ async def follow_meeting(
         )
     if moved:
         emit("moved", meeting_id=session.meeting_id)
-        for links in session.history.values():
-            video = links[-1].receivers.get("camera")
-            if isinstance(video, VideoReceiver):
-                video.mark()
+        reporter.follow_pictures()
     loop = asyncio.get_running_loop()
     finish = session.end if getattr(args, "end", False) else session.leave
     for signum in (signal.SIGINT, signal.SIGTERM):

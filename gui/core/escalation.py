@@ -10,6 +10,10 @@ the meeting's shared media built on those same slots (so the frames keep their c
 other side's decoder sees nothing change). Only the newcomers' links are new: they offer to
 both parties as to anyone present.
 
+When the meeting goes through a media server (``"sfu"``), the call's connection cannot become
+one of its links: it is kept beside the media server's connections until those carry the
+media, then closed (:class:`~gui.core.sfu_handover.CallBridge`: make before break).
+
 Between the call's end and the meeting session's start, a newcomer may already offer:
 :class:`HeldEvents` keeps the meeting's events from the moment the call's end arrives and the
 meeting session handles them first.
@@ -23,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from gui.core.meeting_machine import MeetingMachine
 from gui.core.meeting_session import MeetingSession, SharedMedia
 from gui.core.peer_link import AUDIO, CAMERA, SignalingLink
+from gui.core.sfu_handover import CallBridge
 
 if TYPE_CHECKING:
     from gui.core.call_session import CallSession
@@ -74,7 +79,11 @@ def continue_in_meeting(call: CallSession) -> MeetingSession:
     session = MeetingSession(call.link, machine, call.media, call.options, call.slot_tracks())
     _keep_mutes(session.shared, call)
     held = call.held.release() if call.held is not None else []
-    session.adopt_link(peer, call.peer, held)
+    if machine.topology == "sfu":
+        CallBridge(session, peer, call.peer).start()
+        session.handle_held(held)
+    else:
+        session.adopt_link(peer, call.peer, held)
     return session
 
 

@@ -241,16 +241,18 @@ class MeetingMachine:
         """A machine for the meeting this end's 1:1 call just moved into (``call.ended`` with
         reason ``moved_to_meeting``, or the reply to ``meeting.create`` with ``from_call``).
 
-        It is joined already, and its link to ``peer`` is the call's peer connection, kept as
-        it is (``offerer`` as in the call: the caller offered): nothing is offered to anyone.
-        Newcomers offer to both parties as to anyone present. What this end sends is told to
-        the server when it differs from what the Meeting says.
+        It is joined already. In a mesh, its link to ``peer`` is the call's peer connection,
+        kept as it is (``offerer`` as in the call: the caller offered): nothing is offered to
+        anyone, and newcomers offer to both parties as to anyone present. Through a media
+        server the machine holds no link: the session keeps the call's connection beside the
+        media server's until those carry the media (``sfu_handover.py``). What this end sends
+        is told to the server when it differs from what the Meeting says.
         """
         machine = cls(me, str(meeting.get("meeting_id", "")), media)
         machine._read_meeting(meeting)
         machine.state = MeetingState.JOINED
         peer = peer.lower()
-        if peer in machine.participants:
+        if peer in machine.participants and machine.topology == "mesh":
             machine._links[peer] = _Link(offerer=offerer, remote_set=True)
             machine._set(peer, link=LinkState.CONNECTED)
         machine._do(StateChanged(MeetingState.JOINED))

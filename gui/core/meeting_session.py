@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -162,6 +163,11 @@ class MeetingSession(AsyncIOEventEmitter):
         self.chat_log = ChatLog()
         #: Through a media server (topology ``"sfu"``): the publisher and subscriptions.
         self.sfu: SfuMedia | None = None
+        #: Where the media server's events go: this session's own, unless a call's connection
+        #: still shows the other party (``sfu_handover.py`` holds back their tracks).
+        self.sfu_emit: Callable[..., Any] = self.emit
+        #: Awaited as this end's part ends, before ``ended`` (``sfu_handover.py``).
+        self.closers: list[Callable[[], Awaitable[None]]] = []
         #: Chat through the server, in a meeting through a media server (no data channel).
         self._server_chat: ServerChat | None = None
         self._retry_timers: list[asyncio.TimerHandle] = []
@@ -234,12 +240,17 @@ class MeetingSession(AsyncIOEventEmitter):
         proxies = self._proxies[username] = self.shared.subscribe()
         for slot, proxy in proxies.items():
             peer.send(slot, proxy)
-        for message in held:
-            self._on_server_event(message)
         receivers = list(peer.receivers.items())
         asyncio.get_running_loop().call_soon(
             lambda: [self.emit("remote_track", username, s, r) for s, r in receivers]
         )
+        self.handle_held(held)
+
+    def handle_held(self, held: list[Json]) -> None:
+        """Handle ``held``, this meeting's events that came before this session listened (a
+        call moving into it), then carry out what the machine decided so far."""
+        for message in held:
+            self._on_server_event(message)
         self._pump()
 
     # Controls ---------------------------------------------------------------------
@@ -529,7 +540,7 @@ class MeetingSession(AsyncIOEventEmitter):
                 self.shared.subscribe,
                 self.options,
                 self.history,
-                self.emit,
+                self.sfu_emit,
             )
         return self.sfu
 
@@ -541,6 +552,8 @@ class MeetingSession(AsyncIOEventEmitter):
             await self.sfu.close()
         for username in list(self.links):
             await self._close_link(username)
+        for closer in self.closers:
+            await closer()
         self.shared.stop()
         self._closed.set()
         self.emit("ended", self.machine.reason)

@@ -7,7 +7,9 @@ Every message is one JSON object: ``{"t": "chat", "id", "text", "sent_at"}``,
 ``{"t": "ack", "id"}``, ``{"t": "state", "audio", "video", "screen"}``,
 ``{"t": "ping"}``, and in meetings ``{"t": "past", "items": [{"id", "from", "text",
 "sent_at"}, ...]}``: the chat from before this link, for a late joiner (an older peer drops
-it as an unknown type).
+it as an unknown type), and ``{"t": "switched"}``: a call that moved into a meeting through a
+media server, whose end gets the other's media through the media server now, so the call's
+connection may close.
 
 The other end may be hostile or broken, so what it sends costs little and
 reaches the window only when it makes sense: a message that is binary, larger
@@ -141,6 +143,8 @@ class PeerChannel:
         self.dropped: Counter[str] = Counter()
         self._bucket = TokenBucket(BURST, RATE_PER_S, clock())
         self._queue: list[str] = []
+        #: Called on ``{"t": "switched"}`` from the peer (``sfu_handover.py`` sets it).
+        self.on_switched: Callable[[], None] = lambda: None
 
     @property
     def is_open(self) -> bool:
@@ -216,6 +220,10 @@ class PeerChannel:
         """Heartbeat."""
         self._send({"t": "ping"})
 
+    def send_switched(self) -> None:
+        """Say that this end now gets the peer's media through a media server."""
+        self._send({"t": "switched"})
+
     def send_past(self, past: list[PastChat]) -> None:
         """A meeting's chat so far, oldest first, in as few messages as fit (each under
         ``PAST_CHARS``; a late joiner's peer sends it as the channel opens)."""
@@ -285,6 +293,8 @@ class PeerChannel:
                 self._drop("malformed")
         elif kind == "past":
             self._past(message.get("items"))
+        elif kind == "switched":
+            self.on_switched()
         elif kind != "ping":
             self._drop("unknown" if isinstance(kind, str) else "malformed")
 

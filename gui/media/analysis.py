@@ -111,6 +111,55 @@ class TrackConsumer:
             await asyncio.wait([self._task])
 
 
+class FrameTimeline:
+    """One sender's picture as this end shows it, measured from a moment on (a call moving
+    into a meeting): the frames, the longest wait for one and the largest jump in frame
+    numbers, across the receivers it comes through in turn (the call's connection, then the
+    media server's). A receiver feeds it while its ``timeline`` is this one; :meth:`follow`
+    hands it from one receiver to the next, as a window switches what it shows."""
+
+    def __init__(self, receiver: VideoReceiver | None = None) -> None:
+        self.started_at = self._previous_at = time.monotonic()
+        self.frames = 0
+        self.longest_gap_s = 0.0
+        #: The largest step up in frame numbers (1: none missing; a path that lags behind
+        #: the one before it repeats numbers, which costs no step).
+        self.largest_skip = 0
+        self._highest: int | None = None
+        self.receiver: VideoReceiver | None = None
+        if receiver is not None:
+            self.follow(receiver)
+
+    def follow(self, receiver: VideoReceiver) -> None:
+        """Count ``receiver``'s frames from now on (and no longer the previous one's)."""
+        if self.receiver is not None and self.receiver is not receiver:
+            self.receiver.timeline = None
+        self.receiver = receiver
+        receiver.timeline = self
+        if self._highest is None:
+            self._highest = receiver.last_number
+
+    def frame(self, received_at: float, number: int | None) -> None:
+        """A frame shown, numbered ``number`` (``None``: unreadable)."""
+        self.frames += 1
+        self.longest_gap_s = max(self.longest_gap_s, received_at - self._previous_at)
+        self._previous_at = received_at
+        if number is None:
+            return
+        if self._highest is not None and number > self._highest:
+            self.largest_skip = max(self.largest_skip, number - self._highest)
+        self._highest = number if self._highest is None else max(self._highest, number)
+
+    def figures(self) -> dict[str, float | int]:
+        """The frames since the start, the longest wait for one (from the start on), in ms,
+        and the largest jump in frame numbers."""
+        return {
+            "frames_since_mark": self.frames,
+            "longest_gap_ms": round(1000 * self.longest_gap_s),
+            "largest_frame_skip": self.largest_skip,
+        }
+
+
 class VideoReceiver(TrackConsumer):
     """Drains a remote video track: counts frames, keeps the newest, reads frame numbers.
 
@@ -147,15 +196,11 @@ class VideoReceiver(TrackConsumer):
         self.skipped = 0
         #: Frame-made to frame-received delays, in seconds, newest last.
         self.latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_SAMPLES)
-        #: Since :meth:`mark` (``None``: never marked): the longest wait for a frame, in
-        #: seconds, and the largest jump in frame numbers (1: none missing).
-        self.marked_at: float | None = None
         #: The sum of the waits between frames longer than FREEZE_GAP_S, in seconds.
         self.freeze_s = 0.0
-        self.longest_gap_s = 0.0
-        self.largest_skip = 0
-        self._previous_at: float | None = None
-        self._frames_at_mark = 0
+        #: Where this receiver's frames are also counted (``None``: nowhere): one sender's
+        #: picture across the receivers it comes through in turn.
+        self.timeline: FrameTimeline | None = None
 
     def handle(self, frame: av.frame.Frame, received_at: float) -> None:
         """Count the frame, keep it as the newest, read its number and latency."""
@@ -165,15 +210,12 @@ class VideoReceiver(TrackConsumer):
         self.latest_frame = frame
         if self.latest_at is not None and received_at - self.latest_at > FREEZE_GAP_S:
             self.freeze_s += received_at - self.latest_at
-        if self.marked_at is not None and self._previous_at is not None:
-            self.longest_gap_s = max(self.longest_gap_s, received_at - self._previous_at)
-        self._previous_at = received_at
         self.latest_at = received_at
         if self.first_frame_at is None:
             self.first_frame_at = received_at
-        if not self.decode_numbers:
-            return
-        number = decode_frame_number(frame)
+        number = decode_frame_number(frame) if self.decode_numbers else None
+        if self.timeline is not None:
+            self.timeline.frame(received_at, number)
         if number is None:
             return
         self.numbered += 1
@@ -184,32 +226,11 @@ class VideoReceiver(TrackConsumer):
                 self.decreases += 1
             elif number > self.last_number + 1:
                 self.skipped += number - self.last_number - 1
-            if self.marked_at is not None:
-                self.largest_skip = max(self.largest_skip, number - self.last_number)
         self.last_number = number
         if self.sent_at is not None:
             made_at = self.sent_at.get(number)
             if made_at is not None:
                 self.latencies.append(received_at - made_at)
-
-    def mark(self) -> None:
-        """Measure from now the longest wait between frames (counting from now) and the
-        largest jump in frame numbers: how much a change (a call moving into a meeting) cost."""
-        self.marked_at = self._previous_at = time.monotonic()
-        self._frames_at_mark = self.frames
-        self.longest_gap_s = 0.0
-        self.largest_skip = 0
-
-    def gap_figures(self) -> dict[str, float | int | None]:
-        """Since :meth:`mark`: the frames received, the longest wait for one (from the mark
-        on), in ms, and the largest jump in frame numbers."""
-        if self.marked_at is None:
-            return {"frames_since_mark": None, "longest_gap_ms": None, "largest_frame_skip": None}
-        return {
-            "frames_since_mark": self.frames - self._frames_at_mark,
-            "longest_gap_ms": round(1000 * self.longest_gap_s),
-            "largest_frame_skip": self.largest_skip,
-        }
 
     @property
     def decode_rate(self) -> float:
