@@ -57,3 +57,132 @@ async def test_caller_and_callee_on_two_other_instances(service: Service) -> Non
         assert [c["call_id"] for c in history["calls"]] == [call_id]
         assert history["calls"][0]["reason"] == "hangup"
     await asyncio.gather(ada.close(), bob.close())
+
+
+async def patient_login(instance: Instance, token: str, timeout: float = 30.0) -> WireClient:
+    """Log in by token on ``instance``, waiting as long as a coordinator takes to come."""
+    client = await WireClient.open(instance.url)
+    future: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
+    client._pending["patient"] = future
+    await client.send({"type": "login", "id": "patient", "token": token})
+    reply = await asyncio.wait_for(future, timeout)
+    assert reply["type"] == "ok", reply
+    client.user, client.token = reply["user"], token
+    return client
+
+
+async def test_callee_on_two_instances_answers_on_one(service: Service) -> None:
+    """Both of the callee's connections ring; the one that answers takes the call and the
+    other hears ``answered_elsewhere``, across instances."""
+    first, second, third = await service(3)
+    ada, bob = await users_on(("ada", first), ("bob", second))
+    assert bob.token is not None
+    bob_too = await logged_in(third, bob.token)
+    call_id = new_call_id()
+    await ada.request("call.invite", to="bob", call_id=call_id, media=AV)
+    await bob.next_event("call.incoming")
+    await bob_too.next_event("call.incoming")
+    await bob_too.request("call.accept", call_id=call_id)
+    await ada.next_event("call.accepted")
+    elsewhere = await bob.next_event("call.ended")
+    assert elsewhere["reason"] == "answered_elsewhere"
+    description = {"type": "offer", "sdp": "v=0"}
+    await ada.request("rtc.signal", call_id=call_id, description=description)
+    assert (await bob_too.next_event("rtc.signal"))["description"] == description
+    await bob.no_event("rtc.signal")
+    await bob_too.request("call.hangup", call_id=call_id)
+    assert (await ada.next_event("call.ended"))["reason"] == "hangup"
+    await asyncio.gather(ada.close(), bob.close(), bob_too.close())
+
+
+async def test_presence_is_seen_across_instances(service: Service) -> None:
+    first, second, third = await service(3)
+    ada, bob = await users_on(("ada", second), ("bob", third))
+    await bob.request("presence.set", status="away")
+    seen = await ada.next_event("presence")
+    assert (seen["username"], seen["presence"]) == ("bob", "away")
+    await bob.close()
+    seen = await ada.next_event("presence")
+    assert (seen["username"], seen["presence"]) == ("bob", "offline")
+    assert bob.token is not None
+    back = await logged_in(first, bob.token)
+    seen = await ada.next_event("presence")
+    assert (seen["username"], seen["presence"]) == ("bob", "online")
+    contacts = await back.request("contacts.list")
+    ada_seen = [c for c in contacts["contacts"] if c["username"] == "ada"]
+    assert ada_seen[0]["presence"] == "online"
+    await asyncio.gather(ada.close(), back.close())
+
+
+async def accepted_call(caller: WireClient, callee: WireClient) -> str:
+    call_id = new_call_id()
+    await caller.request(
+        "call.invite", to=callee.user["username"] if callee.user else "", call_id=call_id, media=AV
+    )
+    await callee.next_event("call.incoming")
+    await callee.request("call.accept", call_id=call_id)
+    await caller.next_event("call.accepted")
+    return call_id
+
+
+async def call_goes_on(call_id: str, ada: WireClient, bob: WireClient) -> None:
+    """Signals flow both ways and a hang-up ends the call for both."""
+    offer = {"type": "offer", "sdp": "v=0 restart"}
+    await ada.request("rtc.signal", call_id=call_id, description=offer)
+    assert (await bob.next_event("rtc.signal", timeout=10))["description"] == offer
+    answer = {"type": "answer", "sdp": "v=0 restart"}
+    await bob.request("rtc.signal", call_id=call_id, description=answer)
+    assert (await ada.next_event("rtc.signal", timeout=10))["description"] == answer
+    await ada.request("call.hangup", call_id=call_id)
+    assert (await bob.next_event("call.ended"))["reason"] == "hangup"
+
+
+async def test_an_instance_killed_mid_call(service: Service) -> None:
+    """bob's instance dies (SIGKILL); bob reconnects to another one at once, before the service
+    noticed: the call moves to his new connection and goes on; ada never hears it ended."""
+    _, second, third = await service(3)
+    ada, bob = await users_on(("ada", second), ("bob", third))
+    call_id = await accepted_call(ada, bob)
+    assert bob.token is not None
+    await asyncio.to_thread(third.kill)
+    bob_again = await logged_in(second, bob.token)
+    back = await bob_again.next_event("call.accepted", timeout=15)
+    assert back["call_id"] == call_id and back["role"] == "callee" and back["peer"] == "ada"
+    await ada.no_event("call.ended")
+    await call_goes_on(call_id, ada, bob_again)
+    await asyncio.gather(ada.close(), bob_again.close())
+
+
+async def test_an_instance_killed_mid_call_reconnecting_later(service: Service) -> None:
+    """bob comes back only after the service counted his instance's connections as gone: the
+    call waited in its grace period."""
+    _, second, third = await service(3)
+    ada, bob = await users_on(("ada", second), ("bob", third))
+    call_id = await accepted_call(ada, bob)
+    assert bob.token is not None
+    await asyncio.to_thread(third.kill)
+    await asyncio.sleep(6)  # heartbeat lapsed (2 s) and counted gone (1.5 s more)
+    bob_again = await logged_in(second, bob.token)
+    back = await bob_again.next_event("call.accepted", timeout=15)
+    assert back["call_id"] == call_id
+    await ada.no_event("call.ended")
+    await call_goes_on(call_id, ada, bob_again)
+    await asyncio.gather(ada.close(), bob_again.close())
+
+
+async def test_the_coordinator_killed_mid_call(service: Service) -> None:
+    """The instance holding the hub dies with bob on it: another takes over from the mirror,
+    bob reconnects elsewhere by token, and the call goes on; ada's connection never dropped."""
+    first, second, third = await service(3)
+    ada, bob = await users_on(("ada", second), ("bob", first))
+    call_id = await accepted_call(ada, bob)
+    assert bob.token is not None
+    await asyncio.to_thread(first.kill)
+    bob_again = await patient_login(third, bob.token)
+    back = await bob_again.next_event("call.accepted", timeout=15)
+    assert back["call_id"] == call_id and back["role"] == "callee"
+    await ada.no_event("call.ended", wait=1.0)
+    await call_goes_on(call_id, ada, bob_again)
+    history = await ada.request("history.list")
+    assert [(c["call_id"], c["reason"]) for c in history["calls"]] == [(call_id, "hangup")]
+    await asyncio.gather(ada.close(), bob_again.close())

@@ -76,6 +76,8 @@ STARTED = PREFIX + "started"
 TICK_S = 0.5
 LEASE_MS = 2000
 BEAT_MS = 2000
+#: Ticks an edge must see the lease free before it takes it.
+FREE_TICKS = 3
 #: An instance whose heartbeat has been gone this long has lost its connections.
 DEAD_AFTER_S = 1.5
 #: How long a new coordinator waits for the live instances to announce their connections.
@@ -370,8 +372,8 @@ class RedisBus(Bus):
                     free_seen = 0
                     continue
                 free_seen += 1
-                # Twice: a coordinator that lost its lease to a Redis restart takes it back first.
-                if free_seen >= 2 and await self._redis.set(
+                # Thrice: a coordinator whose lease a Redis restart lost takes it back first.
+                if free_seen >= FREE_TICKS and await self._redis.set(
                     LEASE, str(self.instance), nx=True, px=LEASE_MS
                 ):
                     free_seen = 0
@@ -565,7 +567,24 @@ class RedisBus(Bus):
         finally:
             if self.remote.get(conn.peer.id) is conn:
                 del self.remote[conn.peer.id]
+            user, token = conn.session.user, conn.session.token_hash
             await hub.disconnect(conn.session)
+            if user is not None:
+                self._hand_over(user.username, token)
+
+    def _hand_over(self, username: str, token: str | None) -> None:
+        """A connection closed after its device logged in again elsewhere (its instance died and
+        the client reconnected before that was noticed): the call goes to the new connection."""
+        hub = self.hub
+        call = hub.calls.of_user(username)
+        if call is None or call.bound_conn(username) is not None:
+            return
+        if call.phase is CallPhase.RINGING and username == call.callee:
+            return
+        for session in hub.by_user.get(username, ()):
+            if session.token_hash == token:
+                hub._replay_call(session)
+                return
 
     async def _read_coordinator_list(self) -> None:
         """Open, feed and close remote connections from what the edges forward."""
