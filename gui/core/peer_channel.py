@@ -116,6 +116,12 @@ class TokenBucket:
         return True
 
 
+def _path_up(channel: DataChannel) -> bool:
+    """Whether the DTLS transport under ``channel`` is connected (true when it cannot tell)."""
+    dtls = getattr(getattr(channel, "transport", None), "transport", None)
+    return getattr(dtls, "state", "connected") == "connected"
+
+
 class PeerChannel:
     """Chat, media state and heartbeats on one data channel."""
 
@@ -172,6 +178,10 @@ class PeerChannel:
     def _send_raw(self, data: str) -> None:
         if self.is_open:
             assert self.channel is not None
+            if not _path_up(self.channel):
+                # The path under the channel is down (a black hole, a lost network): aiortc
+                # would fail the send in a task of its own, whose error nobody retrieves.
+                return
             try:
                 self.channel.send(data)
             except Exception as exc:  # closed between the check and the send

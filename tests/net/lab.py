@@ -21,6 +21,8 @@
   :meth:`Home.set_loss` (iptables ``statistic``), :meth:`Home.set_cap` (``tbf``; ``netem`` is not
   in this kernel), :meth:`Home.set_black_hole`, :meth:`Home.block_udp` and
   :meth:`Home.firewall` (an office firewall), :meth:`Home.set_random_nat`.
+- A third home ``c`` (192.168.3.2 behind 198.18.0.2) is there in labs built with
+  ``homes=("a", "b", "c")``: a mesh meeting of three homes.
 - Run a program in a home with ``home.argv([...])`` (for ``subprocess``) or ``home.run(...)``.
 
 Namespace names are unique per lab (``pl<pid>x<n>-…``); :func:`network_lab` always tears down
@@ -46,7 +48,12 @@ _HOMES = {
     # name: (home address, router lan address, router wan address, internet's side of it)
     "a": ("192.168.1.2", "192.168.1.1", "203.0.113.2", "203.0.113.1"),
     "b": ("192.168.2.2", "192.168.2.1", "198.51.100.2", "198.51.100.1"),
+    # Only in labs that ask for it (a mesh meeting of three homes): the benchmarking range,
+    # public to ICE as the documentation ranges are (there is no third of those).
+    "c": ("192.168.3.2", "192.168.3.1", "198.18.0.2", "198.18.0.1"),
 }
+#: The homes a lab has unless asked for more.
+TWO_HOMES = ("a", "b")
 _TOOLS = ("ip", "iptables", "tc")
 _counter = itertools.count()
 #: A lab's namespace: ``pl<pid>x<n>-<role>``.
@@ -186,6 +193,11 @@ class Lab:
         """Home b."""
         return self.homes["b"]
 
+    @property
+    def c(self) -> Home:
+        """Home c (in a lab built with it)."""
+        return self.homes["c"]
+
     def teardown(self) -> None:
         """Delete every namespace (their interfaces, rules and qdiscs go with them)."""
         for ns in reversed(self.namespaces):
@@ -215,14 +227,16 @@ def _remove_stale() -> None:
             subprocess.run(["ip", "netns", "del", match.group(0)], capture_output=True, timeout=30)
 
 
-def build(random_nat: Iterable[str] = ()) -> Lab:
-    """Build a lab; homes named in ``random_nat`` get a port-randomising NAT.
+def build(random_nat: Iterable[str] = (), homes: Sequence[str] = TWO_HOMES) -> Lab:
+    """Build a lab of ``homes`` (``a``, ``b``, and ``c`` if asked for); homes named in
+    ``random_nat`` get a port-randomising NAT.
 
     Prefer :func:`network_lab`, which tears it down whatever happens.
     """
     randomised = set(random_nat)
-    if randomised - set(_HOMES):
-        raise ValueError(f"no home named {sorted(randomised - set(_HOMES))}")
+    unknown = (randomised | set(homes)) - set(_HOMES)
+    if unknown or randomised - set(homes):
+        raise ValueError(f"no home named {sorted(unknown or randomised - set(homes))}")
     _remove_stale()
     prefix = f"pl{os.getpid()}x{next(_counter)}"
     internet = Namespace(f"{prefix}-inet")
@@ -242,7 +256,8 @@ def build(random_nat: Iterable[str] = ()) -> Lab:
         internet.run("ip", "addr", "add", f"{SERVER_IP}/32", "dev", "lo")
         # The internet drops what is sent to private addresses, silently.
         internet.run("ip", "route", "add", "blackhole", "192.168.0.0/16")
-        for name, (address, lan_ip, wan_ip, inet_ip) in _HOMES.items():
+        for name in homes:
+            address, lan_ip, wan_ip, inet_ip = _HOMES[name]
             router = add(f"{prefix}-r{name}")
             host = add(f"{prefix}-{name}")
             veth = "ip link add {} netns {} type veth peer name {} netns {}"
@@ -267,9 +282,9 @@ def build(random_nat: Iterable[str] = ()) -> Lab:
 
 
 @contextlib.contextmanager
-def network_lab(random_nat: Iterable[str] = ()) -> Iterator[Lab]:
+def network_lab(random_nat: Iterable[str] = (), homes: Sequence[str] = TWO_HOMES) -> Iterator[Lab]:
     """A lab for the ``with`` block (see :func:`build`), torn down at its end."""
-    lab = build(random_nat)
+    lab = build(random_nat, homes)
     try:
         yield lab
     finally:
