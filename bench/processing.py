@@ -24,11 +24,14 @@ Two parts, each repeated (``rounds``) and reported as min / median / max:
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
+import functools
 import statistics
 import time
 from collections.abc import Callable
 
+import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamTrack
 
@@ -36,7 +39,7 @@ from bench import Figure, Goal, percentile
 from bench.calls import audio_latency
 from gui.media.processing import AudioProcessor, ProcessedAudioTrack, ProcessingOptions
 from gui.media.tone import ToneAudioTrack
-from tests.media.loopback import loopback
+from tests.media.loopback import Receiver, loopback
 from tests.media.signals import (
     RATE,
     db,
@@ -144,27 +147,119 @@ def _delays() -> dict[str, float]:
     return out
 
 
+def _delays_by_rate() -> dict[int, dict[str, float]]:
+    """The APM's own delay (ms) at 16, 32 and 48 kHz, echo canceller and noise suppressor
+    each alone and together: straight through LiveKit's module, 10 ms at a time, to see
+    whether a lower rate (fewer bands to split) would delay less."""
+    from livekit import rtc
+
+    out: dict[int, dict[str, float]] = {}
+    voice = speech(4, 31)
+    for rate in (16000, 32000, 48000):
+        size = rate // 100
+        count = voice.size * rate // RATE
+        # Band-limited to the rate's Nyquist frequency by cutting the spectrum.
+        signal = np.fft.irfft(np.fft.rfft(voice)[: count // 2 + 1], count) * count / voice.size
+        pcm = np.clip(signal * 32767, -32768, 32767).astype(np.int16)
+        out[rate] = {}
+        for name, (echo, noise) in {"aec": (True, False), "ns": (False, True),
+                                    "both": (True, True)}.items():  # fmt: skip
+            apm = rtc.AudioProcessingModule(echo_cancellation=echo, noise_suppression=noise)
+            buffer, far = bytearray(2 * size), bytearray(2 * size)
+            view = np.frombuffer(buffer, np.int16)
+            frame, far_frame = (
+                rtc.AudioFrame(buffer, rate, 1, size),
+                rtc.AudioFrame(far, rate, 1, size),
+            )
+            chunks = []
+            for start in range(0, pcm.size - size + 1, size):
+                if echo:
+                    apm.process_reverse_stream(far_frame)
+                view[:] = pcm[start : start + size]
+                apm.process_stream(frame)
+                chunks.append(view.astype(np.float64) / 32767)
+            processed = np.concatenate(chunks)
+            lag = lag_of(processed[rate:], signal[rate : processed.size], most=rate // 10)
+            out[rate][name] = 1000 * lag / rate
+    return out
+
+
 # Live ------------------------------------------------------------------------------------
 
 
-async def _live_call(processed: bool, onsets: int, window_s: float) -> tuple[list[float], float]:
-    """One audio-only loopback call: tone onsets made to decoded (s), CPU % over a window."""
+class _TimedProcessor(AudioProcessor):
+    """The processing as a call runs it, counting the CPU time spent in it (this thread's)."""
+
+    cpu_s = 0.0
+
+    def process(self, frame: av.AudioFrame, capture_ms: float = 0.0) -> av.AudioFrame | None:
+        began = time.thread_time()
+        try:
+            return super().process(frame, capture_ms)
+        finally:
+            self.cpu_s += time.thread_time() - began
+
+    def played(self, samples: np.ndarray, rate: int, ahead_ms: float) -> None:
+        began = time.thread_time()
+        super().played(samples, rate, ahead_ms)
+        self.cpu_s += time.thread_time() - began
+
+
+def _hear_far_end(processor: AudioProcessor, receiver: Receiver) -> None:
+    """The far-end half of the processing's work in a call: for each 20 ms that arrives, the
+    echo canceller is handed 20 ms of a voice (as the speaker would play the other side's
+    voice; not the tone that arrives, which is this side's own and would be cancelled)."""
+    handle = receiver.handle
+    voice = (speech(SECONDS, 5, pitch=(160, 240)) * 32767).astype(np.int16).reshape(-1, 1)
+    position = 0
+
+    def handle_and_play(frame: av.frame.Frame, received_at: float) -> None:
+        nonlocal position
+        handle(frame, received_at)
+        assert isinstance(frame, av.AudioFrame)
+        if position + frame.samples > voice.shape[0]:
+            position = 0
+        processor.played(voice[position : position + frame.samples], RATE, 0.0)
+        position += frame.samples
+
+    receiver.handle = handle_and_play  # type: ignore[method-assign]
+
+
+@dataclasses.dataclass
+class _LiveRun:
+    """One live call: tone onsets made to decoded (s), CPU of the whole call and of the
+    processing stage (process and played) over the window, in % of one core."""
+
+    delays: list[float]
+    cpu: float
+    stage_cpu: float
+
+
+async def _live_call(options: ProcessingOptions | None, onsets: int, window_s: float) -> _LiveRun:
+    """One audio-only loopback call, the tone bare (``options`` None) or processed."""
     tone = ToneAudioTrack(1000)
-    track: MediaStreamTrack = ProcessedAudioTrack(tone, AudioProcessor(ALL)) if processed else tone
+    processor = _TimedProcessor(options) if options is not None else None
+    track: MediaStreamTrack = tone if processor is None else ProcessedAudioTrack(tone, processor)
+    hook = None if processor is None else functools.partial(_hear_far_end, processor)
     try:
-        async with loopback(track) as call:
+        async with loopback(track, on_receiver=hook) as call:
             await _wait(lambda: call.audio is not None and call.audio.received_ms > 1000, 15)
             receiver = call.audio
             assert receiver is not None
+            stage = processor.cpu_s if processor is not None else 0.0
             cpu, wall = time.process_time(), time.monotonic()
             await asyncio.sleep(window_s)
-            cpu_percent = 100 * (time.process_time() - cpu) / (time.monotonic() - wall)
+            elapsed = time.monotonic() - wall
+            cpu_percent = 100 * (time.process_time() - cpu) / elapsed
+            stage_percent = 0.0
+            if processor is not None:
+                stage_percent = 100 * (processor.cpu_s - stage) / elapsed
             delays = []
             for _ in range(onsets):
                 delay = await audio_latency(tone, receiver)
                 if delay is not None:
                     delays.append(delay)
-            return delays, cpu_percent
+            return _LiveRun(delays, cpu_percent, stage_percent)
     finally:
         track.stop()
 
@@ -177,14 +272,30 @@ async def _wait(predicate: Callable[[], bool], timeout: float) -> None:
         await asyncio.sleep(0.05)
 
 
+#: The live calls compared: the tone as it is, through all four parts, and through all but
+#: the noise suppressor (whose overlap-add is 6 of the 15 ms the processing delays).
+LIVE: dict[str, ProcessingOptions | None] = {
+    "bare": None,
+    "processed": ALL,
+    "no_ns": ProcessingOptions(True, False, True, True),
+}
+
+
+LIVE_LABELS = (
+    ("bare", "bare aiortc"),
+    ("processed", "processed"),
+    ("no_ns", "processed, noise suppression off"),
+)
+
+
 async def _live(rounds: int, onsets: int, window_s: float) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {"bare_ms": [], "processed_ms": [], "bare_cpu": [], "cpu": []}
-    for _ in range(rounds):  # interleaved, so that the machine's load hits both alike
-        for processed in (False, True):
-            delays, cpu = await _live_call(processed, onsets, window_s)
-            prefix = "processed" if processed else "bare"
-            out[f"{prefix}_ms"] += [1000 * d for d in delays]
-            out["cpu" if processed else "bare_cpu"].append(cpu)
+    out: dict[str, list[float]] = collections.defaultdict(list)
+    for _ in range(rounds):  # interleaved, so that the machine's load hits all alike
+        for name, options in LIVE.items():
+            run = await _live_call(options, onsets, window_s)
+            out[f"{name}_ms"] += [1000 * d for d in run.delays]
+            out[f"{name}_cpu"].append(run.cpu)
+            out[f"{name}_stage_cpu"].append(run.stage_cpu)
     return out
 
 
@@ -203,6 +314,7 @@ def run(quick: bool) -> list[Figure]:
     tones = [_tone_round(seed) for seed in range(1, rounds + 1)]
     costs = [_cost_round(seed) for seed in range(1, rounds + 1)]
     delays = _delays()
+    by_rate = _delays_by_rate()
     live = asyncio.run(_live(2 if quick else 5, 3 if quick else 5, 3.0 if quick else 10.0))
 
     def series(rows: list[dict[str, float]], key: str) -> list[float]:
@@ -256,23 +368,43 @@ def run(quick: bool) -> list[Figure]:
     ):
         goal = Goal.at_most(10) if name == "all" else None
         figures.append(Figure(BENCH, f"algorithmic delay, {label}", delays[name], "ms", goal))
-    bare, processed = live["bare_ms"], live["processed_ms"]
-    if bare and processed:
-        added = statistics.median(processed) - statistics.median(bare)
-        figures += [
+    for rate, parts in by_rate.items():
+        figures.append(
+            Figure(BENCH, f"algorithmic delay at {rate // 1000} kHz, echo canceller / noise "
+                   f"suppression: {parts['aec']:.2f} / {parts['ns']:.2f}; both",
+                   parts["both"], "ms")
+        )  # fmt: skip
+    bare = live["bare_ms"]
+    if bare:
+        figures.append(
             Figure(BENCH, f"live: tone onset to decoded, bare aiortc, median ({_spread(bare)})",
-                   statistics.median(bare), "ms"),
-            Figure(BENCH, f"live: the same, processed, median ({_spread(processed)})",
-                   statistics.median(processed), "ms"),
-            Figure(BENCH, "live: latency added by the processing (difference of medians)",
-                   added, "ms", Goal.at_most(10)),
+                   statistics.median(bare), "ms")
+        )  # fmt: skip
+    for name, label in LIVE_LABELS[1:]:
+        onset_ms = live[f"{name}_ms"]
+        if not (bare and onset_ms):
+            continue
+        added = statistics.median(onset_ms) - statistics.median(bare)
+        figures += [
+            Figure(BENCH, f"live: tone onset to decoded, {label}, median ({_spread(onset_ms)})",
+                   statistics.median(onset_ms), "ms"),
+            Figure(BENCH, f"live: latency added, {label} (difference of medians)", added, "ms",
+                   Goal.at_most(10)),
         ]  # fmt: skip
-    bare_cpu, call_cpu = live["bare_cpu"], live["cpu"]
+    for name, label in LIVE_LABELS:
+        cpu = live[f"{name}_cpu"]
+        figures.append(
+            Figure(BENCH, f"live: CPU of an audio call (both ends), {label}, median "
+                   f"({_spread(cpu)})", statistics.median(cpu), "% of a core")
+        )  # fmt: skip
+    stage = live["processed_stage_cpu"]
+    added_cpu = [p - b for p, b in zip(live["processed_cpu"], live["bare_cpu"], strict=True)]
     figures += [
-        Figure(BENCH, f"live: CPU of an audio call, bare aiortc, median ({_spread(bare_cpu)})",
-               statistics.median(bare_cpu), "% of a core"),
-        Figure(BENCH, f"live: the same, processed, median ({_spread(call_cpu)})",
-               statistics.median(call_cpu), "% of a core"),
+        Figure(BENCH, f"live: CPU inside the processing stage (both directions), median "
+               f"({_spread(stage)})", statistics.median(stage), "% of a core", Goal.at_most(3)),
+        Figure(BENCH, f"live: CPU added to the call, processed minus bare round by round, "
+               f"median ({_spread(added_cpu)})", statistics.median(added_cpu), "% of a core",
+               Goal.at_most(3)),
     ]  # fmt: skip
     # Plain floats: numpy's would make the goals' verdicts numpy booleans, which JSON refuses.
     return [dataclasses.replace(figure, value=float(figure.value)) for figure in figures]

@@ -38,6 +38,7 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from gui.media.apm import Apm
 from gui.media.tone_echo import ToneEchoCanceller
 
 log = logging.getLogger(__name__)
@@ -220,7 +221,6 @@ class AudioProcessor:
         self._render_frame: Any = None
         self._near = _Fifo()
         self._far = _Fifo()
-        self._out = _Fifo()
         self._near_resampler = _Resampler()
         self._far_resampler = _Resampler()
         self.configure(options or ProcessingOptions())
@@ -239,14 +239,17 @@ class AudioProcessor:
             self.unavailable = f"the audio processing library cannot be loaded: {exc}"
             log.warning("%s; the microphone goes out unprocessed", self.unavailable)
             return
-        self._apm = rtc.AudioProcessingModule(
+        self._capture_frame = rtc.AudioFrame(self._capture_buffer, RATE, 1, CHUNK)
+        self._render_frame = rtc.AudioFrame(self._render_buffer, RATE, 1, CHUNK)
+        self._apm = Apm(
+            rtc,
+            self._capture_frame,
+            self._render_frame,
             echo_cancellation=options.echo_cancellation,
             noise_suppression=options.noise_suppression,
             high_pass_filter=options.high_pass_filter,
             auto_gain_control=options.auto_gain_control,
         )
-        self._capture_frame = rtc.AudioFrame(self._capture_buffer, RATE, 1, CHUNK)
-        self._render_frame = rtc.AudioFrame(self._render_buffer, RATE, 1, CHUNK)
         self._far = _Fifo()
         self.tones = ToneEchoCanceller() if options.echo_cancellation else None
         log.info("audio processing: %s", self.describe())
@@ -291,7 +294,7 @@ class AudioProcessor:
             started = time.perf_counter()
             if self.tones is not None:
                 self._render_view[:] = self.tones.far(self._render_view)
-            self._apm.process_reverse_stream(self._render_frame)
+            self._apm.process_reverse_stream()
             self.busy_s += time.perf_counter() - started
             self.render_chunks += 1
 
@@ -303,35 +306,54 @@ class AudioProcessor:
 
         ``capture_ms``: how long the microphone's audio waited before this frame was read.
         """
-        mono = self._near_resampler.to_48k(pcm_to_mono(_rows(frame)), frame.sample_rate)
-        self._near.push(mono)
+        self._near.push(self._near_resampler.to_48k(frame_to_mono(frame), frame.sample_rate))
+        chunks = len(self._near) // CHUNK
+        if not chunks:
+            return None
+        out = av.AudioFrame(format="s16", layout="stereo", samples=chunks * CHUNK)
+        out.sample_rate = RATE
+        out.pts = frame.pts
+        out.time_base = frame.time_base or fractions.Fraction(1, RATE)
+        # Written straight into the new frame's buffer: left and right, 10 ms at a time.
+        rows = np.frombuffer(out.planes[0], np.int16)[: chunks * CHUNK * CHANNELS]
+        rows = rows.reshape(-1, CHANNELS)
         # A hint (AEC3 finds the delay itself), in 10 ms steps: told again only on a change,
         # as each call into the binding costs about a third of a chunk's processing.
         delay = 10 * round((self._render_ahead_ms + capture_ms) / 10)
-        while len(self._near) >= CHUNK:
+        apm = self._apm
+        for index in range(chunks):
             chunk = self._near.pop(CHUNK)
-            if self._apm is not None:
+            if apm is not None:
                 started = time.perf_counter()
                 self._capture_view[:] = chunk if self.tones is None else self.tones.near(chunk)
                 if self.options.echo_cancellation and delay != self.stream_delay_ms:
                     self.stream_delay_ms = delay
-                    self._apm.set_stream_delay_ms(delay)
-                self._apm.process_stream(self._capture_frame)
+                    apm.set_stream_delay_ms(delay)
+                apm.process_stream()
                 self.busy_s += time.perf_counter() - started
-                chunk = self._capture_view.copy()
+                chunk = self._capture_view
             self.capture_chunks += 1
             self.meter.add(chunk)
-            self._out.push(chunk)
-        if not len(self._out):
-            return None
-        samples = self._out.pop(len(self._out))
-        out = av.AudioFrame.from_ndarray(
-            np.repeat(samples, CHANNELS).reshape(1, -1), format="s16", layout="stereo"
-        )
-        out.sample_rate = RATE
-        out.pts = frame.pts
-        out.time_base = frame.time_base or fractions.Fraction(1, RATE)
+            span = rows[index * CHUNK : (index + 1) * CHUNK]
+            span[:, 0] = chunk
+            span[:, 1] = chunk
         return out
+
+
+def frame_to_mono(frame: av.AudioFrame) -> np.ndarray:
+    """A frame's samples as mono int16 (a view of it when it is mono s16; the mean of the
+    channels, rounded down, for s16 stereo: what microphones give; else :func:`pcm_to_mono`)."""
+    if frame.format.name == "s16":
+        channels = frame.layout.nb_channels
+        samples = np.frombuffer(frame.planes[0], np.int16)[: frame.samples * channels]
+        if channels == 1:
+            return samples
+        if channels == 2:
+            wide = samples[0::2].astype(np.int32)
+            wide += samples[1::2]
+            wide >>= 1
+            return wide.astype(np.int16)
+    return pcm_to_mono(_rows(frame))
 
 
 def _rows(frame: av.AudioFrame) -> np.ndarray:

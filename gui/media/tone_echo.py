@@ -138,6 +138,9 @@ class ToneEchoCanceller:
         self._history: collections.deque[np.ndarray] = collections.deque(maxlen=WINDOW // CHUNK + 1)
         self._chunks = 0
         self._hann = np.hanning(WINDOW)
+        #: No bin of a window whose energy is below this can reach ``floor`` (Cauchy-Schwarz:
+        #: |X(k)| <= sqrt(sum x^2) sqrt(sum w^2)), so a quiet far end is not transformed at all.
+        self._quiet_energy = self.floor**2 / float(self._hann @ self._hann)
 
     @property
     def active(self) -> list[float]:
@@ -229,9 +232,12 @@ class ToneEchoCanceller:
         """Peaks of the last ``WINDOW`` far-end samples: follow the steady ones."""
         recent = np.concatenate(list(self._history))[-WINDOW:]
         found: list[float] = []
-        if recent.size == WINDOW:
+        if recent.size == WINDOW and float(recent @ recent) >= self._quiet_energy:
             spectrum = np.abs(np.fft.rfft(recent * self._hann))
-            threshold = max(self.floor, self.peak_ratio * float(np.median(spectrum)))
+            # The median (an odd count of bins: the middle one), without np.median's checks.
+            middle = spectrum.size // 2
+            median = float(np.partition(spectrum, middle)[middle])
+            threshold = max(self.floor, self.peak_ratio * median)
             spectrum[:4] = 0.0  # not DC
             for _ in range(self.most):
                 peak = int(np.argmax(spectrum))

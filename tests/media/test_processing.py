@@ -17,11 +17,13 @@ import numpy as np
 import pytest
 from aiortc.mediastreams import MediaStreamError
 
+from gui.media.apm import Apm
 from gui.media.processing import (
     AudioProcessor,
     ProcessedAudioTrack,
     ProcessingOptions,
     VoiceMeter,
+    frame_to_mono,
     pcm_to_mono,
 )
 from gui.media.tone import ToneAudioTrack
@@ -177,6 +179,66 @@ def test_a_speaker_in_another_format_is_still_a_reference() -> None:
         assert processed is not None
         out.append(processed.to_ndarray().reshape(-1, 2)[:, 0] / 32767)
     assert erle_db(echo, np.concatenate(out), 2 * RATE) >= 25
+
+
+def test_the_apm_called_directly_gives_what_the_binding_gives() -> None:
+    """gui/media/apm.py sends the binding's requests serialised once: the output is the one
+    the binding's own calls give, bit for bit, with all four parts on and a far end."""
+    far, echo = far_end_and_echo()
+    microphone = echo + speech(SECONDS, 11, pitch=(90, 130), level_db=-26)
+    direct = AudioProcessor()
+    assert direct._apm is not None and direct._apm.fast
+    through_binding = AudioProcessor()
+    assert through_binding._apm is not None
+    through_binding._apm._call = None  # the binding's public calls
+    assert not through_binding._apm.fast
+    assert np.array_equal(
+        run_processor(direct, microphone, far), run_processor(through_binding, microphone, far)
+    )
+
+
+def test_the_apm_refuses_frames_that_are_not_10_ms() -> None:
+    """WebRTC's module would abort the whole process: the frame is refused first."""
+    from livekit import rtc
+
+    ten_ms = rtc.AudioFrame(bytearray(960), 48000, 1, 480)
+    with pytest.raises(ValueError, match="10 ms frames"):
+        Apm(
+            rtc,
+            rtc.AudioFrame(bytearray(1920), 48000, 1, 960),
+            ten_ms,
+            echo_cancellation=True,
+            noise_suppression=True,
+            high_pass_filter=True,
+            auto_gain_control=True,
+        )
+
+
+@pytest.mark.parametrize(
+    ("layout", "rows", "expected"),
+    [
+        ("stereo", [[1000, 3000], [-1, -2], [32767, 32767]], [2000, -2, 32767]),
+        ("mono", [[5], [-7], [-32768]], [5, -7, -32768]),
+    ],
+)
+def test_frame_to_mono_reads_s16_frames_in_place(
+    layout: str, rows: list[list[int]], expected: list[int]
+) -> None:
+    frame = av.AudioFrame.from_ndarray(
+        np.array(rows, np.int16).reshape(1, -1), format="s16", layout=layout
+    )
+    frame.sample_rate = RATE
+    assert frame_to_mono(frame).tolist() == expected
+
+
+def test_frame_to_mono_converts_other_formats() -> None:
+    """Planar float (a plane per channel): the mean of left and right, as int16."""
+    left, right = [0.5, -0.5], [0.25, 0.25]
+    frame = av.AudioFrame.from_ndarray(
+        np.array([left, right], np.float32), format="fltp", layout="stereo"
+    )
+    frame.sample_rate = RATE
+    assert frame_to_mono(frame).tolist() == pytest.approx([12288, -4096], abs=1)
 
 
 def test_double_talk_keeps_the_near_end() -> None:
