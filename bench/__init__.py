@@ -126,6 +126,11 @@ BENCHMARKS: list[Benchmark] = [
         "signaling server: connections held, call.invite latency, presence fan-out, logins",
     ),
     Benchmark(
+        "cluster",
+        "bench.cluster:run",
+        "3 parley-server instances on PostgreSQL + Redis beside 1: invite latency, 15,000 conns",
+    ),
+    Benchmark(
         "calls",
         "bench.calls:run",
         "real calls, Parley beside bare aiortc: set-up, video latency, frames/s, CPU, audio",

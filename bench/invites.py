@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench import Figure, Goal, percentile
 from bench.client import BenchClient, Message
@@ -79,7 +80,7 @@ class Sample:
     started: float = 0.0
 
 
-class _Driver:
+class Driver:
     """The calls of one run: who waits for which ``call.incoming``."""
 
     def __init__(self, callers: list[BenchClient], callees: list[BenchClient]) -> None:
@@ -172,56 +173,124 @@ def _own_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def run_once(workload: Workload, workdir: Path, relay: bool) -> Sample:
-    """One run of ``workload`` against a fresh Parley server or a fresh relay."""
-    callers = [f"caller{i:04d}" for i in range(workload.pairs)]
-    callees = [f"callee{i:04d}" for i in range(workload.pairs)]
-    idle_users = [f"idle{i:03d}" for i in range(workload.idle_users)]
-    names = callers + callees + idle_users
-    if relay:
-        tokens = {name: name for name in names}
-        server: ServerProcess = RelayProcess(workdir / "relay.log")
-    else:
-        db = workdir / "invites.db"
-        tokens = await seed(db, names, list(zip(callers, callees, strict=True)))
-        server = ServerProcess(db, workdir / "parley.log")
+@dataclass(frozen=True, slots=True)
+class Users:
+    """The usernames a workload logs in."""
+
+    callers: list[str]
+    callees: list[str]
+    idle: list[str]
+
+    @classmethod
+    def of(cls, workload: Workload) -> Users:
+        """``caller0000``…, ``callee0000``…, ``idle000``…"""
+        return cls(
+            [f"caller{i:04d}" for i in range(workload.pairs)],
+            [f"callee{i:04d}" for i in range(workload.pairs)],
+            [f"idle{i:03d}" for i in range(workload.idle_users)],
+        )
+
+    @property
+    def names(self) -> list[str]:
+        """Every username."""
+        return self.callers + self.callees + self.idle
+
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        """(caller, callee): accepted contacts."""
+        return list(zip(self.callers, self.callees, strict=True))
+
+
+async def _spread_logged_in(
+    urls: Sequence[str], tokens: Sequence[str], concurrency: int, **options: Any
+) -> tuple[list[BenchClient], Opened]:
+    """Connection ``k`` on ``urls[k % len(urls)]``; the clients in the order of ``tokens``,
+    and what failed (an ``Opened`` without clients)."""
+    n = len(urls)
+
+    async def part(i: int) -> Opened:
+        share = tokens[i::n]
+        if not share:
+            return Opened()
+        return await open_logged_in(urls[i], share, concurrency=max(8, concurrency // n), **options)
+
+    parts = await asyncio.gather(*(part(i) for i in range(n)))
+    failed = Opened(failures=sum(p.failures for p in parts))
+    failed.first_error = next((p.first_error for p in parts if p.first_error), "")
     clients: list[BenchClient] = []
-    async with server:
-        try:
-            idle_tokens = [tokens[u] for u in idle_users for _ in range(workload.idle_per_user)]
-            idle = Opened()
-            if idle_tokens:
-                idle = await open_logged_in(server.url, idle_tokens, concurrency=64, time_limit=150)
-            clients += idle.clients
-            driver = _Driver([], [])
-            caller_side = await open_logged_in(server.url, [tokens[n] for n in callers])
-            clients += caller_side.clients
-            callee_side = await open_logged_in(
-                server.url, [tokens[n] for n in callees], on_event=driver.on_event
-            )
-            clients += callee_side.clients
-            failures = idle.failures + caller_side.failures + callee_side.failures
-            if failures:
-                first = idle.first_error or caller_side.first_error or callee_side.first_error
-                raise RuntimeError(f"{failures} connections could not log in: {first}")
-            driver.callers, driver.callees = caller_side.clients, callee_side.clients
-            await asyncio.sleep(0.5)  # let the logins' presence work pass
-            await _drive(driver, workload, warmup=True)
-            driver.recording = True
-            cpu_server, cpu_client = _cpu_seconds(server.pid), _own_cpu()
-            started = time.perf_counter()
-            await _drive(driver, workload, warmup=False)
-            sample = driver.sample
-            sample.wall = time.perf_counter() - started
-            sample.started = started
-            sample.server_cpu = _cpu_seconds(server.pid) - cpu_server
-            sample.client_cpu = _own_cpu() - cpu_client
-        finally:
-            abort_all(clients)
+    if not failed.failures:
+        for k in range(len(tokens)):
+            clients.append(parts[k % n].clients[k // n])
+    else:
+        clients = [c for p in parts for c in p.clients]
+    return clients, failed
+
+
+async def open_workload(
+    urls: Sequence[str], tokens: dict[str, str], workload: Workload, driver: Driver
+) -> list[BenchClient]:
+    """Log in the workload's connections, spread over ``urls`` (the instances of one service):
+    the idle ones in turn, caller ``i`` on ``urls[i % n]`` and its callee on the next one, so
+    that with several instances every invite goes from one to another. Gives the driver its
+    callers and callees; returns every client (to abort at the end). Raises if any login fails.
+    """
+    users = Users.of(workload)
+    callee_urls = [*urls[1:], urls[0]]
+    idle_tokens = [tokens[u] for u in users.idle for _ in range(workload.idle_per_user)]
+    clients: list[BenchClient] = []
+    idle, idle_failed = await _spread_logged_in(urls, idle_tokens, 64, time_limit=300)
+    clients += idle
+    callers, caller_failed = await _spread_logged_in(urls, [tokens[n] for n in users.callers], 50)
+    clients += callers
+    callees, callee_failed = await _spread_logged_in(
+        callee_urls, [tokens[n] for n in users.callees], 50, on_event=driver.on_event
+    )
+    clients += callees
+    failures = idle_failed.failures + caller_failed.failures + callee_failed.failures
+    if failures:
+        abort_all(clients)
+        first = idle_failed.first_error or caller_failed.first_error or callee_failed.first_error
+        raise RuntimeError(f"{failures} connections could not log in: {first}")
+    driver.callers, driver.callees = callers, callees
+    return clients
+
+
+async def measure(driver: Driver, workload: Workload, pids: Sequence[int]) -> Sample:
+    """A warm-up, then the measured run; the servers' CPU is summed over ``pids``."""
+    await asyncio.sleep(0.5)  # let the logins' presence work pass
+    await _drive(driver, workload, warmup=True)
+    driver.recording = True
+    cpu_server, cpu_client = sum(_cpu_seconds(p) for p in pids), _own_cpu()
+    started = time.perf_counter()
+    await _drive(driver, workload, warmup=False)
+    sample = driver.sample
+    sample.wall = time.perf_counter() - started
+    sample.started = started
+    sample.server_cpu = sum(_cpu_seconds(p) for p in pids) - cpu_server
+    sample.client_cpu = _own_cpu() - cpu_client
     return sample
 
 
-async def _drive(driver: _Driver, workload: Workload, warmup: bool) -> None:
+async def run_once(workload: Workload, workdir: Path, relay: bool) -> Sample:
+    """One run of ``workload`` against a fresh Parley server or a fresh relay."""
+    users = Users.of(workload)
+    if relay:
+        tokens = {name: name for name in users.names}
+        server: ServerProcess = RelayProcess(workdir / "relay.log")
+    else:
+        db = workdir / "invites.db"
+        tokens = await seed(db, users.names, users.pairs)
+        server = ServerProcess(db, workdir / "parley.log")
+    async with server:
+        driver = Driver([], [])
+        clients = await open_workload([server.url], tokens, workload, driver)
+        try:
+            return await measure(driver, workload, [server.pid])
+        finally:
+            abort_all(clients)
+
+
+async def _drive(driver: Driver, workload: Workload, warmup: bool) -> None:
     duration = min(1.0, workload.duration) if warmup else workload.duration
     if workload.cancel_after_ok is None:
         free: asyncio.Queue[int] = asyncio.Queue()
@@ -240,7 +309,8 @@ async def _drive(driver: _Driver, workload: Workload, warmup: bool) -> None:
     )  # fmt: skip
 
 
-def _spread(values: Sequence[float]) -> str:
+def spread(values: Sequence[float]) -> str:
+    """``min / median / max`` of the rounds' values, to one decimal."""
     if not values:
         return "n/a"
     return f"{min(values):.1f} / {statistics.median(values):.1f} / {max(values):.1f}"
@@ -276,17 +346,17 @@ async def compare(workload: Workload, workdir: Path, rounds: int) -> list[Figure
             goal = Goal.below(INVITE_P99_GOAL_MS) if q == 99 and not relay else None
             figures.append(
                 Figure(BENCH, f"{label}, {who}, p{q} (median of {rounds})",
-                       statistics.median(values), f"ms ({_spread(values)})", goal)
+                       statistics.median(values), f"ms ({spread(values)})", goal)
             )  # fmt: skip
         maxima = [max(s.incoming_ms, default=float("nan")) for s in samples]
         figures.append(
             Figure(BENCH, f"{label}, {who}, max (median of {rounds})",
-                   statistics.median(maxima), f"ms ({_spread(maxima)})")
+                   statistics.median(maxima), f"ms ({spread(maxima)})")
         )  # fmt: skip
         oks = [percentile(s.ok_ms, 50) for s in samples]
         figures.append(
             Figure(BENCH, f"invite -> ok, {workload.name}, {who}, p50 (median of {rounds})",
-                   statistics.median(oks), f"ms ({_spread(oks)})")
+                   statistics.median(oks), f"ms ({spread(oks)})")
         )  # fmt: skip
         errors = sum(len(s.errors) for s in samples)
         figures.append(
@@ -297,7 +367,7 @@ async def compare(workload: Workload, workdir: Path, rounds: int) -> list[Figure
         cpu = [100 * s.server_cpu / s.wall for s in samples if s.wall]
         figures.append(
             Figure(BENCH, f"{workload.name}, {who}: server CPU (median of {rounds})",
-                   statistics.median(cpu) if cpu else float("nan"), f"% ({_spread(cpu)})")
+                   statistics.median(cpu) if cpu else float("nan"), f"% ({spread(cpu)})")
         )  # fmt: skip
     ratios = [
         percentile(p.incoming_ms, 99) / percentile(r.incoming_ms, 99)
@@ -305,7 +375,7 @@ async def compare(workload: Workload, workdir: Path, rounds: int) -> list[Figure
     ]
     figures.append(
         Figure(BENCH, f"{label}: Parley p99 / relay p99 (median of {rounds})",
-               statistics.median(ratios), f"x ({_spread(ratios)})", Goal.at_most(RELAY_RATIO_GOAL))
+               statistics.median(ratios), f"x ({spread(ratios)})", Goal.at_most(RELAY_RATIO_GOAL))
     )  # fmt: skip
     return figures
 

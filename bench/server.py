@@ -48,7 +48,7 @@ from bench.serverproc import ServerProcess, raise_open_files_limit
 from signaling.protocol.constants import TOKEN_LIFETIME_S
 from signaling.server.config import ServerConfig
 from signaling.server.credentials import HashParameters, new_token, token_hash
-from signaling.server.store import SQLiteStore
+from signaling.server.store import SQLiteStore, store_for
 
 BENCH = "server"
 TARGET_CONNECTIONS = 5_000
@@ -81,28 +81,39 @@ def _precomputed_hash(params: HashParameters) -> str:
 
 
 async def seed(
-    db_path: Path, usernames: Sequence[str], contacts: Sequence[tuple[str, str]] = ()
+    db_path: Path | str,
+    usernames: Sequence[str],
+    contacts: Sequence[tuple[str, str]] = (),
+    concurrency: int = 1,
 ) -> dict[str, str]:
     """Create users (each with a session token) and accepted contacts, before the server runs.
 
-    Goes through :class:`SQLiteStore`, so the rows are exactly what the server
-    would have written. Returns each username's token.
+    Goes through the server's own store (SQLite, or PostgreSQL for a ``postgresql://``
+    ``db_path``), so the rows are exactly what the server would have written; ``concurrency``
+    users at a time (a PostgreSQL round trip is the cost there). Returns each username's token.
     """
     password_hash = _precomputed_hash(ServerConfig().hash_parameters)
     expires = time.time() + TOKEN_LIFETIME_S
     tokens: dict[str, str] = {}
-    store = SQLiteStore(db_path)
+    store = store_for(db_path)
     await store.open()
+
+    async def user(name: str) -> None:
+        await store.create_user(name, name, password_hash)
+        token = new_token()
+        await store.add_token(token_hash(token), name, expires)
+        tokens[name] = token
+
+    async def pair(asker: str, accepter: str) -> None:
+        await store.request_contact(asker, accepter)
+        if not await store.accept_contact(accepter, asker):
+            raise RuntimeError(f"could not seed contacts {asker} and {accepter}")
+
     try:
-        for name in usernames:
-            await store.create_user(name, name, password_hash)
-            token = new_token()
-            await store.add_token(token_hash(token), name, expires)
-            tokens[name] = token
-        for asker, accepter in contacts:
-            await store.request_contact(asker, accepter)
-            if not await store.accept_contact(accepter, asker):
-                raise RuntimeError(f"could not seed contacts {asker} and {accepter}")
+        for start in range(0, len(usernames), concurrency):
+            await asyncio.gather(*(user(n) for n in usernames[start : start + concurrency]))
+        for start in range(0, len(contacts), concurrency):
+            await asyncio.gather(*(pair(a, b) for a, b in contacts[start : start + concurrency]))
     finally:
         await store.close()
     return tokens

@@ -1,12 +1,13 @@
 """A signaling server in its own process, for the benchmarks, and the handle that starts it.
 
-``python -m bench.serverproc --db PATH`` serves a :class:`SignalingServer`
-on 127.0.0.1 with a free port and rate limits out of the way (the benchmarks
-send far more than one client would), prints ``URL ws://...`` on stdout, and
-serves until SIGTERM or SIGINT, or until its stdin closes, so that a load
-generator that dies cannot leave it behind. Everything else is the server's
-default configuration, Argon2 parameters included, and the Echo Test plugged in
-on its own thread, as ``parley-server`` does. It logs at ``info`` to its stderr, as
+``python -m bench.serverproc --db PATH|URL [--bus redis://…]`` serves a
+:class:`SignalingServer` on 127.0.0.1 with a free port (``--db`` a SQLite file or a
+``postgresql://`` database; with ``--bus``, as one instance of several) and rate limits
+out of the way (the benchmarks send far more than one client would), prints
+``URL ws://...`` on stdout, and serves until SIGTERM or SIGINT, or until its stdin
+closes, so that a load generator that dies cannot leave it behind. Everything else is
+the server's default configuration, Argon2 parameters included, and the Echo Test
+plugged in on its own thread, as ``parley-server`` does. It logs at ``info`` to its stderr, as
 ``parley-server`` does by default.
 
 :class:`ServerProcess` starts that process from a benchmark, reads its URL and
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import os
 import resource
 import signal
@@ -97,12 +99,18 @@ async def serve(config: ServerConfig) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m bench.serverproc``."""
     parser = argparse.ArgumentParser(prog="python -m bench.serverproc")
-    parser.add_argument("--db", type=Path, required=True, help="SQLite database file")
+    parser.add_argument(
+        "--db", required=True, help="SQLite database file, or a postgresql:// database"
+    )
+    parser.add_argument("--bus", help="redis:// URL: one instance of several (needs PostgreSQL)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     args = parser.parse_args(argv)
     raise_open_files_limit()
     configure(args.log_level)
-    config = ServerConfig(host="127.0.0.1", port=0, db_path=args.db, rate_limits=GENEROUS_LIMITS)
+    db: str | Path = args.db if args.db.startswith("postgres") else Path(args.db)
+    config = ServerConfig(host="127.0.0.1", port=0, db_path=db, rate_limits=GENEROUS_LIMITS)
+    if args.bus:
+        config = dataclasses.replace(config, bus_url=args.bus)
     asyncio.run(serve(config))
     return 0
 
@@ -113,19 +121,27 @@ def main(argv: list[str] | None = None) -> int:
 class ServerProcess:
     """A running ``bench.serverproc``: its URL, pid and memory; an async context manager.
 
-    ``log_path`` receives the server's stderr (its logfmt log).
+    ``log_path`` receives the server's stderr (its logfmt log). ``db_path`` may be a
+    ``postgresql://`` URL, and ``bus`` a ``redis://`` one (an instance of several).
     """
 
-    def __init__(self, db_path: Path, log_path: Path, log_level: str = "info") -> None:
+    def __init__(
+        self, db_path: Path | str, log_path: Path, log_level: str = "info", bus: str | None = None
+    ) -> None:
         self.db_path = db_path
         self.log_path = log_path
         self.log_level = log_level
+        self.bus = bus
         self.url = ""
         self._process: asyncio.subprocess.Process | None = None
 
     def arguments(self) -> list[str]:
         """What follows the interpreter on the server's command line."""
-        return ["-m", "bench.serverproc", "--db", str(self.db_path), "--log-level", self.log_level]
+        bus = ["--bus", self.bus] if self.bus else []
+        return [
+            "-m", "bench.serverproc", "--db", str(self.db_path), *bus,
+            "--log-level", self.log_level,
+        ]  # fmt: skip
 
     @property
     def pid(self) -> int:

@@ -6,6 +6,8 @@ import asyncio
 import json
 import math
 
+import pytest
+
 import bench.runner
 from bench import Benchmark, Figure, Goal, format_value, percentile
 from bench.calls import baseline_setup_once
@@ -112,6 +114,26 @@ async def test_invites_beside_the_relay_small(tmp_path):
         assert all(f.value > 0 and f.unit.endswith("/ 0 failed") for f in measured), measured
         ratio = next(f for f in figures if "relay p99" in f.figure)
         assert ratio.value > 0
+
+
+async def test_cluster_beside_one_instance_small(tmp_path):
+    """The three set-ups (real PostgreSQL and Redis, three instances), tiny: calls measured."""
+    from bench.cluster import compare
+    from bench.invites import Workload
+    from tests.cluster.redis_server import available as redis_available
+    from tests.pg import available as pg_available
+
+    if not (pg_available() and redis_available()):
+        pytest.skip("PostgreSQL 15 and redis-server are needed (installer/bootstrap)")
+    tiny = Workload(
+        "tiny", pairs=3, rate=15.0, duration=1.0,
+        idle_users=2, idle_per_user=3, cancel_after_ok=0.005,
+    )  # fmt: skip
+    figures = await compare(tiny, tmp_path, rounds=1)
+    measured = [f for f in figures if f.figure.endswith("calls measured / failed")]
+    # How many fit in the second depends on the machine's load; none may fail.
+    assert len(measured) == 3, figures
+    assert all(f.value > 0 and f.unit.endswith("/ 0 failed") for f in measured), measured
 
 
 async def test_baseline_call_setup_small():

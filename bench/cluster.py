@@ -1,0 +1,225 @@
+"""Several instances, one service: invite → ``call.incoming`` across instances, beside one.
+
+The load is the second workload of :mod:`bench.invites`, made bigger: 15,000 logged-in
+connections in all (146 idle users with 100 connections each, logged in by token, and 200
+caller/callee pairs of accepted contacts), each pair inviting every 200 ms and sending
+``call.cancel`` 5 ms after the invite's ``ok`` (1,000 invites/s). Each invite is timed from
+its send to the callee's ``call.incoming`` (and to its own ``ok``).
+
+The same load runs against three set-ups, in turn within each round so that whatever else
+loads the shared machine weighs on all alike:
+
+* **1 instance, SQLite**: ``parley-server`` as it runs by default (in-process routing);
+* **1 instance, PostgreSQL + Redis**: one ``parley-server --db postgresql://… --bus redis://…``;
+* **3 instances, PostgreSQL + Redis**: three of them on the same database and Redis, the
+  connections spread over them in turn, every caller on one instance and its callee on the
+  next, so that every invite crosses from one instance to another.
+
+PostgreSQL 15 (``initdb`` in a temporary directory) and ``redis-server`` are real, started
+here and removed at the end; the users and their tokens are written to each database once,
+before the first round. Every figure is min / median / max over the rounds; the load average
+is printed beside them, since the load generator, the instances, PostgreSQL and Redis share
+the machine (2 cores on the reference one). Measurements, not assertions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import Figure, Goal, percentile
+from bench.invites import Driver, Sample, Users, Workload, measure, open_workload, spread
+from bench.server import abort_all, seed
+from bench.serverproc import ServerProcess, raise_open_files_limit
+
+BENCH = "cluster"
+INVITE_P99_GOAL_MS = 20.0
+
+#: 200 pairs (400 connections) + 146 users x 100 idle connections = 15,000.
+LOAD = Workload(
+    "15,000 connections, 1,000 invites/s", pairs=200, rate=1000.0, duration=10.0,
+    idle_users=146, idle_per_user=100, cancel_after_ok=0.005,
+)  # fmt: skip
+#: The same shape, small: for the smoke test and ``--quick``.
+QUICK = Workload(
+    "1,100 connections, 250 invites/s", pairs=50, rate=250.0, duration=3.0,
+    idle_users=10, idle_per_user=100, cancel_after_ok=0.005,
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """How the service is run: how many instances, and whether over PostgreSQL and Redis."""
+
+    name: str
+    instances: int
+    shared: bool
+
+
+SETUPS = (
+    Setup("1 instance, SQLite", 1, False),
+    Setup("1 instance, PostgreSQL + Redis", 1, True),
+    Setup("3 instances, PostgreSQL + Redis", 3, True),
+)
+
+
+def _progress(text: str) -> None:
+    print(f"[cluster] {text}", file=sys.stderr, flush=True)
+
+
+class Backing:
+    """The real PostgreSQL and Redis of the run, and a SQLite file, each seeded once."""
+
+    def __init__(self, workdir: Path) -> None:
+        from tests.cluster.redis_server import RedisServer
+        from tests.pg import PostgresServer
+
+        self.workdir = workdir
+        self.postgres = PostgresServer()
+        self.redis = RedisServer()
+        self.sqlite = workdir / "service.db"
+        self.database = ""
+        #: Each user's token, in SQLite (False) and in PostgreSQL (True).
+        self.tokens: dict[bool, dict[str, str]] = {}
+
+    async def start(self, workload: Workload) -> None:
+        """Start PostgreSQL and Redis, and write the users and tokens to both databases."""
+        await asyncio.to_thread(self.postgres.start)
+        self.database = await asyncio.to_thread(self.postgres.new_database)
+        await asyncio.to_thread(self.redis.start)
+        users = Users.of(workload)
+        _progress(f"seeding {len(users.names)} users in SQLite and PostgreSQL")
+        self.tokens[False] = await seed(self.sqlite, users.names, users.pairs)
+        self.tokens[True] = await seed(self.database, users.names, users.pairs, concurrency=16)
+
+    def flush_redis(self) -> None:
+        """Nothing left from the previous run (leases, lists, mirrors)."""
+        done = subprocess.run(
+            ["redis-cli", "-p", str(self.redis.port), "FLUSHALL"],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"redis-cli FLUSHALL failed: {done.stderr.strip()}")
+
+    def remove(self) -> None:
+        """Stop both and remove their directories."""
+        self.redis.remove()
+        self.postgres.remove()
+
+
+async def run_once(
+    setup: Setup, workload: Workload, backing: Backing, workdir: Path
+) -> tuple[Sample, float]:
+    """One run of ``workload`` against fresh instances; the sample and the load average."""
+    if setup.shared:
+        await asyncio.to_thread(backing.flush_redis)
+    servers: list[ServerProcess] = []
+    try:
+        for number in range(setup.instances):
+            # One at a time: the first takes the coordinator's lease, the others join it.
+            server = ServerProcess(
+                backing.database if setup.shared else backing.sqlite,
+                workdir / f"instance{number + 1}.log",
+                bus=backing.redis.url if setup.shared else None,
+            )
+            servers.append(server)
+            await server.start(timeout=60)
+        driver = Driver([], [])
+        clients = await open_workload(
+            [s.url for s in servers], backing.tokens[setup.shared], workload, driver
+        )
+        try:
+            sample = await measure(driver, workload, [s.pid for s in servers])
+            return sample, os.getloadavg()[0]
+        finally:
+            abort_all(clients)
+    finally:
+        for server in servers:
+            await server.stop()
+
+
+def figures(setup: Setup, workload: Workload, runs: list[tuple[Sample, float]]) -> list[Figure]:
+    """One set-up's figures over the rounds."""
+    samples = [s for s, _ in runs]
+    rounds = len(runs)
+    label = f"invite -> incoming, {setup.name}"
+    out: list[Figure] = []
+    for q in (50, 99):
+        values = [percentile(s.incoming_ms, q) for s in samples]
+        goal = Goal.below(INVITE_P99_GOAL_MS) if q == 99 else None
+        out.append(
+            Figure(BENCH, f"{label}, p{q} (median of {rounds})",
+                   statistics.median(values), f"ms ({spread(values)})", goal)
+        )  # fmt: skip
+    maxima = [max(s.incoming_ms, default=float("nan")) for s in samples]
+    oks = [percentile(s.ok_ms, 50) for s in samples]
+    cpu = [100 * s.server_cpu / s.wall for s in samples if s.wall]
+    loads = [load for _, load in runs]
+    #: A pair waits for its call before the next: slow calls skip ticks, and the rate drops.
+    rates = [s.sent / s.wall for s in samples if s.wall]
+    errors = sum(len(s.errors) for s in samples)
+    expected = int(workload.rate * workload.duration * rounds * 0.97)
+    return [
+        *out,
+        Figure(BENCH, f"{label}, max (median of {rounds})",
+               statistics.median(maxima), f"ms ({spread(maxima)})"),
+        Figure(BENCH, f"invite -> ok, {setup.name}, p50 (median of {rounds})",
+               statistics.median(oks), f"ms ({spread(oks)})"),
+        Figure(BENCH, f"{label}, calls measured / failed", sum(s.sent for s in samples),
+               f"calls / {errors} failed", Goal.at_least(expected)),
+        Figure(BENCH, f"{setup.name}: invites/s made (median of {rounds})",
+               statistics.median(rates), f"/s of {workload.rate:g} ({spread(rates)})"),
+        Figure(BENCH, f"{setup.name}: servers' CPU, all instances (median of {rounds})",
+               statistics.median(cpu) if cpu else float("nan"), f"% of a core ({spread(cpu)})"),
+        Figure(BENCH, f"{setup.name}: load average, 1 min, at the end (median of {rounds})",
+               statistics.median(loads), f"({spread(loads)})"),
+    ]  # fmt: skip
+
+
+async def compare(workload: Workload, workdir: Path, rounds: int) -> list[Figure]:
+    """Run ``workload`` ``rounds`` times against every set-up, interleaved."""
+    raise_open_files_limit()
+    backing = Backing(workdir)
+    results: dict[Setup, list[tuple[Sample, float]]] = {setup: [] for setup in SETUPS}
+    try:
+        await backing.start(workload)
+        for number in range(rounds):
+            for setup in SETUPS:
+                _progress(f"{workload.name}: round {number + 1}/{rounds}, {setup.name}")
+                rundir = workdir / f"round{number + 1}-{setup.instances}-{int(setup.shared)}"
+                rundir.mkdir()
+                try:
+                    sample, load = await run_once(setup, workload, backing, rundir)
+                except Exception:
+                    for log in sorted(rundir.glob("*.log")):
+                        with contextlib.suppress(OSError):
+                            tail = log.read_text(errors="replace").splitlines()[-5:]
+                            _progress(f"{log.name}: {' | '.join(tail)}")
+                    raise
+                results[setup].append((sample, load))
+                _progress(
+                    f"{setup.name}: incoming p50 {percentile(sample.incoming_ms, 50):.1f} "
+                    f"p99 {percentile(sample.incoming_ms, 99):.1f} "
+                    f"max {max(sample.incoming_ms, default=float('nan')):.1f} ms, "
+                    f"ok p50 {percentile(sample.ok_ms, 50):.1f} ms, {sample.sent} calls, "
+                    f"{len(sample.errors)} errors {sample.errors[:1]}, "
+                    f"servers' CPU {100 * sample.server_cpu / max(sample.wall, 1e-9):.0f}%, "
+                    f"client CPU {100 * sample.client_cpu / max(sample.wall, 1e-9):.0f}%, "
+                    f"load {load:.1f}"
+                )
+    finally:
+        await asyncio.to_thread(backing.remove)
+    return [f for setup in SETUPS for f in figures(setup, workload, results[setup])]
+
+
+def run(quick: bool) -> list[Figure]:
+    """The three set-ups under 15,000 connections (``quick``: the small load, one round)."""
+    with tempfile.TemporaryDirectory(prefix="parley-cluster-") as tmp:
+        return asyncio.run(compare(QUICK if quick else LOAD, Path(tmp), 1 if quick else 3))
