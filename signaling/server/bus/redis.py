@@ -567,10 +567,18 @@ class RedisBus(Bus):
         finally:
             if self.remote.get(conn.peer.id) is conn:
                 del self.remote[conn.peer.id]
-            user, token = conn.session.user, conn.session.token_hash
-            await hub.disconnect(conn.session)
-            if user is not None:
-                self._hand_over(user.username, token)
+            # Stopping, the connection lives on on its instance: the next coordinator has it.
+            if not self._stopping:
+                await self._disconnect_remote(conn)
+
+    async def _disconnect_remote(self, conn: RemoteConn) -> None:
+        user, token = conn.session.user, conn.session.token_hash
+        try:
+            await self.hub.disconnect(conn.session)
+        except Exception as exc:
+            log_event("internal", 40, where="bus.disconnect", conn=conn.peer.id, error=repr(exc))
+        if user is not None:
+            self._hand_over(user.username, token)
 
     def _hand_over(self, username: str, token: str | None) -> None:
         """A connection closed after its device logged in again elsewhere (its instance died and

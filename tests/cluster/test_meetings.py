@@ -1,0 +1,46 @@
+"""A meeting whose participants sit on three instances, and the Echo Test (which lives on the
+coordinator) called from another instance."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.cluster.conftest import Service
+from tests.cluster.test_calls import AV, users_on
+from tests.wire import new_call_id
+
+
+async def test_a_meeting_across_three_instances(service: Service) -> None:
+    first, second, third = await service(3)
+    ana, bea, cat = await users_on(("ana", first), ("bea", second), ("cat", third))
+    meeting_id = new_call_id()
+    await ana.request("meeting.create", meeting_id=meeting_id, media=AV, invite=["bea", "cat"])
+    for invitee in (bea, cat):
+        assert (await invitee.next_event("meeting.invited"))["meeting_id"] == meeting_id
+    await bea.request("meeting.join", meeting_id=meeting_id, media=AV)
+    assert (await ana.next_event("meeting.joined"))["participant"]["username"] == "bea"
+    reply = await cat.request("meeting.join", meeting_id=meeting_id, media=AV)
+    assert sorted(p["username"] for p in reply["meeting"]["participants"]) == ["ana", "bea", "cat"]
+    for client in (ana, bea):
+        assert (await client.next_event("meeting.joined"))["participant"]["username"] == "cat"
+    offer = {"type": "offer", "sdp": "v=0"}
+    for to, client in (("ana", ana), ("bea", bea)):
+        await cat.request("rtc.signal", meeting_id=meeting_id, to=to, description=offer)
+        relayed = await client.next_event("rtc.signal")
+        assert (relayed["from"], relayed["description"]) == ("cat", offer)
+    await bea.request("meeting.leave", meeting_id=meeting_id)
+    for client in (ana, cat):
+        left = await client.next_event("meeting.left")
+        assert left["username"] == "bea"
+    await asyncio.gather(ana.close(), bea.close(), cat.close())
+
+
+async def test_the_echo_test_answers_a_caller_on_another_instance(service: Service) -> None:
+    _, second = await service(2)
+    (ana,) = await users_on(("ana", second))
+    call_id = new_call_id()
+    await ana.request("call.invite", to="echo", call_id=call_id, media=AV)
+    accepted = await ana.next_event("call.accepted", timeout=15)
+    assert accepted["call_id"] == call_id
+    await ana.request("call.hangup", call_id=call_id)
+    await ana.close()
