@@ -14,12 +14,14 @@ meeting's :class:`~gui.core.sfu_session.SfuMedia`: it goes on sending (fed by th
 shared media, so the frames keep their clock) and what it receives stays what the window
 shows of the other party. The media server's tracks of that party are held back until their
 subscription carries media (a frame of every kind the other party sends); then they are
-shown instead (``remote_track``), and this end tells the other one over the call's data
-channel (``{"t": "switched"}``). :class:`Handover` decides when the call's connection
-closes: once both ends get each other through the media server (each has switched and has
-heard that the other has), or :data:`HANDOVER_TIMEOUT_S` after this end switched without
-word from the other (an app that does not say it). It closes at once if it fails or falls
-silent, if the other party leaves, or when this end's part in the meeting ends.
+shown instead (``remote_track``; what the window had hooked to the call's receivers, its
+tile and the audio mixer's input, is unhooked, so nothing is shown or played twice), and this
+end tells the other one over the call's data channel (``{"t": "switched"}``).
+:class:`Handover` decides when the call's connection closes: once both ends get each other
+through the media server (each has switched and has heard that the other has), or
+:data:`HANDOVER_TIMEOUT_S` after this end switched without word from the other (an app that
+does not say it). It closes at once if it fails or falls silent, if the other party leaves,
+or when this end's part in the meeting ends.
 
 Events, through the meeting session: ``handover`` (username, ``"switched"`` or
 ``"closed"``).
@@ -190,6 +192,8 @@ class CallBridge:
         log.info("meeting %s: %s now through the media server", self._id, self.username)
         if self.peer is not None:
             self.peer.channel.send_switched()
+            for receiver in self.peer.receivers.values():
+                receiver.listeners.clear()  # no longer shown nor played: only counted
         self._show_held()
         self.session.emit("handover", self.username, "switched")
 
