@@ -1,0 +1,50 @@
+"""Which way a call that becomes a meeting goes, on a real server with a real Janus: through
+the media server (its capacity, a room made for it) when both parties' apps said ``sfu``; a
+mesh when one did not (its app could not take part otherwise)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from signaling.server import SignalingServer
+from tests.conftest import ServerFactory
+from tests.server.test_calls import connected
+from tests.sfu.conftest import SfuSetup
+from tests.sfu.test_relay import AV, apps, settings
+from tests.wire import WireClient, make_contacts, new_call_id
+
+
+async def move(client: WireClient, call_id: str) -> dict:
+    """``meeting.create`` from the call; the Meeting of the reply."""
+    reply = await client.request(
+        "meeting.create", meeting_id=new_call_id(), media=AV, from_call=call_id
+    )
+    return dict(reply["meeting"])
+
+
+async def test_a_call_between_two_apps_that_can_moves_through_the_media_server(
+    make_server: ServerFactory, sfu: SfuSetup
+) -> None:
+    server: SignalingServer = await make_server(echo_bot=False, sfu=settings(sfu))
+    ada, bob = await apps(server.url, "ada", "bob")
+    meeting = await move(ada, await connected(ada, bob))
+    assert meeting["topology"] == "sfu" and meeting["capacity"] == 8, meeting
+    ended = await bob.next_event("call.ended")
+    assert ended["reason"] == "moved_to_meeting" and ended["meeting"]["topology"] == "sfu"
+    assert server.hub is not None and server.hub.meetings.sfu is not None
+    room = server.hub.meetings.sfu.rooms[meeting["meeting_id"]]
+    await asyncio.wait_for(asyncio.shield(room.ready), 20)  # its room is made in Janus
+    assert room.room_id
+
+
+async def test_a_call_with_an_app_that_cannot_use_the_media_server_stays_a_mesh(
+    make_server: ServerFactory, sfu: SfuSetup
+) -> None:
+    server: SignalingServer = await make_server(echo_bot=False, sfu=settings(sfu))
+    (ada,) = await apps(server.url, "ada")
+    (bob,) = await apps(server.url, "bob", features=("meetings",))
+    await make_contacts([ada, bob])
+    meeting = await move(ada, await connected(ada, bob))
+    assert meeting["topology"] == "mesh" and meeting["capacity"] == 4, meeting
+    assert server.hub is not None and server.hub.meetings.sfu is not None
+    assert meeting["meeting_id"] not in server.hub.meetings.sfu.rooms
