@@ -50,6 +50,7 @@ from gui.core.meeting_session import MeetingSession
 from gui.core.peer_channel import ChatMessage, ChatUnavailable, PeerMediaState
 from gui.core.pinning import KnownServers
 from gui.core.quality import MediaPath, QualitySample
+from gui.core.receive_repair import repair_counts
 from gui.core.servers import server_argument
 from gui.core.signaling_client import (
     NotConnected,
@@ -721,6 +722,8 @@ class CallReporter:
             out.update(self.speaker.summary())
         screen = self.session.receivers.get("screen")
         out["screen_frames_received"] = screen.frames if isinstance(screen, VideoReceiver) else 0
+        # Lost packets asked for again, given up, key frames asked (gui/core/receive_repair.py).
+        out["video_repair"] = repair_counts(self.session.pc.getTransceivers())
         if self.shared is not None:
             out["screen_frames_sent"] = self.shared.frames_delivered
         session = self.session

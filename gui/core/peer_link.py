@@ -53,6 +53,7 @@ from gui.core.adaptation import SenderAdaptation, route_retransmissions
 from gui.core.ice import IceServer
 from gui.core.peer_channel import ChatMessage, PeerChannel, PeerMediaState
 from gui.core.quality import QualityMeter
+from gui.core.receive_repair import repair_receivers, round_trip
 from gui.core.remote_sdp import check_candidate, check_description, mids_in_sdp
 from gui.core.verification import fingerprints_in_sdp, verification_words
 from gui.media import decode_guard
@@ -338,6 +339,7 @@ class PeerLink(AsyncIOEventEmitter):
         """Each video sender's adaptation, from this second's stats (``adaptation.py``)."""
         if route_retransmissions(self.pc.getTransceivers()):
             log.info("%s: retransmissions routed to their receivers", self.label)
+        repair_receivers(self.pc.getTransceivers(), round_trip(report))
         for slot in (CAMERA, SCREEN):
             transceiver = self._slots.get(slot)
             if transceiver is None or transceiver.sender.track is None:
