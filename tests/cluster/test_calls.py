@@ -4,6 +4,7 @@ real ``parley-server`` processes; the users' connections sit on different instan
 from __future__ import annotations
 
 import asyncio
+import time
 
 from tests.cluster.conftest import Instance, Service
 from tests.wire import WireClient, make_contacts, new_call_id
@@ -59,14 +60,21 @@ async def test_caller_and_callee_on_two_other_instances(service: Service) -> Non
     await asyncio.gather(ada.close(), bob.close())
 
 
+async def patient(client: WireClient, kind: str, timeout: float = 30.0, **fields: object) -> dict:
+    """A request answered ``ok`` after as long as a new coordinator takes to come."""
+    request_id = f"patient-{new_call_id()}"
+    future: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
+    client._pending[request_id] = future
+    await client.send({"type": kind, "id": request_id, **fields})
+    reply = await asyncio.wait_for(future, timeout)
+    assert reply["type"] == "ok", reply
+    return reply
+
+
 async def patient_login(instance: Instance, token: str, timeout: float = 30.0) -> WireClient:
     """Log in by token on ``instance``, waiting as long as a coordinator takes to come."""
     client = await WireClient.open(instance.url)
-    future: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
-    client._pending["patient"] = future
-    await client.send({"type": "login", "id": "patient", "token": token})
-    reply = await asyncio.wait_for(future, timeout)
-    assert reply["type"] == "ok", reply
+    reply = await patient(client, "login", timeout, token=token)
     client.user, client.token = reply["user"], token
     return client
 
@@ -186,3 +194,36 @@ async def test_the_coordinator_killed_mid_call(service: Service) -> None:
     history = await ada.request("history.list")
     assert [(c["call_id"], c["reason"]) for c in history["calls"]] == [(call_id, "hangup")]
     await asyncio.gather(ada.close(), bob_again.close())
+
+
+async def test_a_ringing_call_outlives_the_coordinator(service: Service) -> None:
+    """The coordinator dies while bob's phone rings: the next one has the call from the
+    mirror, bob answers it, and it goes on."""
+    first, second, third = await service(3)
+    ada, bob = await users_on(("ada", second), ("bob", third))
+    call_id = new_call_id()
+    await ada.request("call.invite", to="bob", call_id=call_id, media=AV)
+    await bob.next_event("call.incoming")
+    await ada.next_event("call.ringing")
+    await asyncio.to_thread(first.kill)
+    await patient(bob, "call.accept", call_id=call_id)
+    await ada.next_event("call.accepted", timeout=10)
+    await call_goes_on(call_id, ada, bob)
+    await asyncio.gather(ada.close(), bob.close())
+
+
+async def test_the_ring_timeout_runs_on_after_the_coordinator_died(service: Service) -> None:
+    """The ringing timer's deadline is mirrored: the next coordinator ends the unanswered call
+    when the first would have (``timeout``), not a full ring later and not never."""
+    first, second, third = await service(3, "--ring-timeout", "8")
+    ada, bob = await users_on(("ada", second), ("bob", third))
+    call_id = new_call_id()
+    await ada.request("call.invite", to="bob", call_id=call_id, media=AV)
+    invited = time.monotonic()
+    await bob.next_event("call.incoming")
+    await asyncio.to_thread(first.kill)
+    ended = await ada.next_event("call.ended", timeout=20)
+    assert ended["reason"] == "timeout"
+    assert 7 < time.monotonic() - invited < 16  # 8 s as set; a second ring would be 16+
+    assert (await bob.next_event("call.ended"))["reason"] == "timeout"
+    await asyncio.gather(ada.close(), bob.close())

@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import re
 import secrets
 import signal
 import time
@@ -192,7 +193,8 @@ class RedisBus(Bus):
             await self._redis.set(beat(self.instance), b"1", px=BEAT_MS)
         except (RedisError, OSError, ValueError) as exc:
             await self._close_clients()
-            raise BusUnavailable(f"cannot reach Redis at {self.url}: {_reason(exc)}") from None
+            where = _masked(self.url)
+            raise BusUnavailable(f"cannot reach Redis at {where}: {_reason(exc)}") from None
         log_event("bus.joined", instance=self.instance)
         for work in (self._sender(), self._keep_alive(), self._read_inbox()):
             self._tasks.append(asyncio.get_running_loop().create_task(work))
@@ -685,6 +687,11 @@ async def _pop_batch(client: Client, key: str) -> list[bytes]:
     if more:
         items.extend(more)
     return items
+
+
+def _masked(url: str) -> str:
+    """``url`` with its password, if any, replaced by ``***``."""
+    return re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", url)
 
 
 def _reason(exc: BaseException) -> str:
