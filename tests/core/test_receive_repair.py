@@ -114,6 +114,17 @@ class Call:
             self.frame += 1
 
 
+def repaired_call(rtt_s: float | None) -> tuple[Receiver, Call, ReceiveRepair]:
+    """A receiver with its repair (told the round trip, if given), 10 frames in."""
+    receiver = Receiver()
+    call = Call(receiver)
+    repair = ReceiveRepair(receiver, clock=lambda: call.now)
+    if rtt_s is not None:
+        repair.plan.rtt_s = rtt_s
+    call.send(10)
+    return receiver, call, repair
+
+
 async def test_without_the_repair_one_lost_packet_holds_every_frame_back() -> None:
     """What aiortc 1.16 does alone: the jitter buffer waits for the packet (the freeze)."""
     receiver = Receiver()
@@ -124,11 +135,7 @@ async def test_without_the_repair_one_lost_packet_holds_every_frame_back() -> No
 
 
 async def test_a_lost_retransmission_is_asked_for_again_and_frames_flow_in_order() -> None:
-    receiver = Receiver()
-    call = Call(receiver)
-    repair = ReceiveRepair(receiver, clock=lambda: call.now)
-    repair.plan.rtt_s = 0.03
-    call.send(10)
+    receiver, call, repair = repaired_call(rtt_s=0.03)
     call.send(6, lose=frozenset({21}))  # frame 10's second packet, and its first retransmission
     await asyncio.sleep(0)
     assert receiver.nacks[0] == [21] and [21] in receiver.nacks[1:]
@@ -139,11 +146,7 @@ async def test_a_lost_retransmission_is_asked_for_again_and_frames_flow_in_order
 
 
 async def test_a_packet_that_never_comes_is_given_up_and_video_resumes_at_a_key_frame() -> None:
-    receiver = Receiver()
-    call = Call(receiver)
-    repair = ReceiveRepair(receiver, clock=lambda: call.now)
-    repair.plan.rtt_s = 0.03
-    call.send(10)
+    receiver, call, repair = repaired_call(rtt_s=0.03)
     start = call.now
     call.send(12, lose=frozenset({21}))  # 0.4 s: past the deadline (0.3 s at this round trip)
     assert repair.given_up == 1 and receiver.plis == 1
@@ -161,21 +164,14 @@ async def test_a_packet_that_never_comes_is_given_up_and_video_resumes_at_a_key_
 
 
 async def test_giving_up_goes_straight_to_a_key_frame_already_there() -> None:
-    receiver = Receiver()
-    call = Call(receiver)
-    repair = ReceiveRepair(receiver, clock=lambda: call.now)
-    repair.plan.rtt_s = 0.03
-    call.send(10)
+    receiver, call, repair = repaired_call(rtt_s=0.03)
     call.send(14, lose=frozenset({21}), key=14)  # a key frame 4 frames after the loss
     assert repair.given_up == 1
     assert receiver.frames[10].startswith(KEY) and len(receiver.frames) >= 15
 
 
 async def test_a_key_frame_that_does_not_come_is_asked_for_again_then_decoding_resumes() -> None:
-    receiver = Receiver()
-    call = Call(receiver)
-    repair = ReceiveRepair(receiver, clock=lambda: call.now)
-    call.send(10)
+    receiver, call, repair = repaired_call(rtt_s=None)
     call.send(45, lose=frozenset({21}))  # 1.5 s: given up, then no key frame
     assert repair.given_up == 1 and receiver.plis >= 2
     frames = len(receiver.frames)
