@@ -19,6 +19,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from gui.core.sfu_session import CappedVideoTrack, VideoChooser, height_cap
 from signaling.server.sfu import launch
 from signaling.server.sfu.pool import SfuAddress
+from signaling.server.sfu.sweep import deployment_of, room_description, room_secret
 from tests.server.process import run_server
 from tests.sfu.janus_proc import free_port, listening
 
@@ -80,6 +81,18 @@ def test_sfu_addresses() -> None:
             SfuAddress.parse(bad)
 
 
+def test_rooms_are_marked_with_the_service_and_their_secret_can_be_worked_out_again() -> None:
+    assert room_description("svc", "m-1") == "parley:svc:m-1"
+    assert room_secret("s" * 24, "room") == room_secret("s" * 24, "room")
+    assert room_secret("s" * 24, "room") != room_secret("t" * 24, "room")
+    assert room_secret("s" * 24, "room") != room_secret("s" * 24, "other")
+    # One service: the same database; another service, another one (never the password).
+    one = deployment_of("postgresql://u:pw@db.example:5433/parley")
+    assert one == deployment_of("postgresql://u:other@db.example:5433/parley")
+    assert one != deployment_of("postgresql://u:pw@db.example:5433/elsewhere")
+    assert deployment_of(Path("/var/lib/parley/parley.db")) != one
+
+
 def test_the_admin_secret_file_is_checked(tmp_path: Path) -> None:
     good = tmp_path / "good"
     good.write_text("a" * 24 + "\n")
@@ -116,6 +129,7 @@ def test_parley_server_says_what_is_wrong_with_its_sfu_options(tmp_path: Path) -
         (["--sfu", "ws://127.0.0.1:8188", "--sfu-admin-secret-file", str(secret)], "16 to 256"),
         (["--sfu", "http://x"], "is not a ws://HOST:PORT address"),
         (["--sfu", "ws://127.0.0.1:8188", "--sfu-capacity", "1"], "at least 2"),
+        (["--sfu-deployment", "a b"], "1 to 64 letters, digits and ._-"),
     ]
     for args, message in cases:
         result = run_server("--port", "0", "--db", str(tmp_path / "db"), *args)
