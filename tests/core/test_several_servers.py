@@ -10,12 +10,14 @@ itself, with the same token; when none answers, each one's reason is given.
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gui.core.backoff import Backoff
+from gui.core.pinning import KnownServers
 from gui.core.signaling_client import LinkState, NotConnected, SignalingClient, TlsRefused
 from tests.conftest import ServerFactory
 from tests.pg import free_port
@@ -79,6 +81,29 @@ async def test_a_refused_certificate_is_said_and_the_next_server_used(
     alone = SignalingClient([untrusted.url, untrusted.url.replace("/ws", "/ws/")])
     with pytest.raises(TlsRefused, match=r"^every server was refused: wss://"):
         await alone.connect()
+
+
+async def test_a_pin_mismatch_on_one_server_does_not_block_the_other(
+    tmp_path: Path, make_server: ServerFactory
+) -> None:
+    files = make_server_files(tmp_path)
+    pinned = await make_server(tls_cert=files.cert, tls_key=files.key)
+    plain = await make_server()
+    known = KnownServers(tmp_path / "known_servers.json")
+    address = pinned.url.removeprefix("wss://").removesuffix("/ws")
+    known.path.write_text(json.dumps({address: "00" * 32}))  # pinned: another certificate
+    client = SignalingClient([pinned.url, plain.url], known_servers=known, connect_timeout=5)
+    events: list[dict[str, Any]] = []
+    client.on_event(events.append)
+    try:
+        await client.connect()
+        await client.register("several-pin", "correct horse")
+        assert client.url == plain.url
+        (refused,) = [e for e in events if e["type"] == "client.server_refused"]
+        assert refused["url"] == pinned.url and not refused["error"].untrusted
+        assert f"the certificate of the server at {address} has changed" in str(refused["error"])
+    finally:
+        await client.close()
 
 
 async def test_a_dropped_connection_comes_back_through_another_server(
