@@ -201,8 +201,6 @@ class SignalingServer:
         self.metrics.gauge(
             "parley_meetings_active", "Meetings in progress.", lambda: len(hub.meetings.table)
         )
-        if hub.meetings.sfu is not None:
-            await hub.meetings.sfu.start()
         try:
             await self._start_bots(hub)
         except BaseException:

@@ -4,9 +4,10 @@ coordinator) called from another instance."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 from tests.cluster.conftest import Service
-from tests.cluster.test_calls import AV, users_on
+from tests.cluster.test_calls import AV, patient, patient_login, users_on
 from tests.wire import new_call_id
 
 
@@ -44,3 +45,40 @@ async def test_the_echo_test_answers_a_caller_on_another_instance(service: Servi
     assert accepted["call_id"] == call_id
     await ana.request("call.hangup", call_id=call_id)
     await ana.close()
+
+
+async def test_a_meeting_outlives_the_coordinator(service: Service) -> None:
+    """The coordinator dies in a mesh meeting with two participants on it: the next one has the
+    meeting from the mirror. One of the two comes back by token and joins again; the other does
+    not, and leaves ``lost`` when the grace runs out. The others never noticed a thing."""
+    first, second, third = await service(3, "--reconnect-grace", "6")
+    ana, dan, bea, cat = await users_on(
+        ("ana", first), ("dan", first), ("bea", second), ("cat", third)
+    )
+    meeting_id = new_call_id()
+    await ana.request(
+        "meeting.create", meeting_id=meeting_id, media=AV, invite=["bea", "cat", "dan"]
+    )
+    for client in (dan, bea, cat):
+        await client.request("meeting.join", meeting_id=meeting_id, media=AV)
+    assert ana.token is not None
+    await asyncio.to_thread(first.kill)
+    died = time.monotonic()
+    ana_again = await patient_login(second, ana.token)
+    reply = await patient(ana_again, "meeting.join", meeting_id=meeting_id, media=AV)
+    present = sorted(p["username"] for p in reply["meeting"]["participants"])
+    assert present == ["ana", "bea", "cat", "dan"]
+    offer = {"type": "offer", "sdp": "v=0"}
+    await cat.request("rtc.signal", meeting_id=meeting_id, to="ana", description=offer)
+    assert (await ana_again.next_event("rtc.signal", timeout=10))["from"] == "cat"
+    await bea.request("rtc.signal", meeting_id=meeting_id, to="cat", description=offer)
+    assert (await cat.next_event("rtc.signal", timeout=10))["from"] == "bea"
+    for client in (ana_again, bea, cat):
+        left = await client.next_event("meeting.left", timeout=20)
+        assert (left["username"], left["reason"]) == ("dan", "lost")
+    assert time.monotonic() - died > 5  # the grace, not at once
+    for client in (bea, cat, ana_again):
+        await client.request("meeting.leave", meeting_id=meeting_id)
+    history = await cat.request("history.list")
+    assert [m["meeting_id"] for m in history["meetings"]] == [meeting_id]
+    await asyncio.gather(ana_again.close(), bea.close(), cat.close())

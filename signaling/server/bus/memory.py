@@ -22,7 +22,8 @@ class MemoryBus(Bus):
 
     @override
     async def start(self) -> None:
-        return None
+        if self.hub.meetings.sfu is not None:  # meetings through a media server
+            await self.hub.meetings.sfu.start()
 
     @override
     async def stop(self) -> None:

@@ -18,10 +18,11 @@ import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, override
 
-from signaling.protocol.constants import CallReason, Presence
+from signaling.protocol.constants import CallReason, Presence, Topology
 from signaling.protocol.messages import Json, Media
 from signaling.server.calls import Call, CallPhase, CallTable
 from signaling.server.hub import Hub, Session
+from signaling.server.meetings import Invitation, Meeting, MeetingTable, Participant, Person
 from signaling.server.routing import Timers
 from signaling.server.store import UserRecord
 
@@ -44,6 +45,58 @@ class WatchedCalls(CallTable):
     def remove(self, call: Call) -> None:
         super().remove(call)
         self._changed(call.call_id)
+
+
+class WatchedMeetings(MeetingTable):
+    """The meeting table, reporting each meeting looked up or changed by its id.
+
+    A meeting changes in many ways (joins, media, chat, invitations), always right after the
+    hub looked it up here; reporting the look-up has its state written a moment later.
+    """
+
+    def __init__(self, changed: Changed) -> None:
+        super().__init__()
+        self._changed = changed
+
+    def _seen(self, meeting: Meeting | None) -> Meeting | None:
+        if meeting is not None:
+            self._changed(meeting.meeting_id)
+        return meeting
+
+    @override
+    def get(self, meeting_id: str) -> Meeting | None:
+        return self._seen(super().get(meeting_id))
+
+    @override
+    def of_user(self, username: str) -> Meeting | None:
+        return self._seen(super().of_user(username))
+
+    @override
+    def invitations_of(self, username: str) -> list[Meeting]:
+        found = super().invitations_of(username)
+        for meeting in found:
+            self._seen(meeting)
+        return found
+
+    @override
+    def add(self, meeting: Meeting) -> None:
+        super().add(meeting)
+        self._seen(meeting)
+
+    @override
+    def joined(self, meeting: Meeting, username: str) -> None:
+        super().joined(meeting, username)
+        self._seen(meeting)
+
+    @override
+    def left(self, meeting: Meeting, username: str) -> None:
+        super().left(meeting, username)
+        self._seen(meeting)
+
+    @override
+    def remove(self, meeting: Meeting) -> None:
+        super().remove(meeting)
+        self._seen(meeting)
 
 
 class WatchedPresence(dict[str, Presence]):
@@ -70,43 +123,49 @@ class WatchedPresence(dict[str, Presence]):
         return found
 
 
-def call_of(key: Hashable) -> str | None:
-    """The call id of a call timer's key (``("call", id, what)``), else ``None``."""
-    if isinstance(key, tuple) and len(key) == 3 and key[0] == "call":
-        return str(key[1])
+def owner_of(key: Hashable) -> tuple[str, str, str] | None:
+    """A call's or a meeting's timer key (``("call"|"meeting", id, name)``), else ``None``."""
+    if isinstance(key, tuple) and len(key) == 3 and key[0] in ("call", "meeting"):
+        return str(key[0]), str(key[1]), str(key[2])
     return None
 
 
 class WatchedTimers(Timers):
-    """The hub's timers, remembering each call timer's deadline (Unix seconds)."""
+    """The hub's timers, remembering each call's and meeting's timers' deadlines (Unix s)."""
 
     def __init__(self, spawn: Callable[[Awaitable[None]], None], changed: Changed) -> None:
         super().__init__(spawn)
         self._changed = changed
-        #: Call id → timer name ("ring" or a party's username) → deadline.
-        self.deadlines: dict[str, dict[str, float]] = {}
+        #: ("call"|"meeting", id) → timer name ("ring" or a username) → deadline.
+        self.deadlines: dict[tuple[str, str], dict[str, float]] = {}
+
+    def of(self, kind: str, owner: str) -> dict[str, float]:
+        """The deadlines of one call's or meeting's timers, by name."""
+        return self.deadlines.get((kind, owner), {})
 
     @override
     def start(self, key: Hashable, delay: float, work: Callable[[], Awaitable[None]]) -> None:
         super().start(key, delay, work)
-        call_id = call_of(key)
-        if call_id is not None:
-            assert isinstance(key, tuple)
-            self.deadlines.setdefault(call_id, {})[str(key[2])] = time.time() + delay
-            self._changed(call_id)
+        owner = owner_of(key)
+        if owner is not None:
+            kind, owner_id, name = owner
+            self.deadlines.setdefault((kind, owner_id), {})[name] = time.time() + delay
+            if kind == "call":
+                self._changed(owner_id)
 
     @override
     def cancel(self, key: Hashable) -> None:
         super().cancel(key)
-        call_id = call_of(key)
-        if call_id is None:
+        owner = owner_of(key)
+        if owner is None:
             return
-        assert isinstance(key, tuple)
-        timers = self.deadlines.get(call_id)
-        if timers is not None and timers.pop(str(key[2]), None) is not None:
+        kind, owner_id, name = owner
+        timers = self.deadlines.get((kind, owner_id))
+        if timers is not None and timers.pop(name, None) is not None:
             if not timers:
-                del self.deadlines[call_id]
-            self._changed(call_id)
+                del self.deadlines[(kind, owner_id)]
+            if kind == "call":
+                self._changed(owner_id)
 
     @override
     def cancel_all(self) -> None:
@@ -114,10 +173,18 @@ class WatchedTimers(Timers):
         self.deadlines.clear()
 
 
-def install(hub: Hub, call_changed: Changed, presence_changed: Changed) -> WatchedTimers:
-    """Swap the hub's (still empty) call table, chosen presence and timers for watched ones."""
+def install(
+    hub: Hub, call_changed: Changed, presence_changed: Changed, meeting_changed: Changed
+) -> WatchedTimers:
+    """Swap the hub's (still empty) call and meeting tables, chosen presence and timers for
+    watched ones."""
     assert not len(hub.calls) and not hub.chosen_presence, "install before the hub serves"
+    assert not len(hub.meetings.table), "install before the hub serves"
     hub.calls = WatchedCalls(frozenset(hub.calls._unlimited), call_changed)
+    meetings = WatchedMeetings(meeting_changed)
+    hub.meetings.table = meetings
+    if hub.meetings.sfu is not None:
+        hub.meetings.sfu.table = meetings
     hub.chosen_presence = WatchedPresence(presence_changed)
     timers = WatchedTimers(hub._spawn, call_changed)
     hub.timers = timers
@@ -158,6 +225,63 @@ def call_from_json(text: str | bytes) -> tuple[Call, dict[str, float]]:
         data["answered"],
     )
     return call, {str(k): float(v) for k, v in data["timers"].items()}
+
+
+def meeting_json(meeting: Meeting, deadlines: dict[str, float]) -> str:
+    """A meeting in progress and its participants' grace deadlines, as stored in Redis."""
+    return json.dumps(
+        {
+            "id": meeting.meeting_id,
+            "host": meeting.host,
+            "capacity": meeting.capacity,
+            "started": meeting.started_at,
+            "title": meeting.title,
+            "topology": meeting.topology.value,
+            "participants": [
+                [p.username, p.person.display_name, p.audio, p.video, p.screen, p.joined_at, p.conn]
+                for p in meeting.participants.values()
+            ],
+            "invited": [
+                [
+                    i.person.username,
+                    i.person.display_name,
+                    i.inviter.username,
+                    i.inviter.display_name,
+                    i.media.audio,
+                    i.media.video,
+                ]
+                for i in meeting.invited.values()
+            ],
+            "former": sorted(meeting.former),
+            "chat": list(meeting.chat),
+            "timers": deadlines,
+        },
+        separators=(",", ":"),
+    )
+
+
+def meeting_from_json(text: str | bytes) -> tuple[Meeting, dict[str, float]]:
+    """The inverse of :func:`meeting_json`."""
+    data = json.loads(text)
+    meeting = Meeting(
+        str(data["id"]),
+        str(data["host"]),
+        int(data["capacity"]),
+        float(data["started"]),
+        data["title"],
+        Topology(data["topology"]),
+    )
+    for username, name, audio, video, screen, joined, conn in data["participants"]:
+        meeting.participants[username] = Participant(
+            Person(username, name), bool(audio), bool(video), float(joined), conn, bool(screen)
+        )
+    for username, name, by, by_name, audio, video in data["invited"]:
+        meeting.invited[username] = Invitation(
+            Person(username, name), Person(by, by_name), Media(bool(audio), bool(video))
+        )
+    meeting.former.update(data["former"])
+    meeting.chat.extend(data["chat"])
+    return meeting, {str(k): float(v) for k, v in data["timers"].items()}
 
 
 def timer_reason(name: str) -> CallReason:

@@ -38,14 +38,20 @@ import re
 import secrets
 import signal
 import time
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, override
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from signaling.protocol.constants import ECHO_USERNAME, CallReason, Presence
+from signaling.protocol.constants import (
+    ECHO_USERNAME,
+    CallReason,
+    MeetingReason,
+    Presence,
+    Topology,
+)
 from signaling.protocol.messages import Json
 from signaling.server.bus.base import Bus, BusUnavailable
 from signaling.server.bus.mirror import (
@@ -53,13 +59,17 @@ from signaling.server.bus.mirror import (
     call_from_json,
     call_json,
     install,
+    meeting_from_json,
+    meeting_json,
     restore_session,
     session_state,
     timer_reason,
 )
 from signaling.server.calls import CallPhase
 from signaling.server.hub import Hub, Peer, Session
+from signaling.server.hub_meetings import MeetingRouter
 from signaling.server.logs import log_event
+from signaling.server.meetings import Meeting, MeetingTable
 
 #: redis-py's asyncio client (its annotations are the sync client's, unions mypy cannot await).
 Client = Any
@@ -70,6 +80,7 @@ TO_COORDINATOR = PREFIX + "to-coordinator"
 ANNOUNCE = PREFIX + "announce"
 CALLS = PREFIX + "calls"
 PRESENCE = PREFIX + "presence"
+MEETINGS = PREFIX + "meetings"
 #: Set by the first coordinator of a Redis database: history left open before it is closed.
 STARTED = PREFIX + "started"
 
@@ -168,8 +179,13 @@ class RedisBus(Bus):
         self._tasks: list[asyncio.Task[None]] = []
         self._coordinator_tasks: set[asyncio.Future[None]] = set()
         self._missing_since: dict[int, float] = {}
+        self._meetings_written: dict[str, str] = {}
+        self._dirty_meetings: set[str] = set()
+        self._meetings_due = False
         self._stopping = False
-        self._timers: WatchedTimers = install(hub, self._call_changed, self._presence_changed)
+        self._timers: WatchedTimers = install(
+            hub, self._call_changed, self._presence_changed, self._meeting_changed
+        )
 
     # Life cycle -------------------------------------------------------------
 
@@ -324,6 +340,10 @@ class RedisBus(Bus):
         self._dirty_calls.add(call_id)
         self._out_ready.set()
 
+    def _meeting_changed(self, meeting_id: str) -> None:
+        self._dirty_meetings.add(meeting_id)
+        self._out_ready.set()
+
     def _presence_changed(self, username: str) -> None:
         self._dirty_presence.add(username)
         self._out_ready.set()
@@ -334,17 +354,36 @@ class RedisBus(Bus):
         calls, self._dirty_calls = self._dirty_calls, set()
         for call_id in calls:
             call = self.hub.calls.get(call_id)
-            text = (
-                None if call is None else call_json(call, self._timers.deadlines.get(call_id, {}))
-            )
+            text = None if call is None else call_json(call, self._timers.of("call", call_id))
             writes.append((CALLS, call_id, text))
         users, self._dirty_presence = self._dirty_presence, set()
         for user in users:
             chosen = self.hub.chosen_presence.get(user)
             writes.append((PRESENCE, user, None if chosen is None else chosen.value))
+        meetings, self._dirty_meetings = self._dirty_meetings, set()
+        if self._meetings_due:
+            # Once a tick, every meeting: a change made after an await, not after a look-up.
+            self._meetings_due = False
+            meetings.update(self._meetings_written)
+            meetings.update(m.meeting_id for m in self.hub.meetings.table.all())
+        table = self.hub.meetings.table
+        for meeting_id in meetings:
+            meeting = MeetingTable.get(table, meeting_id)  # not ``table.get``: that reports
+            text = None
+            if meeting is not None:
+                text = meeting_json(meeting, self._timers.of("meeting", meeting_id))
+            if self._meetings_written.get(meeting_id) == text:
+                continue
+            writes.append((MEETINGS, meeting_id, text))
+            if text is None:
+                self._meetings_written.pop(meeting_id, None)
+            else:
+                self._meetings_written[meeting_id] = text
         return writes
 
     def _mirror_everything(self) -> None:
+        self._meetings_written = {}
+        self._meetings_due = True
         self._dirty_calls.update(c.call_id for c in self.hub.calls.all())
         self._dirty_presence.update(self.hub.chosen_presence)
         self._out_ready.set()
@@ -363,6 +402,8 @@ class RedisBus(Bus):
                     if held == 0:
                         self._lost_lease()
                         return
+                    self._meetings_due = True  # meetings are compared once a tick
+                    self._out_ready.set()
                     if held == 2:  # Redis restarted: its lists and the mirror are gone too
                         log_event("bus.lease_retaken", 30, instance=self.instance)
                         await self._redis.set(STARTED, b"1")
@@ -422,6 +463,7 @@ class RedisBus(Bus):
         hub = self.hub
         calls_raw = await self._redis.hgetall(CALLS)
         presence_raw = await self._redis.hgetall(PRESENCE)
+        meetings_raw = await self._redis.hgetall(MEETINGS)
         if await self._redis.set(STARTED, b"1", nx=True):
             from signaling.server.app import close_unfinished
 
@@ -436,12 +478,21 @@ class RedisBus(Bus):
             if hub.calls.get(call.call_id) is None:
                 hub.calls.add(call)
                 timers[call.call_id] = deadlines
+        meetings: dict[str, dict[str, float]] = {}
+        for raw in meetings_raw.values():
+            meeting, deadlines = meeting_from_json(raw)
+            if hub.meetings.table.get(meeting.meeting_id) is None:
+                hub.meetings.table.add(meeting)
+                meetings[meeting.meeting_id] = deadlines
         for conn in self.local.values():
             conn.session = hub.connect(conn.peer)
             if conn.state is not None:
                 restore_session(hub, conn.session, conn.state)
         await self._gather_announcements(await self._live_instances())
         self._resume_calls(timers)
+        self._resume_meetings(meetings)
+        if hub.meetings.sfu is not None:  # the coordinator runs the rooms on the media servers
+            await hub.meetings.sfu.start()
         # Frames forwarded meanwhile wait in the list: their connections are known now.
         self._spawn(self._read_coordinator_list())
         for username in before - set(hub.by_user):
@@ -533,6 +584,37 @@ class RedisBus(Bus):
                 elif session is None or session.user is None:
                     call.bind(party, None)
                     hub._start_grace(call, party)
+
+    def _resume_meetings(self, timers: dict[str, dict[str, float]]) -> None:
+        """Mirrored meetings go on in a mesh, graces from their deadlines or for participants
+        gone; a meeting through a media server ends (its rooms were the dead instance's)."""
+        router = self.hub.meetings
+        now = time.time()
+        for meeting_id, deadlines in timers.items():
+            meeting = router.table.get(meeting_id)
+            if meeting is None:
+                continue
+            if meeting.topology is Topology.SFU:
+                self._spawn(self._end_meeting(meeting))
+                continue
+            for participant in list(meeting.participants.values()):
+                username = participant.username
+                conn = participant.conn
+                session = self.hub.sessions.get(conn) if conn is not None else None
+                deadline = deadlines.get(username)
+                if deadline is None and session is not None and session.user is not None:
+                    continue
+                participant.conn = None
+                delay = self.hub.config.reconnect_grace_s if deadline is None else deadline - now
+                self.hub.timers.start(
+                    ("meeting", meeting_id, username),
+                    max(0.0, delay),
+                    _lost(router, meeting, username),
+                )
+
+    async def _end_meeting(self, meeting: Meeting) -> None:
+        router = self.hub.meetings
+        await self.hub.follow_up(await router._finish(meeting, MeetingReason.ENDED))
 
     async def _resync(self) -> None:
         """After Redis lost everything: every instance says again which connections it has."""
@@ -675,6 +757,11 @@ class RedisBus(Bus):
             conn.peer.send(item["m"])
         elif kind == "state":
             conn.state = item["s"]
+
+
+def _lost(router: MeetingRouter, meeting: Meeting, username: str) -> Callable[[], Awaitable[None]]:
+    """A meeting participant's grace ran out (``MeetingRouter.detached``'s timer)."""
+    return lambda: router._lost(meeting, username)
 
 
 async def _pop_batch(client: Client, key: str) -> list[bytes]:
