@@ -50,6 +50,7 @@ __all__ = [
     "OpenLink",
     "Participant",
     "ParticipantsChanged",
+    "RetryJoin",
     "RetryLink",
     "SendRequest",
     "StateChanged",
@@ -158,6 +159,18 @@ class StateChanged:
 #: only, after each of these delays in turn (seconds); after the last, the tile stays failed
 #: until the other participant offers (coming back) or leaves. A link that connects starts over.
 LINK_RETRY_DELAYS_S = (1.0, 3.0, 8.0)
+#: Coming back on a new connection (a new address) while the server still holds the old one,
+#: which it notices only after up to a minute of silence (``SILENCE_TIMEOUT_S``), the join is
+#: refused ``busy``: it is tried again every ``REJOIN_RETRY_S``, this many times (75 s).
+REJOIN_RETRY_S = 3.0
+REJOIN_ATTEMPTS = 25
+
+
+@dataclass(frozen=True, slots=True)
+class RetryJoin:
+    """In ``delay_s`` seconds, call :meth:`MeetingMachine.retry_join`."""
+
+    delay_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +191,7 @@ Action = (
     | ParticipantsChanged
     | StateChanged
     | RetryLink
+    | RetryJoin
 )
 
 
@@ -218,6 +232,7 @@ class MeetingMachine:
         self._links: dict[str, _Link] = {}
         self._actions: list[Action] = []
         self._rejoining = False
+        self._rejoin_attempts = 0
         self._early: list[Json] = []
         #: Retries of a failed link this end offered, by participant, since it last connected.
         self._retries: dict[str, int] = {}
@@ -464,7 +479,11 @@ class MeetingMachine:
         if self.ended:
             return
         if kind in ("meeting.create", "meeting.join") and self.state is MeetingState.JOINING:
-            if self._rejoining and code == "not_found":
+            if self._rejoining and code == "busy" and self._rejoin_attempts < REJOIN_ATTEMPTS:
+                # The server still holds this end's old connection: wait for it to let go.
+                self._rejoin_attempts += 1
+                self._do(RetryJoin(REJOIN_RETRY_S))
+            elif self._rejoining and code == "not_found":
                 self._end("ended")  # it ended while this end was away
             else:
                 self._end(code)  # meeting_full, forbidden, not_found, busy...
@@ -617,6 +636,11 @@ class MeetingMachine:
             self._do(RetryLink(username, LINK_RETRY_DELAYS_S[attempt]))
         self._changed()
 
+    def retry_join(self) -> None:
+        """The I/O layer's timer of :class:`RetryJoin`: ask to join again (coming back)."""
+        if self.state is MeetingState.JOINING and self._rejoining:
+            self._send_join()
+
     def retry_link(self, username: str) -> None:
         """The I/O layer's timer of :class:`RetryLink`: offer ``username`` a fresh link, if
         they are still here and nothing linked meanwhile (their own offer, coming back)."""
@@ -671,6 +695,7 @@ class MeetingMachine:
         binds the new connection), then offer anew to everyone."""
         if self.state is MeetingState.JOINED:
             self._rejoining = True
+            self._rejoin_attempts = 0
             self._send_join()
             self._enter(MeetingState.JOINING)
 

@@ -47,6 +47,7 @@ from gui.core.meeting_machine import (
     MeetingState,
     OpenLink,
     ParticipantsChanged,
+    RetryJoin,
     RetryLink,
     SendRequest,
     StateChanged,
@@ -74,6 +75,7 @@ Json = dict[str, Any]
 #: What a meeting hears from each of its links.
 LINK_EVENTS = (
     "connection",
+    "quiet",
     "silent",
     "remote_track",
     "stats",
@@ -156,6 +158,7 @@ class MeetingSession(AsyncIOEventEmitter):
         #: receivers' figures).
         self.history: dict[str, list[PeerLink]] = {}
         self._proxies: dict[str, dict[str, MediaStreamTrack]] = {}
+        self._signaling_check: asyncio.Task[Any] | None = None
         #: Chat messages sent and not yet acknowledged: the id shown here → the link's own id
         #: per participant still to acknowledge.
         self._undelivered: dict[str, dict[str, str]] = {}
@@ -392,6 +395,8 @@ class MeetingSession(AsyncIOEventEmitter):
             return
         if event == "connection":
             self.machine.link_state(username, args[0])
+        elif event == "quiet":
+            self._check_signaling()
         elif event == "silent":
             self.machine.link_silent(username)
         elif event == "deadline":
@@ -412,6 +417,19 @@ class MeetingSession(AsyncIOEventEmitter):
         elif event == "delivered":
             self._delivered(username, *args)
         self._pump()
+
+    def _check_signaling(self) -> None:
+        """A link heard nothing for ``path_quiet_s``: this end's signaling may be as dead as
+        the path (a new address leaves the old socket silent long before its keepalive
+        notices). Ping the server, as a call does (``CallSession._path_quiet``): a socket that
+        does not answer is dropped, the client reconnects, and the meeting joins again and
+        offers every participant a fresh link (``MeetingMachine.signaling_reconnected``)."""
+        check = getattr(self.signaling, "check_alive", None)
+        if check is None or (
+            self._signaling_check is not None and not self._signaling_check.done()
+        ):
+            return
+        self._signaling_check = asyncio.get_running_loop().create_task(check())
 
     def _chat_in(self, sender: str, message: ChatMessage, history: bool) -> None:
         """A message received (live or from before): shown once, this end's own as such."""
@@ -473,6 +491,10 @@ class MeetingSession(AsyncIOEventEmitter):
                     action.delay_s, self._retry_link, action.username
                 )
             )
+        elif isinstance(action, RetryJoin):
+            self._retry_timers.append(
+                asyncio.get_running_loop().call_later(action.delay_s, self._retry_join)
+            )
         elif isinstance(action, CloseLink):
             await self._close_link(action.username)
         else:
@@ -511,6 +533,11 @@ class MeetingSession(AsyncIOEventEmitter):
         if offerer:
             peer.offer_sections()
             self.machine.local_description(username, await peer.make_offer())
+
+    def _retry_join(self) -> None:
+        if not self.machine.ended:
+            self.machine.retry_join()
+            self._pump()
 
     def _retry_link(self, username: str) -> None:
         if not self.machine.ended:

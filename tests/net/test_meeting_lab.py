@@ -1,10 +1,14 @@
 """Issue 10 for meetings: a mesh meeting of three homes, each behind its own NAT, recovers by
-itself when one home's path is black-holed for 10 s.
+itself when one home's path is black-holed for 10 s, or when its address changes.
 
 Three ``parley-cli`` (homes a, b, c; STUN from coturn, parley-server in the internet) in one
 mesh meeting, real media on every link. Home c's path is cut for 10 s: its two links (c-a,
-c-b) go quiet and each recovers the way a 1:1 call does, for that pair only, while the a-b
-link carries on untouched. The bounds catch a broken recovery, not a slow one.
+c-b) go quiet and come back, for that pair only, while the a-b link carries on untouched.
+Home c re-addressed: its links and its signaling socket are dead; a link going quiet pings the
+server (as a call does), the signaling reconnects, and c joins again (tried again while the
+server still holds the dead connection: ``busy``) and offers everyone fresh links. The bounds
+catch a broken recovery, not a slow one (the server notices a dead connection only after up
+to a minute of silence).
 """
 
 from __future__ import annotations
@@ -68,6 +72,28 @@ class LabMeeting:
             return None
 
         return side.wait_for(check, timeout, f"video from {USERS[other]}")
+
+    def wait_video_again(
+        self, home: str, other: str, since: int, cut: float, timeout: float = 60.0
+    ) -> float:
+        """When ``home`` saw ``other``'s video at 3 frames/s or more again after seeing it
+        stop once after ``cut`` (a line may still count frames from before the cut)."""
+        side = self.ends[home]
+
+        def check() -> float | None:
+            stopped = False
+            for at, message in side.events[since:]:
+                if at <= cut or message["event"] != "link_stats":
+                    continue
+                if message.get("username") != USERS[other]:
+                    continue
+                if _camera(message) < 3:
+                    stopped = True
+                elif stopped:
+                    return at
+            return None
+
+        return side.wait_for(check, timeout, f"video from {USERS[other]} again")
 
 
 def _camera(stats: dict[str, Any]) -> float:
@@ -161,3 +187,29 @@ def test_a_home_black_holed_for_10_s_its_links_recover_and_the_others_carry_on(
         if home != "c":  # the a-b link is the one it started with
             other = USERS["b" if home == "a" else "a"]
             assert figures[other]["links"] == 1, figures
+
+
+def test_a_home_that_changes_its_address_comes_back_to_everyone(meeting: LabMeeting) -> None:
+    """Home c's computer gets another address: its links and its signaling socket are dead;
+    its links are made anew (a fresh peer connection per pair) and the meeting goes on."""
+    marks = {home: side.mark() for home, side in meeting.ends.items()}
+    home = meeting.lab.c
+    prefix = home.address.rsplit(".", 1)[0]
+    # (Deleting the only address takes the default route with it: both come back.)
+    home.run("ip", "addr", "del", f"{home.address}/24", "dev", "eth0")
+    home.run("ip", "addr", "add", f"{prefix}.7/24", "dev", "eth0")
+    home.run("ip", "route", "replace", "default", "via", f"{prefix}.1")
+    changed = time.monotonic()
+    took = {}
+    for seer, other in (("a", "c"), ("c", "a"), ("b", "c"), ("c", "b")):
+        back = meeting.wait_video_again(seer, other, marks[seer], changed, timeout=100)
+        took[f"{seer}<-{other}"] = round(back - changed, 1)
+    print(f"address changed -> video again, s: {took}")
+    for side in meeting.ends.values():
+        side.send_signal(signal.SIGINT)
+    for name, side in meeting.ends.items():
+        side.finish(60, expect=0)
+        figures = side.summary["participants"]
+        assert set(figures) == {u for h, u in USERS.items() if h != name}, figures
+        if name != "c":
+            assert figures[USERS["c"]]["links"] >= 2, figures  # a new link to c
