@@ -3,7 +3,8 @@
 A server SIGKILLed while holding a meeting leaves its room in Janus; the next server of the
 same deployment (the same database) destroys it when it connects, and touches neither the
 rooms of another deployment sharing that Janus nor rooms without Parley's mark. A server
-that connects again keeps the rooms of its meetings in progress.
+that connects again keeps the rooms of its meetings in progress, and destroys the room a
+meeting left behind when the connection to its Janus dropped while Janus lived on.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from signaling.server.sfu.sweep import room_description, room_secret
 from tests.cli.procs import ServerProcess
 from tests.conftest import ServerFactory
 from tests.sfu.conftest import SfuSetup
+from tests.tcp_proxy import TcpProxy
 from tests.wire import WireClient, new_call_id
 
 AV = {"audio": True, "video": True}
@@ -166,3 +168,32 @@ async def test_connecting_again_keeps_the_rooms_of_meetings_in_progress(
         assert room.room_id in left and other in left and orphan not in left, left
     finally:
         await destroy_rooms(janus, sfu.secret, [other])
+
+
+async def test_a_room_left_when_the_connection_to_janus_dropped_is_destroyed_on_reconnecting(
+    make_server: ServerFactory, sfu: SfuSetup, janus: JanusInstance
+) -> None:
+    """The server reaches Janus's API through a proxy the test cuts (Janus itself lives on):
+    the meeting gets a new room when the connection is back, and the old one goes."""
+    proxy = TcpProxy(sfu.janus.ws_port)
+    await proxy.start()
+    try:
+        address = SfuAddress(f"ws://127.0.0.1:{proxy.port}", sfu.janus.admin_port)
+        server = await make_server(echo_bot=False, sfu=SfuSettings((address,), sfu.secret))
+        assert server.hub is not None and server.hub.meetings.sfu is not None
+        relay = server.hub.meetings.sfu
+        meeting_id = await host_meeting(server.url, "sr-ada")
+        room = relay.rooms[meeting_id]
+        await asyncio.wait_for(asyncio.shield(room.ready), 20)
+        old = room.room_id
+        assert old in await rooms(janus, sfu.secret)
+        proxy.cut()  # the API connection drops: the instance is down, the meeting moves
+
+        async def moved() -> bool:
+            return bool(room.room_id) and room.room_id != old
+
+        await until(moved, 30, "the meeting in a new room once the connection is back")
+        left = await rooms(janus, sfu.secret)
+        assert room.room_id in left and old not in left, left
+    finally:
+        await proxy.stop()

@@ -205,7 +205,7 @@ class SfuRelay:
             member.janus,
             self.settings.admin_secret,
             self.deployment,
-            lambda: {r.room_id for r in self.rooms.values() if r.room_id},
+            lambda: {r.room_id for r in self.rooms.values() if r.member is not None},
         )
 
     async def instance_down(self, member: Member) -> None:
@@ -226,6 +226,7 @@ class SfuRelay:
     def _reset(self, room: Room) -> None:
         room.epoch += 1
         room.member = room.session = room.control = None
+        room.room_id = room.secret = ""  # the old room, if its instance lives, is an orphan
         room.publications.clear()
         room.subscriptions.clear()
         room.tokens.clear()
@@ -513,7 +514,9 @@ class SfuRelay:
 def _jsep(jsep: Json, room: Room) -> Json:
     """The plain JSEP a client gets: ``type`` and ``sdp`` only; Janus names the room in the
     SDP (``s=VideoRoom ID``), and the client is shown the meeting's id instead."""
-    sdp = str(jsep.get("sdp")).replace(room.room_id, room.meeting.meeting_id)
+    sdp = str(jsep.get("sdp"))
+    if room.room_id:  # (never empty where a description is relayed; replace("") would insert)
+        sdp = sdp.replace(room.room_id, room.meeting.meeting_id)
     return {"type": str(jsep.get("type")), "sdp": sdp}
 
 
