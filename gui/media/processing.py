@@ -29,6 +29,7 @@ import asyncio
 import collections
 import fractions
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -163,7 +164,7 @@ class VoiceMeter:
         """Take one chunk of int16 samples; returns whether it is voice."""
         samples = chunk.astype(np.float32)
         power = float(np.dot(samples, samples)) / samples.size if samples.size else 0.0
-        level = 10.0 * np.log10(max(power, 1e-3) / 32768.0**2)
+        level = 10.0 * math.log10(max(power, 1e-3) / 32768.0**2)
         self._levels.append(level)
         background = min(self._levels)
         voice = level > self.floor_db and level > background + self.margin_db

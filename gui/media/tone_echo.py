@@ -154,7 +154,11 @@ class ToneEchoCanceller:
         samples = chunk.astype(np.float64)
         self._history.append(samples)
         self._chunks += 1
-        if self._chunks % SEARCH_EVERY == 0:
+        # With no tone found yet, every other search is skipped: a new tone is then seen
+        # at most 50 ms later, and speech (the usual far end) costs half as many spectra.
+        if self._chunks % SEARCH_EVERY == 0 and (
+            self.tones or self._chunks % (2 * SEARCH_EVERY) == 0
+        ):
             self._search()
         if self._far_clock < 0:  # both clocks count from the same moment, near enough
             self._far_clock = self._near_clock
