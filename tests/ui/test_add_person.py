@@ -14,6 +14,7 @@ import asyncio
 
 import pytest
 
+from gui.app.call_window import CallWindow
 from gui.app.ui import ParleyUi
 from gui.core.call_machine import CallState
 from gui.core.call_session import CallSession
@@ -47,34 +48,46 @@ def carry_on(peer: Peer, call: CallSession, into: list[MeetingSession]) -> None:
     call.on("ended", ended)
 
 
-async def test_add_person_turns_the_call_into_a_meeting_on_the_same_connection(
-    ada: ParleyUi,  # noqa: F811  (the fixtures of test_meeting_window)
-    peers: dict[str, Peer],  # noqa: F811
-) -> None:
-    bob, cyd = peers["bob"], peers["cyd"]
+async def call_and_add(
+    ui: ParleyUi, bob: Peer, invite: str
+) -> tuple[CallSession, CallWindow, CallSession, list[MeetingSession]]:
+    """The app calls ``bob``, who answers; once his picture comes, "Add person" with
+    ``invite``. Returns the app's call and window, bob's call, and the list that gets bob's
+    meeting session once his end carries on in the meeting (as parley-cli and the app do)."""
     incoming: asyncio.Queue[dict] = asyncio.Queue()
-    bob.client.on_event(lambda m: m.get("type") == "call.incoming" and incoming.put_nowait(m))
-    call = ada.controller.place_call("bob")
+
+    def ringing(message: dict) -> None:
+        if message.get("type") == "call.incoming":
+            incoming.put_nowait(message)
+
+    bob.client.on_event(ringing)
+    call = ui.controller.place_call("bob")
     assert call is not None
     event = await asyncio.wait_for(incoming.get(), 15)
     bob_call = CallSession.incoming(bob.client, event, bob.media())
     bob_call.accept()
-    await until(lambda: ada.calls, what="ada's call window")
-    window = ada.calls[0]
+    await until(lambda: ui.calls, what="ada's call window")
+    window = ui.calls[0]
     await until(lambda: call.state is CallState.CONNECTED, 30, "the call connected")
     await until(lambda: window.add_button.isEnabled(), what="Add person enabled")
     await until(lambda: frames(call) > 10, 20, "bob's picture")
-    link = call.peer
-
-    # Bob's end carries on in the meeting by itself, as parley-cli and the app do.
     bob_meeting: list[MeetingSession] = []
     carry_on(bob, bob_call, bob_meeting)
     click(window.add_button)
     picker = window.add_picker
     assert picker is not None and picker.isVisible()
-    picker.check("cyd")
+    picker.check(invite)
     click(picker.ok)
+    return call, window, bob_call, bob_meeting
 
+
+async def test_add_person_turns_the_call_into_a_meeting_on_the_same_connection(
+    ada: ParleyUi,  # noqa: F811  (the fixtures of test_meeting_window)
+    peers: dict[str, Peer],  # noqa: F811
+) -> None:
+    bob, cyd = peers["bob"], peers["cyd"]
+    call, window, bob_call, bob_meeting = await call_and_add(ada, bob, "cyd")
+    link = call.peer
     await until(lambda: ada.meetings, 20, "the meeting window")
     meeting_window = ada.meetings[0]
     session = meeting_window.session

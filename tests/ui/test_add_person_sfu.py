@@ -15,31 +15,21 @@ from pathlib import Path
 
 import pytest
 
-from gui.core.call_machine import CallState
-from gui.core.call_session import CallSession
 from gui.core.meeting_machine import MeetingState
-from gui.core.meeting_session import MeetingSession
 from signaling.server import SignalingServer
-from signaling.server.config import SfuSettings
-from signaling.server.sfu.pool import SfuAddress
-from tests.conftest import ServerFactory
-from tests.sfu.conftest import SfuSetup, sfu  # noqa: F401 (the session's Janus)
-from tests.ui.helpers import click, until
-from tests.ui.test_add_person import carry_on, frames
+from tests.sfu.conftest import sfu  # noqa: F401 (the session's Janus)
+from tests.ui.helpers import until
+from tests.ui.test_add_person import call_and_add, frames
 from tests.ui.test_app_flow import make_ui
 from tests.ui.test_meeting_window import PASSWORD, Peer
+from tests.ui.test_meeting_window_sfu import server  # noqa: F401 (a server with the Janus)
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-async def server(make_server: ServerFactory, sfu: SfuSetup) -> SignalingServer:  # noqa: F811
-    settings = SfuSettings((SfuAddress.parse(sfu.janus.address),), sfu.secret)
-    return await make_server(echo_bot=False, sfu=settings)
-
-
 async def test_add_person_moves_the_call_to_janus_before_closing_its_connection(
-    isolated_home: Path, server: SignalingServer
+    isolated_home: Path,
+    server: SignalingServer,  # noqa: F811  (the fixture of test_meeting_window_sfu)
 ) -> None:
     ui = make_ui("ada")
     bob, cyd = Peer("bob", server.url), Peer("cyd", server.url)
@@ -51,32 +41,8 @@ async def test_add_person_moves_the_call_to_janus_before_closing_its_connection(
             lambda: all(ui.controller.contacts.contact(n) is not None for n in ("bob", "cyd")),
             what="bob and cyd in ada's contacts",
         )
-        incoming: asyncio.Queue[dict] = asyncio.Queue()
-
-        def ringing(message: dict) -> None:
-            if message.get("type") == "call.incoming":
-                incoming.put_nowait(message)
-
-        bob.client.on_event(ringing)
-        call = ui.controller.place_call("bob")
-        assert call is not None
-        bob_call = CallSession.incoming(bob.client, await asyncio.wait_for(incoming.get(), 15),
-                                        bob.media())  # fmt: skip
-        bob_call.accept()
-        await until(lambda: ui.calls, what="ada's call window")
-        window = ui.calls[0]
-        await until(lambda: call.state is CallState.CONNECTED, 30, "the call connected")
-        await until(lambda: window.add_button.isEnabled(), what="Add person enabled")
-        await until(lambda: frames(call) > 10, 20, "bob's picture")
+        call, _, bob_call, bob_meeting = await call_and_add(ui, bob, "cyd")
         link = call.peer
-        bob_meeting: list[MeetingSession] = []
-        carry_on(bob, bob_call, bob_meeting)
-
-        click(window.add_button)
-        picker = window.add_picker
-        assert picker is not None
-        picker.check("cyd")
-        click(picker.ok)
         await until(lambda: ui.meetings, 20, "the meeting window")
         meeting_window = ui.meetings[0]
         session = meeting_window.session
