@@ -100,6 +100,18 @@ class WebSocketPeer:
         except ConnectionClosed:
             pass
 
+    async def probe(self, wait_s: float) -> bool:
+        """Whether the client answers a ping within ``wait_s``. One that does not is dropped at
+        once (its handler then ends as for any lost connection): a client whose address changed
+        leaves its old socket silent, which the keepalive would notice only after a minute."""
+        try:
+            pong = await self.ws.ping()
+            await asyncio.wait_for(pong, wait_s)
+            return True
+        except (TimeoutError, ConnectionClosed):
+            self.ws.transport.abort()
+            return False
+
     def end(self, code: int, reason: str) -> None:
         """Close the connection with ``code`` after the messages queued so far are written."""
         if self._ending is None:

@@ -400,6 +400,10 @@ class Hub:
         log_event("logout", conn=session.id, user=session.user.username if session.user else None)
         return Result(then=lambda: self._detach(session))
 
+    async def detach(self, session: Session) -> None:
+        """Let ``session`` go as a lost connection (its meeting and call start their grace)."""
+        await self._detach(session)
+
     async def _detach(self, session: Session) -> None:
         """``session`` is no longer logged in (logout or closed)."""
         user = session.user

@@ -50,6 +50,10 @@ from signaling.server.routing import Result, Session, iso, me, me_user
 from signaling.server.sfu.relay import SfuRelay
 from signaling.server.store import MeetingIdTaken, MeetingRecord, UserRecord
 
+#: How long a participant's bound connection has to answer a ping when they join from another
+#: connection (``_let_go_if_dead``).
+PROBE_S = 3.0
+
 if TYPE_CHECKING:
     from signaling.server.hub import Hub
 
@@ -321,7 +325,14 @@ class MeetingRouter:
         before = self.hub.presence_of(user.username)
         now = self.hub.now()
         was_invited = user.username in meeting.invited
-        joined = meeting.join(_person(user), req.media, session.id, now)
+        try:
+            joined = meeting.join(_person(user), req.media, session.id, now)
+        except ProtocolError as exc:
+            if exc.code is not ErrorCode.BUSY or not await self._let_go_if_dead(
+                meeting, user.username, session
+            ):
+                raise
+            joined = meeting.join(_person(user), req.media, session.id, self.hub.now())
         participant = joined.participant
         if joined.rejoined:
             self.hub.timers.cancel(_grace_key(meeting, user.username))
@@ -492,6 +503,24 @@ class MeetingRouter:
                 await self.hub.presence_changed(username, presence)
 
         return Result(then=after)
+
+    async def _let_go_if_dead(self, meeting: Meeting, username: str, session: Session) -> bool:
+        """A participant joins from a new connection while another of theirs is bound: if that
+        one does not answer a ping within :data:`PROBE_S` (the client moved to a new address
+        and reconnected; the keepalive would notice after a minute of silence), it is let go
+        as a lost connection is, and the join may bind the new one. ``False``: it is alive
+        (another device: ``busy`` stands), or not on this instance."""
+        bound = meeting.bound_conn(username)
+        old = next(
+            (s for s in self.hub.by_user.get(username, ()) if s.id == bound and s is not session),
+            None,
+        )
+        probe = getattr(old.peer, "probe", None) if old is not None else None
+        if old is None or probe is None or await probe(PROBE_S):
+            return False
+        log_event("conn.unanswered", conn=old.id, user=username, meeting=meeting.meeting_id)
+        await self.hub.detach(old)
+        return meeting.bound_conn(username) is None
 
     # A connection's life -----------------------------------------------------------
 

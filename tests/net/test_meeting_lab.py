@@ -5,10 +5,9 @@ Three ``parley-cli`` (homes a, b, c; STUN from coturn, parley-server in the inte
 mesh meeting, real media on every link. Home c's path is cut for 10 s: its two links (c-a,
 c-b) go quiet and come back, for that pair only, while the a-b link carries on untouched.
 Home c re-addressed: its links and its signaling socket are dead; a link going quiet pings the
-server (as a call does), the signaling reconnects, and c joins again (tried again while the
-server still holds the dead connection: ``busy``) and offers everyone fresh links. The bounds
-catch a broken recovery, not a slow one (the server notices a dead connection only after up
-to a minute of silence).
+server (as a call does), the signaling reconnects, and c joins again (the server pings the old
+connection and lets it go when it does not answer; a join refused ``busy`` meanwhile is tried
+again) and offers everyone fresh links. The bounds catch a broken recovery, not a slow one.
 """
 
 from __future__ import annotations
