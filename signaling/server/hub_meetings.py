@@ -206,6 +206,12 @@ class MeetingRouter:
         other = self.hub.sessions.get(conn) if conn is not None else None
         if other is None or other.user is None or other.user.username != peer:
             raise ProtocolError(ErrorCode.BUSY, f"'{peer}' is reconnecting; try again in a moment")
+        if other.guest is not None:
+            raise ProtocolError(
+                ErrorCode.UNSUPPORTED,
+                f"'{peer}' is a guest in a browser, whose page cannot carry a call on into a "
+                "meeting; send them a link to a meeting instead",
+            )
         if MEETINGS_FEATURE not in other.features:
             raise ProtocolError(
                 ErrorCode.UNSUPPORTED,

@@ -18,7 +18,7 @@ from signaling.server import SignalingServer
 from signaling.server.web import STATIC_FILES
 from tests.server.test_calls import OFFER
 from tests.server.test_meetings import AV, create
-from tests.wire import Json, ServerError, WireClient
+from tests.wire import Json, ServerError, WireClient, new_call_id
 
 GUEST_MEDIA = {"audio": True, "video": True}
 
@@ -464,3 +464,18 @@ async def test_a_meeting_link_is_listed_while_its_meeting_lasts(friends) -> None
     await alice.request("meeting.end", meeting_id=meeting_id)
     listed = (await alice.request("guest_link.list"))["links"]
     assert [link["link_id"] for link in listed] == [call_link["link_id"]]
+
+
+async def test_a_call_with_a_guest_does_not_become_a_meeting(friends, connect) -> None:
+    """The guest page cannot carry its call on into a meeting: the host is told to send a
+    meeting link instead, and the call goes on."""
+    alice, guest, _, reply = await in_a_call(friends, connect)
+    with pytest.raises(ServerError) as refused:
+        await alice.request(
+            "meeting.create", meeting_id=new_call_id(), media=AV, from_call=reply["call_id"]
+        )
+    assert refused.value.code == "unsupported" and "guest" in str(refused.value)
+    await alice.request("rtc.signal", call_id=reply["call_id"], description=OFFER)
+    assert (await guest.next_event("rtc.signal"))["from"] == "alice"  # the call goes on
+    await alice.request("call.hangup", call_id=reply["call_id"])
+    assert (await guest.next_event("call.ended"))["reason"] == "hangup"
