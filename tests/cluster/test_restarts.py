@@ -25,14 +25,18 @@ async def sees(client: WireClient, username: str, presence: str, timeout: float 
 
 
 async def test_redis_restarted(service: Service, redis_server: RedisServer) -> None:
-    """Redis goes away and comes back empty. A user who left meanwhile is seen offline, and
-    presence and calls flow across instances again; no instance gave up."""
+    """Redis goes away and comes back empty. Meanwhile an instance that cannot forward answers
+    ``unavailable``; afterwards a user who left meanwhile is seen offline, and presence and calls
+    flow across instances again; no instance gave up."""
     instances = await service(3)
     _, second, third = instances
     ada, bob, cyd = await users_on(("ada", second), ("bob", third), ("cyd", third))
     await asyncio.to_thread(redis_server.stop)
     await bob.close()
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(1.5)
+    with pytest.raises(ServerError) as refused:  # an answer at once, not a wait
+        await ada.request("contacts.list")
+    assert refused.value.code == "unavailable"
     await asyncio.to_thread(redis_server.start)
     await sees(ada, "bob", "offline")
     await sees(cyd, "bob", "offline")

@@ -48,11 +48,13 @@ from redis.exceptions import RedisError
 from signaling.protocol.constants import (
     ECHO_USERNAME,
     CallReason,
+    ErrorCode,
     MeetingReason,
     Presence,
     Topology,
 )
-from signaling.protocol.messages import Json
+from signaling.protocol.errors import ProtocolError
+from signaling.protocol.messages import Json, decode_object, error_message, read_id
 from signaling.server.bus.base import Bus, BusUnavailable
 from signaling.server.bus.mirror import (
     WatchedTimers,
@@ -94,6 +96,8 @@ FREE_TICKS = 3
 DEAD_AFTER_S = 1.5
 #: How long a new coordinator waits for the live instances to announce their connections.
 ANNOUNCE_WAIT_S = 3.0
+#: Items kept for one list while Redis is away.
+MAX_QUEUED = 100_000
 #: Items read from a list at once.
 BATCH = 500
 
@@ -183,6 +187,8 @@ class RedisBus(Bus):
         self._dirty_meetings: set[str] = set()
         self._meetings_due = False
         self._stopping = False
+        #: Whether Redis answered lately: an edge refuses frames (``unavailable``) while not.
+        self.reachable = True
         self._timers: WatchedTimers = install(
             hub, self._call_changed, self._presence_changed, self._meeting_changed
         )
@@ -279,6 +285,9 @@ class RedisBus(Bus):
         if conn.session is not None:
             await self.hub.receive(conn.session, data)
             return
+        if not self.reachable:
+            _refuse(conn.peer, data)
+            return
         frame: Json = {"k": "frame", "c": conn.peer.id, "i": self.instance}
         if isinstance(data, bytes):
             frame["b"] = data.decode("latin-1")
@@ -299,7 +308,11 @@ class RedisBus(Bus):
 
     def post(self, key: str, item: Json) -> None:
         """Append ``item`` to the list ``key``, soon, in order (the sender task writes)."""
-        self._out.setdefault(key, []).append(json.dumps(item, separators=(",", ":")))
+        queued = self._out.setdefault(key, [])
+        if len(queued) >= MAX_QUEUED:  # Redis away a long time: the oldest go first
+            del queued[: MAX_QUEUED // 10]
+            log_event("bus.dropped", 30, list=key, count=MAX_QUEUED // 10)
+        queued.append(json.dumps(item, separators=(",", ":")))
         self._out_ready.set()
 
     async def _sender(self) -> None:
@@ -308,7 +321,7 @@ class RedisBus(Bus):
             try:
                 await self._flush_once()
             except (RedisError, OSError) as exc:
-                log_event("bus.unreachable", 30, error=_reason(exc))
+                self._reachable(False, exc)
                 await asyncio.sleep(TICK_S)
 
     async def _flush_once(self) -> None:
@@ -397,6 +410,7 @@ class RedisBus(Bus):
             await asyncio.sleep(TICK_S)
             try:
                 await self._redis.set(beat(self.instance), b"1", px=BEAT_MS)
+                self._reachable(True)
                 if self.coordinator:
                     held = await self._redis.eval(RENEW, 1, LEASE, str(self.instance), LEASE_MS)
                     if held == 0:
@@ -423,7 +437,15 @@ class RedisBus(Bus):
                     self._spawn(self._promote())
             except (RedisError, OSError) as exc:
                 free_seen = 0
-                log_event("bus.unreachable", 30, error=_reason(exc))
+                self._reachable(False, exc)
+
+    def _reachable(self, now: bool, exc: BaseException | None = None) -> None:
+        if now != self.reachable:
+            self.reachable = now
+            if now:
+                log_event("bus.reachable", instance=self.instance)
+        if exc is not None:
+            log_event("bus.unreachable", 30, error=_reason(exc))
 
     def _lost_lease(self) -> None:
         """Another instance holds the lease we held: two hubs must never decide; stop."""
@@ -774,6 +796,21 @@ async def _pop_batch(client: Client, key: str) -> list[bytes]:
     if more:
         items.extend(more)
     return items
+
+
+def _refuse(peer: Peer, data: str | bytes) -> None:
+    """Answer a frame ``unavailable`` on the spot (Redis cannot take it to the coordinator)."""
+    try:
+        request_id = read_id(decode_object(data))
+    except ProtocolError:
+        request_id = None
+    peer.send(
+        error_message(
+            request_id,
+            ErrorCode.UNAVAILABLE,
+            "the service is reconnecting its instances; try again in a moment",
+        )
+    )
 
 
 def _masked(url: str) -> str:
