@@ -133,7 +133,7 @@ async def run_once(
             await server.start(timeout=60)
         driver = Driver([], [])
         clients = await open_workload(
-            [s.url for s in servers], backing.tokens[setup.shared], workload, driver
+            [s.url for s in servers], backing.tokens[setup.shared], workload, driver, retries=5
         )
         try:
             sample = await measure(driver, workload, [s.pid for s in servers])

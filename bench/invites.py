@@ -215,7 +215,7 @@ async def _spread_logged_in(
         return await open_logged_in(urls[i], share, concurrency=max(8, concurrency // n), **options)
 
     parts = await asyncio.gather(*(part(i) for i in range(n)))
-    failed = Opened(failures=sum(p.failures for p in parts))
+    failed = Opened(failures=sum(p.failures for p in parts), retried=sum(p.retried for p in parts))
     failed.first_error = next((p.first_error for p in parts if p.first_error), "")
     clients: list[BenchClient] = []
     if not failed.failures:
@@ -227,25 +227,38 @@ async def _spread_logged_in(
 
 
 async def open_workload(
-    urls: Sequence[str], tokens: dict[str, str], workload: Workload, driver: Driver
+    urls: Sequence[str],
+    tokens: dict[str, str],
+    workload: Workload,
+    driver: Driver,
+    retries: int = 0,
 ) -> list[BenchClient]:
     """Log in the workload's connections, spread over ``urls`` (the instances of one service):
     the idle ones in turn, caller ``i`` on ``urls[i % n]`` and its callee on the next one, so
     that with several instances every invite goes from one to another. Gives the driver its
-    callers and callees; returns every client (to abort at the end). Raises if any login fails.
+    callers and callees; returns every client (to abort at the end). Raises if any login fails
+    (after ``retries`` more tries of one answered ``unavailable``: see ``open_logged_in``).
     """
     users = Users.of(workload)
     callee_urls = [*urls[1:], urls[0]]
     idle_tokens = [tokens[u] for u in users.idle for _ in range(workload.idle_per_user)]
     clients: list[BenchClient] = []
-    idle, idle_failed = await _spread_logged_in(urls, idle_tokens, 64, time_limit=300)
+    idle, idle_failed = await _spread_logged_in(
+        urls, idle_tokens, 64, time_limit=300, retries=retries
+    )
     clients += idle
-    callers, caller_failed = await _spread_logged_in(urls, [tokens[n] for n in users.callers], 50)
+    callers, caller_failed = await _spread_logged_in(
+        urls, [tokens[n] for n in users.callers], 50, retries=retries
+    )
     clients += callers
     callees, callee_failed = await _spread_logged_in(
-        callee_urls, [tokens[n] for n in users.callees], 50, on_event=driver.on_event
-    )
+        callee_urls, [tokens[n] for n in users.callees], 50, on_event=driver.on_event,
+        retries=retries,
+    )  # fmt: skip
     clients += callees
+    retried = idle_failed.retried + caller_failed.retried + callee_failed.retried
+    if retried:
+        _progress(f"{retried} logins answered 'unavailable' were tried again")
     failures = idle_failed.failures + caller_failed.failures + callee_failed.failures
     if failures:
         abort_all(clients)

@@ -43,7 +43,7 @@ from typing import Any
 import argon2
 
 from bench import Figure, Goal, PartialFailure, percentile
-from bench.client import BenchClient, EventHandler, Message
+from bench.client import BenchClient, EventHandler, Message, RequestFailed
 from bench.serverproc import ServerProcess, raise_open_files_limit
 from signaling.protocol.constants import TOKEN_LIFETIME_S
 from signaling.server.config import ServerConfig
@@ -129,6 +129,8 @@ class Opened:
     clients: list[BenchClient] = field(default_factory=list)
     failures: int = 0
     first_error: str = ""
+    #: Logins tried again after an ``unavailable`` reply (see ``open_logged_in``'s ``retries``).
+    retried: int = 0
 
 
 async def open_logged_in(
@@ -138,11 +140,14 @@ async def open_logged_in(
     on_event: EventHandler | None = None,
     concurrency: int = 50,
     time_limit: float = 120.0,
+    retries: int = 0,
 ) -> Opened:
     """Open one connection per token and log each in, ``concurrency`` at a time.
 
     Gives up on what is not done after ``time_limit`` seconds. The clients come
-    back in the order of ``tokens`` (minus failures).
+    back in the order of ``tokens`` (minus failures). A login answered ``unavailable``
+    (the server could not use its database in time) is tried again up to ``retries`` times,
+    a second apart, as a client would; those are counted in ``retried``.
     """
     gate = asyncio.Semaphore(concurrency)
     results: list[BenchClient | None] = [None] * len(tokens)
@@ -153,7 +158,15 @@ async def open_logged_in(
             client: BenchClient | None = None
             try:
                 client = await BenchClient.open(url, on_event)
-                await client.login_token(token)
+                for attempt in range(retries + 1):
+                    try:
+                        await client.login_token(token)
+                        break
+                    except RequestFailed as exc:
+                        if exc.reply.get("code") != "unavailable" or attempt == retries:
+                            raise
+                        opened.retried += 1
+                        await asyncio.sleep(1.0)
                 results[index] = client
             except Exception as exc:
                 opened.failures += 1
