@@ -150,7 +150,8 @@ class MeetingSession(AsyncIOEventEmitter):
         super().__init__()
         self.signaling = link
         self.machine = machine
-        self.options = (options or CallOptions()).with_server_ice(link)
+        #: The options without the server's ICE servers, which each new link takes afresh.
+        self._own_options = options or CallOptions()
         self.shared = SharedMedia(media, slots)
         #: The open link to each participant.
         self.links: dict[str, PeerLink] = {}
@@ -417,6 +418,12 @@ class MeetingSession(AsyncIOEventEmitter):
         elif event == "delivered":
             self._delivered(username, *args)
         self._pump()
+
+    @property
+    def options(self) -> CallOptions:
+        """How a link made now connects: with the ICE servers (and TURN credentials) the server
+        hands out now, not those of when the meeting began, which may have expired."""
+        return self._own_options.with_server_ice(self.signaling)
 
     def _check_signaling(self) -> None:
         """A link heard nothing for ``path_quiet_s``: this end's signaling may be as dead as

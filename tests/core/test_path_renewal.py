@@ -94,3 +94,30 @@ async def test_server_ice_tells_its_watchers_of_renewed_credentials() -> None:
     assert ice.servers[0].username == "2:a"
     stop()
     stop()  # twice: harmless
+
+
+class _Link:
+    """A signaling link with the server's ICE servers, and nothing else."""
+
+    def __init__(self) -> None:
+        self.ice = ServerIce()
+
+    async def request(self, kind: str, **fields: object) -> dict[str, object]:
+        raise AssertionError("nothing is sent")
+
+    def on_event(self, callback: object) -> object:
+        return lambda: None
+
+
+async def test_meeting_links_made_later_take_the_credentials_of_the_moment() -> None:
+    from gui.core.meeting_machine import MeetingMachine
+    from gui.core.meeting_session import MeetingSession
+    from gui.core.peer_link import LocalMedia
+
+    link = _Link()
+    assert link.ice.update(REPLY)
+    session = MeetingSession(link, MeetingMachine("ada", "m", {"audio": False}), LocalMedia())
+    assert session.options.ice_servers[0].username == "1:a"
+    renewed = dict(REPLY, ice_servers=[dict(REPLY["ice_servers"][0], username="2:a")])  # type: ignore[index]
+    assert link.ice.update(renewed)
+    assert session.options.ice_servers[0].username == "2:a"

@@ -12,6 +12,7 @@ its files in a temporary home; the test reads what its window shows, twice a sec
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -20,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from tests.cli.procs import CliProcess, password_of
-from tests.net.relay import USERS, TurnLab, turn_lab, turn_lab_unavailable
+from tests.net.relay import USERS, TurnLab, turn_lab_unavailable
+from tests.ui.test_app_process import app_env
 
 pytestmark = [
     pytest.mark.slow,
@@ -29,28 +31,18 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def lab() -> Iterator[TurnLab]:
-    with turn_lab() as built:
-        yield built
-
-
 class AppCall:
     """The app in home a calling the cli in home b (answering); both processes."""
 
     def __init__(self, turn: TurnLab, tmp: Path) -> None:
         self.stop_file = tmp / "hang-up"
         home = tmp / "home"
-        (home / "run").mkdir(parents=True, mode=0o700)
+        home.mkdir()
+        # The app's files under ``home`` (as tests/ui's app processes); the CA for turns:.
         environment = {
-            "QT_QPA_PLATFORM": "offscreen",
-            "HOME": str(home),
-            "XDG_CONFIG_HOME": str(home / "config"),
-            "XDG_DATA_HOME": str(home / "data"),
-            "XDG_RUNTIME_DIR": str(home / "run"),
-            "PYTHONFAULTHANDLER": "1",
-            "SSL_CERT_FILE": str(turn.ca),  # for turns: (aioice verifies with the default context)
+            k: v for k, v in app_env(home).items() if k not in os.environ or os.environ[k] != v
         }
+        environment["SSL_CERT_FILE"] = str(turn.ca)
         server = turn.children[1]
         mark = len(server.err)
         self.callee = turn.cli(turn.lab.b, USERS[1], "-v", "answer", "--wait", "120")

@@ -94,6 +94,19 @@ class LabMeeting:
 
         return side.wait_for(check, timeout, f"video from {USERS[other]} again")
 
+    def leave_all(self) -> dict[str, dict[str, Any]]:
+        """Everyone leaves (SIGINT) and exits cleanly; what each summed up of each other
+        participant (all three still in), by home."""
+        for side in self.ends.values():
+            side.send_signal(signal.SIGINT)
+        out = {}
+        for home, side in self.ends.items():
+            side.finish(60, expect=0)
+            figures: dict[str, Any] = side.summary["participants"]
+            assert set(figures) == {u for h, u in USERS.items() if h != home}, figures
+            out[home] = figures
+        return out
+
 
 def _camera(stats: dict[str, Any]) -> float:
     videos = stats.get("videos") or []
@@ -175,12 +188,7 @@ def test_a_home_black_holed_for_10_s_its_links_recover_and_the_others_carry_on(
     # Nobody left the meeting; each leaves now and sums up a meeting that held.
     for side in meeting.ends.values():
         assert not side.named("participant_left"), side.describe()
-    for side in meeting.ends.values():
-        side.send_signal(signal.SIGINT)
-    for home, side in meeting.ends.items():
-        side.finish(60, expect=0)
-        figures = side.summary["participants"]
-        assert set(figures) == {u for h, u in USERS.items() if h != home}, figures
+    for home, figures in meeting.leave_all().items():
         for username, got in figures.items():
             assert got["connected"] and got["frames_received"] > 0, (username, got)
         if home != "c":  # the a-b link is the one it started with
@@ -204,11 +212,6 @@ def test_a_home_that_changes_its_address_comes_back_to_everyone(meeting: LabMeet
         back = meeting.wait_video_again(seer, other, marks[seer], changed, timeout=100)
         took[f"{seer}<-{other}"] = round(back - changed, 1)
     print(f"address changed -> video again, s: {took}")
-    for side in meeting.ends.values():
-        side.send_signal(signal.SIGINT)
-    for name, side in meeting.ends.items():
-        side.finish(60, expect=0)
-        figures = side.summary["participants"]
-        assert set(figures) == {u for h, u in USERS.items() if h != name}, figures
+    for name, figures in meeting.leave_all().items():
         if name != "c":
             assert figures[USERS["c"]]["links"] >= 2, figures  # a new link to c

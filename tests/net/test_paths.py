@@ -16,18 +16,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.net.relay import TurnLab, path_of, turn_lab, turn_lab_unavailable
+from tests.net.relay import TurnLab, path_of, turn_lab_unavailable
 
 pytestmark = [
     pytest.mark.skipif(bool(turn_lab_unavailable()), reason=turn_lab_unavailable() or ""),
     pytest.mark.timeout(600),
 ]
-
-
-@pytest.fixture(scope="module")
-def lab() -> Iterator[TurnLab]:
-    with turn_lab() as built:
-        yield built
 
 
 @pytest.fixture
