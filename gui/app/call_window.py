@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 from gui.app.controller import AppController
 from gui.app.meeting_invite import ContactPicker
 from gui.app.models import ChatLine, initials
+from gui.app.own_voice import MutedHint
 from gui.app.plain import plain_label, plain_title
 from gui.app.resources import app_icon, icon
 from gui.app.screen_picker import ScreenPicker
@@ -30,7 +31,6 @@ from gui.core.call_session import CallSession
 from gui.core.peer_channel import ChatMessage, ChatUnavailable, PeerMediaState
 from gui.core.quality import QualitySample
 from gui.media.analysis import TrackConsumer
-from gui.media.processing import ProcessedAudioTrack
 from gui.media.tap import TappedTrack
 from signaling.protocol.constants import ECHO_USERNAME
 
@@ -70,11 +70,6 @@ ADD_REFUSED = {
     "forbidden": "Only your contacts can be added.",
     "busy": "{name} is reconnecting; try again in a moment.",
 }
-#: "You are muted" shows after this much voice (s) within the last 2 s, muted, and goes
-#: after this long without any (as the popular meeting apps do).
-MUTED_VOICE_S = 1.0
-MUTED_QUIET_S = 3.0
-
 GRADE_COLORS = {"good": "#2fb344", "fair": "#f59f00", "poor": "#d63939"}
 SHARE_NOTE = {
     "minimised": "You are sharing your screen. This window is minimised so it does not appear "
@@ -160,17 +155,15 @@ class CallWindow(QWidget):
         self.peer_state.setObjectName("peerState")
         self.peer_state.setAccessibleName("What the other person sends")
         self.peer_state.hide()
-        self.muted_hint = QLabel(
-            f"You are muted. Unmute ({SHORTCUTS['microphone']}) to be heard.", self.stage
-        )
-        self.muted_hint.setProperty("role", "banner")
-        self.muted_hint.setAccessibleName("You are muted")
-        self.muted_hint.hide()
         # While muted, the microphone still runs through the processing (echo removed), and
         # its voice meter says when the person talks to nobody.
-        self._muted_watch = QTimer(self)
-        self._muted_watch.setInterval(200)
-        self._muted_watch.timeout.connect(self._watch_muted_voice)
+        self.muted_hint = MutedHint(
+            SHORTCUTS["microphone"],
+            self.stage,
+            lambda: self.session.media.audio,
+            lambda: self.session.machine.ended,
+            self._layout_stage,
+        )
 
         # The top bar: timer, quality, verification words.
         self.timer_label = QLabel("00:00")
@@ -460,24 +453,7 @@ class CallWindow(QWidget):
         tip = "Unmute" if muted else "Mute"
         self.mic_button.setToolTip(f"{tip} ({SHORTCUTS['microphone']})")
         self.mic_button.setAccessibleName(tip)
-        if muted:
-            self._muted_watch.start()
-        else:
-            self._muted_watch.stop()
-            self.muted_hint.hide()
-
-    def _watch_muted_voice(self) -> None:
-        """Muted and talking for a second: say so; quiet for a while, or the call over: not."""
-        track = self.session.media.audio
-        meter = track.processor.meter if isinstance(track, ProcessedAudioTrack) else None
-        if meter is None or self.session.machine.ended:
-            self.muted_hint.hide()
-        elif meter.voice_seconds(2.0) >= MUTED_VOICE_S:
-            if not self.muted_hint.isVisible():
-                self.muted_hint.show()
-                self._layout_stage()
-        elif meter.voice_seconds(MUTED_QUIET_S) == 0:
-            self.muted_hint.hide()
+        self.muted_hint.set_muted(muted)
 
     def _camera_off(self, off: bool) -> None:
         self.session.set_video_enabled(not off)
@@ -731,6 +707,7 @@ class CallWindow(QWidget):
         if not self.session.machine.ended:
             self.session.hang_up()
         self._clock.stop()
+        self.muted_hint.stop()
         self._detach_preview()
         # The receivers outlive this window when the call went on as a meeting.
         for receiver in self.session.receivers.values():

@@ -82,12 +82,13 @@ class AppMedia(QObject):
         self, device_id: str | None = None, processor: AudioProcessor | None = None
     ) -> MediaStreamTrack | None:
         """The chosen microphone after ``processor`` (the app's by default), the test tone
-        (not processed: no room carries it), or ``None``."""
+        (not processed, as no room carries it, but metered like a microphone: one's own
+        speaking ring, "You are muted"), or ``None``."""
         settings = self.profile.settings
         if settings.synthetic_media:
             from gui.media.tone import ToneAudioTrack
 
-            return ToneAudioTrack(440)
+            return ProcessedAudioTrack(ToneAudioTrack(440), AudioProcessor(ProcessingOptions.off()))
         chosen = device_id or settings.microphone_id
         device = self.catalog.audio_input(chosen) if chosen else None
         if device is None and not self.catalog.audio_inputs():

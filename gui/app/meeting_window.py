@@ -6,7 +6,9 @@ the model's rows. The grid steps 1, 2, 2x2, 3x3, 4x4 as people come and go
 (``gui/core/meeting_tiles.py`` decides the cells); a participant who shares a
 screen gets the large place and the tiles move to a strip below it. A ring
 around a tile says who is speaking, from the level of the audio received from
-them (nothing received, as when muted, is silence).
+them (nothing received, as when muted, is silence); on one's own tile, from the
+processed microphone while it is sent. Muted and talking: "You are muted"
+(``own_voice.py``, shared with the call window).
 
 The controls are the call window's (``call_window.SHORTCUTS``, the same round
 buttons, device menu and chat panel); hanging up leaves the meeting, and the host
@@ -45,6 +47,7 @@ from gui.app.guest_link import MeetingGuests
 from gui.app.meeting_invite import ContactPicker
 from gui.app.meeting_model import LINK_TEXT, Tile, TilesModel, tile_of
 from gui.app.models import ChatLine, initials
+from gui.app.own_voice import MutedHint, meter_of, own_level
 from gui.app.plain import plain_label, plain_title, set_plain
 from gui.app.resources import app_icon, icon
 from gui.app.screen_picker import ScreenPicker
@@ -253,6 +256,13 @@ class MeetingWindow(QWidget):
         self.sharing_note.setProperty("role", "banner")
         self.sharing_note.setAccessibleName("Screen sharing")
         self.sharing_note.hide()
+        self.muted_hint = MutedHint(
+            SHORTCUTS["microphone"],
+            self.stage,
+            lambda: self.session.shared.media.audio,
+            lambda: self.session.machine.ended,
+            self._layout_stage,
+        )
 
         # The participant panel.
         self.people_view = QListView()
@@ -371,6 +381,7 @@ class MeetingWindow(QWidget):
         session.on("remote_track", self._remote_track)
         session.on("link_stats", self._stats)
         session.on("chat", self._chat)
+        session.on("chat_history", self._chat_history)
         session.on("delivered", self.chat_model.mark_delivered)
         session.on("request_failed", self._request_failed)
         session.on("sfu", self._media_server_state)
@@ -378,6 +389,8 @@ class MeetingWindow(QWidget):
         for username in session.history:
             for slot, receiver in session.receivers(username).items():
                 self._remote_track(username, slot, receiver)
+        for entry in session.chat_log.past():  # what came before this window listened
+            self._chat_history(entry.sender, entry.message)
         self._attach_preview()
         self._show_people()
         self._state(session.state, session.machine.reason)
@@ -534,18 +547,21 @@ class MeetingWindow(QWidget):
         self._layout_stage()
 
     def _measure_levels(self) -> None:
-        """Who speaks: the level of what arrived from each participant since the last look."""
+        """Who speaks: the level of what arrived from each participant since the last look,
+        and this end's processed microphone while it is sent (muted: no ring)."""
         now = time.monotonic()
         for tile in self.model.tiles():
-            if tile.me:
-                continue
-            receiver = self.session.receivers(tile.username).get(AUDIO)
             level = 0.0
-            if isinstance(receiver, AudioReceiver):
-                seen = self._audio_seen.get(tile.username, 0)
-                if receiver.frames > seen and tile.audio:
-                    level = receiver.rms(LEVEL_WINDOW_S)
-                self._audio_seen[tile.username] = receiver.frames
+            if tile.me:
+                meter = meter_of(self.session.shared.media.audio)
+                level = own_level(meter, LEVEL_WINDOW_S, now) if tile.audio else 0.0
+            else:
+                receiver = self.session.receivers(tile.username).get(AUDIO)
+                if isinstance(receiver, AudioReceiver):
+                    seen = self._audio_seen.get(tile.username, 0)
+                    if receiver.frames > seen and tile.audio:
+                        level = receiver.rms(LEVEL_WINDOW_S)
+                    self._audio_seen[tile.username] = receiver.frames
             speaking = self.detector.feed(tile.username, level, now)
             self.model.set_speaking(tile.username, speaking)
 
@@ -594,6 +610,7 @@ class MeetingWindow(QWidget):
                 button.setEnabled(False)
             if self.picker is not None:
                 self.picker.close()
+            self.muted_hint.set_muted(False)
             self._levels.stop()
             self._clock.stop()
             self._closing.setInterval(1500 if reason in ("left", "ended", "empty") else 4000)
@@ -666,12 +683,39 @@ class MeetingWindow(QWidget):
 
     # Chat ------------------------------------------------------------------------------
 
-    def _chat(self, username: str, message: ChatMessage) -> None:
+    def _sender_name(self, username: str) -> str:
+        """Who wrote a message: their name in the meeting, as a contact, or their username."""
         tile = self.model.tile(username)
-        sender = tile.display_name if tile else username
-        self.chat_model.add(ChatLine(message.id, message.text, mine=False, sender=sender))
+        if tile is not None:
+            return tile.display_name
+        contact = self.controller.contacts.contact(username)
+        return contact.display_name if contact is not None else username
+
+    def _chat(self, username: str, message: ChatMessage) -> None:
+        sender = self._sender_name(username)
+        line = ChatLine(message.id, message.text, mine=False, sender=sender, at=message.sent_at)
+        self.chat_model.add(line)
         if not self.chat_button.isChecked():
             self.chat_button.setChecked(True)
+
+    def _chat_history(self, username: str, message: ChatMessage) -> None:
+        """A message from before this end joined (or while it was away), in its place; the
+        panel is not opened for it, the button's tooltip counts them."""
+        mine = message.outgoing
+        line = ChatLine(
+            message.id,
+            message.text,
+            mine=mine,
+            delivered=mine,
+            sender="" if mine else self._sender_name(username),
+            at=message.sent_at,
+        )
+        self.chat_model.add_earlier(line)
+        if not self.chat_button.isChecked():
+            count = self.chat_model.rowCount()
+            self.chat_button.setToolTip(
+                f"Chat ({SHORTCUTS['chat']}): {count} message{'s' if count != 1 else ''}"
+            )
 
     def _send_chat(self) -> None:
         text = self.chat.input.text().strip()
@@ -684,7 +728,7 @@ class MeetingWindow(QWidget):
             return
         except ValueError:
             return
-        self.chat_model.add(ChatLine(message.id, message.text, mine=True))
+        self.chat_model.add(ChatLine(message.id, message.text, mine=True, at=message.sent_at))
         self.chat.input.clear()
         self.chat.view.scrollToBottom()
 
@@ -710,6 +754,7 @@ class MeetingWindow(QWidget):
             "Unmute" if muted else "Mute",
             "microphone",
         )
+        self.muted_hint.set_muted(muted)
         self._show_people()
 
     def _camera_off(self, off: bool) -> None:
@@ -821,6 +866,12 @@ class MeetingWindow(QWidget):
             cells = grid_cells(len(views), area.width(), area.height())
         for view, (x, y, w, h) in zip(views, cells, strict=True):
             view.setGeometry(QRect(x, y, w, h))
+        self.muted_hint.adjustSize()
+        self.muted_hint.move(
+            area.center().x() - self.muted_hint.width() // 2,
+            area.bottom() - self.muted_hint.height() - 24,
+        )
+        self.muted_hint.raise_()
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         """Lay the tiles out again."""
@@ -838,6 +889,7 @@ class MeetingWindow(QWidget):
             self.session.leave()
         self._levels.stop()
         self._clock.stop()
+        self.muted_hint.stop()
         self._unpreview()
         for username in list(self._camera_receivers) + list(self._screen_receivers):
             self._forget(username)

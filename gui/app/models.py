@@ -352,6 +352,9 @@ class ChatLine:
     delivered: bool = False
     #: Who wrote it, in a meeting (a display name; empty in a 1:1 call).
     sender: str = ""
+    #: When it was sent (the sender's ``time.time()``; 0: unknown), for earlier messages
+    #: put in their place.
+    at: float = 0.0
 
 
 class ChatModel(QAbstractListModel):
@@ -385,6 +388,18 @@ class ChatModel(QAbstractListModel):
         """Append a message."""
         self.beginInsertRows(QModelIndex(), len(self._rows), len(self._rows))
         self._rows.append(line)
+        self.endInsertRows()
+
+    def add_earlier(self, line: ChatLine) -> None:
+        """A message from before (a meeting's chat history): in its place by time, after
+        every message sent at or before it; one already shown (same id) is not added."""
+        if any(row.id == line.id for row in self._rows):
+            return
+        row = len(self._rows)
+        while row > 0 and self._rows[row - 1].at > line.at:
+            row -= 1
+        self.beginInsertRows(QModelIndex(), row, row)
+        self._rows.insert(row, line)
         self.endInsertRows()
 
     def mark_delivered(self, message_id: str) -> None:

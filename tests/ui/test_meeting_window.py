@@ -26,6 +26,7 @@ from gui.core.meeting_session import MeetingSession
 from gui.core.peer_link import SCREEN, LocalMedia
 from gui.core.signaling_client import SignalingClient
 from gui.media.pattern import PatternVideoTrack
+from gui.media.processing import ProcessedAudioTrack
 from gui.media.tone import ToneAudioTrack
 from tests.tcp_proxy import TcpProxy
 from tests.ui.helpers import click, type_into, until
@@ -170,6 +171,9 @@ async def test_tiles_speaking_ring_mute_screen_chat_and_history(
     await until(lambda: ada.meetings, what="ada's meeting window")
     window = ada.meetings[0]
     window.resize(1000, 640)
+    ada_tone = window.session.shared.media.audio
+    assert isinstance(ada_tone, ProcessedAudioTrack) and isinstance(ada_tone.source, ToneAudioTrack)
+    ada_tone.source.muted = True  # ada is silent: the rings here are the others'
     await until(lambda: window.session.state is MeetingState.JOINED, what="ada in her meeting")
     assert window.security.text() == "End-to-end encrypted"
     assert list(window.tile_views) == ["ada"] and window.status.text().startswith("Waiting")
