@@ -1,0 +1,59 @@
+"""What the coordinator writes to Redis reads back as the same call, meeting and login (pure)."""
+
+from __future__ import annotations
+
+from signaling.protocol.constants import Presence, Topology
+from signaling.protocol.messages import Media
+from signaling.server.bus.mirror import (
+    WatchedPresence,
+    call_from_json,
+    call_json,
+    meeting_from_json,
+    meeting_json,
+    owner_of,
+)
+from signaling.server.calls import Call, CallPhase
+from signaling.server.meetings import Meeting, Person
+
+
+def test_a_call_and_its_deadlines_round_trip() -> None:
+    call = Call("c1", "ada", "bob", Media(True, False), 100.5, caller_conn=(7 << 32) | 3)
+    call.accept("bob", 42, 101.25)
+    call.bind("ada", None)
+    back, deadlines = call_from_json(call_json(call, {"ada": 131.5}))
+    assert back == call and back.phase is CallPhase.ACCEPTED
+    assert deadlines == {"ada": 131.5}
+
+
+def test_a_meeting_round_trips_with_participants_invitations_and_chat() -> None:
+    ana, bea, cat = Person("ana", "Ana"), Person("bea", "Bea B."), Person("cat", "Cat")
+    meeting = Meeting.create(
+        "m1", ana, Media(True, True), 11, 50.0, capacity=4, title="Stand-up",
+        topology=Topology.MESH,
+    )  # fmt: skip
+    meeting.invite("ana", [bea, cat])
+    meeting.join(bea, Media(True, False), 12, 51.0)
+    meeting.detach("bea", 12)
+    meeting.chat.append({"type": "meeting.chat", "text": "hi"})
+    back, deadlines = meeting_from_json(meeting_json(meeting, {"bea": 80.0}))
+    assert deadlines == {"bea": 80.0}
+    assert back.to_json(str) == meeting.to_json(str)
+    assert back.participants == meeting.participants
+    assert back.invited == meeting.invited and back.former == meeting.former
+    assert list(back.chat) == list(meeting.chat)
+
+
+def test_only_call_and_meeting_timers_are_owned() -> None:
+    assert owner_of(("call", "c1", "ring")) == ("call", "c1", "ring")
+    assert owner_of(("meeting", "m1", "ana")) == ("meeting", "m1", "ana")
+    assert owner_of(("guest", "g", "x")) is None and owner_of("call") is None
+
+
+def test_chosen_presence_reports_every_change() -> None:
+    seen: list[str] = []
+    chosen = WatchedPresence(seen.append)
+    chosen["ada"] = Presence.AWAY
+    chosen.pop("ada", None)
+    chosen["bob"] = Presence.DND
+    del chosen["bob"]
+    assert seen == ["ada", "ada", "bob", "bob"] and not chosen
