@@ -146,8 +146,8 @@ async def open_logged_in(
 
     Gives up on what is not done after ``time_limit`` seconds. The clients come
     back in the order of ``tokens`` (minus failures). A login answered ``unavailable``
-    (the server could not use its database in time) is tried again up to ``retries`` times,
-    a second apart, as a client would; those are counted in ``retried``.
+    (the server could not use its database in time) is tried again on a new connection up
+    to ``retries`` times, a second apart, as a client would; those are counted in ``retried``.
     """
     gate = asyncio.Semaphore(concurrency)
     results: list[BenchClient | None] = [None] * len(tokens)
@@ -157,14 +157,17 @@ async def open_logged_in(
         async with gate:
             client: BenchClient | None = None
             try:
-                client = await BenchClient.open(url, on_event)
                 for attempt in range(retries + 1):
+                    client = await BenchClient.open(url, on_event)
                     try:
                         await client.login_token(token)
                         break
                     except RequestFailed as exc:
                         if exc.reply.get("code") != "unavailable" or attempt == retries:
                             raise
+                        # On a new connection, as a client does (the refused login may have
+                        # left this one logged in: "already logged in").
+                        client.abort()
                         opened.retried += 1
                         await asyncio.sleep(1.0)
                 results[index] = client
