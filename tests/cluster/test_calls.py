@@ -227,3 +227,18 @@ async def test_the_ring_timeout_runs_on_after_the_coordinator_died(service: Serv
     assert 7 < time.monotonic() - invited < 16  # 8 s as set; a second ring would be 16+
     assert (await bob.next_event("call.ended"))["reason"] == "timeout"
     await asyncio.gather(ada.close(), bob.close())
+
+
+async def test_the_coordinator_stopped_hands_over_at_once(service: Service) -> None:
+    """SIGTERM on the coordinator (an upgrade): it gives its lease back, the next instance takes
+    over without waiting for it to lapse, and a call between users elsewhere never notices."""
+    first, second, third = await service(3)
+    ada, bob = await users_on(("ada", second), ("bob", third))
+    call_id = await accepted_call(ada, bob)
+    await asyncio.to_thread(first.stop)
+    assert first.proc.returncode == 0
+    await patient(ada, "presence.set", timeout=15, status="away")
+    await ada.no_event("call.ended")
+    await call_goes_on(call_id, ada, bob)
+    assert "bus.coordinator" in second.log() or "bus.coordinator" in third.log()
+    await asyncio.gather(ada.close(), bob.close())

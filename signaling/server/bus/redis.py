@@ -221,8 +221,13 @@ class RedisBus(Bus):
         for work in (self._sender(), self._keep_alive(), self._read_inbox()):
             self._tasks.append(asyncio.get_running_loop().create_task(work))
         # The first instance of a service takes the lease at once.
-        if await self._redis.set(LEASE, str(self.instance), nx=True, px=LEASE_MS):
-            await self._promote()
+        try:
+            if await self._redis.set(LEASE, str(self.instance), nx=True, px=LEASE_MS):
+                await self._take_over()
+        except (RedisError, OSError) as exc:
+            await self.stop()
+            where = _masked(self.url)
+            raise BusUnavailable(f"cannot use Redis at {where}: {_reason(exc)}") from None
 
     @override
     async def stop(self) -> None:
@@ -479,7 +484,15 @@ class RedisBus(Bus):
     # The coordinator -------------------------------------------------------------
 
     async def _promote(self) -> None:
-        """Take the hub's role: load the mirror, gather the connections, resume timers."""
+        """Take the hub's role; an instance that fails half-way stops, so another takes it."""
+        try:
+            await self._take_over()
+        except Exception as exc:
+            log_event("bus.takeover_failed", 40, instance=self.instance, error=repr(exc))
+            signal.raise_signal(signal.SIGTERM)
+
+    async def _take_over(self) -> None:
+        """Load the mirror, gather the connections, resume timers."""
         assert self._redis is not None
         log_event("bus.coordinator", instance=self.instance)
         hub = self.hub
@@ -513,10 +526,10 @@ class RedisBus(Bus):
         await self._gather_announcements(await self._live_instances())
         self._resume_calls(timers)
         self._resume_meetings(meetings)
-        if hub.meetings.sfu is not None:  # the coordinator runs the rooms on the media servers
-            await hub.meetings.sfu.start()
         # Frames forwarded meanwhile wait in the list: their connections are known now.
         self._spawn(self._read_coordinator_list())
+        if hub.meetings.sfu is not None:  # the coordinator runs the rooms on the media servers
+            await hub.meetings.sfu.start()
         for username in before - set(hub.by_user):
             hub.chosen_presence.pop(username, None)
             self._spawn(hub.presence_changed(username, Presence.ONLINE))
