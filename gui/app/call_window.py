@@ -24,6 +24,7 @@ from gui.app.own_voice import MutedHint
 from gui.app.plain import plain_label, plain_title
 from gui.app.resources import app_icon, icon
 from gui.app.screen_picker import ScreenPicker
+from gui.app.sharing import SHARE_NOTE
 from gui.app.video_view import VideoView
 from gui.app.widgets import Avatar, ChatPanel, add_shortcuts, control_button, media_controls
 from gui.core.call_machine import CallState
@@ -71,12 +72,6 @@ ADD_REFUSED = {
     "busy": "{name} is reconnecting; try again in a moment.",
 }
 GRADE_COLORS = {"good": "#2fb344", "fair": "#f59f00", "poor": "#d63939"}
-SHARE_NOTE = {
-    "minimised": "You are sharing your screen. This window is minimised so it does not appear "
-    "in the share.",
-    "shown": "You are sharing your screen. Minimise this window so it does not appear in the "
-    "share.",
-}
 
 
 class Stage(QWidget):

@@ -51,6 +51,7 @@ from gui.app.own_voice import MutedHint, meter_of, own_level
 from gui.app.plain import plain_label, plain_title, set_plain
 from gui.app.resources import app_icon, icon
 from gui.app.screen_picker import ScreenPicker
+from gui.app.sharing import SHARE_NOTE, OutOfTheShare
 from gui.app.video_view import VideoView
 from gui.app.widgets import (
     Avatar,
@@ -256,6 +257,7 @@ class MeetingWindow(QWidget):
         self.sharing_note.setProperty("role", "banner")
         self.sharing_note.setAccessibleName("Screen sharing")
         self.sharing_note.hide()
+        self.out_of_the_share = OutOfTheShare(self, self.sharing_note, lambda: self.sharing_screen)
         self.muted_hint = MutedHint(
             SHORTCUTS["microphone"],
             self.stage,
@@ -611,6 +613,7 @@ class MeetingWindow(QWidget):
             if self.picker is not None:
                 self.picker.close()
             self.muted_hint.set_muted(False)
+            self.out_of_the_share.stop()
             self._levels.stop()
             self._clock.stop()
             self._closing.setInterval(1500 if reason in ("left", "ended", "empty") else 4000)
@@ -772,35 +775,55 @@ class MeetingWindow(QWidget):
         else:
             self.screen_button.setToolTip(f"Screen sharing does not work here: {support.reason}")
 
+    @property
+    def sharing_screen(self) -> bool:
+        """Whether this end sends a screen now."""
+        return self.session.shared.media.screen is not None
+
     def _toggle_share(self, on: bool) -> None:
-        sharing = self.session.shared.media.screen is not None
-        if on and not sharing:
+        if on and not self.sharing_screen:
+            from gui.devices.screen import capture_supported
+
+            if capture_supported().system_picker:
+                # The desktop portal shows the system's own picker when the capture starts:
+                # ours would only ask the same question twice.
+                self.share(None)
+                return
             self.picker = ScreenPicker(self)
             self.picker.chosen.connect(self.share)
-            self.picker.rejected.connect(lambda: self._set_share_button(False))
+            self.picker.finished.connect(lambda _: self._set_share_button(self.sharing_screen))
             self.picker.show()
-        elif not on and sharing:
+        elif not on and self.sharing_screen:
             self.stop_sharing()
 
     def share(self, source: object) -> None:
-        """Send ``source`` (a screen or a window of the picker) to everyone."""
+        """Send ``source`` (a screen or a window of the picker; ``None``: what the system's
+        picker chooses) to everyone. Sharing the whole screen, the window leaves it."""
         from gui.devices.screen import ScreenSource, ScreenTrack
 
         track = ScreenTrack(source)  # type: ignore[arg-type]
         track.on("lost", self._sharing_lost)
         self.session.replace_track(SCREEN, track)
-        whole = isinstance(track.source, ScreenSource)
-        set_plain(
-            self.sharing_note,
-            "You are sharing your screen." if whole else f"You are sharing “{track.source.label}”.",
-        )
+        system_picker = track.support.system_picker
+        if system_picker:
+            note = "You are sharing what you chose in the system's dialog."
+        elif isinstance(track.source, ScreenSource):
+            note = SHARE_NOTE["shown"]
+        else:
+            note = f"You are sharing “{track.source.label}”."
+        set_plain(self.sharing_note, note)
         self.sharing_note.show()
+        if isinstance(track.source, ScreenSource) and not system_picker:
+            self.out_of_the_share.start()
+        else:
+            self.out_of_the_share.stop()
         self._set_share_button(True)
         self._show_people()
 
     def stop_sharing(self) -> None:
         """Stop sending the screen."""
         self.session.replace_track(SCREEN, None)
+        self.out_of_the_share.stop()
         self.sharing_note.hide()
         self._set_share_button(False)
         self._show_people()
