@@ -256,6 +256,8 @@ class _LiveRun:
     delays: list[float]
     cpu: float
     stage_cpu: float
+    #: Onsets never heard within 3 s.
+    unheard: int = 0
 
 
 async def _live_call(options: ProcessingOptions | None, onsets: int, window_s: float) -> _LiveRun:
@@ -284,12 +286,16 @@ async def _live_call(options: ProcessingOptions | None, onsets: int, window_s: f
                 stage_percent = 100 * (processor.cpu_s - stage) / elapsed
             for far_end in far_ends:
                 far_end.talking = False
-            delays = []
+            delays, unheard = [], 0
             for _ in range(onsets):
-                delay = await audio_latency(tone, receiver)
+                try:
+                    delay = await audio_latency(tone, receiver)
+                except TimeoutError:  # counted and reported, not taken as a delay
+                    unheard += 1
+                    continue
                 if delay is not None:
                     delays.append(delay)
-            return _LiveRun(delays, cpu_percent, stage_percent)
+            return _LiveRun(delays, cpu_percent, stage_percent, unheard)
     finally:
         track.stop()
 
@@ -326,6 +332,7 @@ async def _live(rounds: int, onsets: int, window_s: float) -> dict[str, list[flo
             out[f"{name}_ms"] += [1000 * d for d in run.delays]
             out[f"{name}_cpu"].append(run.cpu)
             out[f"{name}_stage_cpu"].append(run.stage_cpu)
+            out[f"{name}_unheard"].append(run.unheard)
     return out
 
 
@@ -430,6 +437,11 @@ def run(quick: bool) -> list[Figure]:
             Figure(BENCH, f"live: latency added, {label} (difference of medians)", added, "ms",
                    Goal.at_most(10)),
         ]  # fmt: skip
+    for name, label in LIVE_LABELS:
+        figures.append(
+            Figure(BENCH, f"live: tone onsets not heard within 3 s, {label}",
+                   sum(live[f"{name}_unheard"]), "onsets")
+        )  # fmt: skip
     for name, label in LIVE_LABELS:
         cpu = live[f"{name}_cpu"]
         figures.append(
