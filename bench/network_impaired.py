@@ -39,6 +39,7 @@ from tests.net.impaired import (
     STUN,
     LabCall,
     camera_fps,
+    hang_up,
     lab_call,
     lab_unavailable,
     start_services,
@@ -104,7 +105,20 @@ def _loss(call: LabCall) -> dict[str, float | None]:
     time.sleep(35)
     fps, freeze = _received(call.callee, start, time.monotonic())
     call.home("a").set_loss(0)
-    return {"fps": fps, "freeze_ms_per_min": freeze}
+    values: dict[str, float | None] = {"fps": fps, "freeze_ms_per_min": freeze}
+    if call.callee.name.startswith("parley-cli"):
+        # Where the freeze came from: the callee's video receiver repair (its summary, for
+        # the whole call): packets given up, frames held back by a missing packet, and
+        # waits of 500 ms or more with no packet at all (sender, path or a starved process).
+        try:
+            hang_up(call)
+            repair = call.callee.summary.get("video_repair") or {}
+        except AssertionError as exc:  # the figures above stand without these
+            print(f"[{BENCH}] no summary: {str(exc).splitlines()[0]}", file=sys.stderr)
+            repair = {}
+        for name in ("given_up", "stalled_ms", "idle_ms"):
+            values[name] = repair.get(name)
+    return values
 
 
 def _cap(call: LabCall) -> dict[str, float | None]:
@@ -223,6 +237,9 @@ UNITS = {
     "sent_capped_kbps": "kb/s",
     "back_to_rate_s": "s",
     "recovery_s": "s",
+    "given_up": "packets",
+    "stalled_ms": "ms",
+    "idle_ms": "ms",
 }
 GOALS = {"recovery_s": Goal.at_most(5.0), "sent_capped_kbps": Goal.at_most(float(CAP_KBIT))}
 
