@@ -12,19 +12,13 @@ again) and offers everyone fresh links. The bounds catch a broken recovery, not 
 
 from __future__ import annotations
 
-import signal
-import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.cli.procs import Child, CliProcess
-from tests.net.impaired import _cli, lab_unavailable, start_services
-from tests.net.lab import Lab, network_lab
+from tests.net.impaired import lab_unavailable
+from tests.net.meeting import USERS, LabMeeting, lab_meeting, readdress
 
 pytestmark = [
     pytest.mark.slow,
@@ -32,134 +26,11 @@ pytestmark = [
     pytest.mark.timeout(600),
 ]
 
-USERS = {"a": "ann-mesh", "b": "bob-mesh", "c": "cat-mesh"}
-
-
-@dataclass
-class LabMeeting:
-    """Three homes in one meeting: the cli of each, by home name."""
-
-    lab: Lab
-    ends: dict[str, CliProcess]
-
-    def fps(self, home: str, other: str, since: int = 0) -> list[tuple[float, float]]:
-        """(time, camera frames/s) of ``home``'s link to ``other``'s user, from ``since``."""
-        side = self.ends[home]
-        with side.cond:
-            return [
-                (at, _camera(m))
-                for at, m in side.events[since:]
-                if m["event"] == "link_stats" and m.get("username") == USERS[other]
-            ]
-
-    def wait_video(
-        self, home: str, other: str, since: int = 0, timeout: float = 60.0, after: float = 0.0
-    ) -> float:
-        """When ``home`` first saw ``other``'s video at 3 frames/s or more (from ``since``,
-        in a line that came after the monotonic time ``after``)."""
-        side = self.ends[home]
-
-        def check() -> float | None:
-            for at, message in side.events[since:]:
-                if (
-                    at > after
-                    and message["event"] == "link_stats"
-                    and message.get("username") == USERS[other]
-                    and _camera(message) >= 3
-                ):
-                    return at
-            return None
-
-        return side.wait_for(check, timeout, f"video from {USERS[other]}")
-
-    def wait_video_again(
-        self, home: str, other: str, since: int, cut: float, timeout: float = 60.0
-    ) -> float:
-        """When ``home`` saw ``other``'s video at 3 frames/s or more again after seeing it
-        stop once after ``cut`` (a line may still count frames from before the cut)."""
-        side = self.ends[home]
-
-        def check() -> float | None:
-            stopped = False
-            for at, message in side.events[since:]:
-                if at <= cut or message["event"] != "link_stats":
-                    continue
-                if message.get("username") != USERS[other]:
-                    continue
-                if _camera(message) < 3:
-                    stopped = True
-                elif stopped:
-                    return at
-            return None
-
-        return side.wait_for(check, timeout, f"video from {USERS[other]} again")
-
-    def leave_all(self) -> dict[str, dict[str, Any]]:
-        """Everyone leaves (SIGINT) and exits cleanly; what each summed up of each other
-        participant (all three still in), by home."""
-        for side in self.ends.values():
-            side.send_signal(signal.SIGINT)
-        out = {}
-        for home, side in self.ends.items():
-            side.finish(60, expect=0)
-            figures: dict[str, Any] = side.summary["participants"]
-            assert set(figures) == {u for h, u in USERS.items() if h != home}, figures
-            out[home] = figures
-        return out
-
-
-def _camera(stats: dict[str, Any]) -> float:
-    videos = stats.get("videos") or []
-    return next((float(v["fps"]) for v in videos if v["name"] == "camera"), 0.0)
-
 
 @pytest.fixture
 def meeting() -> Iterator[LabMeeting]:
-    """The lab with three homes, the servers, and a meeting whose every link shows video."""
-    children: list[Child] = []
-    with (
-        tempfile.TemporaryDirectory(prefix="parley-mesh-") as tmp,
-        network_lab(homes=("a", "b", "c")) as lab,
-    ):
-        try:
-            server = start_services(lab, Path(tmp), children)
-            url: str = server.url  # type: ignore[attr-defined]
-            homes = lab.homes
-            first = [_cli(url, homes[h], u, "contacts", register=True) for h, u in USERS.items()]
-            children += first
-            for child in first:
-                child.finish(60, expect=0)
-            adds = [
-                _cli(url, homes[h], me, "add", other)
-                for h, me in USERS.items()
-                for other in USERS.values()
-                if other != me
-            ]
-            children += adds
-            for child in adds:
-                child.finish(90, expect=0)
-            ends: dict[str, CliProcess] = {}
-            for h in ("b", "c"):
-                mark = len(server.err)
-                ends[h] = _cli(
-                    url, homes[h], USERS[h], "meet", "answer", "--wait", "120", "--stats"
-                )
-                children.append(ends[h])
-                server.wait_stderr(rf"event=login conn=\S+ user={USERS[h]}(\s|$)", 60, mark)
-            invite = f"{USERS['b']},{USERS['c']}"
-            ends["a"] = _cli(
-                url, homes["a"], USERS["a"], "meet", "create", "--invite", invite, "--stats"
-            )
-            children.append(ends["a"])
-            meeting = LabMeeting(lab, ends)
-            for home in ends:
-                for other in ends:
-                    if other != home:
-                        meeting.wait_video(home, other, timeout=90)
-            yield meeting
-        finally:
-            for process in reversed(children):
-                process.kill()
+    with lab_meeting() as built:
+        yield built
 
 
 def test_a_home_black_holed_for_10_s_its_links_recover_and_the_others_carry_on(
@@ -200,12 +71,7 @@ def test_a_home_that_changes_its_address_comes_back_to_everyone(meeting: LabMeet
     """Home c's computer gets another address: its links and its signaling socket are dead;
     its links are made anew (a fresh peer connection per pair) and the meeting goes on."""
     marks = {home: side.mark() for home, side in meeting.ends.items()}
-    home = meeting.lab.c
-    prefix = home.address.rsplit(".", 1)[0]
-    # (Deleting the only address takes the default route with it: both come back.)
-    home.run("ip", "addr", "del", f"{home.address}/24", "dev", "eth0")
-    home.run("ip", "addr", "add", f"{prefix}.7/24", "dev", "eth0")
-    home.run("ip", "route", "replace", "default", "via", f"{prefix}.1")
+    readdress(meeting.lab.c)
     changed = time.monotonic()
     took = {}
     for seer, other in (("a", "c"), ("c", "a"), ("b", "c"), ("c", "b")):
