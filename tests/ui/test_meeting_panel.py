@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 
+from gui.app.meeting_model import Tile
 from gui.app.models import Role
 from gui.app.ui import ParleyUi
 from tests.ui.helpers import click, until
@@ -55,3 +56,35 @@ async def test_invite_from_the_panel(ada: ParleyUi, peers: dict[str, Peer]) -> N
     click(window.leave_button)
     await until(lambda: not ada.meetings, what="the window to close")
     await close(peers)
+
+
+async def test_the_grid_steps_as_people_come_and_go(ada: ParleyUi) -> None:
+    """1, 2, 2x2, 3x3 and 4x4, up and down again. More people than a mesh admits need a media
+    server, and sixteen real participants are more than this machine runs in a test: the
+    rows are put in the window's model, which the tiles follow whatever fills it."""
+    ada.controller.start_meeting([])
+    await until(lambda: ada.meetings, what="ada's meeting window")
+    window = ada.meetings[0]
+    window.resize(1200, 800)
+    window.show()
+    await until(lambda: list(window.tile_views) == ["ada"], what="ada's own tile")
+    me = window.model.tile("ada")
+    assert me is not None
+    others = [Tile(f"user{n}", f"User {n}") for n in range(1, 16)]
+
+    def shape() -> tuple[int, int]:
+        """(columns, rows): the most tiles on one row (a last row is centred), the rows."""
+        tops = [y for y, _ in rows(window)]
+        return max(tops.count(y) for y in tops), len(set(tops))
+
+    expected = {1: (1, 1), 2: (2, 1), 3: (2, 2), 4: (2, 2), 5: (3, 2), 9: (3, 3), 10: (4, 3)}
+    expected |= {13: (4, 4), 16: (4, 4)}
+    for count in [*range(1, 17), *range(15, 0, -1)]:
+        window.model.set_tiles([me, *others[: count - 1]])
+        assert len(window.tile_views) == count
+        if count in expected:
+            assert shape() == expected[count], count
+        sizes = {(v.width(), v.height()) for v in window.tile_views.values()}
+        assert len(sizes) == 1  # every cell the same size
+    click(window.leave_button)
+    await until(lambda: not ada.meetings, what="the window to close")
