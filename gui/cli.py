@@ -934,6 +934,13 @@ class MeetingReporter:
                 "chat", username=username, id=message.id, text=message.text
             ),
         )
+        # Sent before this end joined (or while it was away): once each, marked.
+        session.on(
+            "chat_history",
+            lambda username, message: emit(
+                "chat", username=username, id=message.id, text=message.text, history=True
+            ),
+        )
         session.on(
             "request_failed",
             lambda kind, code, message: emit(
