@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from aiortc.mediastreams import MediaStreamTrack
-from PySide6.QtCore import QEvent, QObject, QRect, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QResizeEvent
 from PySide6.QtWidgets import (
     QFrame,
@@ -24,7 +24,7 @@ from gui.app.own_voice import MutedHint
 from gui.app.plain import plain_label, plain_title
 from gui.app.resources import app_icon, icon
 from gui.app.screen_picker import ScreenPicker
-from gui.app.sharing import SHARE_NOTE
+from gui.app.sharing import OutOfTheShare
 from gui.app.video_view import VideoView
 from gui.app.widgets import Avatar, ChatPanel, add_shortcuts, control_button, media_controls
 from gui.core.call_machine import CallState
@@ -191,20 +191,10 @@ class CallWindow(QWidget):
         self.sharing_note.setProperty("role", "banner")
         self.sharing_note.setAccessibleName("Screen sharing")
         self.sharing_note.hide()
-        self._sharing_whole_screen = False
-        # Whether the minimise request was honoured is known only once the window manager
-        # acted (with none, the window stays on the screen being shared).
-        self._share_check = QTimer(self)
-        self._share_check.setSingleShot(True)
-        self._share_check.setInterval(500)
-        self._share_check.timeout.connect(self._word_sharing_note)
-        # The minimise waits for the picker's window to be gone: when it closes, the focus
-        # goes back to this window, and a window manager (openbox, seen here) that gets that
-        # activation after the minimise request brings the window straight back.
-        self._minimise_later = QTimer(self)
-        self._minimise_later.setSingleShot(True)
-        self._minimise_later.setInterval(300)
-        self._minimise_later.timeout.connect(self._minimise_for_share)
+        # Sharing the whole screen, this window leaves it (no hall of mirrors).
+        self.out_of_the_share = OutOfTheShare(
+            self, self.sharing_note, lambda: self.session.sharing_screen
+        )
         self.screen_large = True
         self.devices_button = control_button("settings", "Devices")
         self.devices_menu = QMenu(self)
@@ -511,7 +501,6 @@ class CallWindow(QWidget):
         system_picker = track.support.system_picker
         # What the system's picker chose is not known here: no minimising then.
         whole = isinstance(track.source, ScreenSource) and not system_picker
-        self._sharing_whole_screen = whole
         if system_picker:
             note = "You are sharing what you chose in the system's dialog."
         elif whole:
@@ -527,27 +516,7 @@ class CallWindow(QWidget):
         self.screen_button.setAccessibleName("Stop sharing")
         self.screen_button.setToolTip(f"Stop sharing ({SHORTCUTS['screen']})")
         if whole:
-            self._minimise_later.start()
-
-    def _minimise_for_share(self) -> None:
-        """No hall of mirrors: this window leaves the shared screen (if the system lets it)."""
-        if not (self._sharing_whole_screen and self.session.sharing_screen):
-            return
-        handle = self.windowHandle()
-        if handle is not None:
-            handle.removeEventFilter(self)  # once, however many shares
-            handle.installEventFilter(self)
-        self.showMinimized()
-        self._share_check.start()
-
-    def _word_sharing_note(self) -> None:
-        """Say whether this window really left the shared screen (a window manager may refuse,
-        and without one nothing minimises): a window that is minimised is no longer exposed."""
-        if not (self._sharing_whole_screen and self.session.sharing_screen):
-            return
-        handle = self.windowHandle()
-        hidden = self.isMinimized() and handle is not None and not handle.isExposed()
-        self.sharing_note.setText(SHARE_NOTE["minimised" if hidden else "shown"])
+            self.out_of_the_share.start()
 
     def _sharing_failed(self, reason: str) -> None:
         self._stop_sharing()
@@ -556,9 +525,7 @@ class CallWindow(QWidget):
 
     def _stop_sharing(self) -> None:
         self.session.stop_screen()
-        self._sharing_whole_screen = False
-        self._share_check.stop()
-        self._minimise_later.stop()
+        self.out_of_the_share.stop()
         self.sharing_note.hide()
         self.screen_button.blockSignals(True)
         self.screen_button.setChecked(False)
@@ -566,8 +533,6 @@ class CallWindow(QWidget):
         self.screen_button.setIcon(icon("screen-share", "#ffffff", 24))
         self.screen_button.setAccessibleName("Share screen")
         self.screen_button.setToolTip(f"Share screen ({SHORTCUTS['screen']})")
-        if self.isMinimized():
-            self.showNormal()
 
     def _swap_views(self) -> None:
         """Swap the shared screen and the camera between large and small."""
@@ -679,18 +644,6 @@ class CallWindow(QWidget):
         """Keep the self-view in its corner."""
         super().resizeEvent(event)
         self._layout_stage()
-
-    def changeEvent(self, event: QEvent) -> None:
-        """Minimised or restored while sharing the whole screen: word the note again."""
-        super().changeEvent(event)
-        if event.type() == QEvent.Type.WindowStateChange and self._sharing_whole_screen:
-            self._share_check.start()
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        """The window left or came back on screen (a window manager can take its time)."""
-        if event.type() == QEvent.Type.Expose and self._sharing_whole_screen:
-            self._share_check.start()
-        return super().eventFilter(watched, event)
 
     def showEvent(self, event: object) -> None:
         """Lay out once the window has its size."""

@@ -3,7 +3,7 @@
 While this end shares its whole screen, the window it is in minimises itself (when the
 system lets it; with no window manager nothing minimises) and its sharing note says
 whether it really left the screen: a window that is minimised is no longer exposed. The
-meeting window uses it; the call window does the same with its own timers.
+call window and the meeting window both use it.
 """
 
 from __future__ import annotations

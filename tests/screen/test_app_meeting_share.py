@@ -11,7 +11,7 @@ from gui.app.meeting_window import MeetingWindow
 from gui.app.sharing import SHARE_NOTE
 from gui.core.meeting_machine import MeetingState
 from tests.screen.helpers import until
-from tests.screen.test_app_share import make_ui, window_manager
+from tests.screen.test_app_share import contacts_signed_in, make_ui, window_manager
 
 pytestmark = pytest.mark.usefixtures("qt_app")
 
@@ -30,12 +30,7 @@ async def share_whole_screen(window: MeetingWindow) -> None:
 async def test_share_and_controls_in_the_meeting_window() -> None:
     ada, grace = make_ui("ada"), make_ui("grace")
     try:
-        await ada.controller.start()
-        await grace.controller.start()
-        await ada.controller.sign_in(None, "ada", "correct horse", register=True)
-        await grace.controller.sign_in(None, "grace", "correct horse", register=True)
-        await ada.controller.add_contact("grace")
-        await grace.controller.accept_contact("ada")
+        await contacts_signed_in(ada, grace)
         await until(lambda: ada.controller.contacts.contact("grace") is not None, 10, "contact")
         ada.controller.start_meeting(["grace"])
         invitation = grace.meeting_invitation

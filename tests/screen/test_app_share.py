@@ -12,7 +12,8 @@ from collections.abc import Iterator
 import pytest
 from PySide6.QtWidgets import QApplication
 
-from gui.app.call_window import SHARE_NOTE, CallWindow
+from gui.app.call_window import CallWindow
+from gui.app.sharing import SHARE_NOTE
 from gui.app.ui import ParleyUi
 from gui.core.call_machine import CallState
 from tests.screen.helpers import until
@@ -28,6 +29,16 @@ def make_ui(name: str) -> ParleyUi:
     ui.profile.settings.embedded_port = 0
     ui.profile.settings.keep_signed_in = False
     return ui
+
+
+async def contacts_signed_in(ada: ParleyUi, grace: ParleyUi) -> None:
+    """Both apps start their built-in servers, sign up on ada's, and are contacts."""
+    await ada.controller.start()
+    await grace.controller.start()
+    await ada.controller.sign_in(None, "ada", "correct horse", register=True)
+    await grace.controller.sign_in(None, "grace", "correct horse", register=True)
+    await ada.controller.add_contact("grace")
+    await grace.controller.accept_contact("ada")
 
 
 @contextlib.contextmanager
@@ -58,12 +69,7 @@ async def share_whole_screen(window: CallWindow) -> None:
 async def test_share_from_the_call_window() -> None:
     ada, grace = make_ui("ada"), make_ui("grace")
     try:
-        await ada.controller.start()
-        await grace.controller.start()
-        await ada.controller.sign_in(None, "ada", "correct horse", register=True)
-        await grace.controller.sign_in(None, "grace", "correct horse", register=True)
-        await ada.controller.add_contact("grace")
-        await grace.controller.accept_contact("ada")
+        await contacts_signed_in(ada, grace)
         ada.controller.place_call("grace", video=True)
         await until(lambda: grace.incoming.isVisible(), 10, "the incoming call")
         grace.incoming.answer_video.click()
