@@ -56,7 +56,7 @@ from gui.core.quality import QualityMeter
 from gui.core.receive_repair import repair_receivers, round_trip
 from gui.core.remote_sdp import check_candidate, check_description, mids_in_sdp
 from gui.core.verification import fingerprints_in_sdp, verification_words
-from gui.media import decode_guard
+from gui.media import decode_guard, fast_paths
 from gui.media.analysis import AudioReceiver, VideoReceiver
 from gui.media.scaler import ScaledVideoTrack
 
@@ -156,6 +156,7 @@ class PeerLink(AsyncIOEventEmitter):
         """``label`` names the link in log lines (a call id, a meeting id and a username)."""
         super().__init__()
         decode_guard.install()  # what a lying video sender can make the decoder do is bounded
+        fast_paths.install()  # aiortc's per-frame audio level and frame hand-over, cheaper
         ice.install()  # relayed calls that work: every TURN server, no relaying to private peers
         self.options = options
         self.label = label

@@ -240,8 +240,16 @@ class VideoReceiver(TrackConsumer):
 
 def to_mono(frame: av.AudioFrame) -> np.ndarray:
     """An audio frame's samples as mono float64 in -1..1, whatever its format and layout."""
-    array = frame.to_ndarray()
     channels = len(frame.layout.channels)
+    if frame.format.name == "s16" and channels in (1, 2):
+        # What every remote audio track gives (50 a second per participant): straight from
+        # the plane, a tenth of the general path's time, the same values to the bit (sums
+        # of two int16 and divisions by powers of two are exact).
+        packed = np.frombuffer(frame.planes[0], dtype=np.int16, count=frame.samples * channels)
+        if channels == 1:
+            return packed / 32768.0
+        return (packed[0::2].astype(np.float64) + packed[1::2]) / 65536.0
+    array = frame.to_ndarray()
     # Planar formats come as (channels, samples), packed ones as (1, samples * channels).
     data = array.reshape(channels, -1).T if frame.format.is_planar else array.reshape(-1, channels)
     scaled = data.astype(np.float64)
