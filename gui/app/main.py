@@ -141,6 +141,7 @@ def main(
     import qasync
     from PySide6.QtWidgets import QApplication
 
+    from gui.app.collector import MainThreadCollector
     from gui.app.ui import ParleyUi
 
     app = QApplication(sys.argv[:1])
@@ -148,6 +149,9 @@ def main(
     app.setApplicationDisplayName("Parley")
     app.setDesktopFileName("parley")
     app.setQuitOnLastWindowClosed(False)
+    # Garbage that holds Qt objects must be collected on this thread, never on a decoder's.
+    collector = MainThreadCollector(parent=app)
+    collector.start()
 
     async def run() -> int:
         ui = ParleyUi(app, args.profile, args.server, args.trust_cert)
@@ -162,6 +166,7 @@ def main(
         return await ui.run()
 
     status = asyncio.run(run(), loop_factory=lambda: qasync.QEventLoop(app))
+    collector.stop()
     destroy_qt(app)
     return status
 
