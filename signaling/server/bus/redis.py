@@ -189,6 +189,7 @@ class RedisBus(Bus):
         self._stopping = False
         #: Whether Redis answered lately: an edge refuses frames (``unavailable``) while not.
         self.reachable = True
+        self._unreachable_logged = 0.0
         self._timers: WatchedTimers = install(
             hub, self._call_changed, self._presence_changed, self._meeting_changed
         )
@@ -445,11 +446,15 @@ class RedisBus(Bus):
                 self._reachable(False, exc)
 
     def _reachable(self, now: bool, exc: BaseException | None = None) -> None:
+        """Redis answered (or not); said in the log when it changes, and every 30 s while away."""
         if now != self.reachable:
             self.reachable = now
             if now:
                 log_event("bus.reachable", instance=self.instance)
-        if exc is not None:
+                return
+            self._unreachable_logged = 0.0
+        if exc is not None and time.monotonic() - self._unreachable_logged >= 30:
+            self._unreachable_logged = time.monotonic()
             log_event("bus.unreachable", 30, error=_reason(exc))
 
     def _lost_lease(self) -> None:
@@ -568,7 +573,7 @@ class RedisBus(Bus):
             try:
                 popped = await self._announcer.blpop([ANNOUNCE + ":" + nonce], timeout=left)
             except (RedisError, OSError) as exc:
-                log_event("bus.unreachable", 30, error=_reason(exc))
+                self._reachable(False, exc)
                 await asyncio.sleep(TICK_S)
                 continue
             if popped is None:
@@ -720,7 +725,7 @@ class RedisBus(Bus):
             try:
                 items = await _pop_batch(self._blocking, TO_COORDINATOR)
             except (RedisError, OSError) as exc:
-                log_event("bus.unreachable", 30, error=_reason(exc))
+                self._reachable(False, exc)
                 await asyncio.sleep(TICK_S)
                 continue
             for raw in items:
@@ -763,7 +768,7 @@ class RedisBus(Bus):
                 try:
                     items = await _pop_batch(reader, inbox(self.instance))
                 except (RedisError, OSError) as exc:
-                    log_event("bus.unreachable", 30, error=_reason(exc))
+                    self._reachable(False, exc)
                     await asyncio.sleep(TICK_S)
                     continue
                 for raw in items:
