@@ -191,6 +191,9 @@ def _add_meeting_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print each link's figures every second (link_stats lines: frames/s per video)",
     )
+    parser.add_argument(
+        "--chat", metavar="TEXT", help="send this chat message once someone can receive it"
+    )
 
 
 def _add_sources(parser: argparse.ArgumentParser) -> None:
@@ -763,6 +766,19 @@ async def _send_chat_when_open(session: CallSession, text: str) -> None:
     emit("chat_sent", id=message.id, text=message.text)
 
 
+async def _meeting_chat_when_heard(session: MeetingSession, text: str) -> None:
+    """Send ``text`` to the meeting as soon as someone can receive it (within 60 s)."""
+    async with asyncio.timeout(60):
+        while not session.machine.ended:
+            try:
+                message = session.send_chat(text)
+            except ChatUnavailable:
+                await asyncio.sleep(0.2)
+                continue
+            emit("chat_sent", id=message.id, text=message.text)
+            return
+
+
 async def _share_screen(session: CallSession, index: int, reporter: CallReporter) -> None:
     """Share screen ``index`` on the call's screen slot; print ``screen_share`` (or why not)."""
     from gui.devices.screen import ScreenTrack, list_screens
@@ -1097,11 +1113,13 @@ async def follow_meeting(
         await asyncio.sleep(seconds)
         finish()
 
-    helper = loop.create_task(leave_after(duration)) if duration is not None else None
+    helpers = [loop.create_task(leave_after(duration))] if duration is not None else []
+    if getattr(args, "chat", None) and not moved:  # (a call's --chat went to the call)
+        helpers.append(loop.create_task(_meeting_chat_when_heard(session, args.chat)))
     try:
         await session.wait_ended()
     finally:
-        if helper is not None:
+        for helper in helpers:
             helper.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await helper

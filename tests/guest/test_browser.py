@@ -181,15 +181,25 @@ async def test_expired_and_unknown_links_get_a_page_that_says_so(make_server: An
 async def test_a_guest_in_a_mesh_meeting_of_three(launch: Launcher, server: ServerProcess) -> None:
     await off_loop(launch.befriend, ("hana", "ivan"))
     ivan = await start(launch, server, "ivan", "meet", "answer", "--wait", "60", "--stats")
-    hana = await start(launch, server, "hana", "meet", "create", "--invite", "ivan", "--stats")
+    hana = await start(
+        launch, server, "hana", "meet", "create", "--invite", "ivan", "--stats",
+        "--chat", "before <b>the guest</b>",
+    )  # fmt: skip
     _, created = await off_loop(hana.wait_event, "state", 30, state="joined")
     meeting_id = created["meeting_id"]
     await off_loop(ivan.wait_event, "state", 30, state="joined")
+    await off_loop(ivan.wait_event, "chat", 30, text="before <b>the guest</b>")
     url = await make_link(launch, "hana", "--meeting", meeting_id)
     async with chromium() as browser, guest_page(browser) as guest:
         assert await guest.open(url) == 200
         await guest.join("Zoe")
         await guest.wait_receiving(["hana", "ivan"], timeout=40)
+        # The chat from before the guest came, over the data channels: once, though both
+        # sent it (ivan's copy of what hana, present, wrote is not taken).
+        line = "hana: before <b>the guest</b>"
+        await until(lambda: _has(guest.chats(), line), 20, "the chat from before")
+        await asyncio.sleep(1.0)
+        assert (await guest.chats()).count(line) == 1
         guest_name = (await guest.evaluate("() => window.parleyGuest.state.user"))["username"]
         # Screen sharing: the browser's (fake) screen goes out to both, on the screen slot.
         await guest.page.click("#share")

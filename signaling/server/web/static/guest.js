@@ -27,6 +27,8 @@ const state = {
   names: new Map(),
   tiles: new Map(),
   chats: [],
+  // Chat ids shown: a message arriving again (a meeting's history) is shown once.
+  chatIds: new Set(),
   words: null,
   removed: null,
   endTitle: null,
@@ -205,7 +207,8 @@ function openLink(username, offerer) {
     iceServers: state.iceServers,
     signal: (payload) => sendSignal(username, payload),
     onTrack: (slot, track) => showTrack(username, slot, track),
-    onChat: (message) => addChat(nameOf(username), message.text),
+    onChat: (message) => (state.meetingId ? chatOnce(message.id, username, message.text) : addChat(nameOf(username), message.text)),
+    onPast: (items) => pastChat(username, items),
     onState: (media) => tileMedia(username, media),
     onWords: (words) => showWords(words),
     onConnection: (connection) => {
@@ -372,6 +375,22 @@ function showWords(words) {
   $("words").hidden = false;
 }
 
+// A meeting's chat message, shown once by id; this guest's own as "You".
+function chatOnce(id, username, text) {
+  if (state.chatIds.has(id)) return;
+  state.chatIds.add(id);
+  addChat(username === state.user?.username ? "You" : nameOf(username), text);
+}
+
+// The chat from before this guest joined, sent by a participant over the new link: what
+// someone present wrote is taken from them only (docs/protocol.md).
+function pastChat(relayedBy, items) {
+  for (const item of items) {
+    const present = state.names.has(item.from) && item.from !== relayedBy;
+    if (!present || item.from === state.user?.username) chatOnce(item.id, item.from, item.text);
+  }
+}
+
 function addChat(who, text) {
   state.chats.push({ who, text });
   const item = document.createElement("li");
@@ -387,11 +406,15 @@ function sendChat(event) {
   if (!text) return;
   if (state.sfu) {
     // No data channel through a media server: the signaling server relays it (meeting.chat).
-    sfuRequest("meeting.chat", { chat_id: newId(), text: text.slice(0, 4000) }).catch((error) =>
+    const id = newId();
+    state.chatIds.add(id);
+    sfuRequest("meeting.chat", { chat_id: id, text: text.slice(0, 4000) }).catch((error) =>
       addChat("Parley", `Your message was not sent: ${error.message || error}`),
     );
   } else {
-    for (const link of state.links.values()) link.sendChat(text.slice(0, 4000));
+    const id = newId(); // one id on every link: a late joiner shows it once
+    state.chatIds.add(id);
+    for (const link of state.links.values()) link.sendChat(text.slice(0, 4000), id);
   }
   addChat("You", text);
   input.value = "";
@@ -538,7 +561,12 @@ async function onEvent(message) {
       break;
     case "meeting.chat":
       if (typeof message.text === "string" && message.from && message.text) {
-        addChat(message.from.display_name || nameOf(message.from.username), message.text);
+        if (typeof message.chat_id === "string") {
+          if (state.chatIds.has(message.chat_id)) break;
+          state.chatIds.add(message.chat_id);
+        }
+        const mine = message.from.username === state.user?.username;
+        addChat(mine ? "You" : message.from.display_name || nameOf(message.from.username), message.text);
       }
       break;
     case "meeting.media":

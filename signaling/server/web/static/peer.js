@@ -2,12 +2,14 @@
 // camera, audio, screen (in that order) and a data channel named "parley", max-bundle. The
 // data channel carries chat with delivery receipts, the sender's media state and a heartbeat
 // (gui/core/peer_channel.py): {"t": "chat", id, text, sent_at}, {"t": "ack", id},
-// {"t": "state", audio, video, screen}, {"t": "ping"}.
+// {"t": "state", audio, video, screen}, {"t": "ping"}; in a meeting, {"t": "past", items: [{id,
+// from, text, sent_at}, ...]}: the chat from before this link (docs/protocol.md).
 
 import { wordsForCall } from "./words.js";
 
 const MAX_CHAT_CHARS = 4000;
 const MAX_MESSAGE_CHARS = 32 * 1024;
+const USERNAME = /^[A-Za-z0-9._-]{3,32}$/;
 const HEARTBEAT_MS = 2000;
 const GATHER_WAIT_MS = 1500;
 
@@ -22,7 +24,7 @@ export class PeerLink {
    *   local: {camera, audio, screen} tracks (or null), stream: the camera/microphone stream,
    *   iceServers, signal(payload): send {description} or {candidate} to the peer,
    *   onTrack(slot, track), onChat(message), onState(state), onWords(words),
-   *   onConnection(state)
+   *   onConnection(state), onPast(items): a meeting's earlier chat, [{id, from, text}]
    */
   constructor(options) {
     this.options = options;
@@ -175,8 +177,8 @@ export class PeerLink {
     else if (this.queue.length < 256 && (!this.channel || this.channel.readyState === "connecting")) this.queue.push(data);
   }
 
-  sendChat(text) {
-    const message = { t: "chat", id: newId(), text, sent_at: Date.now() / 1000 };
+  sendChat(text, id = newId()) {
+    const message = { t: "chat", id, text, sent_at: Date.now() / 1000 };
     this.sendRaw(message);
     return message;
   }
@@ -200,6 +202,21 @@ export class PeerLink {
       if (typeof text !== "string" || !text || text.length > MAX_CHAT_CHARS) return;
       this.sendRaw({ t: "ack", id });
       this.options.onChat?.({ id, text });
+    } else if (message.t === "past" && Array.isArray(message.items)) {
+      const items = message.items.filter(
+        (item) =>
+          typeof item === "object" &&
+          item !== null &&
+          typeof item.id === "string" &&
+          item.id.length > 0 &&
+          item.id.length <= 64 &&
+          typeof item.text === "string" &&
+          item.text.length > 0 &&
+          item.text.length <= MAX_CHAT_CHARS &&
+          typeof item.from === "string" &&
+          USERNAME.test(item.from),
+      );
+      if (items.length) this.options.onPast?.(items.map(({ id, from, text }) => ({ id, from, text })));
     } else if (message.t === "state") {
       const { audio, video, screen } = message;
       if ([audio, video, screen].every((v) => typeof v === "boolean")) {
