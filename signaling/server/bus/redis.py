@@ -16,7 +16,7 @@ resumes the calls' timers from their deadlines, starts the grace of parties whos
 gone, and tells contacts of users no longer connected that they went offline.
 
 Instances prove they live by a key each (``parley:instance:<id>``, renewed every half second,
-expiring after two seconds); the coordinator counts the connections of an instance whose key is
+expiring after three seconds); the coordinator counts the connections of an instance whose key is
 gone for longer than :data:`DEAD_AFTER_S` as closed (a call's 30 s grace starts then).
 
 After Redis itself restarts (lease, lists and mirror gone), the coordinator takes its lease back
@@ -88,12 +88,12 @@ STARTED = PREFIX + "started"
 
 #: How often leases and heartbeats are renewed, and how long each lasts.
 TICK_S = 0.5
-LEASE_MS = 2000
-BEAT_MS = 2000
+LEASE_MS = 4000
+BEAT_MS = 3000
 #: Ticks an edge must see the lease free before it takes it.
 FREE_TICKS = 3
 #: An instance whose heartbeat has been gone this long has lost its connections.
-DEAD_AFTER_S = 1.5
+DEAD_AFTER_S = 2.0
 #: How long a new coordinator waits for the live instances to announce their connections.
 ANNOUNCE_WAIT_S = 3.0
 #: Items kept for one list while Redis is away.
@@ -485,6 +485,8 @@ class RedisBus(Bus):
                 log_event("bus.instance_gone", 30, instance=instance, connections=len(gone))
                 for conn in gone:
                     self._close_remote(conn)
+                # Only stalled, perhaps: then its clients must log in again, wherever.
+                self.post(inbox(instance), {"k": "gone"})
 
     # The coordinator -------------------------------------------------------------
 
@@ -782,6 +784,13 @@ class RedisBus(Bus):
 
     def _deliver(self, item: Json) -> None:
         kind = item["k"]
+        if kind == "gone":  # counted dead while stalled: the coordinator closed our sessions
+            log_event("bus.counted_gone", 30, instance=self.instance, connections=len(self.local))
+            for local in list(self.local.values()):
+                end = getattr(local.peer, "end", None)
+                if local.session is None and end is not None:
+                    end(1012, "service restarting; connect again")
+            return
         if kind == "resync":
             conns = [
                 {"c": conn_id, "a": conn.peer.address, "s": conn.state}
