@@ -738,6 +738,7 @@ class MeetingWindow(QWidget):
     def _toggle_chat(self, shown: bool) -> None:
         self.chat.setVisible(shown)
         if shown:
+            self.chat_button.setToolTip(f"Chat ({SHORTCUTS['chat']})")  # (no count: read)
             self.chat.input.setFocus()
 
     # Controls --------------------------------------------------------------------------

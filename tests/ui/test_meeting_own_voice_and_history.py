@@ -137,6 +137,7 @@ async def test_a_late_joiner_finds_the_chat_so_far(ada: ParleyUi, peers: dict[st
     await until(lambda: window.chat_model.rowCount() == 3, what="a new message")
     assert window.chat_model.index(2, 0).data() == "bob: Welcome Ada"
     assert window.chat.isVisible()
+    assert "messages" not in window.chat_button.toolTip()
     type_into(window.chat.input, "Sorry I'm late")
     click(window.chat.send)
     await until(lambda: ("ada", "Sorry I'm late") in cyd.chat, what="ada's message to cyd")
