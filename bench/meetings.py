@@ -64,6 +64,8 @@ PASSWORD = "bench-meetings-pw"
 TICKS = os.sysconf("SC_CLK_TCK")
 #: Goals from the issue: at least 14 frames/s per tile in a four-person mesh.
 FPS_GOAL = Goal.at_least(14)
+#: Extra options of every participant's ``meet`` command (``--max-videos N``).
+MEET_OPTIONS: list[str] = []
 
 
 # Modes -------------------------------------------------------------------------------
@@ -199,16 +201,23 @@ class SfuMode(Mode):
         return pids | ({"janus": self.janus.pid} if self.janus is not None else {})
 
     def ready(self, participant: Participant, others: int) -> bool:
-        """Connected to Janus, and video arriving from ``others`` others."""
+        """Connected to Janus, media arriving from ``others`` others, and video from each
+        of those whose video it receives (all, or the most recent speakers in a larger
+        meeting: its last ``videos`` line)."""
         states = participant.named("media_server")
         if not states or states[-1]["state"] != "connected":
             return False
+        stats = participant.named("link_stats")
+        hearing = {line["username"] for line in stats if line.get("bitrate_in_kbps", 0) > 0}
         seeing = {
             line["username"]
-            for line in participant.named("link_stats")
+            for line in stats
             if any(video.get("fps", 0) > 0 for video in line.get("videos") or [])
         }
-        return len(seeing) >= others
+        wanted = participant.videos()
+        if wanted is None:
+            return len(seeing) >= others
+        return len(hearing) >= others and bool(wanted) and set(wanted) <= seeing
 
     async def failover(self, url: str, users: Sequence[str]) -> list[float]:
         """Three meet; the first Janus is killed: for each, seconds until it receives video
@@ -311,6 +320,12 @@ class Participant:
         """Every line of this ``event``, in order."""
         return [m for _, m in self.events if m.get("event") == event]
 
+    def videos(self) -> list[str] | None:
+        """Whose video it receives now (its last ``videos`` line); None: it never said
+        (a mesh: everyone's)."""
+        lines = self.named("videos")
+        return list(lines[-1]["usernames"]) if lines else None
+
     def linked(self, count: int) -> bool:
         """Whether its newest participant list shows ``count`` connected links."""
         lists = self.named("participants")
@@ -395,6 +410,11 @@ def media(hz: int) -> list[str]:
     return ["--resolution", RESOLUTION, "--fps", str(FPS), "--audio", f"tone:{hz}"]
 
 
+def answer_options(i: int) -> list[str]:
+    """The ``meet`` options and media of the ``i``-th participant (the host is 0)."""
+    return [*MEET_OPTIONS, *media(500 + 110 * i if i else 440)]
+
+
 # One meeting -----------------------------------------------------------------------------
 
 
@@ -407,6 +427,8 @@ class MeetingRun:
     tile_fps: list[float]
     cpu_pct: list[float]
     other_cpu_pct: dict[str, float]
+    #: Videos each participant received at once (the tiles), on average.
+    tiles_each: float = 0.0
 
 
 async def one_meeting(
@@ -416,13 +438,13 @@ async def one_meeting(
     people = list(users[:size])
     extra = mode.cli_arguments()
     guests = [
-        Participant(u, [*extra, "meet", "answer", "--wait", "60", "--stats", *media(500 + 110 * i)])
+        Participant(u, [*extra, "meet", "answer", "--wait", "60", "--stats", *answer_options(i)])
         for i, u in enumerate(people[1:], start=1)
     ]
     host = Participant(
         people[0],
         [*extra, "meet", "create", "--invite", ",".join(people[1:]), "--end", "--stats",
-         *media(440)],
+         *MEET_OPTIONS, *media(440)],
     )  # fmt: skip
     everyone = [host, *guests]
     try:
@@ -456,21 +478,28 @@ async def one_meeting(
                 firsts.append(1000 * (seen - began))
             else:
                 print(f"[meetings] {viewer} never saw {other}", file=sys.stderr)
-    tiles = []
+    # A tile is a video received: everyone else's, or the few a larger meeting through a
+    # media server receives at once (the others' are paused at the server: no tile).
+    tiles, tile_counts = [], []
     for p in everyone:
         by_other: dict[str, list[float]] = {}
+        shown = p.videos()
         for at, line in p.events:
             if line.get("event") == "link_stats" and window_start <= at <= window_start + elapsed:
+                if shown is not None and line["username"] not in shown:
+                    continue
                 for video in line.get("videos") or []:
                     if video.get("name") == "camera":
                         by_other.setdefault(line["username"], []).append(video["fps"])
         tiles += [statistics.fmean(v) for v in by_other.values() if v]
+        tile_counts.append(len(shown) if shown is not None else size - 1)
     return MeetingRun(
         size,
         firsts,
         tiles,
         [cpu[p.user] for p in everyone],
         {k: v for k, v in cpu.items() if k not in summaries},
+        statistics.fmean(tile_counts),
     )
 
 
@@ -526,10 +555,17 @@ def spread(values: Sequence[float]) -> str:
 
 
 async def measure(
-    mode_name: str, runs: int, sizes: Sequence[int], window: float, escalation_only: bool = False
+    mode_name: str,
+    runs: int,
+    sizes: Sequence[int],
+    window: float,
+    escalation_only: bool = False,
+    failover: bool = True,
+    escalation: bool = True,
 ) -> Json:
     """Every run of every size, and the escalations; the raw figures by size
-    (``escalation_only``: the escalations alone)."""
+    (``escalation_only``: the escalations alone; ``failover``, ``escalation``: whether to
+    measure those)."""
     mode = MODES[mode_name]()
     if escalation_only:
         sizes = []
@@ -569,16 +605,20 @@ async def measure(
                             if got.tile_fps else float("nan"),
                             "tile_fps_worst": min(got.tile_fps, default=float("nan")),
                             "cpu_pct_mean": statistics.fmean(got.cpu_pct),
+                            "tiles_each": got.tiles_each,
+                            "load_1min": os.getloadavg()[0],
                             "others_cpu_pct": got.other_cpu_pct,
                         }
                     )  # fmt: skip
-                if isinstance(mode, SfuMode) and not escalation_only:
+                if isinstance(mode, SfuMode) and not escalation_only and failover:
                     print(f"[meetings] run {run + 1}/{runs}: failover", file=sys.stderr)
                     try:
                         moved = await mode.failover(url, users)
                         results.setdefault("failover_s", []).extend(moved)
                     except Exception as exc:
                         errors.append(f"run {run + 1}, failover: {exc}")
+                if not escalation:
+                    continue
                 print(f"[meetings] run {run + 1}/{runs}: escalation", file=sys.stderr)
                 try:
                     escalated = await one_escalation(mode, url, users)
@@ -633,7 +673,8 @@ def report(results: Json) -> str:
             f"{spread(pick['first_frame_p50_ms'])} ms, "
             f"worst {spread(pick['first_frame_worst_ms'])} ms; frames/s per tile median "
             f"{spread(pick['tile_fps_median'])}, worst {spread(pick['tile_fps_worst'])}; CPU per "
-            f"participant {spread(pick['cpu_pct_mean'])} % of a core"
+            f"participant {spread(pick['cpu_pct_mean'])} % of a core; tiles each "
+            f"{spread(pick['tiles_each'])}; load average {spread(pick['load_1min'])}"
             + "".join(f"; {k} {spread(v)} %" for k, v in others.items())
         )
     failover = results.get("failover_s", [])
@@ -738,11 +779,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--escalation-only", action="store_true", help="measure only the call becoming a meeting"
     )
+    parser.add_argument(
+        "--max-videos",
+        type=int,
+        metavar="N",
+        help="each participant receives at most N videos at once (parley-cli meet "
+        "--max-videos; default: its own choice by the meeting's size)",
+    )
+    parser.add_argument(
+        "--no-failover", action="store_true", help="sfu: skip the Janus-killed measurement"
+    )
+    parser.add_argument(
+        "--no-escalation", action="store_true", help="skip the call-becomes-a-meeting measurement"
+    )
     args = parser.parse_args(argv)
+    if args.max_videos is not None:
+        MEET_OPTIONS[:] = ["--max-videos", str(args.max_videos)]
     all_results = []
     for mode in args.mode or ["mesh"]:
         sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else list(MODES[mode].sizes)
-        results = asyncio.run(measure(mode, args.runs, sizes, args.window, args.escalation_only))
+        results = asyncio.run(
+            measure(
+                mode,
+                args.runs,
+                sizes,
+                args.window,
+                args.escalation_only,
+                failover=not args.no_failover,
+                escalation=not args.no_escalation,
+            )
+        )
         print(report(results), flush=True)
         all_results.append(results)
     if args.svg:

@@ -192,8 +192,26 @@ def _add_meeting_options(parser: argparse.ArgumentParser) -> None:
         help="print each link's figures every second (link_stats lines: frames/s per video)",
     )
     parser.add_argument(
+        "--max-videos",
+        type=_video_count,
+        metavar="N",
+        help="through a media server, receive at most N videos at once, the most recent "
+        "speakers' (default: every other participant's up to 4 participants, 4 from 5, 3 from "
+        "7); audio from everyone always. A 'videos' line says whose video comes, on each change",
+    )
+    parser.add_argument(
         "--chat", metavar="TEXT", help="send this chat message once someone can receive it"
     )
+
+
+def _video_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: '{text}'") from None
+    if not 0 <= count <= 64:
+        raise argparse.ArgumentTypeError(f"must be 0 to 64, not {count}")
+    return count
 
 
 def _add_sources(parser: argparse.ArgumentParser) -> None:
@@ -558,7 +576,7 @@ def call_options(args: argparse.Namespace) -> CallOptions:
                 args.ice_credential if turn else None,
             )
         )
-    return CallOptions(ice_servers=servers)
+    return CallOptions(ice_servers=servers, max_videos=getattr(args, "max_videos", None))
 
 
 def server_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
@@ -940,6 +958,7 @@ class MeetingReporter:
         )
         # Through a media server: connecting, connected, reconnecting (it moved).
         session.on("sfu", lambda state: emit("media_server", state=state))
+        session.on("videos", lambda usernames: emit("videos", usernames=list(usernames)))
         # A call that moved into it: its connection switched to the media server, then closed.
         session.on(
             "handover", lambda username, state: emit("handover", username=username, state=state)

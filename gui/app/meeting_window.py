@@ -387,6 +387,7 @@ class MeetingWindow(QWidget):
         session.on("delivered", self.chat_model.mark_delivered)
         session.on("request_failed", self._request_failed)
         session.on("sfu", self._media_server_state)
+        session.on("videos", self._videos)
         controller.linkStateChanged.connect(self._link_state)
         for username in session.history:
             for slot, receiver in session.receivers(username).items():
@@ -516,6 +517,13 @@ class MeetingWindow(QWidget):
             play = getattr(player, "play_meeting_audio", None)
             if play is not None:
                 play(self.session, username, receiver)
+
+    def _videos(self, usernames: list[str]) -> None:
+        """Through a media server, only the most recent speakers' videos come (Last-N,
+        ``sfu_session.video_limit``): the other tiles show their name, not a frozen picture."""
+        for username, view in self.tile_views.items():
+            if username not in usernames:
+                view.video.clear()
 
     def _unlisten_screen(self, username: str) -> None:
         receiver = self._screen_receivers.pop(username, None)

@@ -99,6 +99,9 @@ class CallOptions:
     connect_timeout_s: float = 30.0
     stats_interval_s: float = 1.0
     heartbeat_interval_s: float = 1.0
+    #: A meeting through a media server receives at most this many videos at once (None: by
+    #: the meeting's size, ``sfu_session.video_limit``); everyone's audio always.
+    max_videos: int | None = None
 
     def with_server_ice(self, link: object) -> CallOptions:
         """These options with the ICE servers ``link``'s server handed out first (protocol

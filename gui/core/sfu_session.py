@@ -10,9 +10,11 @@ reads. The signaling server relays everything: the media server is not reachable
 signalling.
 
 aiortc has no simulcast, so the publisher's size follows the room (:func:`height_cap`:
-720p for two, 480p up to four, 360p beyond), and at most ``max_videos`` videos are
+720p for two, 480p up to four, 360p beyond), and at most :func:`video_limit` videos are
 received at once (:class:`VideoChooser`: the most recent speakers; audio from everyone),
-the others paused at the server with ``sfu.video``.
+the others paused at the server with ``sfu.video``: every other participant's up to four
+participants, then fewer as the meeting grows (Jitsi Meet's "Last-N" by meeting size; the
+reasons and the figures are in docs/architecture.md).
 
 When the meeting moves to another media server (``sfu.reconnect``), or this end joins
 again after losing its signaling connection, everything is closed and published and
@@ -21,7 +23,8 @@ time on one task, in order.
 
 Events, through the owner's emitter: ``sfu`` (``"connecting"``, ``"connected"``,
 ``"reconnecting"``), ``remote_track`` (username, slot, receiver), ``link_stats``
-(username, QualitySample).
+(username, QualitySample), ``videos`` (the sorted usernames whose video is received now,
+on each change).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -46,8 +50,14 @@ log = logging.getLogger("parley.meeting")
 
 Json = dict[str, Any]
 
-#: Videos received at once, by default (a 3x3 grid).
+#: Videos received at once, at most (a 3x3 grid), whatever the meeting's size.
 MAX_VIDEOS = 9
+#: Videos received at once by meeting size (this end included), as Jitsi Meet's
+#: ``lastNLimits``: from this many participants on, at most that many videos. Every
+#: received 640x360 stream costs a decoder and its packets' handling in this process; at
+#: eight, all seven would take more than this 2-core class of machine has
+#: (docs/architecture.md, "How many videos a meeting through Janus receives").
+LAST_N_BY_SIZE: tuple[tuple[int, int], ...] = ((5, 4), (7, 3))
 #: A participant whose audio is above this RMS (full scale 1) is speaking.
 SPEAKING_RMS = 0.02
 #: Between two looks at who is speaking.
@@ -65,6 +75,18 @@ def height_cap(participants: int) -> int:
     if participants <= 4:
         return 480
     return 360
+
+
+def video_limit(participants: int, most: int | None = None) -> int:
+    """How many others' videos this end receives at once in a meeting of ``participants``
+    (itself included): :data:`LAST_N_BY_SIZE`, or ``most`` when given (``--max-videos``)."""
+    if most is not None:
+        return max(0, most)
+    limit = MAX_VIDEOS
+    for size, videos in LAST_N_BY_SIZE:
+        if participants >= size:
+            limit = videos
+    return limit
 
 
 class CappedVideoTrack(MediaStreamTrack):
@@ -101,31 +123,60 @@ class VideoChooser:
     """Whose video to receive: at most ``limit``, the most recent speakers first.
 
     Pure: told who is there and who spoke when; :meth:`shown` answers. Those who never
-    spoke come after, in order of joining, so a quiet meeting shows its first arrivals.
+    spoke come after, in order of joining, so a quiet meeting shows its first arrivals. A
+    participant not shown who speaks takes the place of the shown one heard longest ago,
+    unless that one was heard within ``hold_s``: several people talking at once (or a
+    machine too busy to hear everyone in every half second) do not swap videos back and
+    forth, each swap costing a paused stream and a key frame awaited.
     """
 
     limit: int = MAX_VIDEOS
+    hold_s: float = 2.0
     _order: list[str] = field(default_factory=list)
     _spoke: dict[str, float] = field(default_factory=dict)
+    _shown: list[str] = field(default_factory=list)
 
     def present(self, usernames: Iterable[str]) -> None:
         """The other participants now, in order of joining."""
         names = list(usernames)
         self._order = names
         self._spoke = {u: t for u, t in self._spoke.items() if u in names}
+        self._shown = [u for u in self._shown if u in names]
 
     def spoke(self, username: str, at: float) -> None:
         """``username`` was heard at ``at``."""
-        if username in self._order:
-            self._spoke[username] = at
+        if username not in self._order:
+            return
+        self._settle()
+        self._spoke[username] = at
+        if username in self._shown or self.limit <= 0:
+            return
+        if len(self._shown) < self.limit:
+            self._shown.append(username)
+            return
+        quietest = min(self._shown, key=self._heard)
+        if at - self._spoke.get(quietest, -math.inf) >= self.hold_s:
+            self._shown[self._shown.index(quietest)] = username
 
     def shown(self) -> set[str]:
         """Those whose video is received now."""
-        joined = {u: i for i, u in enumerate(self._order)}
-        ranked = sorted(
-            self._order, key=lambda u: (u not in self._spoke, -self._spoke.get(u, 0), joined[u])
+        self._settle()
+        return set(self._shown)
+
+    def _heard(self, username: str) -> tuple[float, int]:
+        """Sorts the one heard longest ago first (never heard: the latest arrival first)."""
+        return (self._spoke.get(username, -math.inf), -self._order.index(username))
+
+    def _settle(self) -> None:
+        """Keep within the limit (the quietest go) and fill free places: the most recent
+        speakers first, then the first arrivals."""
+        while len(self._shown) > max(0, self.limit):
+            self._shown.remove(min(self._shown, key=self._heard))
+        waiting = sorted(
+            (u for u in self._order if u not in self._shown),
+            key=lambda u: (u not in self._spoke, -self._spoke.get(u, 0.0), self._order.index(u)),
         )
-        return set(ranked[: self.limit])
+        self._shown += waiting[: max(0, self.limit - len(self._shown))]
 
 
 @dataclass
@@ -146,16 +197,20 @@ class SfuMedia:
         options: CallOptions,
         history: dict[str, list[PeerLink]],
         emit: Callable[..., Any],
-        max_videos: int = MAX_VIDEOS,
+        max_videos: int | None = None,
     ) -> None:
-        """``tracks`` gives a fresh proxy per slot for each publisher (stopped with it)."""
+        """``tracks`` gives a fresh proxy per slot for each publisher (stopped with it);
+        ``max_videos``: at most that many videos at once (default: ``options.max_videos``,
+        else :func:`video_limit`'s choice by the meeting's size)."""
         self.signaling = signaling
         self.meeting_id = meeting_id
         self._tracks = tracks
         self.options = options
         self.history = history
         self._emit = emit
-        self.chooser = VideoChooser(max_videos)
+        self.max_videos = max_videos if max_videos is not None else options.max_videos
+        self.chooser = VideoChooser(video_limit(1, self.max_videos))
+        self._videos: list[str] | None = None
         self.publisher: PeerLink | None = None
         self._published = False
         self._proxies: list[MediaStreamTrack] = []
@@ -194,6 +249,7 @@ class SfuMedia:
     def set_participants(self, usernames: list[str]) -> None:
         """The other participants now (in order of joining); the departed are dropped."""
         self.participants = list(usernames)
+        self.chooser.limit = video_limit(len(usernames) + 1, self.max_videos)
         self.chooser.present(usernames)
         for username in list(self.publishers):
             if username not in usernames:
@@ -343,6 +399,10 @@ class SfuMedia:
             if on != subscription.video_on:
                 subscription.video_on = on
                 await self._request("sfu.video", username=username, on=on)
+        received = sorted(u for u, s in self.subscriptions.items() if s.video_on)
+        if received != self._videos:
+            self._videos = received
+            self._emit("videos", received)
 
     async def _watch_speakers(self) -> None:
         """Who is heard: new sound since the last look, and loud enough (a receiver keeps
@@ -389,4 +449,4 @@ class SfuMedia:
         await self._close_all()
 
 
-__all__ = ["CappedVideoTrack", "SfuMedia", "VideoChooser", "height_cap"]
+__all__ = ["CappedVideoTrack", "SfuMedia", "VideoChooser", "height_cap", "video_limit"]

@@ -22,6 +22,8 @@ from tests.sfu.conftest import SfuSetup
 pytestmark = pytest.mark.slow
 
 SMALL = ("--resolution", "320x180", "--fps", "8")
+#: Every other participant's video (a meeting of six receives four by itself: test_last_n.py).
+ALL_VIDEOS = ("--max-videos", "5")
 #: Fewer frames than in a mesh: six encoders and thirty decoders share two cores.
 check_heard = partial(shared_check_heard, frames=10)
 TONES = {"s6-ada": 400, "s6-bob": 500, "s6-cyd": 600, "s6-dan": 700, "s6-eve": 800, "s6-fay": 900}
@@ -39,7 +41,7 @@ def answering(
     launch: Launcher, server: ServerProcess, user: str, hz: int, *args: str
 ) -> CliProcess:
     """``USER meet answer`` with small video, returned once the server has seen it log in."""
-    return meet_answering(launch, server, user, hz, *SMALL, *args)
+    return meet_answering(launch, server, user, hz, *SMALL, *ALL_VIDEOS, *args)
 
 
 def receiving(child: CliProcess, others: set[str], timeout: float = 60.0) -> None:
@@ -63,7 +65,7 @@ def test_six_through_janus_each_sees_and_hears_every_other_and_a_stranger_is_ref
     guests = {u: answering(launch, server, u, hz) for u, hz in TONES.items() if u != host_name}
     host = launch.cli(
         host_name, "meet", "create", "--invite", ",".join(guests), "--end",
-        "--audio", f"tone:{TONES[host_name]}", *SMALL,
+        "--audio", f"tone:{TONES[host_name]}", *SMALL, *ALL_VIDEOS,
     )  # fmt: skip
     _, joined = host.wait_event("state", 30, state="joined")
     assert joined["topology"] == "sfu", joined

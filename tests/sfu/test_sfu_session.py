@@ -96,7 +96,7 @@ async def test_at_most_n_videos_follow_the_most_recent_speaker(meeting: Meeting)
     await befriend(ada, bob, cyd)
     invitations = {"bob": invitation(bob), "cyd": invitation(cyd)}
     host = meeting.create(["bob", "cyd"])
-    host._media_server().chooser.limit = 1  # this end receives one video at a time
+    host._media_server().max_videos = 1  # this end receives one video at a time
     bob_session = await meeting.accept("bob", invitations["bob"])
     cyd_session = await meeting.accept("cyd", invitations["cyd"])
     cyd_session.set_audio_enabled(False)  # cyd says nothing yet
