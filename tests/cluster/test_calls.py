@@ -4,7 +4,11 @@ real ``parley-server`` processes; the users' connections sit on different instan
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import time
+
+from websockets.exceptions import ConnectionClosed
 
 from tests.cluster.conftest import Instance, Service
 from tests.wire import WireClient, make_contacts, new_call_id
@@ -123,6 +127,15 @@ async def test_presence_is_seen_across_instances(service: Service) -> None:
     ada_seen = [c for c in contacts["contacts"] if c["username"] == "ada"]
     assert ada_seen[0]["presence"] == "online"
     await asyncio.gather(ada.close(), back.close())
+
+
+async def sees(client: WireClient, username: str, presence: str, timeout: float = 20.0) -> None:
+    """Wait for a presence event saying ``username`` is ``presence`` (skipping others)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            event = await client.next_event("presence", timeout=timeout)
+            if (event["username"], event["presence"]) == (username, presence):
+                return
 
 
 async def accepted_call(caller: WireClient, callee: WireClient) -> str:
@@ -245,3 +258,22 @@ async def test_the_coordinator_stopped_hands_over_at_once(service: Service) -> N
     await call_goes_on(call_id, ada, bob)
     assert "bus.coordinator" in second.log() or "bus.coordinator" in third.log()
     await asyncio.gather(ada.close(), bob.close())
+
+
+async def test_a_stalled_instance_sends_its_clients_to_log_in_again(service: Service) -> None:
+    """An instance frozen (SIGSTOP) long enough is counted gone: its users go offline. When it
+    thaws it closes their sockets with 1012, and they log in again, here or elsewhere."""
+    _, second, third = await service(3)
+    ada, bob = await users_on(("ada", second), ("bob", third))
+    third.proc.send_signal(signal.SIGSTOP)
+    try:
+        await sees(ada, "bob", "offline", timeout=30)
+    finally:
+        third.proc.send_signal(signal.SIGCONT)
+    with contextlib.suppress(ConnectionClosed):
+        await asyncio.wait_for(bob._reader, 20)
+    assert bob.ws.close_code == 1012
+    assert bob.token is not None
+    again = await logged_in(third, bob.token)
+    await sees(ada, "bob", "online")
+    await asyncio.gather(ada.close(), again.close())

@@ -10,18 +10,9 @@ import pytest
 
 from tests.cluster.conftest import Service
 from tests.cluster.redis_server import RedisServer
-from tests.cluster.test_calls import accepted_call, users_on
+from tests.cluster.test_calls import accepted_call, sees, users_on
 from tests.pg import PostgresServer
 from tests.wire import ServerError, WireClient
-
-
-async def sees(client: WireClient, username: str, presence: str, timeout: float = 20.0) -> None:
-    """Wait for a presence event saying ``username`` is ``presence`` (skipping others)."""
-    async with asyncio.timeout(timeout):
-        while True:
-            event = await client.next_event("presence", timeout=timeout)
-            if (event["username"], event["presence"]) == (username, presence):
-                return
 
 
 async def test_redis_restarted(service: Service, redis_server: RedisServer) -> None:
