@@ -15,9 +15,10 @@ impairment; for the cap, what the caller sent while capped and the seconds after
 until it sends at its rate from before the cap again; for the black hole, the seconds from the
 path's return (or the address change) to video at 3 frames/s or more on both sides.
 
-``python -m bench.network_impaired [--runs N] [--cases loss,cap,black-hole]`` prints each run
-and the table; ``python -m bench --only network-impaired`` gives the figures. Needs root
-(namespaces) and coturn.
+``python -m bench.network_impaired [--runs N] [--cases loss,cap,black-hole]
+[--stacks parley,parley-unrepaired,chromium]`` prints each run and the table (``parley-unrepaired``:
+Parley with its video receivers' repair only watching, for a comparison); ``python -m bench
+--only network-impaired`` gives the figures. Needs root (namespaces) and coturn.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -50,6 +52,10 @@ from tests.net.lab import network_lab
 
 BENCH = "network-impaired"
 STACKS = ("parley", "chromium")
+#: Stacks measured only when asked for (``--stacks``): Parley whose video receivers only watch
+#: (``PARLEY_RECEIVE_REPAIR=observe``: aiortc's own NACKs and jitter buffer, as before the
+#: repair), for a comparison in the same run.
+EXTRA_STACKS = ("parley-unrepaired",)
 CAP_KBIT = 1000
 
 
@@ -106,7 +112,7 @@ def _loss(call: LabCall) -> dict[str, float | None]:
     fps, freeze = _received(call.callee, start, time.monotonic())
     call.home("a").set_loss(0)
     values: dict[str, float | None] = {"fps": fps, "freeze_ms_per_min": freeze}
-    if call.callee.name.startswith("parley-cli"):
+    if call.callee.name.startswith("parley-cli"):  # parley and parley-unrepaired
         # Where the freeze came from: the callee's video receiver repair (its summary, for
         # the whole call): packets given up, frames held back by a missing packet, and
         # waits of 500 ms or more with no packet at all (sender, path or a starved process).
@@ -210,6 +216,21 @@ CASES: dict[str, tuple[Callable[[LabCall], dict[str, float | None]], tuple[str, 
 }
 
 
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """Environment variables the children started meanwhile inherit."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def measure(runs: int, cases: list[str], stacks: list[str]) -> list[Run]:
     """Each case ``runs`` times for each stack, a fresh lab and call each time."""
     out = []
@@ -218,8 +239,9 @@ def measure(runs: int, cases: list[str], stacks: list[str]) -> list[Run]:
         for _ in range(runs):
             for stack in stacks:
                 call = chromium_call() if stack == "chromium" else lab_call(caller_args)
+                mode = "observe" if stack == "parley-unrepaired" else "on"
                 try:
-                    with call as connected:
+                    with _environment(PARLEY_RECEIVE_REPAIR=mode), call as connected:
                         run = Run(stack, case, impair(connected))
                 except AssertionError as exc:
                     problem = str(exc).splitlines()[0]
@@ -304,9 +326,10 @@ def main() -> int:
     args = parser.parse_args()
     cases = [c for c in args.cases.split(",") if c]
     stacks = [s for s in args.stacks.split(",") if s]
-    unknown = [c for c in cases if c not in CASES] + [s for s in stacks if s not in STACKS]
+    known = STACKS + EXTRA_STACKS
+    unknown = [c for c in cases if c not in CASES] + [s for s in stacks if s not in known]
     if unknown or args.runs < 1:
-        parser.error(f"cases are {', '.join(CASES)}; stacks {', '.join(STACKS)}; runs 1 or more")
+        parser.error(f"cases are {', '.join(CASES)}; stacks {', '.join(known)}; runs 1 or more")
     why = lab_unavailable()
     if why is not None:
         print(f"the network lab cannot run here: {why}", file=sys.stderr)
