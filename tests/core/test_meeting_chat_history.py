@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from gui.core.meeting_session import MeetingSession
-from gui.core.peer_channel import ChatMessage
+from gui.core.peer_channel import ChatMessage, PastChat
 from tests.core.test_meeting_session import Meeting, befriend, invitation, meeting, until
 
 pytestmark = pytest.mark.slow
@@ -78,3 +78,12 @@ async def test_a_late_joiner_gets_the_chat_once_and_only_first_hand_for_those_pr
         "hi ada",
         "welcome cyd",
     ]
+
+    # A participant cannot put words in the mouth of someone present: Ada's link to Cyd
+    # carries a "past" message said to be Bob's; Cyd drops it (Bob would have sent it).
+    forged = ChatMessage("forged-1", "I resign", 1.0, outgoing=False)
+    host.links["cyd"].channel.send_past([PastChat("bob", forged)])
+    host.send_chat("after the forgery")
+    await until(lambda: cyd_saw[-1][2] == "after the forgery")
+    assert "forged-1" not in late.chat_log
+    assert all(text != "I resign" for _, _, text, _ in cyd_saw)
