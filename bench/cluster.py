@@ -24,6 +24,7 @@ the machine (2 cores on the reference one). Measurements, not assertions.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -34,7 +35,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import Figure, Goal, percentile
+from bench import Figure, Goal, PartialFailure, percentile
 from bench.invites import Driver, Sample, Users, Workload, measure, open_workload, spread
 from bench.server import abort_all, seed
 from bench.serverproc import ServerProcess, raise_open_files_limit
@@ -184,10 +185,15 @@ def figures(setup: Setup, workload: Workload, runs: list[tuple[Sample, float]]) 
 
 
 async def compare(workload: Workload, workdir: Path, rounds: int) -> list[Figure]:
-    """Run ``workload`` ``rounds`` times against every set-up, interleaved."""
+    """Run ``workload`` ``rounds`` times against every set-up, interleaved.
+
+    A run that fails is reported and the others go on; the figures of what ran come back in
+    a :class:`PartialFailure` then.
+    """
     raise_open_files_limit()
     backing = Backing(workdir)
     results: dict[Setup, list[tuple[Sample, float]]] = {setup: [] for setup in SETUPS}
+    errors: list[str] = []
     try:
         await backing.start(workload)
         for number in range(rounds):
@@ -197,12 +203,14 @@ async def compare(workload: Workload, workdir: Path, rounds: int) -> list[Figure
                 rundir.mkdir()
                 try:
                     sample, load = await run_once(setup, workload, backing, rundir)
-                except Exception:
+                except Exception as exc:
+                    errors.append(f"round {number + 1}, {setup.name}: {exc!r}")
+                    _progress(f"{setup.name} FAILED: {exc!r}")
                     for log in sorted(rundir.glob("*.log")):
                         with contextlib.suppress(OSError):
-                            tail = log.read_text(errors="replace").splitlines()[-5:]
+                            tail = log.read_text(errors="replace").splitlines()[-3:]
                             _progress(f"{log.name}: {' | '.join(tail)}")
-                    raise
+                    continue
                 results[setup].append((sample, load))
                 _progress(
                     f"{setup.name}: incoming p50 {percentile(sample.incoming_ms, 50):.1f} "
@@ -216,10 +224,36 @@ async def compare(workload: Workload, workdir: Path, rounds: int) -> list[Figure
                 )
     finally:
         await asyncio.to_thread(backing.remove)
-    return [f for setup in SETUPS for f in figures(setup, workload, results[setup])]
+    measured = [f for s in SETUPS if results[s] for f in figures(s, workload, results[s])]
+    if errors:
+        raise PartialFailure(measured, errors)
+    return measured
 
 
-def run(quick: bool) -> list[Figure]:
+def run(quick: bool, rounds: int | None = None) -> list[Figure]:
     """The three set-ups under 15,000 connections (``quick``: the small load, one round)."""
+    rounds = rounds or (1 if quick else 3)
     with tempfile.TemporaryDirectory(prefix="parley-cluster-") as tmp:
-        return asyncio.run(compare(QUICK if quick else LOAD, Path(tmp), 1 if quick else 3))
+        return asyncio.run(compare(QUICK if quick else LOAD, Path(tmp), rounds))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.cluster [--quick] [--rounds N]``: the figures as a table."""
+    from bench.runner import format_table
+
+    parser = argparse.ArgumentParser(prog="python -m bench.cluster")
+    parser.add_argument("--quick", action="store_true", help="the small load, one round")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds (default: 3, quick 1)")
+    args = parser.parse_args(argv)
+    try:
+        measured = run(args.quick, args.rounds)
+    except PartialFailure as failure:
+        print(format_table(failure.figures))
+        print(f"failed: {failure}", file=sys.stderr)
+        return 1
+    print(format_table(measured))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import argon2
+from websockets.exceptions import InvalidHandshake
 
 from bench import Figure, Goal, PartialFailure, percentile
 from bench.client import BenchClient, EventHandler, Message, RequestFailed
@@ -146,8 +147,9 @@ async def open_logged_in(
 
     Gives up on what is not done after ``time_limit`` seconds. The clients come
     back in the order of ``tokens`` (minus failures). A login answered ``unavailable``
-    (the server could not use its database in time) is tried again on a new connection up
-    to ``retries`` times, a second apart, as a client would; those are counted in ``retried``.
+    (the server could not use its database in time), or a connection the server did not
+    take (its handshake timed out under the burst), is tried again on a new connection up
+    to ``retries`` times, a growing pause apart, as a client would; counted in ``retried``.
     """
     gate = asyncio.Semaphore(concurrency)
     results: list[BenchClient | None] = [None] * len(tokens)
@@ -158,18 +160,21 @@ async def open_logged_in(
             client: BenchClient | None = None
             try:
                 for attempt in range(retries + 1):
-                    client = await BenchClient.open(url, on_event)
                     try:
+                        client = await BenchClient.open(url, on_event)
                         await client.login_token(token)
                         break
-                    except RequestFailed as exc:
-                        if exc.reply.get("code") != "unavailable" or attempt == retries:
+                    except (RequestFailed, OSError, InvalidHandshake) as exc:
+                        code = exc.reply.get("code") if isinstance(exc, RequestFailed) else None
+                        if attempt == retries or code not in (None, "unavailable"):
                             raise
                         # On a new connection, as a client does (the refused login may have
                         # left this one logged in: "already logged in").
-                        client.abort()
+                        if client is not None:
+                            client.abort()
+                            client = None
                         opened.retried += 1
-                        await asyncio.sleep(1.0)
+                        await asyncio.sleep(1.0 + attempt)
                 results[index] = client
             except Exception as exc:
                 opened.failures += 1
