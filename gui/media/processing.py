@@ -342,13 +342,14 @@ class AudioProcessor:
 
 
 def frame_to_mono(frame: av.AudioFrame) -> np.ndarray:
-    """A frame's samples as mono int16 (a view of it when it is mono s16; the mean of the
-    channels, rounded down, for s16 stereo: what microphones give; else :func:`pcm_to_mono`)."""
+    """A frame's samples as mono int16, read from its buffer in place for s16 (for stereo,
+    what microphones give, the mean of the channels rounded down); else :func:`pcm_to_mono`.
+    Never a view of the frame: what a 10 ms chunk leaves waits for the next frame."""
     if frame.format.name == "s16":
         channels = frame.layout.nb_channels
         samples = np.frombuffer(frame.planes[0], np.int16)[: frame.samples * channels]
         if channels == 1:
-            return samples
+            return samples.copy()
         if channels == 2:
             wide = samples[0::2].astype(np.int32)
             wide += samples[1::2]
