@@ -29,11 +29,11 @@ from gui.app.video_view import VideoView
 from gui.app.widgets import Avatar, ChatPanel, add_shortcuts, control_button, media_controls
 from gui.core.call_machine import CallState
 from gui.core.call_session import CallSession
+from gui.core.escalation import why_not_movable
 from gui.core.peer_channel import ChatMessage, ChatUnavailable, PeerMediaState
 from gui.core.quality import QualitySample
 from gui.media.analysis import TrackConsumer
 from gui.media.tap import TappedTrack
-from signaling.protocol.constants import ECHO_USERNAME
 
 #: Keyboard shortcuts of the call window (also in docs/shortcuts.md).
 SHORTCUTS = {
@@ -560,11 +560,12 @@ class CallWindow(QWidget):
     # Add person ------------------------------------------------------------------------
 
     def _can_add(self) -> bool:
-        """Whether this server has meetings and the other side is a person (the other side's
-        app is the server's to check); the Echo Test joins no meeting."""
+        """Whether the call can become a meeting (the other side's app is the server's to
+        check); if not, the button's tooltip says why."""
         client = getattr(self.controller, "client", None)
-        person = self.session.machine.peer != ECHO_USERNAME
-        return person and "meetings" in getattr(client, "server_features", ())
+        why = why_not_movable(self.session.machine.peer, getattr(client, "server_features", ()))
+        self.add_button.setToolTip(why or "Add person: the call becomes a meeting")
+        return why is None
 
     def _add_person(self) -> None:
         """Choose contacts; the call then becomes a meeting with them invited."""

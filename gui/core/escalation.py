@@ -21,18 +21,35 @@ meeting session handles them first.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 from gui.core.meeting_machine import MeetingMachine
 from gui.core.meeting_session import MeetingSession, SharedMedia
 from gui.core.peer_link import AUDIO, CAMERA, SignalingLink
 from gui.core.sfu_handover import CallBridge
+from signaling.protocol.constants import ECHO_USERNAME
+from signaling.protocol.guests import is_guest_username
 
 if TYPE_CHECKING:
     from gui.core.call_session import CallSession
 
 Json = dict[str, Any]
+
+
+def why_not_movable(peer: str, server_features: Collection[str]) -> str | None:
+    """Why a call with ``peer`` cannot become a meeting ("Add person"), or ``None`` if it can.
+
+    The server must have meetings; the Echo Test joins none; a browser guest's page cannot
+    carry its call into a meeting (the server refuses it as ``unsupported``), so the host is
+    told to send a meeting link instead of pressing a button that can only fail."""
+    if "meetings" not in server_features:
+        return "This server does not hold meetings"
+    if peer == ECHO_USERNAME:
+        return "The Echo Test cannot join a meeting"
+    if is_guest_username(peer):
+        return "A guest from a browser cannot be moved into a meeting: send a meeting link instead"
+    return None
 
 
 class HeldEvents:
