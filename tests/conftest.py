@@ -14,6 +14,9 @@ from signaling.server import RateLimits, ServerConfig, SignalingServer
 from signaling.server.credentials import HashParameters
 from tests.wire import WireClient, befriend
 
+#: Qt objects do not outlive their test; garbage is collected on the Qt thread (see there).
+pytest_plugins = ["tests.qt_hygiene"]
+
 #: Argon2id still, with a tiny cost: tests register hundreds of users.
 FAST_HASH = HashParameters(time_cost=1, memory_kib=1024, parallelism=1)
 #: Limits far above anything the functional tests do; rate limits have their own tests.
