@@ -76,7 +76,14 @@ def test_killed_server_the_client_moves_to_the_other_and_is_called_there(
     launch.befriend(("ann-two", "bo-two"))
     mark = first.log_mark()
     callee = launch.cli(
-        "bo-two", "--server", second.url, "answer", "--wait", "120", name="parley-cli[bo-two]", verbose=True
+        "bo-two",
+        "--server",
+        second.url,
+        "answer",
+        "--wait",
+        "120",
+        name="parley-cli[bo-two]",
+        verbose=True,
     )
     first.wait_logged_in("bo-two", mark)  # the first address given, while both are up
     callee.wait_stderr("signaling online", 30)  # and the client has the login's reply

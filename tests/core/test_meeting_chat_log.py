@@ -68,7 +68,7 @@ def test_the_past_crosses_the_channel_in_messages_that_fit() -> None:
 
 
 def test_bad_past_items_are_dropped_one_by_one() -> None:
-    a, b, got, _ = channels()
+    _a, b, got, _ = channels()
     good = {"id": "ok", "from": "bob", "text": "fine", "sent_at": 5}
     items = [
         good,
