@@ -199,11 +199,33 @@ class ReceiveRepair:
         self.stalled_s = 0.0
         self.idle_s = 0.0  # waits of 500 ms or more between two packets
         self._packet_at: float | None = None
+        self.broken = False
 
     def add(self, packet: Any) -> tuple[bool, Any]:
         """What aiortc calls with each video packet (retransmissions unwrapped):
-        ``(ask for a key frame, a complete encoded frame or None)``."""
+        ``(ask for a key frame, a complete encoded frame or None)``. A fault of the repair's
+        own turns it off for this receiver (logged once); aiortc's buffer goes on alone."""
+        if self.broken:
+            return self._add(packet)
         now = self.clock()
+        try:
+            self._before(packet, now)
+        except Exception:
+            self._fail()
+            return self._add(packet)
+        pli, frame = self._add(packet)
+        try:
+            return self._after(packet, pli, frame, now)
+        except Exception:
+            self._fail()
+            return pli, frame
+
+    def _fail(self) -> None:
+        self.broken = True
+        log.exception("video receiver repair failed; aiortc's jitter buffer goes on alone")
+
+    def _before(self, packet: Any, now: float) -> None:
+        """Note the packet, and the NACK aiortc sent for a new gap."""
         seq = packet.sequence_number
         if self._packet_at is not None and now - self._packet_at >= 0.5:
             self.idle_s += now - self._packet_at  # the sender, the path, or this process
@@ -215,7 +237,10 @@ class ReceiveRepair:
         missing = self._nacks.missing if self._nacks is not None else ()
         if any(s not in plan.holes for s in missing):
             plan.asked(missing, now)  # aiortc saw a new gap and listed them all in a NACK
-        pli, frame = self._add(packet)
+
+    def _after(self, packet: Any, pli: bool, frame: Any, now: float) -> tuple[bool, Any]:
+        """Hold back what must not be decoded, give up in time, ask again."""
+        plan = self.plan
         if len(plan.holes) > 64:
             self._forget_passed()  # left behind by aiortc's own resets
         codec = self._codecs.get(packet.payload_type)
@@ -224,14 +249,14 @@ class ReceiveRepair:
             frame = self._admit(frame, name, now)
         blocking = self._blocking()
         self._watch_stall(blocking, now)
-        if blocking is not None and self.act and self.plan.expired(blocking, now):
+        if blocking is not None and self.act and plan.expired(blocking, now):
             self._give_up(blocking, name, now)
             pli = True
         if self._awaiting is not None and not pli:
             pli = plan.keyframe(now)  # the key frame asked for may have been lost
             self.keyframes_asked += pli
         if self.act:
-            due = [s for s in plan.due(now) if s != seq]
+            due = [s for s in plan.due(now) if s != packet.sequence_number]
             if due:
                 self.renacks += len(due)
                 self._send_nack(packet.ssrc, due)

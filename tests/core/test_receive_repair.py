@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from aiortc.codecs import depayload
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
@@ -177,6 +178,20 @@ async def test_a_key_frame_that_does_not_come_is_asked_for_again_then_decoding_r
     frames = len(receiver.frames)
     call.send(int(30 * LossRepair.KEYFRAME_WAIT))
     assert len(receiver.frames) > frames + 10  # decoded anyway after KEYFRAME_WAIT
+
+
+async def test_a_fault_of_the_repair_leaves_aiortc_alone_and_frames_flow(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    receiver, call, repair = repaired_call(rtt_s=0.03)
+
+    def broken(now: float) -> list[int]:
+        raise RuntimeError("a fault of the repair")
+
+    repair.plan.due = broken  # type: ignore[method-assign]
+    call.send(10)
+    assert repair.broken and "repair failed" in caplog.text
+    assert len(receiver.frames) == 19  # every frame but the newest, which waits for the next
 
 
 async def test_observing_only_changes_nothing() -> None:
