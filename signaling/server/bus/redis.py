@@ -202,8 +202,13 @@ class RedisBus(Bus):
         return (self.instance << 32) | next(self._ids)
 
     def _client(self) -> Client:
+        # A Redis that hangs is an error after 5 s (longer than any blocking pop here waits).
         return aioredis.from_url(
-            self.url, socket_connect_timeout=3, health_check_interval=5, decode_responses=False
+            self.url,
+            socket_connect_timeout=3,
+            socket_timeout=5,
+            health_check_interval=5,
+            decode_responses=False,
         )
 
     @override
@@ -329,12 +334,20 @@ class RedisBus(Bus):
             except (RedisError, OSError) as exc:
                 self._reachable(False, exc)
                 await asyncio.sleep(TICK_S)
+            except Exception as exc:  # a bug must not stop the forwarding for good
+                log_event("internal", 40, where="bus.sender", error=repr(exc))
+                await asyncio.sleep(TICK_S)
 
     async def _flush_once(self) -> None:
         assert self._redis is not None
         self._out_ready.clear()
         out, self._out = self._out, {}
-        mirror = self._mirror_writes() if self.coordinator else []
+        mirror: list[tuple[str, str, str | None]] = []
+        if self.coordinator:
+            try:
+                mirror = self._mirror_writes()
+            except Exception as exc:
+                log_event("internal", 40, where="bus.mirror", error=repr(exc))
         if not out and not mirror:
             return
         try:
@@ -444,6 +457,8 @@ class RedisBus(Bus):
             except (RedisError, OSError) as exc:
                 free_seen = 0
                 self._reachable(False, exc)
+            except Exception as exc:  # a bug must not let the lease lapse
+                log_event("internal", 40, where="bus.keep_alive", error=repr(exc))
 
     def _reachable(self, now: bool, exc: BaseException | None = None) -> None:
         """Redis answered (or not); said in the log when it changes, and every 30 s while away."""
@@ -733,7 +748,7 @@ class RedisBus(Bus):
             for raw in items:
                 try:
                     self._coordinate(json.loads(raw))
-                except (ValueError, KeyError, TypeError) as exc:
+                except Exception as exc:
                     log_event("bus.bad_item", 40, error=repr(exc))
 
     def _coordinate(self, item: Json) -> None:
@@ -776,7 +791,7 @@ class RedisBus(Bus):
                 for raw in items:
                     try:
                         self._deliver(json.loads(raw))
-                    except (ValueError, KeyError, TypeError) as exc:
+                    except Exception as exc:
                         log_event("bus.bad_item", 40, error=repr(exc))
         finally:
             with contextlib.suppress(Exception):
