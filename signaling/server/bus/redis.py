@@ -149,6 +149,10 @@ class RemotePeer:
         """Queue ``message`` for the connection's instance."""
         self._bus.post(inbox(self.instance), {"k": "send", "c": self.id, "m": message})
 
+    def end(self, code: int, reason: str) -> None:
+        """Close the connection once what was sent before is written (a guest's, at the end)."""
+        self._bus.post(inbox(self.instance), {"k": "end", "c": self.id, "code": code, "r": reason})
+
 
 @dataclass(eq=False, slots=True)
 class RemoteConn:
@@ -819,6 +823,10 @@ class RedisBus(Bus):
             return
         if kind == "send":
             conn.peer.send(item["m"])
+        elif kind == "end":
+            end = getattr(conn.peer, "end", None)
+            if end is not None:
+                end(int(item["code"]), str(item["r"]))
         elif kind == "state":
             conn.state = item["s"]
 
