@@ -195,6 +195,7 @@ class SignalingServer:
         try:
             self.bus = bus_for(self.config.bus_url, hub)
             await self.bus.start()
+            self.bus.add_gauges(self.metrics)
         except (ValueError, BusUnavailable) as exc:
             self.bus = None
             await self._release()

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import signal
 import time
+import urllib.request
 
 from websockets.exceptions import ConnectionClosed
 
@@ -41,7 +42,7 @@ async def logged_in(instance: Instance, token: str) -> WireClient:
 async def test_caller_and_callee_on_two_other_instances(service: Service) -> None:
     """The coordinator holds the call; caller and callee each sit on another instance:
     invite, accept, rtc.signal both ways, hang up, and the history read on both."""
-    _, second, third = await service(3)
+    first, second, third = await service(3)
     ada, bob = await users_on(("ada", second), ("bob", third))
     call_id = new_call_id()
     await ada.request("call.invite", to="bob", call_id=call_id, media=AV)
@@ -64,7 +65,24 @@ async def test_caller_and_callee_on_two_other_instances(service: Service) -> Non
         history = await client.request("history.list")
         assert [c["call_id"] for c in history["calls"]] == [call_id]
         assert history["calls"][0]["reason"] == "hangup"
+    metrics = [await asyncio.to_thread(metrics_of, i) for i in (first, second, third)]
+    assert [m["parley_bus_coordinator"] for m in metrics] == [1.0, 0.0, 0.0]
+    assert [m["parley_bus_local_connections"] for m in metrics] == [0.0, 1.0, 1.0]
+    assert metrics[0]["parley_logged_in_users"] == 2.0  # the service's, on the coordinator
     await asyncio.gather(ada.close(), bob.close())
+
+
+def metrics_of(instance: Instance) -> dict[str, float]:
+    """An instance's ``/metrics``, the unlabelled values by name."""
+    url = instance.url.replace("ws://", "http://").removesuffix("/ws") + "/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#") and "{" not in line:
+            name, value = line.split()
+            values[name] = float(value)
+    return values
 
 
 async def patient(client: WireClient, kind: str, timeout: float = 30.0, **fields: object) -> dict:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from signaling.server.hub import Hub, Peer
+    from signaling.server.metrics import Metrics
 
 
 class BusUnavailable(Exception):
@@ -46,6 +47,10 @@ class Bus(ABC):
     @abstractmethod
     async def close(self, conn: Any) -> None:
         """The connection closed."""
+
+    def add_gauges(self, metrics: Metrics) -> None:
+        """Register what ``/metrics`` should say of this bus (nothing, in the process)."""
+        return None
 
 
 def bus_for(url: str | None, hub: Hub) -> Bus:

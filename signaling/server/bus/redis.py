@@ -72,6 +72,7 @@ from signaling.server.hub import Hub, Peer, Session
 from signaling.server.hub_meetings import MeetingRouter
 from signaling.server.logs import log_event
 from signaling.server.meetings import Meeting, MeetingTable
+from signaling.server.metrics import Metrics
 
 #: redis-py's asyncio client (its annotations are the sync client's, unions mypy cannot await).
 Client = Any
@@ -263,6 +264,20 @@ class RedisBus(Bus):
                 )
             await self._redis.delete(beat(self.instance), inbox(self.instance))
         await self._close_clients()
+
+    @override
+    def add_gauges(self, metrics: Metrics) -> None:
+        metrics.gauge(
+            "parley_bus_coordinator",
+            "1 while this instance holds the service's state (the others forward to it).",
+            lambda: float(self.coordinator),
+        )
+        metrics.gauge(
+            "parley_bus_local_connections",
+            "WebSocket connections on this instance (parley_connections counts the service's, "
+            "on the coordinator only).",
+            lambda: float(len(self.local)),
+        )
 
     async def _close_clients(self) -> None:
         for client in (self._redis, self._blocking, self._announcer):
