@@ -8,7 +8,7 @@ import time
 
 from tests.cluster.conftest import Service
 from tests.cluster.test_calls import AV, patient, patient_login, users_on
-from tests.wire import new_call_id
+from tests.wire import WireClient, new_call_id
 
 
 async def test_a_meeting_across_three_instances(service: Service) -> None:
@@ -82,3 +82,28 @@ async def test_a_meeting_outlives_the_coordinator(service: Service) -> None:
     history = await cat.request("history.list")
     assert [m["meeting_id"] for m in history["meetings"]] == [meeting_id]
     await asyncio.gather(ana_again.close(), bea.close(), cat.close())
+
+
+async def test_a_silent_connection_on_another_instance_is_let_go(service: Service) -> None:
+    """bob's bound connection (on the third instance) stops answering; he joins again from the
+    second: the third instance pings the old one for the coordinator, and the new one is bound
+    at once, bob keeping his place (``tests/server/test_meeting_new_connection.py``, across)."""
+    first, second, third = await service(3)
+    alice, bob = await users_on(("alice", first), ("bob", third))
+    meeting_id = new_call_id()
+    await alice.request("meeting.create", meeting_id=meeting_id, media=AV, invite=["bob"])
+    await bob.next_event("meeting.invited")
+    await bob.request("meeting.join", meeting_id=meeting_id, media=AV)
+    await alice.next_event("meeting.joined")
+    bob.ws.transport.pause_reading()  # no more pongs: a dead address
+    assert bob.token is not None
+    again = await WireClient.open(second.url)
+    await again.request("login", token=bob.token)
+    started = time.monotonic()
+    reply = await again.request("meeting.join", meeting_id=meeting_id, media=AV)
+    assert time.monotonic() - started < 10
+    assert sorted(p["username"] for p in reply["meeting"]["participants"]) == ["alice", "bob"]
+    candidate = {"candidate": "candidate:1 1 udp 1 127.0.0.1 5000 typ host", "sdpMid": "0"}
+    await alice.request("rtc.signal", meeting_id=meeting_id, to="bob", candidate=candidate)
+    assert (await again.next_event("rtc.signal"))["from"] == "alice"
+    await asyncio.gather(alice.close(), again.close())

@@ -97,6 +97,8 @@ FREE_TICKS = 3
 DEAD_AFTER_S = 2.0
 #: How long a new coordinator waits for the live instances to announce their connections.
 ANNOUNCE_WAIT_S = 3.0
+#: What a probe of a remote connection allows beyond its own wait, for the hops through Redis.
+PROBE_SLACK_S = 2.0
 #: Items kept for one list while Redis is away.
 MAX_QUEUED = 100_000
 #: Items read from a list at once.
@@ -150,6 +152,10 @@ class RemotePeer:
         """Queue ``message`` for the connection's instance."""
         self._bus.post(inbox(self.instance), {"k": "send", "c": self.id, "m": message})
 
+    async def probe(self, wait_s: float) -> bool:
+        """Whether the client answers a ping within ``wait_s`` (its instance pings it)."""
+        return await self._bus.probe_remote(self, wait_s)
+
     def end(self, code: int, reason: str) -> None:
         """Close the connection once what was sent before is written (a guest's, at the end)."""
         self._bus.post(inbox(self.instance), {"k": "end", "c": self.id, "code": code, "r": reason})
@@ -192,6 +198,8 @@ class RedisBus(Bus):
         self._dirty_meetings: set[str] = set()
         self._meetings_due = False
         self._stopping = False
+        #: Probes of remote connections waiting for their instance's answer, by nonce.
+        self._probes: dict[str, asyncio.Future[bool]] = {}
         #: Whether Redis answered lately: an edge refuses frames (``unavailable``) while not.
         self.reachable = True
         self._unreachable_logged = 0.0
@@ -709,6 +717,28 @@ class RedisBus(Bus):
             conn.closing = True
             conn.queue.put_nowait(None)
 
+    async def probe_remote(self, peer: RemotePeer, wait_s: float) -> bool:
+        """Ask ``peer``'s instance to ping it; no answer in time counts as no pong."""
+        nonce = secrets.token_hex(8)
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._probes[nonce] = answer
+        self.post(inbox(peer.instance), {"k": "probe", "c": peer.id, "n": nonce, "w": wait_s})
+        try:
+            return await asyncio.wait_for(answer, wait_s + PROBE_SLACK_S)
+        except TimeoutError:
+            return False
+        finally:
+            self._probes.pop(nonce, None)
+
+    async def _probe_local(self, conn_id: int, nonce: str, wait_s: float) -> None:
+        conn = self.local.get(conn_id)
+        probe = getattr(conn.peer, "probe", None) if conn is not None else None
+        alive = conn is not None and (probe is None or await probe(wait_s))
+        self.post(
+            TO_COORDINATOR,
+            {"k": "probed", "c": conn_id, "i": self.instance, "n": nonce, "ok": alive},
+        )
+
     async def _serve_remote(self, conn: RemoteConn) -> None:
         """Handle one remote connection's frames in order, then its close."""
         hub = self.hub
@@ -773,6 +803,11 @@ class RedisBus(Bus):
     def _coordinate(self, item: Json) -> None:
         kind = item["k"]
         conn_id = int(item["c"])
+        if kind == "probed":
+            answer = self._probes.get(str(item["n"]))
+            if answer is not None and not answer.done():
+                answer.set_result(bool(item["ok"]))
+            return
         if int(item["i"]) == self.instance:  # forwarded by this instance before it took over
             local = self.local.get(conn_id)
             if kind == "frame" and local is not None and local.session is not None:
@@ -832,6 +867,9 @@ class RedisBus(Bus):
                 if conn.session is None
             ]
             self.post(ANNOUNCE + ":" + str(item["n"]), {"i": self.instance, "conns": conns})
+            return
+        if kind == "probe":
+            self._spawn(self._probe_local(int(item["c"]), str(item["n"]), float(item["w"])))
             return
         conn = self.local.get(int(item["c"]))
         if conn is None:
