@@ -636,6 +636,26 @@ class MeetingMachine:
             self._do(RetryLink(username, LINK_RETRY_DELAYS_S[attempt]))
         self._changed()
 
+    def renew_link(self, username: str) -> None:
+        """Offer ``username`` a fresh link while the connected one still works (it is relayed,
+        and the TURN credentials its allocations were made with are about to expire): only
+        the end that offered on the pair does, the other answers it as it answers a
+        participant coming back. A second or two without their picture, rather than the relay
+        dying at its next refresh."""
+        link = self._links.get(username)
+        participant = self.participants.get(username)
+        if (
+            self.joined
+            and link is not None
+            and link.offerer
+            and participant is not None
+            and participant.link is LinkState.CONNECTED
+        ):
+            log.info("meeting %s: renewing the link to %s", self.meeting_id, username)
+            self._close(username)
+            self._open(username, offerer=True)
+            self._changed()
+
     def retry_join(self) -> None:
         """The I/O layer's timer of :class:`RetryJoin`: ask to join again (coming back)."""
         if self.state is MeetingState.JOINING and self._rejoining:

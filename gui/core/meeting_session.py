@@ -37,6 +37,8 @@ from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 from pyee.asyncio import AsyncIOEventEmitter
 
+from gui.core import ice
+from gui.core.ice import ServerIce
 from gui.core.meeting_chat import ChatLog, ServerChat, vouched
 from gui.core.meeting_machine import (
     AddCandidate,
@@ -178,6 +180,10 @@ class MeetingSession(AsyncIOEventEmitter):
         self._runner = ActionRunner(machine.take_actions, self._perform, self._failed, self._last)
         self._closed = asyncio.Event()
         self._unsubscribe = link.on_event(self._on_server_event)
+        given = getattr(link, "ice", None)
+        self._unwatch_ice = (
+            given.on_renewed(self._ice_renewed) if isinstance(given, ServerIce) else None
+        )
 
     # Construction -----------------------------------------------------------------
 
@@ -425,6 +431,15 @@ class MeetingSession(AsyncIOEventEmitter):
         hands out now, not those of when the meeting began, which may have expired."""
         return self._own_options.with_server_ice(self.signaling)
 
+    def _ice_renewed(self) -> None:
+        """Fresh TURN credentials: every relayed link this end offered is offered anew (the
+        relay would die at its next refresh once the old credentials expire)."""
+        for username, peer in list(self.links.items()):
+            path = ice.selected_path(peer.pc) if not peer.closed else None
+            if path is not None and path.relayed:
+                self.machine.renew_link(username)
+        self._pump()
+
     def _check_signaling(self) -> None:
         """A link heard nothing for ``path_quiet_s``: this end's signaling may be as dead as
         the path (a new address leaves the old socket silent long before its keepalive
@@ -580,6 +595,9 @@ class MeetingSession(AsyncIOEventEmitter):
 
     async def _close(self) -> None:
         self._unsubscribe()
+        if self._unwatch_ice is not None:
+            self._unwatch_ice()
+            self._unwatch_ice = None
         for timer in self._retry_timers:
             timer.cancel()
         if self.sfu is not None:

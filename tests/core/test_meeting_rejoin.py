@@ -52,3 +52,24 @@ def test_busy_for_too_long_ends_it_and_a_first_join_is_not_retried() -> None:
     fresh.take_actions()
     fresh.request_failed("meeting.join", "busy")
     assert fresh.take_actions()[-1] == StateChanged(MeetingState.ENDED, "busy")
+
+
+def test_a_renewed_link_is_offered_anew_by_its_offerer_only() -> None:
+    from gui.core.meeting_machine import CloseLink
+
+    m = joined_as("cy", "ada", "bob")  # cy offered to both
+    m.renew_link("ada")  # still connecting: nothing
+    assert m.take_actions() == []
+    m.link_state("ada", "connected")
+    m.take_actions()
+    m.renew_link("ada")
+    assert kinds(m.take_actions()) == [CloseLink("ada"), OpenLink("ada", offerer=True)]
+    ada = MeetingMachine("ada", MID, {"audio": True, "video": True})
+    ada.join()
+    ada.request_succeeded("meeting.join", {"meeting": meeting("ada")})
+    ada.server_event({"type": "rtc.signal", "meeting_id": MID, "from": "cy",
+                      "description": {"type": "offer", "sdp": "o"}})  # fmt: skip
+    ada.link_state("cy", "connected")
+    ada.take_actions()
+    ada.renew_link("cy")  # ada answered on this pair: cy renews it, not ada
+    assert ada.take_actions() == []

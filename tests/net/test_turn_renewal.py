@@ -1,4 +1,5 @@
-"""A relayed call that outlives its TURN credentials keeps its media (issue 10).
+"""A relayed call (and a mesh meeting) that outlives its TURN credentials keeps its media
+(issue 10).
 
 parley-server hands out credentials for 60 s (``--turn-ttl``, the shortest it allows); both
 homes' NATs randomise ports, so the call can only go through coturn. The credentials expire
@@ -56,3 +57,42 @@ def test_a_relayed_call_longer_than_its_credentials_keeps_its_media() -> None:
     # <EXPIRY:NAME>"; the other end's unused ones are refused so, which is harmless).
     user = USERS[0] if renewing[0] is caller else USERS[1]
     assert not [line for line in refused if f":{user}>" in line], refused
+
+
+def test_a_relayed_meeting_longer_than_its_credentials_keeps_its_media() -> None:
+    """The same in a mesh meeting of two: the end that offered the link offers it anew when
+    its credentials are renewed (the other answers, as for someone coming back)."""
+    with turn_lab(ttl_s=TTL_S) as turn:
+        for home in turn.lab.homes.values():
+            home.set_random_nat(True)
+        server = turn.children[1]
+        mark = len(server.err)
+        bob = turn.cli(turn.lab.b, USERS[1], "meet", "answer", "--wait", "120", "--stats")
+        server.wait_stderr(rf"event=login conn=\S+ user={USERS[1]}(\s|$)", 90, mark)
+        ann = turn.cli(
+            turn.lab.a, USERS[0], "meet", "create", "--invite", USERS[1], "--stats",
+            "--duration", str(TTL_S + 30), "--end",
+        )  # fmt: skip
+        for side in (ann, bob):
+            side.finish(TTL_S + 150, expect=0)
+    for side, other in ((ann, USERS[1]), (bob, USERS[0])):
+        figures = side.summary["participants"][other]
+        assert figures["links"] >= 2, figures  # renewed once at least
+        fps = [
+            next((v["fps"] for v in m["videos"] if v["name"] == "camera"), 0.0)
+            for m in side.named("link_stats")
+        ]
+        assert len(fps) >= TTL_S, fps
+        # The old link closes as the new one is offered: a short gap, not the relay's death.
+        gap = _longest_gap(fps[fps.index(next(f for f in fps if f >= 3)) :])
+        print(f"{side.name}: the renewal's gap without video: {gap} s")
+        assert gap <= 10, fps
+
+
+def _longest_gap(fps: list[float]) -> int:
+    """The longest run of stats lines (seconds) under 3 frames/s."""
+    longest = run = 0
+    for value in fps:
+        run = run + 1 if value < 3 else 0
+        longest = max(longest, run)
+    return longest
