@@ -99,6 +99,8 @@ DEAD_AFTER_S = 2.0
 ANNOUNCE_WAIT_S = 3.0
 #: What a probe of a remote connection allows beyond its own wait, for the hops through Redis.
 PROBE_SLACK_S = 2.0
+#: How long an instance's list outlives the last item pushed to it (nobody may read it again).
+LIST_TTL_S = 120
 #: Items kept for one list while Redis is away.
 MAX_QUEUED = 100_000
 #: Items read from a list at once.
@@ -381,6 +383,8 @@ class RedisBus(Bus):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for key, items in out.items():
                     pipe.rpush(key, *items)
+                    if key != TO_COORDINATOR:  # an instance that died leaves no list behind
+                        pipe.expire(key, LIST_TTL_S)
                 for name, key, value in mirror:
                     if value is None:
                         pipe.hdel(name, key)
