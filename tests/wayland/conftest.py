@@ -13,6 +13,7 @@ when any are selected this folder runs in a child process (:mod:`tests.own_proce
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -116,6 +117,8 @@ class AppProcess:
 
 
 AppFactory = Callable[..., Awaitable[AppProcess]]
+#: Numbers the apps started in this test run.
+_apps_started = itertools.count(1)
 
 
 @pytest.fixture
@@ -123,11 +126,12 @@ async def app_on(tmp_path: Any) -> AsyncIterator[AppFactory]:
     """Start the app on a desktop: ``await app_on(session, server_url)``; killed at the end
     if a test left it running."""
     started: list[AppProcess] = []
-    count = 0
 
     async def start(session: WaylandSession, server_url: str, *args: str) -> AppProcess:
-        nonlocal count
-        count += 1
+        # A profile (and log) of its own for every app of the run: the desktop's home lives
+        # as long as the session, and an earlier test's profile would send this app to that
+        # test's server, gone by now (sign-in then timed out in the second test of a run).
+        count = next(_apps_started)
         log = f"app-{os.getpid()}-{count}"
         argv = [
             *session.python(),
