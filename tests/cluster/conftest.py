@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.cluster.redis_server import RedisServer
 from tests.cluster.redis_server import available as redis_available
@@ -107,10 +108,8 @@ async def service(
     first one started is the coordinator. ``service.add()`` starts one more on the same pair."""
     if redis_server.proc is None or redis_server.proc.poll() is not None:
         redis_server.start()
-    flush = subprocess.run(
-        ["redis-cli", "-p", str(redis_server.port), "FLUSHALL"], capture_output=True, check=False
-    )
-    assert flush.returncode == 0, flush.stderr
+    with redis.Redis(host="127.0.0.1", port=redis_server.port) as client:
+        client.flushall()
     database = postgres.new_database()
     started: list[Instance] = []
 
