@@ -10,6 +10,7 @@ Prints on which thread the object was destroyed; exits 0 if the Qt thread surviv
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import threading
@@ -52,6 +53,7 @@ def main() -> int:
     collector = MainThreadCollector(interval_ms=50) if "--collector" in sys.argv else None
     if collector is not None:
         collector.start()
+    gc.collect()  # counts at zero: no collection on this thread before the worker's
     Ticking()  # garbage from now on
     worker = threading.Thread(target=allocate, name="worker")
     worker.start()
