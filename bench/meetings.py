@@ -217,7 +217,7 @@ class SfuMode(Mode):
         wanted = participant.videos()
         if wanted is None:
             return len(seeing) >= others
-        return len(hearing) >= others and bool(wanted) and set(wanted) <= seeing
+        return len(hearing) >= others and set(wanted) <= seeing
 
     async def failover(self, url: str, users: Sequence[str]) -> list[float]:
         """Three meet; the first Janus is killed: for each, seconds until it receives video
@@ -470,13 +470,14 @@ async def one_meeting(
     cpu = {name: 100 * (after[name] - before[name]) / elapsed for name in pids}
     summaries = {p.user: p.summary() for p in everyone}
     firsts = []
+    shown_to = {p.user: p.videos() for p in everyone}
     for viewer, summary in summaries.items():
         for other, figures in summary["participants"].items():
             seen = figures.get("first_frame_at")
             if seen is not None:
                 began = max(summary["joining_at"], summaries[other]["joining_at"])
                 firsts.append(1000 * (seen - began))
-            else:
+            elif shown_to[viewer] is None or other in (shown_to[viewer] or []):
                 print(f"[meetings] {viewer} never saw {other}", file=sys.stderr)
     # A tile is a video received: everyone else's, or the few a larger meeting through a
     # media server receives at once (the others' are paused at the server: no tile).
