@@ -111,20 +111,23 @@ def _loss(call: LabCall) -> dict[str, float | None]:
     time.sleep(35)
     fps, freeze = _received(call.callee, start, time.monotonic())
     call.home("a").set_loss(0)
-    values: dict[str, float | None] = {"fps": fps, "freeze_ms_per_min": freeze}
-    if call.callee.name.startswith("parley-cli"):  # parley and parley-unrepaired
-        # Where the freeze came from: the callee's video receiver repair (its summary, for
-        # the whole call): packets given up, frames held back by a missing packet, and
-        # waits of 500 ms or more with no packet at all (sender, path or a starved process).
-        try:
-            hang_up(call)
-            repair = call.callee.summary.get("video_repair") or {}
-        except AssertionError as exc:  # the figures above stand without these
-            print(f"[{BENCH}] no summary: {str(exc).splitlines()[0]}", file=sys.stderr)
-            repair = {}
-        for name in ("given_up", "stalled_ms", "idle_ms"):
-            values[name] = repair.get(name)
-    return values
+    return {"fps": fps, "freeze_ms_per_min": freeze, **_repair(call)}
+
+
+def _repair(call: LabCall) -> dict[str, float | None]:
+    """Where a Parley callee's freeze came from, after hanging up: its video receivers' repair
+    (the summary, for the whole call): packets given up, frames held back by a missing packet,
+    and waits of 500 ms or more with no packet at all (sender, path or a starved process).
+    Nothing for Chromium."""
+    if not call.callee.name.startswith("parley-cli"):  # parley and parley-unrepaired
+        return {}
+    try:
+        hang_up(call)
+        repair = call.callee.summary.get("video_repair") or {}
+    except AssertionError as exc:  # the other figures stand without these
+        print(f"[{BENCH}] no summary: {str(exc).splitlines()[0]}", file=sys.stderr)
+        repair = {}
+    return {name: repair.get(name) for name in ("given_up", "stalled_ms", "idle_ms")}
 
 
 def _cap(call: LabCall) -> dict[str, float | None]:
@@ -163,6 +166,7 @@ def _cap(call: LabCall) -> dict[str, float | None]:
         "sent_before_kbps": base,
         "sent_capped_kbps": sent,
         "back_to_rate_s": climb,
+        **_repair(call),
     }
 
 
