@@ -414,4 +414,5 @@ def repair_counts(transceivers: Iterable[Any]) -> dict[str, float] | None:
     out: dict[str, float] = {name: sum(getattr(r, name) for r in found) for name in names}
     out["stalled_ms"] = round(sum(r.stalled_s for r in found) * 1000)
     out["idle_ms"] = round(sum(r.idle_s for r in found) * 1000)
+    out["faults"] = sum(r.broken for r in found)  # repairs turned off by a fault of their own
     return out

@@ -12,7 +12,13 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import NackGenerator
 from aiortc.rtp import RtpPacket
 
-from gui.core.receive_repair import LossRepair, ReceiveRepair, is_keyframe, repair_receivers
+from gui.core.receive_repair import (
+    LossRepair,
+    ReceiveRepair,
+    is_keyframe,
+    repair_counts,
+    repair_receivers,
+)
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
 KEY = b"\x00\x00\x00\x9d\x01\x2a" + (640).to_bytes(2, "little") + (480).to_bytes(2, "little")
@@ -211,3 +217,6 @@ async def test_repairs_are_made_once_per_video_receiver_and_follow_the_round_tri
     first = repair_receivers([video, audio], 0.08)
     again = repair_receivers([video, audio], None)
     assert len(first) == 1 and first == again and first[0].plan.rtt_s == 0.08
+    counts = repair_counts([video, audio])
+    assert counts is not None and counts["faults"] == 0 and counts["renacks"] == 0
+    assert repair_counts([audio]) is None
