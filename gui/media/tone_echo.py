@@ -22,6 +22,9 @@ phase or level (a jitter buffer's underrun or drop) the echo keeps the old phase
 as it takes to come back, so both are kept and each microphone chunk is cleared of whichever
 predicts it better, until the new one does (at most ``echo_s``); a prediction that would leave more
 of the tone than the microphone had is not used (its clock jumped: it is relearnt faster);
+when two microphone chunks in a row agree on an echo path the learnt one does not predict
+(the sound server played silence the speaker never handed it, or the microphone lost
+samples: a busy machine; the reference shows no jump), learning starts again from them;
 a microphone that does not hear the tone learns a gain of zero. Speech, whose harmonics
 move, never holds a peak long enough to be taken for a tone.
 """
@@ -61,6 +64,8 @@ class _Tone:
     old_chunks: int = 0
     #: Whether the last prediction of the echo was wrong (it is then relearnt faster).
     wrong: bool = False
+    #: The echo path at this frequency that the last microphone chunk alone gives.
+    path: complex | None = None
     #: E[near * conj(far)] and E[|far|^2]: the echo path at this frequency is their ratio.
     cross: complex = 0j
     power: float = 0.0
@@ -123,6 +128,7 @@ class ToneEchoCanceller:
         floor_db: float = -50.0,
         most: int = 3,
         smoothing: float = 0.1,
+        moved: float = 0.1,
         echo_s: float = 0.5,
     ) -> None:
         self.stable_checks = max(1, round(stable_s * 100 / SEARCH_EVERY))
@@ -130,6 +136,9 @@ class ToneEchoCanceller:
         self.floor = 10 ** (floor_db / 20) * 32768 * WINDOW / 4  # a Hann window's gain
         self.most = most
         self.smoothing = smoothing
+        #: A prediction leaving more than this fraction of the tone, while two chunks in a
+        #: row agree on another path to within it, means the echo path moved.
+        self.moved = moved
         #: After a jump in the far end, how long (10 ms chunks) its echo may still be old.
         self.old_chunks = round(echo_s * 100)
         self.tones: list[_Tone] = []
@@ -215,9 +224,25 @@ class ToneEchoCanceller:
                     source = tone.far_old
                 if not old or tone.old_chunks > self.old_chunks:
                     tone.far_old = None  # the echo has moved on
-            k = 0.5 if tone.wrong else self.smoothing
-            tone.cross = (1 - k) * tone.cross + k * heard * source.conjugate()
-            tone.power = (1 - k) * tone.power + k * abs(source) ** 2
+            product, energy = heard * source.conjugate(), abs(source) ** 2
+            path = product / energy if energy > 0 else None  # this chunk's own estimate
+            if (
+                path is not None
+                and tone.path is not None
+                and tone.power > 0
+                and abs(heard - tone.cross / tone.power * source) > self.moved * abs(heard)
+                and abs(path - tone.path) < self.moved * abs(path)
+            ):
+                # Two chunks in a row agree on a path the learnt one does not predict: the
+                # echo moved against the reference (the sound server played silence the
+                # speaker never handed it, or the microphone lost samples: a busy machine).
+                # Start again from them instead of averaging the old path out slowly.
+                tone.cross, tone.power = 0.5 * (path + tone.path) * energy, energy
+            else:
+                k = 0.5 if tone.wrong else self.smoothing
+                tone.cross = (1 - k) * tone.cross + k * product
+                tone.power = (1 - k) * tone.power + k * energy
+            tone.path = path
             if tone.power <= 0:
                 continue
             echo = tone.cross / tone.power * source
