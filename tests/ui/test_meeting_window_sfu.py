@@ -51,6 +51,16 @@ async def test_a_meeting_through_janus_says_so_and_shows_the_video(
         await until(lambda: everyone_sees_everyone(window, "bob"), 40, "bob's video via Janus")
         assert window.status.text() == ""
         assert not window.session.links  # no peer connection to bob: all through Janus
+
+        # No video at all (--max-videos 0): bob's is paused at Janus, his tile shows his name.
+        media = window.session.sfu
+        assert media is not None
+        media.max_videos = 0
+        media.set_participants(list(media.participants))
+        tile = window.tile_views["bob"].video
+        await until(lambda: tile.frame is None, 20, "bob's tile without video")
+        await asyncio.sleep(1.5)  # nothing more arrives: paused, not just cleared
+        assert tile.frame is None
     finally:
         await bob.close()
         await ui.shutdown()
