@@ -147,9 +147,9 @@ async def run_once(
 
 
 def figures(setup: Setup, workload: Workload, runs: list[tuple[Sample, float]]) -> list[Figure]:
-    """One set-up's figures over the rounds."""
-    samples = [s for s, _ in runs]
-    rounds = len(runs)
+    """One set-up's figures over the rounds (latencies over the rounds that made calls)."""
+    samples = [s for s, _ in runs if s.incoming_ms] or [s for s, _ in runs]
+    rounds = len(samples)
     label = f"invite -> incoming, {setup.name}"
     out: list[Figure] = []
     for q in (50, 99):
@@ -161,19 +161,20 @@ def figures(setup: Setup, workload: Workload, runs: list[tuple[Sample, float]]) 
         )  # fmt: skip
     maxima = [max(s.incoming_ms, default=float("nan")) for s in samples]
     oks = [percentile(s.ok_ms, 50) for s in samples]
-    cpu = [100 * s.server_cpu / s.wall for s in samples if s.wall]
+    cpu = [100 * s.server_cpu / s.wall for s, _ in runs if s.wall]
     loads = [load for _, load in runs]
+    errors = sum(len(s.errors) for s, _ in runs)
+    sent = sum(s.sent for s, _ in runs)
     #: A pair waits for its call before the next: slow calls skip ticks, and the rate drops.
-    rates = [s.sent / s.wall for s in samples if s.wall]
-    errors = sum(len(s.errors) for s in samples)
-    expected = int(workload.rate * workload.duration * rounds * 0.97)
+    rates = [s.sent / s.wall for s, _ in runs if s.wall]
+    expected = int(workload.rate * workload.duration * len(runs) * 0.97)
     return [
         *out,
         Figure(BENCH, f"{label}, max (median of {rounds})",
                statistics.median(maxima), f"ms ({spread(maxima)})"),
         Figure(BENCH, f"invite -> ok, {setup.name}, p50 (median of {rounds})",
                statistics.median(oks), f"ms ({spread(oks)})"),
-        Figure(BENCH, f"{label}, calls measured / failed", sum(s.sent for s in samples),
+        Figure(BENCH, f"{label}, calls measured / failed", sent,
                f"calls / {errors} failed", Goal.at_least(expected)),
         Figure(BENCH, f"{setup.name}: invites/s made (median of {rounds})",
                statistics.median(rates), f"/s of {workload.rate:g} ({spread(rates)})"),
