@@ -207,11 +207,12 @@ class SfuMode(Mode):
         states = participant.named("media_server")
         if not states or states[-1]["state"] != "connected":
             return False
-        stats = participant.named("link_stats")
-        hearing = {line["username"] for line in stats if line.get("bitrate_in_kbps", 0) > 0}
+        # Each other's newest figures: a video paused and resumed must be arriving again.
+        newest = {line["username"]: line for line in participant.named("link_stats")}
+        hearing = {u for u, line in newest.items() if line.get("bitrate_in_kbps", 0) > 0}
         seeing = {
-            line["username"]
-            for line in stats
+            u
+            for u, line in newest.items()
             if any(video.get("fps", 0) > 0 for video in line.get("videos") or [])
         }
         wanted = participant.videos()
