@@ -76,6 +76,7 @@ from signaling.server.store import (
     CallIdTaken,
     CallRecord,
     Store,
+    StoreBusy,
     StoreUnavailable,
     UsernameTaken,
     UserRecord,
@@ -256,13 +257,15 @@ class Hub:
                 self.metrics.messages_in[kind] += 1
             self._reply_error(session, request_id, kind, exc)
             return
-        except StoreUnavailable:
+        except StoreUnavailable as exc:
+            busy = isinstance(exc, StoreBusy)  # alive, every connection at work
             self._reply_error(
                 session,
                 request_id,
                 kind,
                 ProtocolError(
-                    ErrorCode.UNAVAILABLE, "the database is unreachable; try again in a moment"
+                    ErrorCode.UNAVAILABLE,
+                    f"the database is {'busy' if busy else 'unreachable'}; try again in a moment",
                 ),
             )
             return
@@ -360,6 +363,11 @@ class Hub:
             await self.store.add_token(
                 token_hash(token), user.username, self.now() + TOKEN_LIFETIME_S
             )
+        # Read everything the session needs before binding it: a request that fails (the
+        # store unavailable) leaves the connection as it was, not half logged in.
+        contacts = None
+        if user.username not in self._contacts:
+            contacts = await self._read_contacts(user.username)
         if session.closed:
             return Result()
         before = self.presence_of(user.username)
@@ -371,8 +379,8 @@ class Hub:
             self.chosen_presence[user.username] = Presence.ONLINE
         sessions.add(session)
         log_event("login", conn=session.id, user=user.username)
-        if user.username not in self._contacts:
-            await self._load_contacts(user.username)
+        if contacts is not None and user.username not in self._contacts:
+            self._contacts[user.username] = contacts
 
         async def after() -> None:
             self._replay_call(session)
@@ -438,6 +446,13 @@ class Hub:
 
     async def _load_contacts(self, username: str) -> None:
         """Read a user's accepted contacts into memory (again, if they changed meanwhile)."""
+        contacts = await self._read_contacts(username)
+        if username in self.by_user:
+            self._contacts[username] = contacts
+
+    async def _read_contacts(self, username: str) -> set[str]:
+        """A user's accepted contacts as the store has them now (read again if they changed
+        while reading; the caller caches them with no ``await`` in between)."""
         self._contacts_loading.add(username)
         try:
             while True:
@@ -448,8 +463,7 @@ class Hub:
         finally:
             self._contacts_loading.discard(username)
             self._contacts_dirty.discard(username)
-        if username in self.by_user:
-            self._contacts[username] = contacts
+        return contacts
 
     async def accepted_contacts(self, username: str) -> set[str]:
         """``username``'s accepted contacts, from the cache when they are logged in."""

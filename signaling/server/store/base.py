@@ -309,3 +309,8 @@ class StoreUnavailable(StoreError):
     The operation was not acknowledged and may be tried again later; clients are answered
     ``unavailable``.
     """
+
+
+class StoreBusy(StoreUnavailable):
+    """The database is there but every connection to it is at work (a queue, not an outage):
+    only this operation failed; clients are answered ``unavailable`` (busy)."""

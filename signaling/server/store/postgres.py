@@ -7,7 +7,9 @@ start together migrate one at a time (a transaction-scoped advisory lock).
 Every changing method is one transaction, committed (PostgreSQL's default
 ``synchronous_commit = on``: flushed to its log) before its awaitable returns. When the
 database cannot be reached, methods raise :class:`StoreUnavailable` at once; the pool opens
-new connections on the next call, so the server recovers by itself when it is back.
+new connections on the next call, so the server recovers by itself when it is back. When
+every pooled connection stays lent out for ``timeout_s`` (a slow database under load), only
+that call fails, with :class:`StoreBusy`, and the pool keeps its connections.
 """
 
 # The methods are documented where they are declared, on Store (base.py).
@@ -33,6 +35,7 @@ from signaling.server.store.base import (
     MeetingIdTaken,
     MeetingRecord,
     Store,
+    StoreBusy,
     StoreError,
     StoreUnavailable,
     UsernameTaken,
@@ -185,6 +188,12 @@ _REFUSED: tuple[type[BaseException], ...] = (
 )
 
 
+def _all_busy(pool: asyncpg.Pool) -> bool:
+    """Whether every connection the pool may hold is open and lent out (waiting for one is
+    then a queue, not a database that is gone)."""
+    return bool(pool.get_idle_size() == 0 and pool.get_size() >= pool.get_max_size())
+
+
 def is_postgres_url(value: str) -> bool:
     """Whether ``--db`` names a PostgreSQL database rather than a SQLite file."""
     return value.startswith(("postgresql://", "postgres://"))
@@ -263,15 +272,34 @@ class PostgresStore(Store):
         if pool is None:
             raise StoreError("the store is not open")
         try:
-            async with pool.acquire(timeout=self.timeout_s) as db:
+            db = await pool.acquire(timeout=self.timeout_s)
+        except TimeoutError as exc:
+            if _all_busy(pool):
+                # A slow but alive database: every connection is at work. Only this request
+                # fails; tearing the pool down would make every next one wait for a new one.
+                raise StoreBusy(
+                    f"the database is busy (no free connection in {self.timeout_s:g} s)"
+                ) from None
+            raise await self._unreachable(pool, exc) from None  # connecting timed out
+        except _UNREACHABLE as exc:
+            raise await self._unreachable(pool, exc) from None
+        try:
+            try:
                 if not write:
                     return await fn(db)
                 async with db.transaction():
                     return await fn(db)
+            finally:
+                await pool.release(db)
         except _UNREACHABLE as exc:
-            # Connections opened before the cut are dead: open new ones from the next call on.
-            await pool.expire_connections()
-            raise StoreUnavailable(f"the database is unreachable ({type(exc).__name__})") from None
+            raise await self._unreachable(pool, exc) from None
+
+    @staticmethod
+    async def _unreachable(pool: asyncpg.Pool, exc: BaseException) -> StoreUnavailable:
+        """The error for a connection that failed; connections opened before the cut are
+        dead, so new ones are opened from the next call on."""
+        await pool.expire_connections()
+        return StoreUnavailable(f"the database is unreachable ({type(exc).__name__})")
 
     async def _run(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
         """A read."""

@@ -1,0 +1,96 @@
+"""A store that fails or lags under load (real PostgreSQL): a busy pool is not a dead database,
+and a request that fails leaves the connection as it was."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from urllib.parse import urlsplit
+
+import asyncpg
+import pytest
+
+from signaling.server.store import StoreBusy
+from signaling.server.store.postgres import PostgresStore
+from tests.pg import PostgresServer
+from tests.wire import ServerError, WireClient
+
+BACKEND_PID = "SELECT pg_backend_pid()"
+
+
+async def test_a_busy_pool_answers_busy_and_keeps_its_connections(
+    postgres: PostgresServer,
+) -> None:
+    """Every pooled connection at work past the acquire timeout: that request alone fails with
+    :class:`StoreBusy`; the pool is not torn down (the same backend serves the next request)."""
+    store = PostgresStore(postgres.new_database(), pool_size=1, timeout_s=0.5)
+    await store.open()
+    try:
+        pid = await store._run(lambda db: db.fetchval(BACKEND_PID))
+        slow = asyncio.create_task(store._run(lambda db: db.fetchval("SELECT pg_sleep(2)")))
+        await asyncio.sleep(0.2)  # the one connection is lent out
+        started = time.monotonic()
+        with pytest.raises(StoreBusy, match="busy"):
+            await store.get_user("ada")
+        assert time.monotonic() - started < 10  # an answer, not a hang
+        await asyncio.wait_for(slow, 30)  # the slow query was not disturbed
+        assert await store._run(lambda db: db.fetchval(BACKEND_PID)) == pid  # same connection
+        assert await store.get_user("ada") is None  # served again
+    finally:
+        await store.close()
+
+
+async def _backend_waiting_on_a_lock(db: asyncpg.Connection, database: str) -> int:
+    """The server's backend once it waits for our lock."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pid = await db.fetchval(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'"
+            " AND pid <> pg_backend_pid()",
+            database,
+        )
+        if pid is not None:
+            return int(pid)
+        await asyncio.sleep(0.05)
+    raise AssertionError("the server never read the contacts")
+
+
+@pytest.mark.parametrize("how", ["password", "token"])
+async def test_a_login_the_store_fails_leaves_the_connection_logged_out(
+    postgres: PostgresServer, make_server, how: str
+) -> None:
+    """The store's connection dies while a login reads the user's contacts: the client is
+    answered ``unavailable`` and the connection is not logged in (trying again works)."""
+    url = postgres.new_database()
+    database = urlsplit(url).path.lstrip("/")
+    server = await make_server(db_path=url, echo_bot=False)
+    first = await WireClient.open(server.url)
+    token = (await first.register("ada"))["token"]
+    await first.close()
+    deadline = time.monotonic() + 30
+    while "ada" in server.hub.by_user:  # the first connection's logout is processed
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+
+    client = await WireClient.open(server.url)
+    password = {"username": "ada", "password": "correct horse"}
+    fields = {"token": token} if how == "token" else password
+    locker = await asyncpg.connect(url)
+    try:
+        async with locker.transaction():
+            await locker.execute("LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE")
+            login = asyncio.create_task(client.request("login", **fields))
+            victim = await _backend_waiting_on_a_lock(locker, database)
+            await locker.fetchval("SELECT pg_terminate_backend($1)", victim)
+            with pytest.raises(ServerError) as refused:
+                await asyncio.wait_for(login, 30)
+        assert refused.value.code == "unavailable"
+        assert "database" in refused.value.reply["message"]
+        assert "ada" not in server.hub.by_user  # not online on a failed login
+
+        again = await client.request("login", **fields)  # not "already logged in"
+        assert again["user"]["username"] == "ada"
+        assert "ada" in server.hub.by_user
+        await client.close()
+    finally:
+        await locker.close()
