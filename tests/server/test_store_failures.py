@@ -18,6 +18,16 @@ from tests.wire import ServerError, WireClient
 BACKEND_PID = "SELECT pg_backend_pid()"
 
 
+async def all_lent_out(store: PostgresStore) -> None:
+    """Until every connection the store's pool may hold is open and lent out."""
+    pool = store._pool
+    assert pool is not None
+    deadline = time.monotonic() + 30
+    while not (pool.get_size() == store.pool_size and pool.get_idle_size() == 0):
+        assert time.monotonic() < deadline, "the slow queries never took the whole pool"
+        await asyncio.sleep(0.02)
+
+
 async def test_a_busy_pool_answers_busy_and_keeps_its_connections(
     postgres: PostgresServer,
 ) -> None:
@@ -27,8 +37,8 @@ async def test_a_busy_pool_answers_busy_and_keeps_its_connections(
     await store.open()
     try:
         pid = await store._run(lambda db: db.fetchval(BACKEND_PID))
-        slow = asyncio.create_task(store._run(lambda db: db.fetchval("SELECT pg_sleep(2)")))
-        await asyncio.sleep(0.2)  # the one connection is lent out
+        slow = asyncio.create_task(store._run(lambda db: db.fetchval("SELECT pg_sleep(3)")))
+        await all_lent_out(store)
         started = time.monotonic()
         with pytest.raises(StoreBusy, match="busy"):
             await store.get_user("ada")
@@ -94,3 +104,31 @@ async def test_a_login_the_store_fails_leaves_the_connection_logged_out(
         await client.close()
     finally:
         await locker.close()
+
+
+async def test_a_busy_database_is_answered_busy_and_the_next_request_is_served(
+    postgres: PostgresServer, make_server
+) -> None:
+    """Through the server: every pooled connection at work answers ``unavailable`` saying
+    *busy* (not *unreachable*), and the same connection is served once one is free."""
+    server = await make_server(db_path=postgres.new_database(), echo_bot=False)
+    store = server.hub.store
+    assert isinstance(store, PostgresStore)
+    client = await WireClient.open(server.url)
+    await client.register("ada")
+    store.timeout_s = 0.5
+    slow = [
+        asyncio.create_task(store._run(lambda db: db.fetchval("SELECT pg_sleep(6)")))
+        for _ in range(store.pool_size)
+    ]
+    try:
+        await all_lent_out(store)
+        with pytest.raises(ServerError) as refused:
+            await client.request("contacts.list")
+        assert refused.value.code == "unavailable"
+        assert "busy" in refused.value.reply["message"]
+    finally:
+        await asyncio.wait_for(asyncio.gather(*slow), 30)
+    served = await client.request("contacts.list")
+    assert [c["username"] for c in served["contacts"]] == ["echo"]  # served again
+    await client.close()
