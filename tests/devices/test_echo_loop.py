@@ -188,7 +188,10 @@ async def test_switching_speaker_and_microphone_mid_call_keeps_the_echo_away(
         assert isinstance(new_track, ProcessedAudioTrack) and new_track is not track
         assert new_track.processor is track.processor  # one processor for the whole call
         assert ui.media.speaker is not None and ui.media.speaker.device_id == second.sink
-        await asyncio.sleep(4)  # the tone now plays in room B, heard by room B's microphone
+        # The tone now plays in room B, heard by room B's microphone; the last 2 s of 8 are
+        # measured: under load the app was once seen to stall 3.5 s right after the switch
+        # (an open question, docs/performance.md), and the canceller then relearns room B.
+        await asyncio.sleep(8)
         after = room_levels(recorders[second.sink], new_track)
         tones = new_track.processor.tones
         assert tones is not None
