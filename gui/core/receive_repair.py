@@ -267,6 +267,8 @@ class ReceiveRepair:
 
     def _admit(self, frame: Any, codec: str, now: float) -> Any:
         """The frame, or None when it must not reach the decoder."""
+        if self._awaiting is None and frame.timestamp != self._drop_timestamp:
+            return frame  # nothing held back: the frame's bytes are not read
         key = is_keyframe(codec, frame.data)
         if frame.timestamp == self._drop_timestamp:
             self._drop_timestamp = None
