@@ -48,7 +48,7 @@ def audio_level_dbov(frame: av.AudioFrame) -> int:
     """The frame's level in dBov (-127..0), exactly as ``aiortc.rtp.compute_audio_level_dbov``
     computes it: every signed 16-bit value of the first plane, squared and summed, divided
     by the number of samples (per channel) times full scale squared."""
-    samples = np.frombuffer(bytes(frame.planes[0]), dtype="<i2").astype(np.int64)
+    samples = np.frombuffer(frame.planes[0], dtype="<i2").astype(np.int64)  # one copy, widened
     # Integer sum: exact, where aiortc's float additions are exact too (each square and
     # every partial sum stays far below 2**53).
     total = float(np.dot(samples, samples))
