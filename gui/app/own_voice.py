@@ -51,15 +51,6 @@ def own_level(meter: VoiceMeter | None, seconds: float, now: float | None = None
     return 0.0 if level_db <= -100.0 else float(10.0 ** (level_db / 20.0))
 
 
-def voice_since(meter: VoiceMeter, seconds: float, since: float) -> float:
-    """Seconds of voice among the meter's chunks of the last ``seconds`` heard after
-    ``since`` (``time.monotonic()``)."""
-    if not meter.history:
-        return 0.0
-    start = max(since, meter.history[-1][0] - seconds)
-    return sum(0.01 for at, _, voice in meter.history if voice and at > start)
-
-
 class MutedHint(QLabel):
     """A banner that says "You are muted" while a muted person talks.
 
@@ -103,7 +94,7 @@ class MutedHint(QLabel):
         meter = meter_of(self._track())
         if meter is None or self._over() or not heard_lately(meter):
             self.hide()
-        elif voice_since(meter, 2.0, self._muted_at) >= MUTED_VOICE_S:
+        elif meter.voice_seconds(2.0, since=self._muted_at) >= MUTED_VOICE_S:
             if not self.isVisible():
                 self.show()
                 self._shown()
@@ -122,5 +113,4 @@ __all__ = [
     "heard_lately",
     "meter_of",
     "own_level",
-    "voice_since",
 ]

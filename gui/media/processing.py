@@ -176,15 +176,16 @@ class VoiceMeter:
         recent = self._recent(seconds)
         return max((level for _, level, _ in recent), default=-100.0)
 
-    def voice_seconds(self, seconds: float = 2.0) -> float:
-        """Seconds of voice among the chunks of the last ``seconds``."""
-        return sum(0.01 for _, _, voice in self._recent(seconds) if voice)
+    def voice_seconds(self, seconds: float = 2.0, since: float = -math.inf) -> float:
+        """Seconds of voice among the chunks of the last ``seconds`` (only those heard after
+        ``since``, on the clock of ``add``)."""
+        return sum(0.01 for _, _, voice in self._recent(seconds, since) if voice)
 
-    def _recent(self, seconds: float) -> list[tuple[float, float, bool]]:
+    def _recent(self, seconds: float, since: float = -math.inf) -> list[tuple[float, float, bool]]:
         if not self.history:
             return []
-        since = self.history[-1][0] - seconds
-        return [entry for entry in self.history if entry[0] > since]
+        start = max(since, self.history[-1][0] - seconds)
+        return [entry for entry in self.history if entry[0] > start]
 
 
 class AudioProcessor:
