@@ -205,13 +205,10 @@ def _add_meeting_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _video_count(text: str) -> int:
-    try:
-        count = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: '{text}'") from None
-    if not 0 <= count <= 64:
-        raise argparse.ArgumentTypeError(f"must be 0 to 64, not {count}")
-    return count
+    value = _number_in(text, 0, 64, "a whole number", f"must be 0 to 64, not {text}")
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number")
+    return int(value)
 
 
 def _add_sources(parser: argparse.ArgumentParser) -> None:
