@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,8 @@ import pytest
 from gui.bots import echo_test
 from signaling.server import RateLimits, ServerConfig, SignalingServer
 from signaling.server.credentials import HashParameters
+from tests.pg import PostgresServer
+from tests.pg import available as pg_available
 from tests.wire import WireClient, befriend
 
 #: Qt objects do not outlive their test; garbage is collected on the Qt thread (see there).
@@ -107,6 +109,19 @@ async def friends(
     yield make
     for client in made:
         await client.close()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL 15 cluster for the whole run (each test takes a database of its own)."""
+    if not pg_available():
+        pytest.skip("PostgreSQL 15 is not installed (installer/bootstrap installs it)")
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
 
 
 @pytest.fixture

@@ -17,19 +17,6 @@ from tests.cli.procs import Launcher, ServerProcess
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[pg.PostgresServer]:
-    """A PostgreSQL cluster for the module (each test gets a database of its own)."""
-    if not pg.available():
-        pytest.skip("PostgreSQL 15 is not installed (installer/bootstrap installs it)")
-    cluster = pg.PostgresServer()
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.remove()
-
-
 @pytest.fixture
 def instances(postgres: pg.PostgresServer) -> Iterator[list[ServerProcess]]:
     """Two parley-server processes over one fresh database; any still running is stopped

@@ -1,5 +1,6 @@
-"""Fixtures: one real PostgreSQL and one real redis-server for the folder, and a service of
-several real ``parley-server`` processes (``--db postgresql://… --bus redis://…``) per test."""
+"""Fixtures: one real redis-server for the folder (PostgreSQL is the root ``postgres``
+fixture), and a service of several real ``parley-server`` processes
+(``--db postgresql://… --bus redis://…``) per test."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ import redis
 from tests.cluster.redis_server import RedisServer
 from tests.cluster.redis_server import available as redis_available
 from tests.pg import PostgresServer
-from tests.pg import available as pg_available
 from tests.stopping import terminate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,19 +69,6 @@ class Instance:
     def stop(self) -> None:
         terminate(self.proc, 15.0)
         self._log.close()
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    """One PostgreSQL 15 cluster for the folder (each test takes a database of its own)."""
-    if not pg_available():
-        pytest.skip("PostgreSQL 15 is not installed (installer/bootstrap installs it)")
-    server = PostgresServer()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.remove()
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Fixtures of the server tests: a real PostgreSQL for the store's second backend.
+"""Fixtures of the server tests: the store's second backend on the root ``postgres`` fixture.
 
 ``PARLEY_TEST_DB=postgres pytest tests/server`` runs the server's functional tests with their
 servers on PostgreSQL (a fresh database per test) instead of a SQLite file; tests that read
@@ -8,14 +8,13 @@ the SQLite file themselves are marked ``sqlite_only`` and skipped then.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from signaling.server import SignalingServer
 from tests.conftest import ServerFactory
-from tests.pg import PostgresServer, available
+from tests.pg import PostgresServer
 
 ON_POSTGRES = os.environ.get("PARLEY_TEST_DB") == "postgres"
 
@@ -30,19 +29,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for item in items:
             if item.get_closest_marker("sqlite_only"):
                 item.add_marker(skip)
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    """One PostgreSQL 15 cluster for the whole run (each test takes a database of its own)."""
-    if not available():
-        pytest.skip("PostgreSQL 15 is not installed (installer/bootstrap installs it)")
-    server = PostgresServer()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.remove()
 
 
 @pytest.fixture
