@@ -13,6 +13,7 @@ import pytest
 from signaling.server.store import StoreBusy
 from signaling.server.store.postgres import PostgresStore
 from tests.pg import PostgresServer
+from tests.waiting import until
 from tests.wire import ServerError, WireClient
 
 BACKEND_PID = "SELECT pg_backend_pid()"
@@ -22,10 +23,11 @@ async def all_lent_out(store: PostgresStore) -> None:
     """Until every connection the store's pool may hold is open and lent out."""
     pool = store._pool
     assert pool is not None
-    deadline = time.monotonic() + 30
-    while not (pool.get_size() == store.pool_size and pool.get_idle_size() == 0):
-        assert time.monotonic() < deadline, "the slow queries never took the whole pool"
-        await asyncio.sleep(0.02)
+    await until(
+        lambda: pool.get_size() == store.pool_size and pool.get_idle_size() == 0,
+        30,
+        "the slow queries taking the whole pool",
+    )
 
 
 async def test_a_busy_pool_answers_busy_and_keeps_its_connections(
@@ -77,10 +79,8 @@ async def test_a_login_the_store_fails_leaves_the_connection_logged_out(
     first = await WireClient.open(server.url)
     token = (await first.register("ada"))["token"]
     await first.close()
-    deadline = time.monotonic() + 30
-    while "ada" in server.hub.by_user:  # the first connection's logout is processed
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
+    # the first connection's logout is processed
+    await until(lambda: "ada" not in server.hub.by_user, 30, "ada's first connection logged out")
 
     client = await WireClient.open(server.url)
     password = {"username": "ada", "password": "correct horse"}
