@@ -24,7 +24,7 @@ from gui.app.own_voice import MutedHint
 from gui.app.plain import plain_label, plain_title
 from gui.app.resources import app_icon, icon
 from gui.app.screen_picker import ScreenPicker
-from gui.app.sharing import OutOfTheShare
+from gui.app.sharing import OutOfTheShare, share_note
 from gui.app.video_view import VideoView
 from gui.app.widgets import Avatar, ChatPanel, add_shortcuts, control_button, media_controls
 from gui.core.call_machine import CallState
@@ -488,7 +488,7 @@ class CallWindow(QWidget):
     def _share(self, source: object) -> None:
         """Start sending ``source`` on the screen slot (the camera keeps going)."""
         from gui.core.call_session import ScreenShareUnavailable
-        from gui.devices.screen import ScreenSource, ScreenTrack
+        from gui.devices.screen import ScreenTrack
 
         track = ScreenTrack(source)  # type: ignore[arg-type]
         try:
@@ -498,15 +498,7 @@ class CallWindow(QWidget):
             self._sharing_failed(str(exc))
             return
         track.on("lost", self._sharing_failed)
-        system_picker = track.support.system_picker
-        # What the system's picker chose is not known here: no minimising then.
-        whole = isinstance(track.source, ScreenSource) and not system_picker
-        if system_picker:
-            note = "You are sharing what you chose in the system's dialog."
-        elif whole:
-            note = "You are sharing your screen."
-        else:
-            note = f"You are sharing “{track.source.label}”."
+        note, whole = share_note(track)
         self.sharing_note.setText(note)
         self.sharing_note.show()
         self.screen_button.blockSignals(True)

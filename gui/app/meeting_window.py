@@ -51,7 +51,7 @@ from gui.app.own_voice import MutedHint, meter_of, own_level
 from gui.app.plain import plain_label, plain_title, set_plain
 from gui.app.resources import app_icon, icon
 from gui.app.screen_picker import ScreenPicker
-from gui.app.sharing import SHARE_NOTE, OutOfTheShare
+from gui.app.sharing import OutOfTheShare, share_note
 from gui.app.video_view import VideoView
 from gui.app.widgets import (
     Avatar,
@@ -808,21 +808,15 @@ class MeetingWindow(QWidget):
     def share(self, source: object) -> None:
         """Send ``source`` (a screen or a window of the picker; ``None``: what the system's
         picker chooses) to everyone. Sharing the whole screen, the window leaves it."""
-        from gui.devices.screen import ScreenSource, ScreenTrack
+        from gui.devices.screen import ScreenTrack
 
         track = ScreenTrack(source)  # type: ignore[arg-type]
         track.on("lost", self._sharing_lost)
         self.session.replace_track(SCREEN, track)
-        system_picker = track.support.system_picker
-        if system_picker:
-            note = "You are sharing what you chose in the system's dialog."
-        elif isinstance(track.source, ScreenSource):
-            note = SHARE_NOTE["shown"]
-        else:
-            note = f"You are sharing “{track.source.label}”."
+        note, whole = share_note(track)
         set_plain(self.sharing_note, note)
         self.sharing_note.show()
-        if isinstance(track.source, ScreenSource) and not system_picker:
+        if whole:
             self.out_of_the_share.start()
         else:
             self.out_of_the_share.stop()

@@ -9,6 +9,7 @@ call window and the meeting window both use it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QLabel, QWidget
@@ -20,6 +21,19 @@ SHARE_NOTE = {
     "shown": "You are sharing your screen. Minimise this window so it does not appear in the "
     "share.",
 }
+
+
+def share_note(track: Any) -> tuple[str, bool]:
+    """What the sharing note says of a ``ScreenTrack`` just started, and whether it shares
+    the whole screen (the window then leaves it: :class:`OutOfTheShare`). What the system's
+    picker chose is not known here: no minimising then."""
+    from gui.devices.screen import ScreenSource
+
+    if track.support.system_picker:
+        return "You are sharing what you chose in the system's dialog.", False
+    if isinstance(track.source, ScreenSource):
+        return SHARE_NOTE["shown"], True
+    return f"You are sharing “{track.source.label}”.", False
 
 
 class OutOfTheShare(QObject):
@@ -84,4 +98,4 @@ class OutOfTheShare(QObject):
         return False
 
 
-__all__ = ["SHARE_NOTE", "OutOfTheShare"]
+__all__ = ["SHARE_NOTE", "OutOfTheShare", "share_note"]
