@@ -561,16 +561,12 @@ async def measure(
     runs: int,
     sizes: Sequence[int],
     window: float,
-    escalation_only: bool = False,
     failover: bool = True,
     escalation: bool = True,
 ) -> Json:
     """Every run of every size, and the escalations; the raw figures by size
-    (``escalation_only``: the escalations alone; ``failover``, ``escalation``: whether to
-    measure those)."""
+    (``failover``, ``escalation``: whether to measure those)."""
     mode = MODES[mode_name]()
-    if escalation_only:
-        sizes = []
     users = [f"bm-{mode_name}-{i}" for i in range(max([*sizes, 3]))]
     errors: list[str] = []
     results: Json = {
@@ -612,7 +608,7 @@ async def measure(
                             "others_cpu_pct": got.other_cpu_pct,
                         }
                     )  # fmt: skip
-                if isinstance(mode, SfuMode) and not escalation_only and failover:
+                if isinstance(mode, SfuMode) and failover:
                     print(f"[meetings] run {run + 1}/{runs}: failover", file=sys.stderr)
                     try:
                         moved = await mode.failover(url, users)
@@ -800,14 +796,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     all_results = []
     for mode in args.mode or ["mesh"]:
         sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else list(MODES[mode].sizes)
+        if args.escalation_only:
+            sizes = []
         results = asyncio.run(
             measure(
                 mode,
                 args.runs,
                 sizes,
                 args.window,
-                args.escalation_only,
-                failover=not args.no_failover,
+                failover=not (args.no_failover or args.escalation_only),
                 escalation=not args.no_escalation,
             )
         )
