@@ -478,14 +478,14 @@ async def one_meeting(
             if seen is not None:
                 began = max(summary["joining_at"], summaries[other]["joining_at"])
                 firsts.append(1000 * (seen - began))
-            elif shown_to[viewer] is None or other in (shown_to[viewer] or []):
+            elif (shown := shown_to[viewer]) is None or other in shown:
                 print(f"[meetings] {viewer} never saw {other}", file=sys.stderr)
     # A tile is a video received: everyone else's, or the few a larger meeting through a
     # media server receives at once (the others' are paused at the server: no tile).
     tiles, tile_counts = [], []
     for p in everyone:
         by_other: dict[str, list[float]] = {}
-        shown = p.videos()
+        shown = shown_to[p.user]
         for at, line in p.events:
             if line.get("event") == "link_stats" and window_start <= at <= window_start + elapsed:
                 if shown is not None and line["username"] not in shown:
