@@ -313,25 +313,19 @@ class SettingsDialog(QDialog):
         try:
             ice = parse_ice_servers(self.ice.toPlainText())
         except ValueError as exc:
-            self.error.setText(str(exc))
-            self.error.show()
-            self.tabs.setCurrentIndex(2)
+            self._refuse(str(exc), 2)
             return
         try:
             servers = parse_servers(self.server.toPlainText())
         except ValueError as exc:
-            self.error.setText(str(exc)[:1].upper() + str(exc)[1:] + ".")
-            self.error.show()
-            self.tabs.setCurrentIndex(1)
+            self._refuse(str(exc)[:1].upper() + str(exc)[1:] + ".", 1)
             return
         trust_cert = self.trust_cert.text().strip() or None
         if trust_cert is not None:
             try:
                 tls_context(trust_cert)
             except ValueError as exc:
-                self.error.setText(str(exc)[:1].upper() + str(exc)[1:] + ".")
-                self.error.show()
-                self.tabs.setCurrentIndex(1)
+                self._refuse(str(exc)[:1].upper() + str(exc)[1:] + ".", 1)
                 return
         settings = self.profile.settings
         settings.camera_id = self.camera.currentData()
@@ -351,6 +345,12 @@ class SettingsDialog(QDialog):
         self.profile.save_settings()
         self.applied.emit()
         self.close()
+
+    def _refuse(self, text: str, tab: int) -> None:
+        """Not saved: say why, on the tab of what is wrong."""
+        self.error.setText(text)
+        self.error.show()
+        self.tabs.setCurrentIndex(tab)
 
     def _choose_certificate(self) -> None:
         """A file dialog for the certificate to trust (opened, never exec'd, under qasync)."""
