@@ -3,8 +3,6 @@ call through them (frame numbers in order, the tone's pitch, the track's end).""
 
 from __future__ import annotations
 
-import asyncio
-
 import av
 import numpy as np
 import pytest
@@ -15,6 +13,7 @@ from gui.media.analysis import to_mono
 from gui.media.pattern import PatternVideoTrack
 from gui.media.tone import ToneAudioTrack
 from tests.media.loopback import loopback
+from tests.waiting import until
 
 #: aiortc's own, kept before anything replaced it.
 AIORTC_LEVEL = rtp.compute_audio_level_dbov
@@ -54,14 +53,16 @@ async def test_a_call_through_the_fast_paths_carries_numbered_frames_and_the_ton
     video, audio = PatternVideoTrack(320, 240, 15), ToneAudioTrack(880)
     try:
         async with loopback(video, audio) as call:
-            async with asyncio.timeout(30):  # a broken pipeline, not a slow one
-                while not (
+            await until(  # a broken pipeline, not a slow one
+                lambda: (
                     call.video is not None
                     and call.video.numbered >= 20
                     and call.audio is not None
                     and call.audio.received_ms >= 1500
-                ):
-                    await asyncio.sleep(0.1)
+                ),
+                30,
+                "20 numbered frames and 1.5 s of the tone",
+            )
             assert call.video is not None and call.audio is not None
             assert call.video.decreases == 0  # frames handed over in order
             peak = call.audio.peak_hz(1.0)
@@ -71,10 +72,7 @@ async def test_a_call_through_the_fast_paths_carries_numbered_frames_and_the_ton
         video.stop()
         audio.stop()
     # The peers closed: each decoder thread handed over the end, and each track ended.
-    for track in tracks:
-        async with asyncio.timeout(10):
-            while track.readyState != "ended":
-                await asyncio.sleep(0.05)
+    await until(lambda: all(t.readyState == "ended" for t in tracks), 20, "both tracks ended")
 
 
 @pytest.mark.parametrize("layout", ["stereo", "mono"])
