@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 
 async def until[T](predicate: Callable[[], T], timeout: float = 10.0, what: str = "") -> T:
@@ -18,4 +18,17 @@ async def until[T](predicate: Callable[[], T], timeout: float = 10.0, what: str 
         if time.monotonic() > deadline:
             raise TimeoutError(f"not within {timeout:g} s: {what}")
         await asyncio.sleep(0.02)
+    return value
+
+
+async def until_async[T](
+    check: Callable[[], Awaitable[T]], timeout: float = 10.0, what: str = "", every: float = 0.2
+) -> T:
+    """As :func:`until`, for a ``check`` that must itself wait (a query to another process):
+    awaited every ``every`` seconds until it gives something true."""
+    deadline = time.monotonic() + timeout
+    while not (value := await check()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not within {timeout:g} s: {what}")
+        await asyncio.sleep(every)
     return value

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 import signal
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from tests.cli.procs import ServerProcess
 from tests.conftest import ServerFactory
 from tests.sfu.conftest import SfuSetup
 from tests.tcp_proxy import TcpProxy
+from tests.waiting import until, until_async
 from tests.wire import WireClient, new_call_id
 
 AV = {"audio": True, "video": True}
@@ -86,14 +86,6 @@ async def destroy_rooms(janus: JanusInstance, secret: str, room_ids: list[str]) 
         await session.destroy()
 
 
-async def until(check: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:g} s: {what}")
-        await asyncio.sleep(0.2)
-
-
 async def host_meeting(url: str, name: str) -> str:
     """``name`` registers as an app that can use the media server and creates a meeting."""
     client = await WireClient.open(url)
@@ -121,7 +113,7 @@ async def test_a_server_killed_holding_a_meeting_leaves_a_room_the_next_one_dest
         async def made() -> bool:
             return meeting_id in " ".join((await rooms(janus, sfu.secret)).values())
 
-        await until(made, 20, "the meeting's room in Janus")
+        await until_async(made, 20, "the meeting's room in Janus")
         (room_id,) = [r for r, d in (await rooms(janus, sfu.secret)).items() if meeting_id in d]
         first.send_signal(signal.SIGKILL)
         first.wait_exit(10)
@@ -135,7 +127,7 @@ async def test_a_server_killed_holding_a_meeting_leaves_a_room_the_next_one_dest
             async def gone() -> bool:
                 return room_id not in await rooms(janus, sfu.secret)
 
-            await until(gone, 20, "the dead server's room destroyed")
+            await until_async(gone, 20, "the dead server's room destroyed")
             second.wait_log(r"event=sfu\.swept .*rooms=1", 0, 10)
             left = await rooms(janus, sfu.secret)
             assert other in left and plain in left, left  # not this deployment's: kept
@@ -189,10 +181,11 @@ async def test_a_room_left_when_the_connection_to_janus_dropped_is_destroyed_on_
         assert old in await rooms(janus, sfu.secret)
         proxy.cut()  # the API connection drops: the instance is down, the meeting moves
 
-        async def moved() -> bool:
-            return bool(room.room_id) and room.room_id != old
-
-        await until(moved, 30, "the meeting in a new room once the connection is back")
+        await until(
+            lambda: bool(room.room_id) and room.room_id != old,
+            30,
+            "the meeting in a new room once the connection is back",
+        )
         left = await rooms(janus, sfu.secret)
         assert room.room_id in left and old not in left, left
     finally:
