@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -113,6 +114,21 @@ class WireClient:
     async def close(self) -> None:
         await self.ws.close()
         self._reader.cancel()
+
+
+async def until_served(
+    client: WireClient, kind: str, timeout: float = 30.0, **fields: object
+) -> Json:
+    """Ask again while the answer is ``unavailable`` (a store or bus away); the first other
+    answer, or the ``unavailable`` error once ``timeout`` has passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await client.request(kind, **fields)
+        except ServerError as exc:
+            if exc.code != "unavailable" or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.2)
 
 
 async def befriend(url: str, *names: str) -> list[WireClient]:

@@ -12,7 +12,7 @@ from tests.cluster.conftest import Service
 from tests.cluster.redis_server import RedisServer
 from tests.cluster.test_calls import accepted_call, sees, users_on
 from tests.pg import PostgresServer
-from tests.wire import ServerError, WireClient
+from tests.wire import ServerError, until_served
 
 
 async def test_redis_restarted(service: Service, redis_server: RedisServer) -> None:
@@ -40,20 +40,6 @@ async def test_redis_restarted(service: Service, redis_server: RedisServer) -> N
     await asyncio.gather(ada.close(), cyd.close())
 
 
-async def until_served(
-    client: WireClient, kind: str, timeout: float = 60.0, **fields: object
-) -> dict:
-    """Ask again while the answer is ``unavailable``; the first other answer."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return await client.request(kind, **fields)
-        except ServerError as exc:
-            if exc.code != "unavailable" or time.monotonic() > deadline:
-                raise
-        await asyncio.sleep(0.3)
-
-
 async def test_postgresql_restarted(service: Service, postgres: PostgresServer) -> None:
     """While the database is down, requests through any instance fail with ``unavailable``
     (an answer, not a hang); then they are served again, and everything acknowledged is there."""
@@ -76,10 +62,10 @@ async def test_postgresql_restarted(service: Service, postgres: PostgresServer) 
         assert time.monotonic() - started < 15
     finally:
         await asyncio.to_thread(postgres.start)
-    contacts = await until_served(bob, "contacts.list")
+    contacts = await until_served(bob, "contacts.list", timeout=60)
     ada_seen = [c for c in contacts["contacts"] if c["username"] == "ada"]
     assert ada_seen[0]["display_name"] == "Ada L." and ada_seen[0]["presence"] == "online"
-    history = await until_served(ada, "history.list")
+    history = await until_served(ada, "history.list", timeout=60)
     assert [(c["call_id"], c["reason"]) for c in history["calls"]] == [(call_id, "hangup")]
     await ada.request("presence.set", status="away")
     await sees(bob, "ada", "away")

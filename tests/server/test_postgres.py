@@ -15,23 +15,9 @@ from signaling.server.store import MeetingRecord, StoreError
 from signaling.server.store.postgres import MIGRATIONS, PostgresStore
 from tests.pg import PostgresServer, free_port
 from tests.server.process import ServerProcess, run_server
-from tests.wire import ServerError, WireClient, befriend, new_call_id
+from tests.wire import ServerError, WireClient, befriend, new_call_id, until_served
 
 AV = {"audio": True, "video": True}
-
-
-async def until_served(
-    client: WireClient, kind: str, timeout: float = 30.0, **fields: object
-) -> dict:
-    """Ask again while the answer is ``unavailable``; the first other answer."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return await client.request(kind, **fields)
-        except ServerError as exc:
-            if exc.code != "unavailable" or time.monotonic() > deadline:
-                raise
-        await asyncio.sleep(0.2)
 
 
 async def test_the_server_serves_from_postgresql(postgres: PostgresServer) -> None:
