@@ -11,13 +11,14 @@ import urllib.request
 
 from websockets.exceptions import ConnectionClosed
 
-from tests.cluster.conftest import Instance, Service
+from tests.cli.procs import ServerProcess
+from tests.cluster.conftest import Service
 from tests.wire import WireClient, make_contacts, new_call_id
 
 AV = {"audio": True, "video": True}
 
 
-async def users_on(*places: tuple[str, Instance]) -> list[WireClient]:
+async def users_on(*places: tuple[str, ServerProcess]) -> list[WireClient]:
     """Register each user on its instance; every pair becomes accepted contacts."""
     clients = []
     for name, instance in places:
@@ -31,7 +32,7 @@ async def users_on(*places: tuple[str, Instance]) -> list[WireClient]:
     return clients
 
 
-async def logged_in(instance: Instance, token: str) -> WireClient:
+async def logged_in(instance: ServerProcess, token: str) -> WireClient:
     """Another connection of a user, on ``instance``, logged in by token."""
     client = await WireClient.open(instance.url)
     reply = await client.request("login", token=token)
@@ -72,7 +73,7 @@ async def test_caller_and_callee_on_two_other_instances(service: Service) -> Non
     await asyncio.gather(ada.close(), bob.close())
 
 
-def metrics_of(instance: Instance) -> dict[str, float]:
+def metrics_of(instance: ServerProcess) -> dict[str, float]:
     """An instance's ``/metrics``, the unlabelled values by name."""
     url = instance.url.replace("ws://", "http://").removesuffix("/ws") + "/metrics"
     with urllib.request.urlopen(url, timeout=10) as response:
@@ -96,7 +97,7 @@ async def patient(client: WireClient, kind: str, timeout: float = 30.0, **fields
     return reply
 
 
-async def patient_login(instance: Instance, token: str, timeout: float = 30.0) -> WireClient:
+async def patient_login(instance: ServerProcess, token: str, timeout: float = 30.0) -> WireClient:
     """Log in by token on ``instance``, waiting as long as a coordinator takes to come."""
     client = await WireClient.open(instance.url)
     reply = await patient(client, "login", timeout, token=token)
@@ -274,7 +275,7 @@ async def test_the_coordinator_stopped_hands_over_at_once(service: Service) -> N
     await patient(ada, "presence.set", timeout=15, status="away")
     await ada.no_event("call.ended")
     await call_goes_on(call_id, ada, bob)
-    assert "bus.coordinator" in second.log() or "bus.coordinator" in third.log()
+    assert "bus.coordinator" in second.stderr or "bus.coordinator" in third.stderr
     await asyncio.gather(ada.close(), bob.close())
 
 
