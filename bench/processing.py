@@ -308,26 +308,20 @@ async def _wait(predicate: Callable[[], bool], timeout: float) -> None:
         await asyncio.sleep(0.05)
 
 
-#: The live calls compared: the tone as it is, through all four parts, and through all but
-#: the noise suppressor (whose overlap-add is 6 of the 15 ms the processing delays).
-LIVE: dict[str, ProcessingOptions | None] = {
-    "bare": None,
-    "processed": ALL,
-    "no_ns": ProcessingOptions(True, False, True, True),
+#: The live calls compared, by name: their label and processing. The tone as it is (first:
+#: the others are compared with it), through all four parts, and through all but the noise
+#: suppressor (whose overlap-add is 6 of the 15 ms the processing delays).
+LIVE: dict[str, tuple[str, ProcessingOptions | None]] = {
+    "bare": ("bare aiortc", None),
+    "processed": ("processed", ALL),
+    "no_ns": ("processed, noise suppression off", ProcessingOptions(True, False, True, True)),
 }
-
-
-LIVE_LABELS = (
-    ("bare", "bare aiortc"),
-    ("processed", "processed"),
-    ("no_ns", "processed, noise suppression off"),
-)
 
 
 async def _live(rounds: int, onsets: int, window_s: float) -> dict[str, list[float]]:
     out: dict[str, list[float]] = collections.defaultdict(list)
     for _ in range(rounds):  # interleaved, so that the machine's load hits all alike
-        for name, options in LIVE.items():
+        for name, (_, options) in LIVE.items():
             run = await _live_call(options, onsets, window_s)
             out[f"{name}_ms"] += [1000 * d for d in run.delays]
             out[f"{name}_cpu"].append(run.cpu)
@@ -426,9 +420,9 @@ def run(quick: bool) -> list[Figure]:
             Figure(BENCH, f"live: tone onset to decoded, bare aiortc, median ({_spread(bare)})",
                    statistics.median(bare), "ms")
         )  # fmt: skip
-    for name, label in LIVE_LABELS[1:]:
+    for name, (label, _) in LIVE.items():
         onset_ms = live[f"{name}_ms"]
-        if not (bare and onset_ms):
+        if name == "bare" or not (bare and onset_ms):
             continue
         added = statistics.median(onset_ms) - statistics.median(bare)
         figures += [
@@ -437,12 +431,12 @@ def run(quick: bool) -> list[Figure]:
             Figure(BENCH, f"live: latency added, {label} (difference of medians)", added, "ms",
                    Goal.at_most(10)),
         ]  # fmt: skip
-    for name, label in LIVE_LABELS:
+    for name, (label, _) in LIVE.items():
         figures.append(
             Figure(BENCH, f"live: tone onsets not heard within 3 s, {label}",
                    sum(live[f"{name}_unheard"]), "onsets")
         )  # fmt: skip
-    for name, label in LIVE_LABELS:
+    for name, (label, _) in LIVE.items():
         cpu = live[f"{name}_cpu"]
         figures.append(
             Figure(BENCH, f"live: CPU of an audio call (both ends), {label}, median "
