@@ -788,21 +788,26 @@ class RedisBus(Bus):
                 hub._replay_call(session)
                 return
 
-    async def _read_coordinator_list(self) -> None:
-        """Open, feed and close remote connections from what the edges forward."""
-        assert self._blocking is not None
+    async def _drain(self, client: Client, key: str, handle: Callable[[Json], None]) -> None:
+        """Hand each item of the list ``key`` to ``handle``, in order, for as long as it runs
+        (Redis away: tried again every tick; an item that fails is logged and skipped)."""
         while True:
             try:
-                items = await _pop_batch(self._blocking, TO_COORDINATOR)
+                items = await _pop_batch(client, key)
             except (RedisError, OSError) as exc:
                 self._reachable(False, exc)
                 await asyncio.sleep(TICK_S)
                 continue
             for raw in items:
                 try:
-                    self._coordinate(json.loads(raw))
+                    handle(json.loads(raw))
                 except Exception as exc:
                     log_event("bus.bad_item", 40, error=repr(exc))
+
+    async def _read_coordinator_list(self) -> None:
+        """Open, feed and close remote connections from what the edges forward."""
+        assert self._blocking is not None
+        await self._drain(self._blocking, TO_COORDINATOR, self._coordinate)
 
     def _coordinate(self, item: Json) -> None:
         kind = item["k"]
@@ -836,21 +841,9 @@ class RedisBus(Bus):
 
     async def _read_inbox(self) -> None:
         """What the coordinator sends this instance's connections, and its requests."""
-        assert self._blocking is not None
         reader = self._client()
         try:
-            while True:
-                try:
-                    items = await _pop_batch(reader, inbox(self.instance))
-                except (RedisError, OSError) as exc:
-                    self._reachable(False, exc)
-                    await asyncio.sleep(TICK_S)
-                    continue
-                for raw in items:
-                    try:
-                        self._deliver(json.loads(raw))
-                    except Exception as exc:
-                        log_event("bus.bad_item", 40, error=repr(exc))
+            await self._drain(reader, inbox(self.instance), self._deliver)
         finally:
             with contextlib.suppress(Exception):
                 await reader.aclose()
