@@ -820,9 +820,7 @@ class RedisBus(Bus):
         if int(item["i"]) == self.instance:  # forwarded by this instance before it took over
             local = self.local.get(conn_id)
             if kind == "frame" and local is not None and local.session is not None:
-                data = item.get("d")
-                frame = data if data is not None else item["b"].encode("latin-1")
-                self._spawn(self.hub.receive(local.session, frame))
+                self._spawn(self.hub.receive(local.session, _frame(item)))
             return
         conn = self.remote.get(conn_id)
         if kind == "open":
@@ -832,8 +830,7 @@ class RedisBus(Bus):
             if conn is None:  # opened before this coordinator, never announced: serve it
                 conn = self._open_remote(conn_id, int(item["i"]), "unknown")
             if not conn.closing:
-                data = item.get("d")
-                conn.queue.put_nowait(data if data is not None else item["b"].encode("latin-1"))
+                conn.queue.put_nowait(_frame(item))
         elif kind == "close" and conn is not None:
             self._close_remote(conn)
 
@@ -896,6 +893,12 @@ async def _pop_batch(client: Client, key: str) -> list[bytes]:
     if more:
         items.extend(more)
     return items
+
+
+def _frame(item: Json) -> str | bytes:
+    """A forwarded frame as its client sent it (a binary one travels as latin-1 text)."""
+    data = item.get("d")
+    return data if data is not None else item["b"].encode("latin-1")
 
 
 def _refuse(peer: Peer, data: str | bytes) -> None:
