@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.cli.procs import Child, CliProcess
-from tests.net.impaired import _cli, start_services
+from tests.net.impaired import _cli, camera_fps, start_services
 from tests.net.lab import Home, Lab, network_lab
 
 USERS = {"a": "ann-mesh", "b": "bob-mesh", "c": "cat-mesh"}
@@ -34,7 +34,7 @@ class LabMeeting:
         side = self.ends[home]
         with side.cond:
             return [
-                (at, _camera(m))
+                (at, camera_fps(m))
                 for at, m in side.events[since:]
                 if m["event"] == "link_stats" and m.get("username") == USERS[other]
             ]
@@ -52,7 +52,7 @@ class LabMeeting:
                     at > after
                     and message["event"] == "link_stats"
                     and message.get("username") == USERS[other]
-                    and _camera(message) >= 3
+                    and camera_fps(message) >= 3
                 ):
                     return at
             return None
@@ -73,7 +73,7 @@ class LabMeeting:
                     continue
                 if message.get("username") != USERS[other]:
                     continue
-                if _camera(message) < 3:
+                if camera_fps(message) < 3:
                     stopped = True
                 elif stopped:
                     return at
@@ -93,11 +93,6 @@ class LabMeeting:
             assert set(figures) == {u for h, u in USERS.items() if h != home}, figures
             out[home] = figures
         return out
-
-
-def _camera(stats: dict[str, Any]) -> float:
-    videos = stats.get("videos") or []
-    return next((float(v["fps"]) for v in videos if v["name"] == "camera"), 0.0)
 
 
 def readdress(home: Home) -> None:

@@ -81,10 +81,7 @@ def test_a_relayed_meeting_longer_than_its_credentials_keeps_its_media() -> None
     for side, other in ((ann, USERS[1]), (bob, USERS[0])):
         figures = side.summary["participants"][other]
         assert figures["links"] >= 2, figures  # renewed once at least
-        fps = [
-            next((v["fps"] for v in m["videos"] if v["name"] == "camera"), 0.0)
-            for m in side.named("link_stats")
-        ]
+        fps = [camera_fps(m) for m in side.named("link_stats")]
         assert len(fps) >= TTL_S, fps
         # The old link closes as the new one is offered: a short gap, not the relay's death.
         gap = _longest_gap(fps[fps.index(next(f for f in fps if f >= 3)) :])
