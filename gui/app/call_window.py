@@ -626,12 +626,7 @@ class CallWindow(QWidget):
         self.status.raise_()
         self.peer_state.move(12, 12)
         self.peer_state.raise_()
-        self.muted_hint.adjustSize()
-        self.muted_hint.move(
-            area.center().x() - self.muted_hint.width() // 2,
-            area.bottom() - self.muted_hint.height() - 24,
-        )
-        self.muted_hint.raise_()
+        self.muted_hint.place(area)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         """Keep the self-view in its corner."""

@@ -892,12 +892,7 @@ class MeetingWindow(QWidget):
             cells = grid_cells(len(views), area.width(), area.height())
         for view, (x, y, w, h) in zip(views, cells, strict=True):
             view.setGeometry(QRect(x, y, w, h))
-        self.muted_hint.adjustSize()
-        self.muted_hint.move(
-            area.center().x() - self.muted_hint.width() // 2,
-            area.bottom() - self.muted_hint.height() - 24,
-        )
-        self.muted_hint.raise_()
+        self.muted_hint.place(area)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         """Lay the tiles out again."""

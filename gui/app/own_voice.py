@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 from aiortc.mediastreams import MediaStreamTrack
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QRect, QTimer
 from PySide6.QtWidgets import QLabel, QWidget
 
 from gui.media.processing import ProcessedAudioTrack, VoiceMeter
@@ -100,6 +100,12 @@ class MutedHint(QLabel):
                 self._shown()
         elif meter.voice_seconds(MUTED_QUIET_S) == 0:
             self.hide()
+
+    def place(self, area: QRect) -> None:
+        """Centred near the bottom of ``area`` (the stage's free space), above the rest."""
+        self.adjustSize()
+        self.move(area.center().x() - self.width() // 2, area.bottom() - self.height() - 24)
+        self.raise_()
 
     def stop(self) -> None:
         """The window closes."""
