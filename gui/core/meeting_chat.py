@@ -59,10 +59,11 @@ class ChatLog:
         every message kept once the log is full."""
         if message.id in self._ids:
             return False
-        times = [e.message.sent_at for e in self._entries]
-        if len(self._entries) >= self.size and message.sent_at < times[0]:
+        entries = self._entries
+        if len(entries) >= self.size and message.sent_at < entries[0].message.sent_at:
             return False
-        self._entries.insert(bisect.bisect_right(times, message.sent_at), PastChat(sender, message))
+        at = bisect.bisect_right(entries, message.sent_at, key=lambda e: e.message.sent_at)
+        entries.insert(at, PastChat(sender, message))
         self._ids.add(message.id)
         while len(self._entries) > self.size:
             self._ids.discard(self._entries.pop(0).message.id)
