@@ -69,7 +69,7 @@ from signaling.server.hub_meetings import MeetingRouter
 from signaling.server.logs import log_event
 from signaling.server.metrics import Metrics
 from signaling.server.ratelimit import FailureLimiter, TokenBucket
-from signaling.server.routing import Peer, Result, Session, Timers, iso
+from signaling.server.routing import Background, Peer, Result, Session, Timers, iso
 from signaling.server.routing import me as _me
 from signaling.server.routing import me_user as _me_user
 from signaling.server.store import (
@@ -115,7 +115,8 @@ class Hub:
         self._address_failures = FailureLimiter(
             limits.login_failures_per_address, limits.login_window_s
         )
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._background = Background("background")
+        self._spawn = self._background.spawn
         self.timers = Timers(self._spawn)
         self._handlers: dict[RequestType, Callable[[Session, Any], Awaitable[Result]]] = {
             RequestType.REGISTER: self._register,
@@ -185,8 +186,8 @@ class Hub:
     async def shutdown(self) -> None:
         """Stop timers and wait for background work (the server is stopping)."""
         self.timers.cancel_all()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._background.tasks:
+            await asyncio.gather(*self._background.tasks, return_exceptions=True)
 
     def now(self) -> float:
         """The hub's clock (Unix seconds), which the tests may replace."""
@@ -217,16 +218,6 @@ class Hub:
 
     def _send_bound(self, call: Call, username: str, message: Json) -> None:
         self.send_conn(call.bound_conn(username), username, message)
-
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log_event("internal", 40, where="background", error=repr(task.exception()))
 
     # Receiving ------------------------------------------------------------
 

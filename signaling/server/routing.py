@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from signaling.protocol.constants import ErrorCode
 from signaling.protocol.errors import ProtocolError
 from signaling.protocol.messages import Json
+from signaling.server.logs import log_event
 from signaling.server.ratelimit import TokenBucket
 from signaling.server.store import UserRecord
 
@@ -83,6 +84,32 @@ def me_user(session: Session) -> UserRecord:
 def me(session: Session) -> str:
     """The username logged in on ``session``."""
     return me_user(session).username
+
+
+class Background:
+    """Work started and not awaited (a timer's, a follow-up): kept until it is done, and its
+    failure logged (``internal``, ``where``) rather than lost."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.tasks: set[asyncio.Future[None]] = set()
+
+    def spawn(self, work: Awaitable[None]) -> None:
+        """Run ``work`` on the running loop."""
+        task = asyncio.ensure_future(work)
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Future[None]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log_event("internal", 40, where=self.where, error=repr(task.exception()))
+
+    async def cancel(self) -> None:
+        """Cancel what runs and wait until it has stopped."""
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
 class Timers:

@@ -73,6 +73,7 @@ from signaling.server.hub_meetings import MeetingRouter
 from signaling.server.logs import log_event
 from signaling.server.meetings import Meeting, MeetingTable
 from signaling.server.metrics import Metrics
+from signaling.server.routing import Background
 
 #: redis-py's asyncio client (its annotations are the sync client's, unions mypy cannot await).
 Client = Any
@@ -194,7 +195,8 @@ class RedisBus(Bus):
         self._dirty_calls: set[str] = set()
         self._dirty_presence: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
-        self._coordinator_tasks: set[asyncio.Future[None]] = set()
+        self._background = Background("bus")
+        self._spawn = self._background.spawn
         self._missing_since: dict[int, float] = {}
         self._meetings_written: dict[str, str] = {}
         self._dirty_meetings: set[str] = set()
@@ -253,14 +255,11 @@ class RedisBus(Bus):
     @override
     async def stop(self) -> None:
         self._stopping = True
-        for task in [*self._coordinator_tasks, *self._tasks]:
-            task.cancel()
         serving = [c.task for c in self.remote.values() if c.task is not None]
-        for task in serving:
+        tasks = [*self._background.tasks, *self._tasks, *serving]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(
-            *self._coordinator_tasks, *self._tasks, *serving, return_exceptions=True
-        )
+        await asyncio.gather(*tasks, return_exceptions=True)
         assert self._redis is not None
         with contextlib.suppress(RedisError, OSError):
             await self._flush_once()
@@ -294,16 +293,6 @@ class RedisBus(Bus):
             if client is not None:
                 with contextlib.suppress(Exception):
                     await client.aclose()
-
-    def _spawn(self, work: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(work)
-        self._coordinator_tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Future[None]) -> None:
-        self._coordinator_tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log_event("internal", 40, where="bus", error=repr(task.exception()))
 
     # Connections of this instance ----------------------------------------------
 

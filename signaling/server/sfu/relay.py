@@ -34,7 +34,7 @@ from signaling.protocol.sfu import SfuAnswer, SfuPublish, SfuSubscribe, SfuTrick
 from signaling.server.config import SfuSettings
 from signaling.server.logs import log_event
 from signaling.server.meetings import Meeting, MeetingTable
-from signaling.server.routing import Result, Session, me
+from signaling.server.routing import Background, Result, Session, me
 from signaling.server.sfu.janus import JanusError, JanusSession, VideoRoomHandle
 from signaling.server.sfu.pool import Member, SfuPool
 from signaling.server.sfu.sweep import deployment_of, room_description, room_secret, sweep
@@ -116,7 +116,8 @@ class SfuRelay:
         #: What this server's rooms are marked with (``sweep.py``).
         self.deployment = settings.deployment or deployment_of(hub.config.db_path)
         self.rooms: dict[str, Room] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._background = Background("sfu")
+        self._spawn = self._background.spawn
 
     # Life cycle -----------------------------------------------------------------
 
@@ -128,20 +129,8 @@ class SfuRelay:
         """Destroy the rooms and let go of the instances."""
         for room in list(self.rooms.values()):
             await self._close_room(room)
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._background.cancel()
         await self.pool.stop()
-
-    def _spawn(self, work: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log_event("internal", 40, where="sfu", error=repr(task.exception()))
 
     @property
     def capacity(self) -> int:
