@@ -32,6 +32,7 @@ from gui.bots import echo_test
 from signaling.server.app import SignalingServer
 from signaling.server.config import RateLimits, ServerConfig
 from signaling.server.logs import configure
+from signaling.server.store import is_postgres_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     raise_open_files_limit()
     configure(args.log_level)
-    db: str | Path = args.db if args.db.startswith("postgres") else Path(args.db)
+    db: str | Path = args.db if is_postgres_url(args.db) else Path(args.db)
     config = ServerConfig(host="127.0.0.1", port=0, db_path=db, rate_limits=GENEROUS_LIMITS)
     if args.bus:
         config = dataclasses.replace(config, bus_url=args.bus)

@@ -27,6 +27,7 @@ from signaling.server.config import ServerConfig, SfuSettings, default_db_path
 from signaling.server.logs import configure
 from signaling.server.sfu.launch import read_secret
 from signaling.server.sfu.pool import SfuAddress
+from signaling.server.store import is_postgres_url
 
 
 def _parsed[T](text: str, convert: Callable[[str], T], what: str) -> T:
@@ -46,7 +47,7 @@ def _port(text: str) -> int:
 
 def _database(text: str) -> Path | str:
     """A SQLite file, or a ``postgresql://`` URL checked for its form (not yet reached)."""
-    if not text.startswith(("postgresql://", "postgres://")):
+    if not is_postgres_url(text):
         if "://" in text:
             raise argparse.ArgumentTypeError(
                 f"{text.split('://', 1)[0]}:// is not a database; use a file or postgresql://"
@@ -221,7 +222,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         tls_key=args.tls_key,
         bus_url=args.bus,
     )
-    if args.bus is not None and not str(config.db_path).startswith(("postgresql:", "postgres:")):
+    if args.bus is not None and not is_postgres_url(str(config.db_path)):
         print(
             "parley-server: error: --bus needs a PostgreSQL --db that every instance shares",
             file=sys.stderr,

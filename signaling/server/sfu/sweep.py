@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 
 from signaling.server.logs import log_event
 from signaling.server.sfu.janus import JanusError, JanusGone, JanusInstance
+from signaling.server.store import is_postgres_url
 
 #: Every room Parley makes has a description that starts with this.
 PREFIX = "parley:"
@@ -47,7 +48,7 @@ def deployment_of(db_path: Path | str) -> str:
     """The default deployment name: a digest of where the server's database is (the host and
     file for SQLite, the server, port and database for PostgreSQL; never a password)."""
     text = str(db_path)
-    if text.startswith(("postgresql://", "postgres://")):
+    if is_postgres_url(text):
         parts = urlsplit(text)
         where = f"pg:{parts.hostname or ''}:{parts.port or 5432}:{parts.path.lstrip('/')}"
     else:

@@ -16,6 +16,7 @@ from signaling.server.store.base import (
     StoreUnavailable,
     UsernameTaken,
     UserRecord,
+    is_postgres_url,
 )
 from signaling.server.store.sqlite import SQLiteStore
 
@@ -27,7 +28,7 @@ def store_for(db: str | Path) -> Store:
     PostgreSQL driver (the ``postgres`` extra, asyncpg) is not installed.
     """
     text = str(db)
-    if not text.startswith(("postgresql://", "postgres://")):
+    if not is_postgres_url(text):
         return SQLiteStore(db)
     try:
         from signaling.server.store.postgres import PostgresStore
@@ -50,5 +51,6 @@ __all__ = [
     "StoreUnavailable",
     "UserRecord",
     "UsernameTaken",
+    "is_postgres_url",
     "store_for",
 ]

@@ -314,3 +314,8 @@ class StoreUnavailable(StoreError):
 class StoreBusy(StoreUnavailable):
     """The database is there but every connection to it is at work (a queue, not an outage):
     only this operation failed; clients are answered ``unavailable`` (busy)."""
+
+
+def is_postgres_url(value: str) -> bool:
+    """Whether ``--db`` names a PostgreSQL database rather than a SQLite file."""
+    return value.startswith(("postgresql://", "postgres://"))

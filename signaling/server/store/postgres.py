@@ -40,6 +40,7 @@ from signaling.server.store.base import (
     StoreUnavailable,
     UsernameTaken,
     UserRecord,
+    is_postgres_url,
 )
 
 T = TypeVar("T")
@@ -192,11 +193,6 @@ def _all_busy(pool: asyncpg.Pool) -> bool:
     """Whether every connection the pool may hold is open and lent out (waiting for one is
     then a queue, not a database that is gone)."""
     return bool(pool.get_idle_size() == 0 and pool.get_size() >= pool.get_max_size())
-
-
-def is_postgres_url(value: str) -> bool:
-    """Whether ``--db`` names a PostgreSQL database rather than a SQLite file."""
-    return value.startswith(("postgresql://", "postgres://"))
 
 
 def check_url(url: str) -> str:
