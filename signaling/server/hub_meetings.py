@@ -542,10 +542,12 @@ class MeetingRouter:
         if meeting is None or not meeting.detach(username, session.id):
             return
         log_event("meeting.detached", meeting=meeting.meeting_id, user=username)
+        self.start_grace(meeting, username, self.hub.config.reconnect_grace_s)
+
+    def start_grace(self, meeting: Meeting, username: str, delay_s: float) -> None:
+        """In ``delay_s`` seconds ``username`` leaves ``meeting`` as lost, unless bound again."""
         self.hub.timers.start(
-            _grace_key(meeting, username),
-            self.hub.config.reconnect_grace_s,
-            lambda: self._lost(meeting, username),
+            _grace_key(meeting, username), delay_s, lambda: self._lost(meeting, username)
         )
 
     async def _lost(self, meeting: Meeting, username: str) -> None:

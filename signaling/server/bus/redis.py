@@ -38,7 +38,7 @@ import re
 import secrets
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, override
 
@@ -69,7 +69,6 @@ from signaling.server.bus.mirror import (
 )
 from signaling.server.calls import CallPhase
 from signaling.server.hub import Hub, Peer, Session
-from signaling.server.hub_meetings import MeetingRouter
 from signaling.server.logs import log_event
 from signaling.server.meetings import Meeting, MeetingTable
 from signaling.server.metrics import Metrics
@@ -683,11 +682,7 @@ class RedisBus(Bus):
                     continue
                 participant.conn = None
                 delay = self.hub.config.reconnect_grace_s if deadline is None else deadline - now
-                self.hub.timers.start(
-                    ("meeting", meeting_id, username),
-                    max(0.0, delay),
-                    _lost(router, meeting, username),
-                )
+                router.start_grace(meeting, username, max(0.0, delay))
 
     async def _end_meeting(self, meeting: Meeting) -> None:
         router = self.hub.meetings
@@ -865,11 +860,6 @@ class RedisBus(Bus):
                 end(int(item["code"]), str(item["r"]))
         elif kind == "state":
             conn.state = item["s"]
-
-
-def _lost(router: MeetingRouter, meeting: Meeting, username: str) -> Callable[[], Awaitable[None]]:
-    """A meeting participant's grace ran out (``MeetingRouter.detached``'s timer)."""
-    return lambda: router._lost(meeting, username)
 
 
 async def _pop_batch(client: Client, key: str) -> list[bytes]:
