@@ -159,26 +159,11 @@ class MeetingRouter:
             raise bad_message("'meeting_id' is already in use")
         before = self.hub.presence_of(user.username)
         now = self.hub.now()
-        # With a media server up, every new meeting goes through it (docs/protocol.md).
-        through_sfu = (
-            self.sfu is not None and self.sfu.available() and SFU_FEATURE in session.features
-        )
-        meeting = Meeting.create(
-            req.meeting_id,
-            _person(user),
-            req.media,
-            session.id,
-            now,
-            capacity=self.sfu.capacity
-            if self.sfu and through_sfu
-            else self.hub.config.meeting_capacity,
-            title=req.title,
-            topology=Topology.SFU if through_sfu else Topology.MESH,
-        )
+        meeting = self._new_meeting(session, req, now, [session])
         invitations = meeting.invite(user.username, people)
         self.table.add(meeting)
         await self._store_new(meeting, invitations)
-        if self.sfu is not None and through_sfu:
+        if self.sfu is not None and meeting.topology is Topology.SFU:
             self.sfu.meeting_started(meeting)
         log_event(
             "meeting.created", meeting=meeting.meeting_id, host=user.username, invited=len(people)
@@ -189,6 +174,27 @@ class MeetingRouter:
             await self.hub.presence_changed(user.username, before)
 
         return Result({"meeting": meeting.to_json(iso)}, after)
+
+    def _new_meeting(
+        self, session: Session, req: MeetingCreate, now: float, apps: Iterable[Session]
+    ) -> Meeting:
+        """``req``'s meeting, hosted on ``session``: with a media server up, through it, as every
+        new meeting, when each of ``apps`` can use it (docs/protocol.md); else a mesh."""
+        sfu = self.sfu
+        if sfu is not None and sfu.available() and all(SFU_FEATURE in s.features for s in apps):
+            capacity, topology = sfu.capacity, Topology.SFU
+        else:
+            capacity, topology = self.hub.config.meeting_capacity, Topology.MESH
+        return Meeting.create(
+            req.meeting_id,
+            _person(me_user(session)),
+            req.media,
+            session.id,
+            now,
+            capacity=capacity,
+            title=req.title,
+            topology=topology,
+        )
 
     def _movable_call(self, session: Session, call_id: str) -> tuple[Call, Session]:
         """The accepted call ``session`` moves into a meeting, and the other party's connection.
@@ -233,33 +239,16 @@ class MeetingRouter:
             raise bad_message("'meeting_id' is already in use")
         assert other.user is not None
         now = self.hub.now()
-        # Through the media server, as any new meeting, when both parties' apps can: they
-        # keep their own connection until the media server carries them (docs/protocol.md).
-        through_sfu = (
-            self.sfu is not None
-            and self.sfu.available()
-            and SFU_FEATURE in session.features
-            and SFU_FEATURE in other.features
-        )
-        meeting = Meeting.create(
-            req.meeting_id,
-            _person(user),
-            req.media,
-            session.id,
-            now,
-            capacity=self.sfu.capacity
-            if self.sfu and through_sfu
-            else self.hub.config.meeting_capacity,
-            title=req.title,
-            topology=Topology.SFU if through_sfu else Topology.MESH,
-        )
+        # Through the media server when both parties' apps can: they keep their own connection
+        # until the media server carries them (docs/protocol.md).
+        meeting = self._new_meeting(session, req, now, [session, other])
         meeting.admit(_person(other.user), call.media, other.id, now)
         invitations = meeting.invite(user.username, people)
         self.table.add(meeting)
         fields = {"meeting_id": meeting.meeting_id, "meeting": meeting.to_json(iso)}
         ended = await self.hub.move_call(call, fields)
         await self._store_new(meeting, invitations, also_joined=other.user.username)
-        if self.sfu is not None and through_sfu:
+        if self.sfu is not None and meeting.topology is Topology.SFU:
             self.sfu.meeting_started(meeting)
         log_event(
             "meeting.created",
