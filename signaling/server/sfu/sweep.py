@@ -82,10 +82,10 @@ async def sweep(
     try:
         handle = await session.attach()
         data, _ = await handle.message({"request": "list", "admin_key": admin_secret})
-        rooms = data.get("list") if isinstance(data.get("list"), list) else []
+        rooms = data.get("list")
         found = [
             str(room.get("room"))
-            for room in rooms or []
+            for room in (rooms if isinstance(rooms, list) else [])
             if isinstance(room, dict) and str(room.get("description", "")).startswith(mark)
         ]
         held = keep()
