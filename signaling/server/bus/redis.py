@@ -23,9 +23,16 @@ After Redis itself restarts (lease, lists and mirror gone), the coordinator take
 first (edges wait two ticks), writes its whole state again, and asks every instance to announce
 its connections: connections it knew and that are gone are closed, so presence is right again.
 
-Not carried over to a new coordinator: meetings (a meeting in progress ends with its
-coordinator), guests' sessions, requests in flight at the moment of the switch (the client's
-request times out), and the echo bot's calls (they end with ``failed``).
+Meetings are mirrored too (``parley:meetings``: participants, invitations, chat, graces) and
+go on. A meeting through a media server gets a new room from the new coordinator, as when its
+Janus dies (``sfu/relay.py``): the old room and every handle in it lived in the dead
+coordinator's Janus session, which Janus closes with its WebSocket; participants connected are
+told ``sfu.reconnect`` and publish again, the others do when they join again, and the sweep
+(``sfu/sweep.py``) destroys the old room when the new coordinator connects to the Janus.
+
+Not carried over to a new coordinator: guests' sessions, requests in flight at the moment of
+the switch (the client's request times out), and the echo bot's calls (they end with
+``failed``).
 """
 
 from __future__ import annotations
@@ -662,15 +669,17 @@ class RedisBus(Bus):
                     hub._start_grace(call, party)
 
     def _resume_meetings(self, timers: dict[str, dict[str, float]]) -> None:
-        """Mirrored meetings go on in a mesh, graces from their deadlines or for participants
-        gone; a meeting through a media server ends (its rooms were the dead instance's)."""
+        """Mirrored meetings go on, graces from their deadlines or for participants gone. One
+        through a media server gets a new room, as when its Janus dies: the old one went with
+        the dead coordinator's Janus session (the sweep takes it once the pool connects; the
+        new one is placed after that). Without media servers here, such a meeting ends."""
         router = self.hub.meetings
         now = time.time()
         for meeting_id, deadlines in timers.items():
             meeting = router.table.get(meeting_id)
             if meeting is None:
                 continue
-            if meeting.topology is Topology.SFU:
+            if meeting.topology is Topology.SFU and router.sfu is None:
                 self._spawn(self._end_meeting(meeting))
                 continue
             for participant in list(meeting.participants.values()):
@@ -683,6 +692,8 @@ class RedisBus(Bus):
                 participant.conn = None
                 delay = self.hub.config.reconnect_grace_s if deadline is None else deadline - now
                 router.start_grace(meeting, username, max(0.0, delay))
+            if meeting.topology is Topology.SFU and router.sfu is not None:
+                router.sfu.meeting_resumed(meeting)
 
     async def _end_meeting(self, meeting: Meeting) -> None:
         router = self.hub.meetings

@@ -15,7 +15,9 @@ previous run left). A participant never sees any of them.
 
 When the room's instance dies, the pool calls :meth:`SfuRelay.instance_down`: each of
 its meetings gets a new room on another instance (new tokens, new secret) and every
-participant an ``sfu.reconnect``, after which they publish and subscribe again.
+participant an ``sfu.reconnect``, after which they publish and subscribe again. A meeting
+resumed by a new coordinator of several instances (:meth:`SfuRelay.meeting_resumed`) takes
+the same path: its room and handles lived in the dead coordinator's Janus sessions.
 """
 
 from __future__ import annotations
@@ -159,6 +161,19 @@ class SfuRelay:
         self.rooms[meeting.meeting_id] = room
         self._spawn(self._place(room))
 
+    def meeting_resumed(self, meeting: Meeting) -> None:
+        """A meeting another server of the service held until it died (``bus/redis.py``): its
+        room went with that server's Janus session, so, as when a Janus dies, it gets a new room
+        and every participant connected now an ``sfu.reconnect`` (the others publish again
+        when they join again)."""
+        self.meeting_started(meeting)
+        self._tell_reconnect(meeting)
+
+    def _tell_reconnect(self, meeting: Meeting) -> None:
+        message = event_message(EventType.SFU_RECONNECT, meeting_id=meeting.meeting_id)
+        for participant in meeting.participants.values():
+            self.hub.send_conn(participant.conn, participant.username, message)
+
     def participant_left(self, meeting: Meeting, username: str) -> None:
         """A participant is out: their handles go, and others' subscriptions to them."""
         room = self.rooms.get(meeting.meeting_id)
@@ -205,9 +220,7 @@ class SfuRelay:
             if old is not None:
                 self._spawn(old.destroy())
             log_event("sfu.moving", 30, meeting=room.meeting.meeting_id, sfu=member.address.url)
-            message = event_message(EventType.SFU_RECONNECT, meeting_id=room.meeting.meeting_id)
-            for participant in room.meeting.participants.values():
-                self.hub.send_conn(participant.conn, participant.username, message)
+            self._tell_reconnect(room.meeting)
             self._spawn(self._place(room))
 
     # Rooms ----------------------------------------------------------------------
