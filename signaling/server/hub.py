@@ -298,16 +298,22 @@ class Hub:
         ):
             raise ProtocolError(ErrorCode.TAKEN, f"the username '{req.username}' is taken")
         password_hash = await self.vault.hash(req.password)
+        # The account and its first token in one transaction, and nothing else read before
+        # the session is bound: a register that fails changes nothing, and its retry works.
+        token = new_token()
         try:
             user = await self.store.create_user(
-                req.username, req.display_name or req.username, password_hash
+                req.username,
+                req.display_name or req.username,
+                password_hash,
+                (token_hash(token), self.now() + TOKEN_LIFETIME_S),
             )
         except UsernameTaken:
             raise ProtocolError(
                 ErrorCode.TAKEN, f"the username '{req.username}' is taken"
             ) from None
         log_event("account.created", conn=session.id, user=user.username)
-        return await self._start_session(session, user, features=req.features)
+        return await self._start_session(session, user, token, req.features, contacts=set())
 
     async def _login(self, session: Session, req: Login) -> Result:
         if session.user is not None:
@@ -347,8 +353,10 @@ class Hub:
         user: UserRecord,
         token: str | None = None,
         features: tuple[str, ...] = (),
+        contacts: set[str] | None = None,
     ) -> Result:
-        """Log ``session`` in as ``user``, issuing a token unless one was presented."""
+        """Log ``session`` in as ``user``, issuing a token unless one was presented
+        (``contacts``: the accepted contacts when known, a new account's none)."""
         if token is None:
             token = new_token()
             await self.store.add_token(
@@ -356,8 +364,7 @@ class Hub:
             )
         # Read everything the session needs before binding it: a request that fails (the
         # store unavailable) leaves the connection as it was, not half logged in.
-        contacts = None
-        if user.username not in self._contacts:
+        if contacts is None and user.username not in self._contacts:
             contacts = await self._read_contacts(user.username)
         if session.closed:
             return Result()

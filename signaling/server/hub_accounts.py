@@ -94,8 +94,8 @@ class AccountRouter:
             raise bad_message("the new password is the current one")
         assert self.hub.vault is not None
         new_hash = await self.hub.vault.hash(req.new_password)
-        await self.hub.store.set_password_hash(user.username, new_hash)
-        revoked = await self.hub.store.revoke_other_tokens(user.username, session.token_hash)
+        # One transaction: a change that fails leaves the old password (its retry works).
+        revoked = await self.hub.store.change_password(user.username, new_hash, session.token_hash)
         log_event("account.password_changed", conn=session.id, user=user.username)
         return Result(
             {"revoked": revoked},

@@ -49,6 +49,28 @@ async def test_passwords_and_tokens_are_stored_hashed(server, connect) -> None:
     db.close()
 
 
+@pytest.mark.sqlite_only
+async def test_a_register_whose_token_save_fails_creates_no_account(server, connect) -> None:
+    """SQLite refuses the new account's token (a trigger in the file aborts the insert, as a
+    full disk would): the register fails, no account is left, and its retry works."""
+    db = sqlite3.connect(server.config.db_path)
+    db.execute(
+        "CREATE TRIGGER refuse_tokens BEFORE INSERT ON tokens"
+        " BEGIN SELECT RAISE(ABORT, 'no room for tokens'); END"
+    )
+    db.commit()
+    client = await connect()
+    assert (await client.call("register", username="fay", password="s3cret-pass"))["code"] == (
+        "internal"
+    )
+    assert db.execute("SELECT COUNT(*) FROM users WHERE username = 'fay'").fetchone() == (0,)
+    db.execute("DROP TRIGGER refuse_tokens")
+    db.commit()
+    db.close()
+    again = await client.register("fay", password="s3cret-pass")  # not "taken"
+    assert again["user"]["username"] == "fay"
+
+
 async def test_login_with_password_then_with_token(connect, user) -> None:
     await user("erin", password="s3cret-pass")
     second = await connect()

@@ -92,6 +92,35 @@ async def test_tokens(store: Store) -> None:
     assert await store.user_for_token("t3", now=1.9e9) is not None
 
 
+async def test_an_account_and_its_first_token_are_one_transaction(store: Store) -> None:
+    """A register whose token cannot be saved (here its hash is taken: a real constraint of
+    the database) creates no account, so trying again with a fresh token works."""
+    ada = await store.create_user("ada", "Ada", "h", token=("t1", 2e9))
+    assert await store.user_for_token("t1", now=1.9e9) == ada
+    with pytest.raises(Exception) as failed:
+        await store.create_user("bob", "Bob", "h", token=("t1", 2e9))
+    assert not isinstance(failed.value, UsernameTaken)
+    assert await store.get_user("bob") is None
+    bob = await store.create_user("bob", "Bob", "h", token=("t2", 2e9))
+    assert await store.user_for_token("t2", now=1.9e9) == bob
+    with pytest.raises(UsernameTaken):  # a taken name is still refused as taken
+        await store.create_user("bob", "Other", "h", token=("t3", 2e9))
+    assert await store.user_for_token("t3", now=1.9e9) is None
+
+
+async def test_change_password_sets_the_hash_and_revokes_the_other_tokens(store: Store) -> None:
+    await users(store, "ada", "bob")
+    for token in ("here", "laptop", "phone"):
+        await store.add_token(token, "ada", expires_at=2e9)
+    await store.add_token("bobs", "bob", expires_at=2e9)
+    assert await store.change_password("ada", "new-hash", keep_token_hash="here") == 2
+    found = await store.get_user("ada")
+    assert found is not None and found.password_hash == "new-hash"
+    assert await store.user_for_token("here", now=1.9e9) == found
+    assert await store.user_for_token("laptop", now=1.9e9) is None
+    assert await store.user_for_token("bobs", now=1.9e9) is not None
+
+
 async def test_contacts(store: Store) -> None:
     await users(store, "ada", "bob", "cyd")
     assert await store.request_contact("ada", "bob") is ContactStatus.OUTGOING

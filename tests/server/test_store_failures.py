@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -132,3 +134,67 @@ async def test_a_busy_database_is_answered_busy_and_the_next_request_is_served(
     served = await client.request("contacts.list")
     assert [c["username"] for c in served["contacts"]] == ["echo"]  # served again
     await client.close()
+
+
+async def _kill_when_blocked_on(url: str, table: str, request: Awaitable[Any]) -> ServerError:
+    """Lock ``table``, start ``request`` and kill the server's connection to the database once
+    it waits for that lock (the write to ``table`` fails for real); the request's error."""
+    database = urlsplit(url).path.lstrip("/")
+    locker = await asyncpg.connect(url)
+    try:
+        async with locker.transaction():
+            await locker.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+            task = asyncio.ensure_future(request)
+            victim = await _backend_waiting_on_a_lock(locker, database)
+            await locker.fetchval("SELECT pg_terminate_backend($1)", victim)
+            with pytest.raises(ServerError) as refused:
+                await asyncio.wait_for(task, 30)
+    finally:
+        await locker.close()
+    return refused.value
+
+
+async def test_a_register_whose_token_save_fails_changes_nothing(
+    postgres: PostgresServer, make_server
+) -> None:
+    """The database goes away while a register saves the new account's token: the client is
+    answered ``unavailable``, no account was created, and trying again registers (not
+    ``taken``)."""
+    url = postgres.new_database()
+    server = await make_server(db_path=url, echo_bot=False)
+    client = await WireClient.open(server.url)
+    failed = await _kill_when_blocked_on(url, "tokens", client.register("ada"))
+    assert failed.code == "unavailable"
+    assert await server.hub.store.get_user("ada") is None
+    assert "ada" not in server.hub.by_user
+    again = await client.register("ada")  # the retry works
+    assert again["user"]["username"] == "ada"
+    other = await WireClient.open(server.url)
+    assert (await other.request("login", token=again["token"]))["user"]["username"] == "ada"
+    await asyncio.gather(client.close(), other.close())
+
+
+async def test_a_password_change_whose_token_revocation_fails_changes_nothing(
+    postgres: PostgresServer, make_server
+) -> None:
+    """The database goes away while a password change revokes the other sessions' tokens:
+    the old password and the other sessions stay, and trying again with it works."""
+    url = postgres.new_database()
+    server = await make_server(db_path=url, echo_bot=False)
+    client = await WireClient.open(server.url)
+    await client.register("ada")
+    laptop = await WireClient.open(server.url)
+    await laptop.login("ada")
+    change = {"password": "correct horse", "new_password": "battery staple"}
+    failed = await _kill_when_blocked_on(
+        url, "tokens", client.request("account.password", **change)
+    )
+    assert failed.code == "unavailable"
+    probe = await WireClient.open(server.url)
+    await probe.request("login", token=laptop.token)  # the other session's token still works
+    phone = await WireClient.open(server.url)
+    await phone.login("ada")  # and so does the old password
+    reply = await client.request("account.password", **change)  # the retry works
+    assert reply["revoked"] == 2  # the laptop's token (the probe's too) and the phone's
+    assert (await laptop.next_event("signed_out"))["reason"] == "password_changed"
+    await asyncio.gather(client.close(), laptop.close(), probe.close(), phone.close())

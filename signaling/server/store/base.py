@@ -117,8 +117,19 @@ class Store(abc.ABC):
     # Accounts ----------------------------------------------------------
 
     @abc.abstractmethod
-    async def create_user(self, username: str, display_name: str, password_hash: str) -> UserRecord:
-        """Create an account; raises :class:`UsernameTaken`."""
+    async def create_user(
+        self,
+        username: str,
+        display_name: str,
+        password_hash: str,
+        token: tuple[str, float] | None = None,
+    ) -> UserRecord:
+        """Create an account; raises :class:`UsernameTaken`.
+
+        ``token`` (a token hash and its expiry) is the account's first session token, saved in
+        the same transaction: a register that fails leaves no account behind, so trying again
+        is not refused as *taken*.
+        """
 
     @abc.abstractmethod
     async def get_user(self, username: str) -> UserRecord | None:
@@ -155,6 +166,13 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def revoke_other_tokens(self, username: str, keep_token_hash: str | None) -> int:
         """Forget every token of ``username`` but ``keep_token_hash``; returns how many."""
+
+    @abc.abstractmethod
+    async def change_password(
+        self, username: str, password_hash: str, keep_token_hash: str | None
+    ) -> int:
+        """Set a new password hash and forget every token of ``username`` but
+        ``keep_token_hash``, in one transaction; returns how many tokens went."""
 
     @abc.abstractmethod
     async def delete_user(self, username: str, at: float) -> None:
@@ -269,7 +287,6 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def end_unfinished_meetings(self, ended_at: float, reason: str) -> int:
         """At start: end meetings a previous run left open. Returns how many."""
-
 
     # Guest links (v1.1) ------------------------------------------------------
     # Not abstract: a store without them refuses guest links with a StoreError.

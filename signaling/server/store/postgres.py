@@ -374,7 +374,13 @@ class PostgresStore(Store):
 
     # Accounts -------------------------------------------------------------------
 
-    async def create_user(self, username: str, display_name: str, password_hash: str) -> UserRecord:
+    async def create_user(
+        self,
+        username: str,
+        display_name: str,
+        password_hash: str,
+        token: tuple[str, float] | None = None,
+    ) -> UserRecord:
         async def insert(db: Connection) -> UserRecord:
             try:
                 await db.execute(
@@ -387,6 +393,8 @@ class PostgresStore(Store):
                 )
             except asyncpg.UniqueViolationError:
                 raise UsernameTaken(username) from None
+            if token is not None:
+                await _add_token(db, token[0], username, token[1])
             return UserRecord(username, display_name, password_hash)
 
         return await self._write(insert)
@@ -438,15 +446,7 @@ class PostgresStore(Store):
     # Tokens ---------------------------------------------------------------------
 
     async def add_token(self, token_hash: str, username: str, expires_at: float) -> None:
-        async def insert(db: Connection) -> None:
-            await db.execute(
-                "DELETE FROM tokens WHERE username = $1 AND expires_at < $2", username, time.time()
-            )
-            await db.execute(
-                "INSERT INTO tokens VALUES ($1, $2, $3)", token_hash, username, expires_at
-            )
-
-        await self._write(insert)
+        await self._write(lambda db: _add_token(db, token_hash, username, expires_at))
 
     async def user_for_token(self, token_hash: str, now: float) -> UserRecord | None:
         async def select(db: Connection) -> UserRecord | None:
@@ -466,16 +466,18 @@ class PostgresStore(Store):
     # Account self-service ---------------------------------------------------------
 
     async def revoke_other_tokens(self, username: str, keep_token_hash: str | None) -> int:
-        async def delete(db: Connection) -> int:
-            return _count(
-                await db.execute(
-                    "DELETE FROM tokens WHERE username = $1 AND token_hash IS DISTINCT FROM $2",
-                    username,
-                    keep_token_hash,
-                )
-            )
+        return await self._write(lambda db: _revoke_other_tokens(db, username, keep_token_hash))
 
-        return await self._write(delete)
+    async def change_password(
+        self, username: str, password_hash: str, keep_token_hash: str | None
+    ) -> int:
+        async def change(db: Connection) -> int:
+            await db.execute(
+                "UPDATE users SET password_hash = $1 WHERE username = $2", password_hash, username
+            )
+            return await _revoke_other_tokens(db, username, keep_token_hash)
+
+        return await self._write(change)
 
     async def delete_user(self, username: str, at: float) -> None:
         async def delete(db: Connection) -> None:
@@ -832,6 +834,24 @@ class PostgresStore(Store):
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+async def _add_token(db: Connection, token_hash: str, username: str, expires_at: float) -> None:
+    """A new token; expired tokens of the same user are swept at the same time."""
+    await db.execute(
+        "DELETE FROM tokens WHERE username = $1 AND expires_at < $2", username, time.time()
+    )
+    await db.execute("INSERT INTO tokens VALUES ($1, $2, $3)", token_hash, username, expires_at)
+
+
+async def _revoke_other_tokens(db: Connection, username: str, keep_token_hash: str | None) -> int:
+    return _count(
+        await db.execute(
+            "DELETE FROM tokens WHERE username = $1 AND token_hash IS DISTINCT FROM $2",
+            username,
+            keep_token_hash,
+        )
+    )
 
 
 async def _lock_pair(db: Connection, a: str, b: str) -> None:

@@ -336,8 +336,15 @@ class SQLiteStore(Store):
 
     # Accounts -------------------------------------------------------------
 
-    async def create_user(self, username: str, display_name: str, password_hash: str) -> UserRecord:
-        """Insert an account; :class:`UsernameTaken` if the name exists."""
+    async def create_user(
+        self,
+        username: str,
+        display_name: str,
+        password_hash: str,
+        token: tuple[str, float] | None = None,
+    ) -> UserRecord:
+        """Insert an account (and its first token) in one transaction; :class:`UsernameTaken`
+        if the name exists."""
 
         def insert(db: sqlite3.Connection) -> UserRecord:
             try:
@@ -347,6 +354,8 @@ class SQLiteStore(Store):
                 )
             except sqlite3.IntegrityError:
                 raise UsernameTaken(username) from None
+            if token is not None:
+                _add_token(db, token[0], username, token[1])
             return UserRecord(username, display_name, password_hash)
 
         return await self._write(insert)
@@ -409,14 +418,7 @@ class SQLiteStore(Store):
 
     async def add_token(self, token_hash: str, username: str, expires_at: float) -> None:
         """Store a token hash; expired tokens of the same user are swept at the same time."""
-
-        def insert(db: sqlite3.Connection) -> None:
-            db.execute(
-                "DELETE FROM tokens WHERE username = ? AND expires_at < ?", (username, time.time())
-            )
-            db.execute("INSERT INTO tokens VALUES (?, ?, ?)", (token_hash, username, expires_at))
-
-        await self._write(insert)
+        await self._write(lambda db: _add_token(db, token_hash, username, expires_at))
 
     async def user_for_token(self, token_hash: str, now: float) -> UserRecord | None:
         """The owner of a valid token."""
@@ -441,12 +443,20 @@ class SQLiteStore(Store):
 
     async def revoke_other_tokens(self, username: str, keep_token_hash: str | None) -> int:
         """Delete every token of the user but one."""
-        return await self._write(
-            lambda db: db.execute(
-                "DELETE FROM tokens WHERE username = ? AND token_hash IS NOT ?",
-                (username, keep_token_hash),
-            ).rowcount
-        )
+        return await self._write(lambda db: _revoke_other_tokens(db, username, keep_token_hash))
+
+    async def change_password(
+        self, username: str, password_hash: str, keep_token_hash: str | None
+    ) -> int:
+        """The new hash and the other tokens revoked, in one transaction."""
+
+        def change(db: sqlite3.Connection) -> int:
+            db.execute(
+                "UPDATE users SET password_hash = ? WHERE username = ?", (password_hash, username)
+            )
+            return _revoke_other_tokens(db, username, keep_token_hash)
+
+        return await self._write(change)
 
     async def delete_user(self, username: str, at: float) -> None:
         """Everything of the account in one transaction; the users row stays as a tombstone."""
@@ -491,10 +501,12 @@ class SQLiteStore(Store):
     async def unblock_user(self, username: str, peer: str) -> bool:
         """Delete the block's row."""
         return await self._write(
-            lambda db: db.execute(
-                "DELETE FROM blocks WHERE owner = ? AND peer = ?", (username, peer)
-            ).rowcount
-            > 0
+            lambda db: (
+                db.execute(
+                    "DELETE FROM blocks WHERE owner = ? AND peer = ?", (username, peer)
+                ).rowcount
+                > 0
+            )
         )
 
     async def blocked_users(self, username: str) -> list[UserRecord]:
@@ -833,6 +845,19 @@ class SQLiteStore(Store):
             return UserRecord(username, display_name, None)
 
         return await self._write(insert)
+
+
+def _add_token(db: sqlite3.Connection, token_hash: str, username: str, expires_at: float) -> None:
+    """A new token; expired tokens of the same user are swept at the same time."""
+    db.execute("DELETE FROM tokens WHERE username = ? AND expires_at < ?", (username, time.time()))
+    db.execute("INSERT INTO tokens VALUES (?, ?, ?)", (token_hash, username, expires_at))
+
+
+def _revoke_other_tokens(db: sqlite3.Connection, username: str, keep_token_hash: str | None) -> int:
+    return db.execute(
+        "DELETE FROM tokens WHERE username = ? AND token_hash IS NOT ?",
+        (username, keep_token_hash),
+    ).rowcount
 
 
 def _join(db: sqlite3.Connection, meeting_id: str, username: str, at: float) -> None:
