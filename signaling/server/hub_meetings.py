@@ -242,6 +242,8 @@ class MeetingRouter:
         # Through the media server when both parties' apps can: they keep their own connection
         # until the media server carries them (docs/protocol.md).
         meeting = self._new_meeting(session, req, now, [session, other])
+        if meeting.topology is Topology.SFU:  # the call's chat went end to end till now
+            meeting.end_to_end_until = now
         meeting.admit(_person(other.user), call.media, other.id, now)
         invitations = meeting.invite(user.username, people)
         self.table.add(meeting)

@@ -128,6 +128,10 @@ class Meeting:
     reason: MeetingReason | None = None
     #: The newest ``meeting.chat`` events relayed (in memory only, gone with the meeting).
     chat: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=CHAT_HISTORY))
+    #: When a meeting through a media server continues an end-to-end call: the time of the
+    #: move. The call's chat went end to end, never through here: whoever joins later is
+    #: told that messages from before are not shown (``end_to_end_until``, docs/protocol.md).
+    end_to_end_until: float | None = None
 
     @classmethod
     def create(
@@ -182,6 +186,8 @@ class Meeting:
             "invited": [i.person.public() for i in self.invited.values()],
             "started_at": iso(self.started_at),
         }
+        if self.end_to_end_until is not None:
+            out["end_to_end_until"] = iso(self.end_to_end_until)
         return out
 
     # Checks ------------------------------------------------------------------

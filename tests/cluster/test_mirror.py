@@ -41,6 +41,18 @@ def test_a_meeting_round_trips_with_participants_invitations_and_chat() -> None:
     assert back.participants == meeting.participants
     assert back.invited == meeting.invited and back.former == meeting.former
     assert list(back.chat) == list(meeting.chat)
+    assert back.end_to_end_until is None
+
+
+def test_a_meeting_that_continues_an_end_to_end_call_says_so_after_the_round_trip() -> None:
+    meeting = Meeting.create(
+        "m2", Person("ana", "Ana"), Media(True, True), 11, 50.0, capacity=8,
+        topology=Topology.SFU,
+    )  # fmt: skip
+    meeting.end_to_end_until = 50.0
+    back, _ = meeting_from_json(meeting_json(meeting, {}))
+    assert back.end_to_end_until == 50.0
+    assert back.to_json(str)["end_to_end_until"] == "50.0"
 
 
 def test_only_call_and_meeting_timers_are_owned() -> None:

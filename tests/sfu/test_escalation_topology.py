@@ -37,6 +37,34 @@ async def test_a_call_between_two_apps_that_can_moves_through_the_media_server(
     assert room.room_id
 
 
+async def test_who_joins_after_the_move_is_told_the_chat_before_went_end_to_end(
+    make_server: ServerFactory, sfu: SfuSetup
+) -> None:
+    """The call's chat went over its data channel, never through the server: the Meeting says
+    until when (``end_to_end_until``), so that whoever joins later knows why they miss it. A
+    meeting made through the media server from the start says nothing of the kind."""
+    server: SignalingServer = await make_server(echo_bot=False, sfu=settings(sfu))
+    ada, bob, cyd = await apps(server.url, "ada", "bob", "cyd")
+    reply = await ada.request(
+        "meeting.create",
+        meeting_id=new_call_id(),
+        media=AV,
+        from_call=await connected(ada, bob),
+        invite=["cyd"],
+    )
+    moved = reply["meeting"]
+    assert moved["topology"] == "sfu" and moved["end_to_end_until"] >= moved["started_at"]
+    ended = await bob.next_event("call.ended")
+    assert ended["meeting"]["end_to_end_until"] == moved["end_to_end_until"]
+    await cyd.next_event("meeting.invited")
+    joined = await cyd.request("meeting.join", meeting_id=moved["meeting_id"], media=AV)
+    assert joined["meeting"]["end_to_end_until"] == moved["end_to_end_until"]
+
+    await cyd.request("meeting.leave", meeting_id=moved["meeting_id"])
+    fresh = await cyd.request("meeting.create", meeting_id=new_call_id(), media=AV, invite=[])
+    assert fresh["meeting"]["topology"] == "sfu" and "end_to_end_until" not in fresh["meeting"]
+
+
 async def test_a_call_with_an_app_that_cannot_use_the_media_server_stays_a_mesh(
     make_server: ServerFactory, sfu: SfuSetup
 ) -> None:
@@ -46,5 +74,6 @@ async def test_a_call_with_an_app_that_cannot_use_the_media_server_stays_a_mesh(
     await make_contacts([ada, bob])
     meeting = await move(ada, await connected(ada, bob))
     assert meeting["topology"] == "mesh" and meeting["capacity"] == 4, meeting
+    assert "end_to_end_until" not in meeting  # still end to end: its chat goes over the links
     assert server.hub is not None and server.hub.meetings.sfu is not None
     assert meeting["meeting_id"] not in server.hub.meetings.sfu.rooms

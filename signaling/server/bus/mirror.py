@@ -1,11 +1,12 @@
 """What the coordinator keeps in Redis so that another instance can take its place.
 
-The hub decides as it always did; this module only watches the three things it changes that
-must outlive the instance holding them: the calls in progress (with their timers' deadlines),
-the presence users chose, and who is logged in on each connection. Watching, not editing: the
-hub's ``calls``, ``chosen_presence`` and ``timers`` are swapped, once, at start, for subclasses
-that report each change (:func:`install`), and a session's login travels as a small dict
-(:func:`session_state`, :func:`restore_session`).
+The hub decides as it always did; this module only watches the things it changes that must
+outlive the instance holding them: the calls in progress (with their timers' deadlines), the
+meetings, the presence users chose, and who is logged in on each connection (a guest with what
+its link admitted it to). Watching, not editing: the hub's ``calls``, meeting table,
+``chosen_presence`` and ``timers`` are swapped, once, at start, for subclasses that report each
+change (:func:`install`), and a session's login travels as a small dict (:func:`session_state`,
+:func:`restore_session`).
 
 A call changes only together with a timer of its own (ringing, a party's grace) or when it is
 added or removed, so watching the call table and the call timers sees every change of a call.
@@ -21,6 +22,7 @@ from typing import Any, override
 from signaling.protocol.constants import CallReason, Presence, Topology
 from signaling.protocol.messages import Json, Media
 from signaling.server.calls import Call, CallPhase, CallTable
+from signaling.server.guests import GuestPass
 from signaling.server.hub import Hub, Session
 from signaling.server.meetings import Invitation, Meeting, MeetingTable, Participant, Person
 from signaling.server.routing import Timers
@@ -254,6 +256,7 @@ def meeting_json(meeting: Meeting, deadlines: dict[str, float]) -> str:
             ],
             "former": sorted(meeting.former),
             "chat": list(meeting.chat),
+            "e2e_until": meeting.end_to_end_until,
             "timers": deadlines,
         },
         separators=(",", ":"),
@@ -281,6 +284,7 @@ def meeting_from_json(text: str | bytes) -> tuple[Meeting, dict[str, float]]:
         )
     meeting.former.update(data["former"])
     meeting.chat.extend(data["chat"])
+    meeting.end_to_end_until = data.get("e2e_until")  # absent: mirrored by an older instance
     return meeting, {str(k): float(v) for k, v in data["timers"].items()}
 
 
@@ -290,24 +294,35 @@ def timer_reason(name: str) -> CallReason:
 
 
 def session_state(session: Session) -> Json | None:
-    """Who is logged in on ``session`` (``None``: nobody, or a guest, who is not carried over)."""
+    """Who is logged in on ``session``: a user (by token) or a guest (what its link admitted it
+    to, ``"g"``); ``None``: nobody, or a guest the server is sending away."""
     user = session.user
-    if user is None or session.guest is not None or session.token_hash is None:
+    if user is None:
         return None
-    return {
-        "u": user.username,
-        "n": user.display_name,
-        "t": session.token_hash,
-        "f": sorted(session.features),
-    }
+    state: Json = {"u": user.username, "n": user.display_name, "f": sorted(session.features)}
+    guest: GuestPass | None = session.guest
+    if guest is not None:
+        if guest.leaving:
+            return None
+        return state | {"g": [guest.link_id, guest.owner, guest.meeting_id]}
+    if session.token_hash is None:
+        return None
+    return state | {"t": session.token_hash}
 
 
 def restore_session(hub: Hub, session: Session, state: Json) -> None:
     """Log ``session`` in again as it was on the previous coordinator (no events sent)."""
     user = UserRecord(str(state["u"]), str(state["n"]))
     session.user = user
-    session.token_hash = str(state["t"])
     session.features = frozenset(str(f) for f in state["f"])
+    admitted = state.get("g")
+    if admitted is not None:  # a guest: no token, no presence, its link's pass
+        link_id, owner, meeting_id = admitted
+        session.guest = GuestPass(str(link_id), str(owner), meeting_id)
+        hub.guests.sessions[user.username] = session
+        hub.by_user.setdefault(user.username, set()).add(session)
+        return
+    session.token_hash = str(state["t"])
     if user.username not in hub.by_user:
         hub.by_user[user.username] = set()
         if user.username not in hub.chosen_presence:
