@@ -432,7 +432,11 @@ class GuestRouter:
         """A guest's connection closed: it cannot come back, so its part ends now."""
         if session.user is None:
             return
-        username = session.user.username
+        await self.gone(session.user.username)
+
+    async def gone(self, username: str) -> None:
+        """The guest's connection is gone (closed, or it died with another instance of the
+        service): its part in its call or meeting ends now, with no grace."""
         self.sessions.pop(username, None)
         await self._end_part(username, removed=False)
 

@@ -30,9 +30,12 @@ coordinator's Janus session, which Janus closes with its WebSocket; participants
 told ``sfu.reconnect`` and publish again, the others do when they join again, and the sweep
 (``sfu/sweep.py``) destroys the old room when the new coordinator connects to the Janus.
 
-Not carried over to a new coordinator: guests' sessions, requests in flight at the moment of
-the switch (the client's request times out), and the echo bot's calls (they end with
-``failed``).
+A guest's connection is carried over as a user's is, with what its link admitted it to (the
+mirror of its login); a guest whose connection died with the coordinator cannot come back (its
+page does not log in again), so its part in the call or meeting ends at once.
+
+Not carried over to a new coordinator: requests in flight at the moment of the switch (the
+client's request times out), and the echo bot's calls (they end with ``failed``).
 """
 
 from __future__ import annotations
@@ -61,7 +64,8 @@ from signaling.protocol.constants import (
     Topology,
 )
 from signaling.protocol.errors import ProtocolError
-from signaling.protocol.messages import Json, decode_object, error_message, read_id
+from signaling.protocol.guests import is_guest_username
+from signaling.protocol.messages import Json, decode_object, encode, error_message, read_id
 from signaling.server.bus.base import Bus, BusUnavailable
 from signaling.server.bus.mirror import (
     WatchedTimers,
@@ -108,6 +112,8 @@ ANNOUNCE_WAIT_S = 3.0
 PROBE_SLACK_S = 2.0
 #: How long an instance's list outlives the last item pushed to it (nobody may read it again).
 LIST_TTL_S = 120
+#: How often a list's time to live is renewed while items are pushed to it.
+EXPIRE_EVERY_S = 10.0
 #: Items kept for one list while Redis is away.
 MAX_QUEUED = 100_000
 #: Items read from a list at once.
@@ -198,6 +204,8 @@ class RedisBus(Bus):
         self._announcer: Client | None = None
         self._out: dict[str, list[str]] = {}
         self._out_ready = asyncio.Event()
+        #: When each list's time to live was last renewed (``time.monotonic()``).
+        self._expired: dict[str, float] = {}
         self._dirty_calls: set[str] = set()
         self._dirty_presence: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -347,12 +355,15 @@ class RedisBus(Bus):
         if len(queued) >= MAX_QUEUED:  # Redis away a long time: the oldest go first
             del queued[: MAX_QUEUED // 10]
             log_event("bus.dropped", 30, list=key, count=MAX_QUEUED // 10)
-        queued.append(json.dumps(item, separators=(",", ":")))
+        queued.append(encode(item))
         self._out_ready.set()
 
     async def _sender(self) -> None:
         while True:
             await self._out_ready.wait()
+            # One more turn of the loop: what the handlers woken with this one post goes in
+            # the same pipeline (one write to Redis per turn, not one per message).
+            await asyncio.sleep(0)
             try:
                 await self._flush_once()
             except (RedisError, OSError) as exc:
@@ -376,9 +387,12 @@ class RedisBus(Bus):
             return
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
+                now = time.monotonic()
                 for key, items in out.items():
                     pipe.rpush(key, *items)
-                    if key != TO_COORDINATOR:  # an instance that died leaves no list behind
+                    # An instance that died leaves no list behind (renewed now and then only).
+                    if key != TO_COORDINATOR and self._expired.get(key, 0.0) < now - EXPIRE_EVERY_S:
+                        self._expired[key] = now
                         pipe.expire(key, LIST_TTL_S)
                 for name, key, value in mirror:
                     if value is None:
@@ -574,6 +588,7 @@ class RedisBus(Bus):
         await self._gather_announcements(await self._live_instances())
         self._resume_calls(timers)
         self._resume_meetings(meetings)
+        self._end_guests_gone()
         # Frames forwarded meanwhile wait in the list: their connections are known now.
         self._spawn(self._read_coordinator_list())
         if hub.meetings.sfu is not None:  # the coordinator runs the rooms on the media servers
@@ -694,6 +709,17 @@ class RedisBus(Bus):
                 router.start_grace(meeting, username, max(0.0, delay))
             if meeting.topology is Topology.SFU and router.sfu is not None:
                 router.sfu.meeting_resumed(meeting)
+
+    def _end_guests_gone(self) -> None:
+        """Guests of a mirrored call or meeting whose connection died with the old coordinator:
+        a guest's page cannot log in again, so their part ends now, as when its socket closes
+        (a guest on a live instance was restored with its pass and goes on)."""
+        hub = self.hub
+        names = {party for call in hub.calls.all() for party in (call.caller, call.callee)}
+        names.update(name for meeting in hub.meetings.table.all() for name in meeting.participants)
+        for username in sorted(names):
+            if is_guest_username(username) and username not in hub.by_user:
+                self._spawn(hub.guests.gone(username))
 
     async def _end_meeting(self, meeting: Meeting) -> None:
         router = self.hub.meetings
@@ -874,15 +900,10 @@ class RedisBus(Bus):
 
 
 async def _pop_batch(client: Client, key: str) -> list[bytes]:
-    """Wait up to a second for items of ``key``; all that are there, up to :data:`BATCH`."""
-    popped = await client.blpop([key], timeout=1)
-    if popped is None:
-        return []
-    items = [popped[1]]
-    more = await client.lpop(key, BATCH)
-    if more:
-        items.extend(more)
-    return items
+    """Wait up to a second for items of ``key``; all that are there, up to :data:`BATCH`, in
+    one round trip (``BLMPOP``, Redis 7)."""
+    popped = await client.blmpop(1, 1, key, direction="LEFT", count=BATCH)
+    return [] if popped is None else list(popped[1])
 
 
 def _frame(item: Json) -> str | bytes:
