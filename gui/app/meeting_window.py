@@ -61,6 +61,7 @@ from gui.app.widgets import (
     control_button,
     media_controls,
 )
+from gui.core.meeting_chat import NOT_SHOWN_END_TO_END
 from gui.core.meeting_machine import MeetingState, ParticipantsChanged
 from gui.core.meeting_session import MeetingSession
 from gui.core.meeting_tiles import SpeakingDetector, grid_cells, names_phrase, strip_cells
@@ -605,6 +606,8 @@ class MeetingWindow(QWidget):
             if self.connected_at is None:
                 self.connected_at = time.monotonic()
             self._offer_sharing()
+            if self.session.machine.end_to_end_before:  # its chat from before is not here
+                self.chat.show_notice(NOT_SHOWN_END_TO_END)
         if state is MeetingState.ENDED:
             text = END_TEXT.get(reason or "", "You left the meeting")
             set_plain(self.status, text)

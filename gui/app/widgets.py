@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.app.models import ChatModel, Role
+from gui.app.plain import set_plain
 
 PRESENCE_COLORS = {
     "online": "#2fb344",
@@ -237,10 +238,22 @@ class ChatPanel(QWidget):
         self.input.setMaxLength(4000)
         self.send = QPushButton("Send")
         self.send.setAccessibleName("Send message")
+        #: One plain line above the messages (what is not shown, and why); hidden when empty.
+        self.notice = QLabel()
+        self.notice.setObjectName("chatNotice")
+        self.notice.setWordWrap(True)
+        self.notice.hide()
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("Chat"))
+        layout.addWidget(self.notice)
         layout.addWidget(self.view)
         entry = QHBoxLayout()
         entry.addWidget(self.input)
         entry.addWidget(self.send)
         layout.addLayout(entry)
+
+    def show_notice(self, text: str) -> None:
+        """One plain line above the messages, e.g. why earlier messages are not shown."""
+        set_plain(self.notice, text)
+        self.notice.setAccessibleName(text)
+        self.notice.show()

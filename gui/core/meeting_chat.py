@@ -33,6 +33,14 @@ from gui.core.runner import send_request
 
 log = logging.getLogger("parley.meeting.chat")
 
+#: What the chat says at its top to someone who joined a meeting after it moved from end to end
+#: to a media server (``MeetingMachine.end_to_end_before``): the messages from before were
+#: end-to-end encrypted, so the server never had them to replay, and they are not uploaded
+#: later (docs/protocol.md, "The chat so far").
+NOT_SHOWN_END_TO_END = (
+    "Messages sent before you joined, while the meeting was end-to-end encrypted, are not shown."
+)
+
 Json = dict[str, Any]
 
 #: How many of a meeting's newest messages a late joiner gets (the server keeps as many).
@@ -155,4 +163,4 @@ def _when(value: object) -> float:
     return time.time()
 
 
-__all__ = ["HISTORY_SIZE", "ChatLog", "ServerChat", "vouched"]
+__all__ = ["HISTORY_SIZE", "NOT_SHOWN_END_TO_END", "ChatLog", "ServerChat", "vouched"]

@@ -224,6 +224,10 @@ class MeetingMachine:
         #: ``"mesh"`` (links to every participant, made here) or ``"sfu"`` (a media server:
         #: no links; ``sfu_session.py`` publishes and subscribes), from the Meeting object.
         self.topology = "mesh"
+        #: This end joined after the meeting moved from end to end (a 1:1 call) to a media
+        #: server: the chat from before never went through the server and is not shown here
+        #: (the Meeting's ``end_to_end_until``; ``meeting_chat.NOT_SHOWN_END_TO_END``).
+        self.end_to_end_before = False
         #: Who invited this end (the ``from`` User of ``meeting.invited``), when invited.
         self.inviter: Json | None = None
         #: The other participants by username, in order of joining.
@@ -427,6 +431,8 @@ class MeetingMachine:
         rejoin, this end offers to everyone, wherever they stand.
         """
         earlier = self._read_meeting(meeting)
+        if not self._rejoining and isinstance(meeting.get("end_to_end_until"), str):
+            self.end_to_end_before = True  # (a return keeps what this end had of the chat)
         for username in list(self._links):
             self._close(username)
         self._enter(MeetingState.JOINED)

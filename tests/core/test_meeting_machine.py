@@ -447,3 +447,23 @@ def test_muting_while_the_join_is_on_the_way_is_told_once_in() -> None:
     assert not [
         a for a in other.take_actions() if isinstance(a, SendRequest) and a.kind == "meeting.media"
     ]
+
+
+def test_joining_after_a_move_from_end_to_end_is_remembered_for_the_chat() -> None:
+    """The Meeting says the chat went end to end until the move (a call that became a meeting
+    through the media server): this end joined later and misses it. A meeting without it, and
+    the parties who came from the call, do not; a return keeps what this end had."""
+    moved = meeting("ada", "bob", "cy") | {
+        "topology": "sfu",
+        "end_to_end_until": "2026-11-30T10:00:05.000Z",
+    }
+    late = MeetingMachine("cy", MID, AV)
+    late.join()
+    late.request_succeeded("meeting.join", {"meeting": moved})
+    assert late.joined and late.end_to_end_before
+    assert not joined_as("cy", "ada", "bob").end_to_end_before
+    party = MeetingMachine.from_call("bob", moved, "ada", offerer=False, media=AV)
+    assert not party.end_to_end_before
+    party.signaling_reconnected()
+    party.request_succeeded("meeting.join", {"meeting": moved})
+    assert party.joined and not party.end_to_end_before
