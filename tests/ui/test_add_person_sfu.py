@@ -50,6 +50,7 @@ async def test_add_person_moves_the_call_to_janus_before_closing_its_connection(
         assert meeting_window.security.text() == "Encrypted to the meeting server"
         assert not session.links  # no mesh link: the call's connection is the bridge's
         assert session.history["bob"][0] is link
+        assert meeting_window.chat.notice.isHidden()  # the call's parties have their chat
 
         # Janus takes over: a second connection for bob, the call's closed, the tile on Janus's.
         await until(lambda: len(session.history["bob"]) == 2 and link.closed, 40, "the switch")
