@@ -7,15 +7,21 @@ from the other side. Each side must get pictures and sound from the others.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
 
+from gui.core.guest_links import guest_link_url
+from gui.core.meeting_chat import NOT_SHOWN_END_TO_END
 from tests.chromium import chromium_missing
 from tests.cli.procs import Launcher, ServerProcess, serving
 from tests.guest.browser import chromium, guest_page
 from tests.guest.test_browser import make_link, media_from, off_loop, start
+from tests.server.test_calls import connected
 from tests.sfu.conftest import SfuSetup, sfu  # noqa: F401 (the session's Janus)
+from tests.sfu.test_relay import AV, apps
+from tests.wire import new_call_id
 
 pytestmark = [
     pytest.mark.slow,
@@ -82,3 +88,30 @@ async def test_a_guest_in_a_meeting_through_janus(launch: Launcher, server: Serv
         await off_loop(member.finish, 30)
         figures = member.summary["participants"][me]
         assert figures["frames_received"] > 10 and figures["audio_ms_received"] > 1000
+
+
+async def test_a_guest_joining_after_a_call_moved_to_janus_is_told_its_chat_is_not_shown(
+    server: ServerProcess,
+) -> None:
+    """Two apps' call became a meeting through Janus; its chat went end to end and is not
+    shown to a guest who joins later: the page says so above its chat, as the app does."""
+    cal, dee = await apps(server.url, "sg-cal", "sg-dee")
+    try:
+        moved = await cal.request(
+            "meeting.create",
+            meeting_id=new_call_id(),
+            media=AV,
+            from_call=await connected(cal, dee),
+        )
+        meeting_id = moved["meeting"]["meeting_id"]
+        link = (await cal.request("guest_link.create", meeting_id=meeting_id))["link"]
+        async with chromium() as browser, guest_page(browser) as guest:
+            assert await guest.open(guest_link_url(server.url, link["path"])) == 200
+            await guest.join("Sam")
+            assert await guest.page.locator("#chat-notice").is_visible()
+            assert await guest.text("#chat-notice") == NOT_SHOWN_END_TO_END
+            assert await guest.chats() == []
+            await guest.page.click("#leave")
+            await guest.wait_done()
+    finally:
+        await asyncio.gather(cal.close(), dee.close())

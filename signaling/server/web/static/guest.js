@@ -5,6 +5,11 @@ import { RequestError, Signaling } from "./signaling.js";
 import { PeerLink, newId } from "./peer.js";
 
 const $ = (id) => document.getElementById(id);
+// Joining a meeting that continues an end-to-end call (its Meeting has end_to_end_until): the
+// call's chat never went through the server, so it is not shown here; the app says the same
+// (gui/core/meeting_chat.py, NOT_SHOWN_END_TO_END).
+const NOT_SHOWN_END_TO_END =
+  "Messages sent before you joined, while the meeting was end-to-end encrypted, are not shown.";
 const code = decodeURIComponent(location.pathname.split("/").pop() || "");
 
 const state = {
@@ -167,6 +172,10 @@ function enterRoom(reply) {
   if (reply.meeting) {
     state.meetingId = reply.meeting.meeting_id;
     state.sfu = reply.meeting.topology === "sfu";
+    if (typeof reply.meeting.end_to_end_until === "string") {
+      $("chat-notice").textContent = NOT_SHOWN_END_TO_END;
+      $("chat-notice").hidden = false;
+    }
     const others = reply.meeting.participants.filter((p) => p.username !== reply.user.username);
     for (const participant of others) {
       state.names.set(participant.username, participant.display_name);
