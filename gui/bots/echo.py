@@ -137,7 +137,8 @@ class EchoBot:
         self._unsubscribe = link.on_event(self._on_event)
 
     def _on_event(self, message: dict[str, Any]) -> None:
-        if message.get("type") != "call.incoming":
+        kind = message.get("type")
+        if kind not in ("call.incoming", "call.accepted"):
             return
         call_id = message["call_id"]
         if call_id in self.sessions or self._link is None:
@@ -145,7 +146,13 @@ class EchoBot:
         media = LocalMedia(
             audio=DelayedAudioTrack(), camera=EchoVideoTrack(), screen=EchoVideoTrack()
         )
-        session = CallSession.incoming(self._link, message, media, self.options)
+        if kind == "call.accepted":
+            # A call answered by the Echo Test of another instance of the service, which died
+            # with its media (signaling/server/bus/redis.py): carried on here by a restart.
+            session = CallSession.taken_over(self._link, message, media, self.options)
+            log.info("echo taking over call %s from %s", call_id, session.machine.peer)
+        else:
+            session = CallSession.incoming(self._link, message, media, self.options)
         self.sessions[call_id] = session
         session.on("remote_track", lambda slot, receiver: self._loop_back(media, slot, receiver))
         session.on("chat", lambda chat: self._echo_chat(session, chat))
@@ -153,8 +160,9 @@ class EchoBot:
         # screen large only while its peer (here, the echo) says that it shares one.
         session.on("peer_media", lambda state: session.channel.send_state(state))
         session.on("ended", lambda reason: self.sessions.pop(call_id, None))
-        log.info("echo answering call %s from %s", call_id, session.machine.peer)
-        session.accept()
+        if kind == "call.incoming":
+            log.info("echo answering call %s from %s", call_id, session.machine.peer)
+            session.accept()
 
     @staticmethod
     def _loop_back(media: LocalMedia, slot: str, receiver: TrackConsumer) -> None:

@@ -572,6 +572,17 @@ class CallMachine:
         if self.state is CallState.RECONNECTING:
             self._offer_restart()
 
+    def taken_over(self) -> None:
+        """This end takes over a call that another process of the same user carried until it
+        died with its media (the Echo Test of a service's coordinator: the next coordinator's
+        bot takes its calls): there is no path, so the call is reconnecting at once and this
+        end offers a restart; the peer answers it, or its own restart crosses it (the
+        caller's wins) and this end answers that one."""
+        if self.state not in (CallState.INCOMING_RINGING, CallState.OUTGOING_RINGING):
+            return
+        self._enter(CallState.RECONNECTING)
+        self._offer_restart()
+
     def signaling_reconnected(self) -> None:
         """This end's signaling connection came back: what it sent on the old one may be lost,
         so a call still reconnecting offers a new restart."""

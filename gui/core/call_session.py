@@ -210,6 +210,23 @@ class CallSession(AsyncIOEventEmitter):
         session._pump()
         return session
 
+    @classmethod
+    def taken_over(
+        cls,
+        link: SignalingLink,
+        event: Json,
+        media: LocalMedia,
+        options: CallOptions | None = None,
+    ) -> CallSession:
+        """A ``call.accepted`` for a call this process never had (``role`` and ``peer`` say
+        which end it is): it is carried on by a restart (``CallMachine.taken_over``)."""
+        role = Role(event["role"])
+        machine = CallMachine(role, event["call_id"], str(event["peer"]), {})
+        session = cls(link, machine, media, options)
+        machine.taken_over()
+        session._pump()
+        return session
+
     def _prepare_caller(self) -> None:
         """Offer camera, audio, screen and the data channel (``PeerLink.offer_sections``)."""
         self.peer.offer_sections()

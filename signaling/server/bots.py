@@ -22,15 +22,45 @@ from collections.abc import Callable
 from typing import Any
 
 from signaling.protocol.bots import Bot
+from signaling.protocol.constants import ECHO_USERNAME, EventType
 from signaling.protocol.errors import RequestError
-from signaling.protocol.messages import Json
+from signaling.protocol.messages import Json, event_message
+from signaling.server.calls import Call, CallPhase
 from signaling.server.hub import ECHO_USER, Hub
+from signaling.server.logs import log_event
 from signaling.server.store import UserRecord
 
 _bot_ids = itertools.count(-1, -1)  # negative ids never collide with real connections
 
 #: The users a bot may log in as: the server's own accounts, which no one can log in to.
 BUILTIN_USERS = {ECHO_USER.username: ECHO_USER}
+
+
+def take_over_call(hub: Hub, call: Call) -> bool:
+    """A call to the Echo Test that another instance of the service carried until it died
+    (``bus/redis.py``): this process's bot is told the call as a party logging in again is
+    (``call.incoming`` while it rings, else ``call.accepted``) and carries it on by a restart
+    inside the call (``gui.core.call_session.CallSession.taken_over``). ``False``: this
+    process has no bot to take it (``--no-echo``)."""
+    bot = next((s for s in hub.by_user.get(ECHO_USERNAME, ()) if s.bot), None)
+    if bot is None or call.callee != ECHO_USERNAME:
+        return False
+    if call.phase is CallPhase.RINGING:
+        caller = UserRecord(call.caller, call.caller).public()
+        message = event_message(
+            EventType.CALL_INCOMING,
+            call_id=call.call_id,
+            media=call.media.to_json(),
+            **{"from": caller},
+        )
+    else:
+        call.bind(ECHO_USERNAME, bot.id)  # in place of the dead process's bot
+        message = event_message(
+            EventType.CALL_ACCEPTED, call_id=call.call_id, peer=call.caller, role="callee"
+        )
+    log_event("call.taken_over", call=call.call_id, user=ECHO_USERNAME)
+    hub.send(bot, message)
+    return True
 
 
 class HubLink:

@@ -213,3 +213,36 @@ def test_signaling_back_while_reconnecting_offers_again() -> None:
         OpenCandidate("caller-2", offerer=True),
         MakeOffer("caller-2"),
     ]
+
+
+def test_a_call_taken_over_offers_a_restart_and_answers_the_callers_crossing_one() -> None:
+    """The Echo Test of a new coordinator takes over a call another process answered
+    (``taken_over``): reconnecting at once, it offers a restart; the caller's own restart,
+    which crossed it, wins: the taker drops its candidate and answers, and the answered one
+    carries the call once it connects."""
+    m = CallMachine(Role.CALLEE, CID, "alice", {})
+    m.take_actions()
+    m.taken_over()
+    assert m.state is CallState.RECONNECTING
+    assert m.take_actions() == [
+        StateChanged(CallState.RECONNECTING),
+        OpenCandidate("callee-1", offerer=True),
+        MakeOffer("callee-1"),
+    ]
+    m.server_event(signal("caller-1", OFFER))
+    assert m.take_actions() == [
+        CloseCandidate("callee-1"),
+        OpenCandidate("caller-1", offerer=False),
+        ApplyRemoteDescription(OFFER, "caller-1"),
+        MakeAnswer("caller-1"),
+    ]
+    m.candidate_description("caller-1", ANSWER)
+    assert m.take_actions() == [restart_signal("caller-1", ANSWER)]
+    m.candidate_state("caller-1", "connected")
+    assert m.state is CallState.CONNECTED and m.recoveries == 1
+    assert m.take_actions() == [
+        PromoteCandidate("caller-1"),
+        StateChanged(CallState.CONNECTED),
+    ]
+    m.taken_over()  # once only
+    assert m.take_actions() == []

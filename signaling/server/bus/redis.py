@@ -34,8 +34,14 @@ A guest's connection is carried over as a user's is, with what its link admitted
 mirror of its login); a guest whose connection died with the coordinator cannot come back (its
 page does not log in again), so its part in the call or meeting ends at once.
 
+The Echo Test's calls go on too: the bot runs on every instance, and the new coordinator's
+takes over each call the dead one answered (``bots.take_over_call``): the caller's media path
+died with that process, so the two ends negotiate a new one inside the call, as after a
+network drop (``restart`` on ``rtc.signal``, docs/protocol.md). An instance started with
+``--no-echo`` that becomes coordinator ends them ``failed``.
+
 Not carried over to a new coordinator: requests in flight at the moment of the switch (the
-client's request times out), and the echo bot's calls (they end with ``failed``).
+client's request times out).
 """
 
 from __future__ import annotations
@@ -66,6 +72,7 @@ from signaling.protocol.constants import (
 from signaling.protocol.errors import ProtocolError
 from signaling.protocol.guests import is_guest_username
 from signaling.protocol.messages import Json, decode_object, encode, error_message, read_id
+from signaling.server.bots import take_over_call
 from signaling.server.bus.base import Bus, BusUnavailable
 from signaling.server.bus.mirror import (
     WatchedTimers,
@@ -665,7 +672,8 @@ class RedisBus(Bus):
             call = hub.calls.get(call_id)
             if call is None:
                 continue
-            if ECHO_USERNAME in (call.caller, call.callee):  # its media was in the dead process
+            if ECHO_USERNAME in (call.caller, call.callee) and not take_over_call(hub, call):
+                # No Echo Test here (--no-echo): its media was in the dead process.
                 self._spawn(hub._end_by_server(call, CallReason.FAILED))
                 continue
             for name, deadline in deadlines.items():
