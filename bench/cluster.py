@@ -32,11 +32,21 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench import Figure, Goal, PartialFailure, percentile
-from bench.invites import Driver, Sample, Users, Workload, measure, open_workload, spread
+from bench.invites import (
+    Driver,
+    Sample,
+    Users,
+    Workload,
+    cpu_seconds,
+    measure,
+    open_workload,
+    spread,
+)
 from bench.server import abort_all, seed
 from bench.serverproc import ServerProcess, raise_open_files_limit
 
@@ -116,7 +126,7 @@ class Backing:
 
 
 async def run_once(
-    setup: Setup, workload: Workload, backing: Backing, workdir: Path
+    setup: Setup, workload: Workload, backing: Backing, workdir: Path, profile: Path | None = None
 ) -> tuple[Sample, float]:
     """One run of ``workload`` against fresh instances; the sample and the load average."""
     if setup.shared:
@@ -133,17 +143,94 @@ async def run_once(
             servers.append(server)
             await server.start(timeout=60)
         driver = Driver([], [])
+        redis_pid = backing.redis.proc.pid if setup.shared and backing.redis.proc else None
+        watched = [s.pid for s in servers] + ([redis_pid] if redis_pid is not None else [])
+        before = {pid: cpu_seconds(pid) for pid in watched}
+        opening = time.perf_counter()
         clients = await open_workload(
             [s.url for s in servers], backing.tokens[setup.shared], workload, driver, retries=5
         )
+        logins_wall = time.perf_counter() - opening
+        login_cpu = {pid: cpu_seconds(pid) - cpu for pid, cpu in before.items()}
+        profilers = _profile(servers, workload, profile) if profile is not None else []
         try:
-            sample = await measure(driver, workload, [s.pid for s in servers])
+            sample = await measure(
+                driver, workload, watched[: len(servers)], watched[len(servers) :]
+            )
+            sample.logins_wall, sample.login_cpu_by_pid = logins_wall, login_cpu
             return sample, os.getloadavg()[0]
         finally:
             abort_all(clients)
+            for profiler in profilers:
+                await asyncio.to_thread(profiler.wait, 60)
     finally:
         for server in servers:
             await server.stop()
+
+
+def _profile(
+    servers: list[ServerProcess], workload: Workload, where: Path
+) -> list[subprocess.Popen[bytes]]:
+    """``py-spy record`` of each instance over the warm-up and the measured part (collapsed
+    stacks, ``instanceN.txt`` in ``where``; the first instance is the coordinator)."""
+    where.mkdir(parents=True, exist_ok=True)
+    seconds = int(workload.duration + 3)
+    return [
+        subprocess.Popen(
+            [
+                _py_spy(),
+                "record",
+                "--pid",
+                str(server.pid),
+                "--rate",
+                "200",
+                "--nonblocking",
+                "--duration",
+                str(seconds),
+                "--format",
+                "raw",
+                "--output",
+                str(where / f"instance{n + 1}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for n, server in enumerate(servers)
+    ]
+
+
+def _py_spy() -> str:
+    """py-spy beside this interpreter (the venv's), else on PATH."""
+    beside = Path(sys.executable).with_name("py-spy")
+    return str(beside) if beside.exists() else "py-spy"
+
+
+def cpu_per_invite(setup: Setup, sample: Sample) -> dict[str, float]:
+    """CPU milliseconds per invite made: the coordinator (the first instance), each edge on
+    average, and Redis, from the measured part of one run."""
+    return _per_role(setup, list(sample.cpu_by_pid.values()), sample.sent)
+
+
+def cpu_per_login(setup: Setup, sample: Sample, workload: Workload) -> dict[str, float]:
+    """CPU milliseconds per connection opened and logged in (by token), by role."""
+    return _per_role(setup, list(sample.login_cpu_by_pid.values()), _connections(workload))
+
+
+def _connections(workload: Workload) -> int:
+    return 2 * workload.pairs + workload.idle
+
+
+def _per_role(setup: Setup, cpu: list[float], count: int) -> dict[str, float]:
+    """``cpu`` (seconds: the instances in order, then Redis if shared) per ``count``, in ms."""
+    if not count or not cpu:
+        return {}
+    servers = cpu[: setup.instances]
+    out = {"coordinator": 1000 * servers[0] / count}
+    if len(servers) > 1:
+        out["edge"] = 1000 * statistics.mean(servers[1:]) / count
+    if len(cpu) > setup.instances:
+        out["redis"] = 1000 * cpu[setup.instances] / count
+    return out
 
 
 def figures(setup: Setup, workload: Workload, runs: list[tuple[Sample, float]]) -> list[Figure]:
@@ -163,6 +250,21 @@ def figures(setup: Setup, workload: Workload, runs: list[tuple[Sample, float]]) 
     oks = [percentile(s.ok_ms, 50) for s in samples]
     cpu = [100 * s.server_cpu / s.wall for s, _ in runs if s.wall]
     loads = [load for _, load in runs]
+    per: dict[str, list[float]] = {}
+    for sample, _ in runs:
+        for role, ms in cpu_per_invite(setup, sample).items():
+            per.setdefault(f"CPU per invite, {role}", []).append(ms)
+        for role, ms in cpu_per_login(setup, sample, workload).items():
+            per.setdefault(f"CPU per login, {role}", []).append(ms)
+    logins = [_connections(workload) / s.logins_wall for s, _ in runs if s.logins_wall]
+    if logins:
+        per["logins/s (connections opened and logged in by token)"] = logins
+    cpu_figures = [
+        Figure(BENCH, f"{setup.name}: {what} (median of {len(values)})",
+               statistics.median(values), f"{'/s' if 'logins/s' in what else 'ms'} "
+               f"({spread(values)})")
+        for what, values in per.items()
+    ]  # fmt: skip
     errors = sum(len(s.errors) for s, _ in runs)
     sent = sum(s.sent for s, _ in runs)
     #: A pair waits for its call before the next: slow calls skip ticks, and the rate drops.
@@ -180,30 +282,39 @@ def figures(setup: Setup, workload: Workload, runs: list[tuple[Sample, float]]) 
                statistics.median(rates), f"/s of {workload.rate:g} ({spread(rates)})"),
         Figure(BENCH, f"{setup.name}: servers' CPU, all instances (median of {rounds})",
                statistics.median(cpu) if cpu else float("nan"), f"% of a core ({spread(cpu)})"),
+        *cpu_figures,
         Figure(BENCH, f"{setup.name}: load average, 1 min, at the end (median of {rounds})",
                statistics.median(loads), f"({spread(loads)})"),
     ]  # fmt: skip
 
 
-async def compare(workload: Workload, workdir: Path, rounds: int) -> list[Figure]:
-    """Run ``workload`` ``rounds`` times against every set-up, interleaved.
+async def compare(
+    workload: Workload,
+    workdir: Path,
+    rounds: int,
+    setups: tuple[Setup, ...] = SETUPS,
+    profile: Path | None = None,
+) -> list[Figure]:
+    """Run ``workload`` ``rounds`` times against every set-up of ``setups``, interleaved
+    (``profile``: a folder for py-spy's collapsed stacks of each instance, each run).
 
     A run that fails is reported and the others go on; the figures of what ran come back in
     a :class:`PartialFailure` then.
     """
     raise_open_files_limit()
     backing = Backing(workdir)
-    results: dict[Setup, list[tuple[Sample, float]]] = {setup: [] for setup in SETUPS}
+    results: dict[Setup, list[tuple[Sample, float]]] = {setup: [] for setup in setups}
     errors: list[str] = []
     try:
         await backing.start(workload)
         for number in range(rounds):
-            for setup in SETUPS:
+            for setup in setups:
                 _progress(f"{workload.name}: round {number + 1}/{rounds}, {setup.name}")
                 rundir = workdir / f"round{number + 1}-{setup.instances}-{int(setup.shared)}"
                 rundir.mkdir()
                 try:
-                    sample, load = await run_once(setup, workload, backing, rundir)
+                    where = None if profile is None else profile / rundir.name
+                    sample, load = await run_once(setup, workload, backing, rundir, where)
                 except Exception as exc:
                     errors.append(f"round {number + 1}, {setup.name}: {exc!r}")
                     _progress(f"{setup.name} FAILED: {exc!r}")
@@ -221,33 +332,58 @@ async def compare(workload: Workload, workdir: Path, rounds: int) -> list[Figure
                     f"{len(sample.errors)} errors {sample.errors[:1]}, "
                     f"servers' CPU {100 * sample.server_cpu / max(sample.wall, 1e-9):.0f}%, "
                     f"client CPU {100 * sample.client_cpu / max(sample.wall, 1e-9):.0f}%, "
-                    f"load {load:.1f}"
+                    f"load {load:.1f}, CPU ms per invite "
+                    + ", ".join(f"{r} {ms:.2f}" for r, ms in cpu_per_invite(setup, sample).items())
+                    + f"; logins {_connections(workload) / max(sample.logins_wall, 1e-9):.0f}/s,"
+                    " CPU ms per login "
+                    + ", ".join(
+                        f"{r} {ms:.3f}" for r, ms in cpu_per_login(setup, sample, workload).items()
+                    )
                 )
     finally:
         await asyncio.to_thread(backing.remove)
-    measured = [f for s in SETUPS if results[s] for f in figures(s, workload, results[s])]
+    measured = [f for s in setups if results[s] for f in figures(s, workload, results[s])]
     if errors:
         raise PartialFailure(measured, errors)
     return measured
 
 
-def run(quick: bool, rounds: int | None = None) -> list[Figure]:
-    """The three set-ups under 15,000 connections (``quick``: the small load, one round)."""
+def run(
+    quick: bool,
+    rounds: int | None = None,
+    setups: tuple[Setup, ...] = SETUPS,
+    profile: Path | None = None,
+) -> list[Figure]:
+    """The set-ups under 15,000 connections (``quick``: the small load, one round)."""
     rounds = rounds or (1 if quick else 3)
     with tempfile.TemporaryDirectory(prefix="parley-cluster-") as tmp:
-        return asyncio.run(compare(QUICK if quick else LOAD, Path(tmp), rounds))
+        return asyncio.run(compare(QUICK if quick else LOAD, Path(tmp), rounds, setups, profile))
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bench.cluster [--quick] [--rounds N]``: the figures as a table."""
+    """``python -m bench.cluster [--quick] [--rounds N] [--setups 1,3] [--profile DIR]``."""
     from bench.runner import format_table
 
     parser = argparse.ArgumentParser(prog="python -m bench.cluster")
     parser.add_argument("--quick", action="store_true", help="the small load, one round")
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default: 3, quick 1)")
+    parser.add_argument(
+        "--setups", default="1,2,3",
+        help="which set-ups, by number, comma-separated: 1 = 1 instance on SQLite, "
+        "2 = 1 instance on PostgreSQL + Redis, 3 = 3 instances (default: all)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--profile", type=Path, default=None,
+        help="a folder for py-spy's collapsed stacks of every instance in every run "
+        "(py-spy in the venv or on PATH; instance1 is the coordinator)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     try:
-        measured = run(args.quick, args.rounds)
+        chosen = tuple(SETUPS[int(n) - 1] for n in args.setups.split(","))
+    except (ValueError, IndexError):
+        parser.error(f"--setups takes numbers from 1 to {len(SETUPS)}, not {args.setups!r}")
+    try:
+        measured = run(args.quick, args.rounds, chosen, args.profile)
     except PartialFailure as failure:
         print(format_table(failure.figures))
         print(f"failed: {failure}", file=sys.stderr)

@@ -76,6 +76,12 @@ class Sample:
     server_cpu: float = 0.0
     client_cpu: float = 0.0
     wall: float = 0.0
+    #: CPU seconds of the measured part, per watched process (the servers' and ``watch``'s).
+    cpu_by_pid: dict[int, float] = field(default_factory=dict)
+    #: How long the connections took to open and log in, and the CPU seconds each watched
+    #: process spent meanwhile (set by ``bench.cluster``; empty elsewhere).
+    logins_wall: float = 0.0
+    login_cpu_by_pid: dict[int, float] = field(default_factory=dict)
     #: ``time.perf_counter()`` when the measured part began (for tracing the server).
     started: float = 0.0
 
@@ -161,7 +167,7 @@ class Driver:
                 tick += period
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     """User + system CPU time of process ``pid`` so far."""
     with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
         fields = stat.read().rpartition(")")[2].split()
@@ -268,18 +274,23 @@ async def open_workload(
     return clients
 
 
-async def measure(driver: Driver, workload: Workload, pids: Sequence[int]) -> Sample:
-    """A warm-up, then the measured run; the servers' CPU is summed over ``pids``."""
+async def measure(
+    driver: Driver, workload: Workload, pids: Sequence[int], watch: Sequence[int] = ()
+) -> Sample:
+    """A warm-up, then the measured run; the servers' CPU is summed over ``pids``, and each
+    process of ``pids`` and ``watch`` (Redis, say) has its own in ``cpu_by_pid``."""
     await asyncio.sleep(0.5)  # let the logins' presence work pass
     await _drive(driver, workload, warmup=True)
     driver.recording = True
-    cpu_server, cpu_client = sum(_cpu_seconds(p) for p in pids), _own_cpu()
+    before = {p: cpu_seconds(p) for p in [*pids, *watch]}
+    cpu_client = _own_cpu()
     started = time.perf_counter()
     await _drive(driver, workload, warmup=False)
     sample = driver.sample
     sample.wall = time.perf_counter() - started
     sample.started = started
-    sample.server_cpu = sum(_cpu_seconds(p) for p in pids) - cpu_server
+    sample.cpu_by_pid = {p: cpu_seconds(p) - cpu for p, cpu in before.items()}
+    sample.server_cpu = sum(sample.cpu_by_pid[p] for p in pids)
     sample.client_cpu = _own_cpu() - cpu_client
     return sample
 
