@@ -509,9 +509,13 @@ def decode_request(data: str | bytes) -> Envelope:
     return Envelope(kind, request_id, parse_fields(kind, message, request_id))
 
 
+#: One encoder for every message: ``json.dumps`` with options builds a new one per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def encode(message: Json) -> str:
     """The compact wire form of one message."""
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(message)
 
 
 def ok_message(request_id: str | None, **fields: Any) -> Json:
