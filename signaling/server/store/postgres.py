@@ -223,6 +223,13 @@ def _fold(text: str) -> str:
     return text.casefold()
 
 
+async def _keep_session(_db: Connection) -> None:
+    """What a connection needs before it goes back to the pool: nothing. asyncpg still rolls
+    back a transaction left open; its default ``RESET ALL``, ``UNLISTEN *`` … (one more round
+    trip per request) undoes what this store never does: it sets no session setting, listens
+    to nothing, keeps no cursor or session advisory lock (only transaction-scoped ones)."""
+
+
 def _user(row: Any) -> UserRecord:
     return UserRecord(row["username"], row["display_name"], row["password_hash"])
 
@@ -327,6 +334,7 @@ class PostgresStore(Store):
             max_size=self.pool_size,
             timeout=self.timeout_s,
             command_timeout=30,
+            reset=_keep_session,
         )
         try:
             await pool
