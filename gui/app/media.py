@@ -228,17 +228,17 @@ class AppMedia(QObject):
 
     def _choose_camera(self, session: CallSession, device_id: str) -> None:
         self.profile.settings.camera_id = device_id
-        self.profile.save_settings()
+        self.profile.save_settings_soon()
         session.replace_camera(self.camera(device_id))
 
     def _choose_microphone(self, session: CallSession, device_id: str) -> None:
         self.profile.settings.microphone_id = device_id
-        self.profile.save_settings()
+        self.profile.save_settings_soon()
         session.replace_microphone(self.microphone(device_id))
 
     def _choose_speaker(self, session: CallSession, device_id: str) -> None:
         self.profile.settings.speaker_id = device_id
-        self.profile.save_settings()
+        self.profile.save_settings_soon()
         receiver = session.receivers.get(AUDIO)
         self.stop()
         self._open_speaker(device_id)
@@ -273,19 +273,19 @@ class AppMedia(QObject):
 
         def camera(device_id: str) -> None:
             self.profile.settings.camera_id = device_id
-            self.profile.save_settings()
+            self.profile.save_settings_soon()
             session.replace_track(CAMERA, self.camera(device_id))
             changed()
 
         def microphone(device_id: str) -> None:
             self.profile.settings.microphone_id = device_id
-            self.profile.save_settings()
+            self.profile.save_settings_soon()
             session.replace_track(AUDIO, self.microphone(device_id))
             changed()
 
         def speaker(device_id: str) -> None:
             self.profile.settings.speaker_id = device_id
-            self.profile.save_settings()
+            self.profile.save_settings_soon()
             self.stop()
             self._open_speaker(device_id)
             if self.speaker is not None and self.mixer is not None:

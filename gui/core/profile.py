@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import threading
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,8 @@ class Profile:
         self.data_dir = base_data / "profiles" / name
         self.settings_path = self.config_dir / "settings.json"
         self.settings = self.load_settings()
+        #: The last write started by save_settings_soon (None when none is under way).
+        self._writing: threading.Thread | None = None
 
     @property
     def embedded_db_path(self) -> Path:
@@ -185,8 +188,43 @@ class Profile:
             return Settings()
 
     def save_settings(self) -> None:
-        """Write the settings (atomically)."""
+        """Write the settings (atomically), after any write save_settings_soon started."""
+        self.settings_written()
         _atomic_write(self.settings_path, json.dumps(self.settings.to_json(), indent=2))
+
+    def save_settings_soon(self) -> None:
+        """Write the settings as they are now, on a thread of its own, after the writes
+        started before (so the last choice wins); Python's exit waits for it.
+
+        For choices made mid-call (a device switched): the write ends with an fsync, and on
+        a busy disk an fsync can take seconds, during which the event loop that carries
+        the call's audio would make no turn.
+        """
+        text = json.dumps(self.settings.to_json(), indent=2)
+        previous = self._writing
+
+        def write() -> None:
+            if previous is not None:
+                previous.join()
+            try:
+                _atomic_write(self.settings_path, text)
+            except OSError as exc:
+                log.warning("cannot write %s: %s", self.settings_path, exc)
+
+        self._writing = threading.Thread(target=write, name="parley-settings-write")
+        self._writing.start()
+
+    def settings_written(self, timeout: float | None = None) -> bool:
+        """Wait for the writes save_settings_soon started; whether they are all done."""
+        writing = self._writing
+        if writing is None:
+            return True
+        writing.join(timeout)
+        if writing.is_alive():
+            return False
+        if self._writing is writing:
+            self._writing = None
+        return True
 
     def credentials(self) -> CredentialStore:
         """Where this profile's session token is kept."""

@@ -63,6 +63,21 @@ def test_audio_processing_is_on_by_default_and_each_part_is_kept(tmp_path: Path)
     assert Profile("p", root=tmp_path).settings.echo_cancellation is True  # not a boolean
 
 
+def test_settings_saved_soon_land_in_order_and_a_plain_save_comes_after(tmp_path: Path) -> None:
+    profile = Profile("p", root=tmp_path)
+    for theme in ("dark", "light", "dark", "light"):  # each its own thread, in this order
+        profile.settings.theme = theme
+        profile.save_settings_soon()
+    assert profile.settings_written(10)
+    assert Profile("p", root=tmp_path).settings.theme == "light"
+    profile.settings.theme = "dark"
+    profile.save_settings_soon()
+    profile.settings.theme = "system"
+    profile.save_settings()  # waits for the write started before it
+    assert Profile("p", root=tmp_path).settings.theme == "system"
+    assert profile.settings_written(0)
+
+
 def test_saved_session_goes_to_a_private_file_without_a_keyring(tmp_path: Path) -> None:
     store = Profile("p", root=tmp_path).credentials()
     assert store.where == "file"  # no Secret Service on these machines
