@@ -249,16 +249,7 @@ class Hub:
             self._reply_error(session, request_id, kind, exc)
             return
         except StoreUnavailable as exc:
-            busy = isinstance(exc, StoreBusy)  # alive, every connection at work
-            self._reply_error(
-                session,
-                request_id,
-                kind,
-                ProtocolError(
-                    ErrorCode.UNAVAILABLE,
-                    f"the database is {'busy' if busy else 'unreachable'}; try again in a moment",
-                ),
-            )
+            self._reply_error(session, request_id, kind, store_error(exc))
             return
         except Exception as exc:
             log_event("internal", 40, conn=session.id, type=kind, error=repr(exc))
@@ -318,8 +309,18 @@ class Hub:
     async def _login(self, session: Session, req: Login) -> Result:
         if session.user is not None:
             raise bad_message("already logged in; log out first")
+        verified, session.verified = session.verified, None
+        if verified is None:
+            verified = await self.authenticate(session.id, session.peer.address, req)
+        user, token = verified
+        return await self._start_session(session, user, token, req.features)
+
+    async def authenticate(self, conn: int, address: str, req: Login) -> tuple[UserRecord, str]:
+        """Check a login's credentials (failure limits, the store, Argon2 for a password): the
+        user, and the session's token (the one presented, or a new one, stored). Touches no
+        session: an edge instance of a service (``bus/redis.py``) runs it for its own
+        connections, and the coordinator then only binds the session (``Session.verified``)."""
         now = self.now()
-        address = session.peer.address
         wait = self._address_failures.blocked(address, now)
         if req.token is not None:
             if wait is not None:
@@ -328,7 +329,7 @@ class Hub:
             if user is None:
                 self._address_failures.failed(address, now)
                 raise ProtocolError(ErrorCode.BAD_CREDENTIALS, "the token is invalid or expired")
-            return await self._start_session(session, user, req.token, req.features)
+            return user, req.token
         assert req.username is not None and req.password is not None
         wait = wait or self._user_failures.blocked(req.username, now)
         if wait is not None:
@@ -339,29 +340,26 @@ class Hub:
             now = self.now()
             self._user_failures.failed(req.username, now)
             self._address_failures.failed(address, now)
-            log_event("login.failed", conn=session.id, user=req.username)
+            log_event("login.failed", conn=conn, user=req.username)
             raise ProtocolError(ErrorCode.BAD_CREDENTIALS, "wrong username or password")
         assert found is not None and stored_hash is not None
         self._user_failures.succeeded(req.username)
         if self.vault.needs_rehash(stored_hash):
             await self.store.set_password_hash(found.username, await self.vault.hash(req.password))
-        return await self._start_session(session, found, features=req.features)
+        token = new_token()
+        await self.store.add_token(token_hash(token), found.username, now + TOKEN_LIFETIME_S)
+        return found, token
 
     async def _start_session(
         self,
         session: Session,
         user: UserRecord,
-        token: str | None = None,
+        token: str,
         features: tuple[str, ...] = (),
         contacts: set[str] | None = None,
     ) -> Result:
-        """Log ``session`` in as ``user``, issuing a token unless one was presented
-        (``contacts``: the accepted contacts when known, a new account's none)."""
-        if token is None:
-            token = new_token()
-            await self.store.add_token(
-                token_hash(token), user.username, self.now() + TOKEN_LIFETIME_S
-            )
+        """Log ``session`` in as ``user`` with ``token`` (stored already) (``contacts``: the
+        accepted contacts when known, a new account's none)."""
         # Read everything the session needs before binding it: a request that fails (the
         # store unavailable) leaves the connection as it was, not half logged in.
         if contacts is None and user.username not in self._contacts:
@@ -899,6 +897,15 @@ class Hub:
         records = await self.store.list_calls(me, req.limit)
         meetings = await self.meetings.history(me, req.limit)
         return Result({"calls": [_call_record_json(r, me) for r in records], "meetings": meetings})
+
+
+def store_error(exc: StoreUnavailable) -> ProtocolError:
+    """What a client is told when the store cannot answer its request."""
+    busy = isinstance(exc, StoreBusy)  # alive, every connection at work
+    return ProtocolError(
+        ErrorCode.UNAVAILABLE,
+        f"the database is {'busy' if busy else 'unreachable'}; try again in a moment",
+    )
 
 
 def _rate_limited(wait: int) -> ProtocolError:

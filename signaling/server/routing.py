@@ -10,12 +10,15 @@ import asyncio
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from signaling.protocol.constants import ErrorCode
 from signaling.protocol.errors import ProtocolError
 from signaling.protocol.messages import Json
 from signaling.server.logs import log_event
+
+if TYPE_CHECKING:
+    from signaling.server.store import UserRecord
 from signaling.server.ratelimit import TokenBucket
 from signaling.server.store import UserRecord
 
@@ -45,6 +48,9 @@ class Session:
     guest: Any = None
     #: What the client said it understands when it logged in (``features``; v1.1).
     features: frozenset[str] = frozenset()
+    #: A login whose credentials another instance of the service checked (``Hub.authenticate``
+    #: there): the user and token its next ``login`` request binds, without checking again.
+    verified: tuple[UserRecord, str] | None = None
 
     @property
     def id(self) -> int:

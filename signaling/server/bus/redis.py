@@ -67,11 +67,20 @@ from signaling.protocol.constants import (
     ErrorCode,
     MeetingReason,
     Presence,
+    RequestType,
     Topology,
 )
 from signaling.protocol.errors import ProtocolError
 from signaling.protocol.guests import is_guest_username
-from signaling.protocol.messages import Json, decode_object, encode, error_message, read_id
+from signaling.protocol.messages import (
+    Json,
+    Login,
+    decode_object,
+    encode,
+    error_message,
+    parse_fields,
+    read_id,
+)
 from signaling.server.bots import take_over_call
 from signaling.server.bus.base import Bus, BusUnavailable
 from signaling.server.bus.mirror import (
@@ -86,11 +95,12 @@ from signaling.server.bus.mirror import (
     timer_reason,
 )
 from signaling.server.calls import CallPhase
-from signaling.server.hub import Hub, Peer, Session
+from signaling.server.hub import Hub, Peer, Session, store_error
 from signaling.server.logs import log_event
 from signaling.server.meetings import Meeting, MeetingTable
 from signaling.server.metrics import Metrics
 from signaling.server.routing import Background
+from signaling.server.store import StoreUnavailable, UserRecord
 
 #: redis-py's asyncio client (its annotations are the sync client's, unions mypy cannot await).
 Client = Any
@@ -189,7 +199,10 @@ class RemoteConn:
 
     peer: RemotePeer
     session: Session
-    queue: asyncio.Queue[str | bytes | None] = field(default_factory=asyncio.Queue)
+    #: Frames; a login checked on its edge comes with what it checked (``_check_login``).
+    queue: asyncio.Queue[str | bytes | tuple[str, Json] | None] = field(
+        default_factory=asyncio.Queue
+    )
     task: asyncio.Task[None] | None = None
     state: Json | None = None
     closing: bool = False
@@ -343,7 +356,40 @@ class RedisBus(Bus):
             frame["b"] = data.decode("latin-1")
         else:
             frame["d"] = data
+            if conn.state is None and '"login"' in data:
+                verified = await self._check_login(conn, data)
+                if verified is False:
+                    return
+                if verified is not None:
+                    frame["v"] = verified
         self.post(TO_COORDINATOR, frame)
+
+    async def _check_login(self, conn: LocalConn, data: str) -> Json | bool | None:
+        """A login on this edge: its credentials are checked here (the store's reads, Argon2:
+        no hub state needed), so the coordinator only binds the session. Returns what goes to
+        the coordinator with the frame, ``None`` for a frame that is not a well-formed login
+        (the coordinator answers it, as a hub does), ``False`` when it was refused here."""
+        try:
+            message = decode_object(data)
+            if message.get("type") != RequestType.LOGIN.value:
+                return None
+            request_id = read_id(message)
+            request = parse_fields(RequestType.LOGIN, message, request_id)
+        except ProtocolError:
+            return None
+        assert isinstance(request, Login)
+        peer = conn.peer
+        try:
+            user, token = await self.hub.authenticate(peer.id, peer.address, request)
+        except StoreUnavailable as exc:
+            refusal = store_error(exc)
+        except ProtocolError as exc:
+            refusal = exc
+        else:
+            return {"u": user.username, "n": user.display_name, "t": token}
+        log_event("request.error", conn=peer.id, type="login", code=refusal.code.value)
+        peer.send(error_message(request_id, refusal.code, refusal.message, refusal.retry_after))
+        return False
 
     @override
     async def close(self, conn: Any) -> None:
@@ -780,7 +826,12 @@ class RedisBus(Bus):
                 data = await conn.queue.get()
                 if data is None:
                     break
+                if isinstance(data, tuple):  # a login its edge checked: bind it, no more
+                    data, verified = data
+                    user = UserRecord(str(verified["u"]), str(verified["n"]))
+                    conn.session.verified = (user, str(verified["t"]))
                 await hub.receive(conn.session, data)
+                conn.session.verified = None
                 state = session_state(conn.session)
                 if state != conn.state:
                     conn.state = state
@@ -859,7 +910,9 @@ class RedisBus(Bus):
             if conn is None:  # opened before this coordinator, never announced: serve it
                 conn = self._open_remote(conn_id, int(item["i"]), "unknown")
             if not conn.closing:
-                conn.queue.put_nowait(_frame(item))
+                verified = item.get("v")
+                data = _frame(item)
+                conn.queue.put_nowait(data if verified is None else (str(data), verified))
         elif kind == "close" and conn is not None:
             self._close_remote(conn)
 
