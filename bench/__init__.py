@@ -157,6 +157,11 @@ BENCHMARKS: list[Benchmark] = [
         "the microphone's audio processing: ERLE, double talk, noise, CPU, added latency",
     ),
     Benchmark(
+        "processing-chromium",
+        "bench.processing_chromium:run",
+        "latency the microphone's processing adds: headless Chromium's beside Parley's",
+    ),
+    Benchmark(
         "meetings",
         "bench.meetings:run",
         "meetings of 2-4 parley-cli processes (mesh): first frames, frames/s, CPU, escalation",
