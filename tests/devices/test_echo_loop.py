@@ -195,7 +195,8 @@ async def test_switching_speaker_and_microphone_mid_call_keeps_the_echo_away(
         assert ui.media.speaker is not None and ui.media.speaker.device_id == second.sink
         # The tone now plays in room B, heard by room B's microphone; the last 2 s of 8 are
         # measured: under load the app was once seen to stall 3.5 s right after the switch
-        # (an open question, docs/performance.md), and the canceller then relearns room B.
+        # (the settings' fsync on the loop, since moved off it: the test below), and the
+        # canceller then relearns room B.
         await asyncio.sleep(8)
         after = room_levels(recorders[second.sink], new_track)
         tones = new_track.processor.tones
