@@ -54,6 +54,7 @@ import re
 import secrets
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, override
@@ -219,6 +220,8 @@ class RedisBus(Bus):
         self.coordinator = False
         self.local: dict[int, LocalConn] = {}
         self.remote: dict[int, RemoteConn] = {}
+        #: How many of ``remote`` each instance has (its heartbeat is checked every tick).
+        self._remote_per_instance: Counter[int] = Counter()
         self._redis: Client | None = None
         self._blocking: Client | None = None
         self._announcer: Client | None = None
@@ -573,7 +576,7 @@ class RedisBus(Bus):
     async def _check_instances(self) -> None:
         """Close the connections of instances whose heartbeat is gone."""
         assert self._redis is not None
-        instances = sorted({c.peer.instance for c in self.remote.values()})
+        instances = sorted(self._remote_per_instance)
         if not instances:
             self._missing_since.clear()
             return
@@ -788,6 +791,8 @@ class RedisBus(Bus):
         peer = RemotePeer(conn_id, address, instance, self)
         conn = RemoteConn(peer, self.hub.connect(peer))
         conn.task = asyncio.get_running_loop().create_task(self._serve_remote(conn))
+        if conn_id not in self.remote:
+            self._remote_per_instance[instance] += 1
         self.remote[conn_id] = conn
         return conn
 
@@ -841,6 +846,10 @@ class RedisBus(Bus):
         finally:
             if self.remote.get(conn.peer.id) is conn:
                 del self.remote[conn.peer.id]
+                count = self._remote_per_instance
+                count[conn.peer.instance] -= 1
+                if count[conn.peer.instance] <= 0:
+                    del count[conn.peer.instance]
             # Stopping, the connection lives on on its instance: the next coordinator has it.
             if not self._stopping:
                 await self._disconnect_remote(conn)
