@@ -51,6 +51,8 @@ from bench.server import abort_all, seed
 from bench.serverproc import ServerProcess, raise_open_files_limit
 
 BENCH = "cluster"
+#: How long the servers' idle CPU is measured, every connection open, before the invites.
+IDLE_S = 3.0
 INVITE_P99_GOAL_MS = 20.0
 
 #: 200 pairs (400 connections) + 146 users x 100 idle connections = 15,000.
@@ -152,12 +154,14 @@ async def run_once(
         )
         logins_wall = time.perf_counter() - opening
         login_cpu = {pid: cpu_seconds(pid) - cpu for pid, cpu in before.items()}
+        idle = await _idle_cpu(watched)
         profilers = _profile(servers, workload, profile) if profile is not None else []
         try:
             sample = await measure(
                 driver, workload, watched[: len(servers)], watched[len(servers) :]
             )
             sample.logins_wall, sample.login_cpu_by_pid = logins_wall, login_cpu
+            sample.idle_cpu_by_pid = idle
             return sample, os.getloadavg()[0]
         finally:
             abort_all(clients)
@@ -205,10 +209,25 @@ def _py_spy() -> str:
     return str(beside) if beside.exists() else "py-spy"
 
 
-def cpu_per_invite(setup: Setup, sample: Sample) -> dict[str, float]:
+async def _idle_cpu(pids: list[int]) -> dict[int, float]:
+    """Each process's CPU seconds per second over :data:`IDLE_S` with nothing asked."""
+    await asyncio.sleep(1.0)  # the logins' last presence work
+    before = {pid: cpu_seconds(pid) for pid in pids}
+    started = time.perf_counter()
+    await asyncio.sleep(IDLE_S)
+    wall = time.perf_counter() - started
+    return {pid: (cpu_seconds(pid) - cpu) / wall for pid, cpu in before.items()}
+
+
+def cpu_per_invite(setup: Setup, sample: Sample, above_idle: bool = False) -> dict[str, float]:
     """CPU milliseconds per invite made: the coordinator (the first instance), each edge on
-    average, and Redis, from the measured part of one run."""
-    return _per_role(setup, list(sample.cpu_by_pid.values()), sample.sent)
+    average, and Redis, from the measured part of one run (``above_idle``: less what each
+    process spends idle over as long, so that a run that made fewer invites is comparable)."""
+    cpu = [
+        used - (sample.idle_cpu_by_pid.get(pid, 0.0) * sample.wall if above_idle else 0.0)
+        for pid, used in sample.cpu_by_pid.items()
+    ]
+    return _per_role(setup, cpu, sample.sent)
 
 
 def cpu_per_login(setup: Setup, sample: Sample, workload: Workload) -> dict[str, float]:
@@ -254,6 +273,8 @@ def figures(setup: Setup, workload: Workload, runs: list[tuple[Sample, float]]) 
     for sample, _ in runs:
         for role, ms in cpu_per_invite(setup, sample).items():
             per.setdefault(f"CPU per invite, {role}", []).append(ms)
+        for role, ms in cpu_per_invite(setup, sample, above_idle=True).items():
+            per.setdefault(f"CPU per invite above idle, {role}", []).append(ms)
         for role, ms in cpu_per_login(setup, sample, workload).items():
             per.setdefault(f"CPU per login, {role}", []).append(ms)
     logins = [_connections(workload) / s.logins_wall for s, _ in runs if s.logins_wall]
@@ -334,6 +355,12 @@ async def compare(
                     f"client CPU {100 * sample.client_cpu / max(sample.wall, 1e-9):.0f}%, "
                     f"load {load:.1f}, CPU ms per invite "
                     + ", ".join(f"{r} {ms:.2f}" for r, ms in cpu_per_invite(setup, sample).items())
+                    + " (above idle "
+                    + ", ".join(
+                        f"{r} {ms:.2f}"
+                        for r, ms in cpu_per_invite(setup, sample, above_idle=True).items()
+                    )
+                    + ")"
                     + f"; logins {_connections(workload) / max(sample.logins_wall, 1e-9):.0f}/s,"
                     " CPU ms per login "
                     + ", ".join(

@@ -82,6 +82,9 @@ class Sample:
     #: process spent meanwhile (set by ``bench.cluster``; empty elsewhere).
     logins_wall: float = 0.0
     login_cpu_by_pid: dict[int, float] = field(default_factory=dict)
+    #: CPU seconds per second each watched process spends with every connection open and
+    #: nothing asked (keepalives, heartbeats; set by ``bench.cluster``).
+    idle_cpu_by_pid: dict[int, float] = field(default_factory=dict)
     #: ``time.perf_counter()`` when the measured part began (for tracing the server).
     started: float = 0.0
 
