@@ -159,7 +159,7 @@ class PeerLink(AsyncIOEventEmitter):
         """``label`` names the link in log lines (a call id, a meeting id and a username)."""
         super().__init__()
         decode_guard.install()  # what a lying video sender can make the decoder do is bounded
-        fast_paths.install()  # aiortc's per-frame audio level and frame hand-over, cheaper
+        fast_paths.install()  # cheaper per-frame paths: audio level, hand-overs, audio on the loop
         ice.install()  # relayed calls that work: every TURN server, no relaying to private peers
         self.options = options
         self.label = label
