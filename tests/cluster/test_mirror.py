@@ -6,6 +6,7 @@ from signaling.protocol.constants import Presence, Topology
 from signaling.protocol.messages import Media
 from signaling.server.bus.mirror import (
     WatchedPresence,
+    WatchedTimers,
     call_from_json,
     call_json,
     meeting_from_json,
@@ -69,3 +70,14 @@ def test_chosen_presence_reports_every_change() -> None:
     chosen["bob"] = Presence.DND
     del chosen["bob"]
     assert seen == ["ada", "ada", "bob", "bob"] and not chosen
+
+
+def test_a_call_timer_cancelled_reports_the_call_even_if_it_never_ran() -> None:
+    """An answer cancels the ring timer, which may not have started yet (the Echo Test answers
+    before the invite's reply): the call changed all the same and must be written again."""
+    seen: list[str] = []
+    timers = WatchedTimers(lambda work: None, seen.append)
+    timers.cancel(("call", "c1", "ring"))
+    timers.cancel(("meeting", "m1", "ada"))
+    timers.cancel("something else")
+    assert seen == ["c1"] and timers.of("call", "c1") == {}

@@ -8,8 +8,9 @@ its link admitted it to). Watching, not editing: the hub's ``calls``, meeting ta
 change (:func:`install`), and a session's login travels as a small dict (:func:`session_state`,
 :func:`restore_session`).
 
-A call changes only together with a timer of its own (ringing, a party's grace) or when it is
-added or removed, so watching the call table and the call timers sees every change of a call.
+A call changes only together with a timer of its own being started or cancelled (ringing, a
+party's grace; cancelled even when it never ran) or when it is added or removed, so watching the
+call table and the call timers sees every change of a call.
 """
 
 from __future__ import annotations
@@ -163,11 +164,13 @@ class WatchedTimers(Timers):
             return
         kind, owner_id, name = owner
         timers = self.deadlines.get((kind, owner_id))
-        if timers is not None and timers.pop(name, None) is not None:
-            if not timers:
-                del self.deadlines[(kind, owner_id)]
-            if kind == "call":
-                self._changed(owner_id)
+        if timers is not None and timers.pop(name, None) is not None and not timers:
+            del self.deadlines[(kind, owner_id)]
+        if kind == "call":
+            # Even a timer that never ran: an answer cancels the ring timer, which starts only
+            # after the invite's reply, so an Echo Test that answers at once changes the call
+            # with no timer of its own to show for it.
+            self._changed(owner_id)
 
     @override
     def cancel_all(self) -> None:
