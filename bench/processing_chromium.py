@@ -17,10 +17,11 @@ Chromium does not only process. With any processing on, it captures in 10 ms buf
 kHz mono; with all off, in the device's own format and buffer (here 44.1 kHz stereo, 1024
 frames: ``getSettings().latency`` 0.023). So "all on minus all off" is what a browser user
 gets, and "all on minus gain control alone" is the echo canceller and noise suppressor
-themselves. A page holds one processed source per device (a second track asking for other
-processing shares the first one's), so each processed set has a page of its own; all off
-opens a second, unprocessed source, and shares the all-on page, where the two are compared
-onset by onset too. A white noise played instead of the sine shows what each track does to
+themselves. Within a page Chromium does not always give a second track of the same device
+the processing it asked for (all off after gain control alone shared the gain control's
+source), so each processed set has a page of its own; all off beside all on does get a
+second, unprocessed capture, and shares the all-on page, where the two are compared onset by
+onset too. A white noise played instead of the sine shows what each track does to
 it (the noise suppressor's work).
 
 **Parley**: the live calls of :mod:`bench.processing` (a tone bare and through the
@@ -215,9 +216,9 @@ async def _noise_levels(pulse: PulseServer, named: dict[str, AudioReceiver]) -> 
 
 
 #: The pages of a round, each a fresh Chromium: the tracks it captures, in order. All on and
-#: all off share a page (two sources of one device: Chromium opens a second, unprocessed
-#: capture for the second); the others each have their own, as Chromium gives a page one
-#: processed source per device (a second track with other processing shares the first's).
+#: all off share a page (Chromium opens a second, unprocessed capture for the second); the
+#: others each have their own, as a second track of a device does not always get the
+#: processing it asks for (see the module).
 PAGES: tuple[tuple[str, ...], ...] = (("all", "off"), ("aec",), ("ns",), ("agc",))
 
 
