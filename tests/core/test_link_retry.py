@@ -18,6 +18,7 @@ from gui.core.meeting_machine import (
     RetryLink,
 )
 from tests.core.test_meeting_session import (
+    LINKED_S,
     Meeting,
     befriend,
     hears_and_sees,
@@ -104,14 +105,16 @@ async def test_one_pair_reconnects_alone(meeting: Meeting) -> None:
     await until(lambda: sessions["bob"].state is MeetingState.JOINED)
     sessions["cyd"] = await meeting.accept("cyd", invited["cyd"])
     await until(lambda: all(hears_and_sees(s, *(n for n in sessions if n != me))
-                            for me, s in sessions.items()), 40)  # fmt: skip
+                            for me, s in sessions.items()), LINKED_S)  # fmt: skip
     before = {me: {u: list(links) for u, links in s.history.items()} for me, s in sessions.items()}
 
     # cyd offered to ada; cyd's end of that pair breaks for good.
     assert sessions["cyd"].machine.link_offerer("ada") is True
     await sessions["cyd"].links["ada"].pc.close()
     await until(lambda: len(sessions["cyd"].history["ada"]) == 2, 20)
-    await until(lambda: hears_and_sees(sessions["cyd"], "ada") and hears_and_sees(host, "cyd"), 40)
+    await until(
+        lambda: hears_and_sees(sessions["cyd"], "ada") and hears_and_sees(host, "cyd"), LINKED_S
+    )
     assert sessions["cyd"].machine.participants["ada"].link is LinkState.CONNECTED
     assert len(host.history["cyd"]) == 2
     # The other pairs kept their connections.

@@ -10,7 +10,14 @@ import pytest
 
 from gui.core.meeting_session import MeetingSession
 from gui.core.peer_channel import ChatMessage, PastChat
-from tests.core.test_meeting_session import Meeting, befriend, invitation, meeting, until
+from tests.core.test_meeting_session import (
+    LINKED_S,
+    Meeting,
+    befriend,
+    invitation,
+    meeting,
+    until,
+)
 
 pytestmark = pytest.mark.slow
 __all__ = ["meeting"]  # the fixture
@@ -40,7 +47,7 @@ async def test_a_late_joiner_gets_the_chat_once_and_only_first_hand_for_those_pr
     invited = {"bob": invitation(bob), "cyd": invitation(cyd)}
     host = meeting.create(["bob", "cyd"])
     first = await meeting.accept("bob", invited["bob"])
-    await until(lambda: channel_open(host, "bob") and channel_open(first, "ada"))
+    await until(lambda: channel_open(host, "bob") and channel_open(first, "ada"), LINKED_S)
     host.send_chat("Hello <b>bob</b>")
     await until(lambda: len(first.chat_log) == 1)
     first.send_chat("hi ada")
@@ -52,7 +59,7 @@ async def test_a_late_joiner_gets_the_chat_once_and_only_first_hand_for_those_pr
     await until(lambda: "bob" not in host.machine.participants)
     late = await meeting.accept("cyd", invited["cyd"])
     cyd_saw = record(late)
-    await until(lambda: len(late.chat_log) == 2)
+    await until(lambda: len(late.chat_log) == 2, LINKED_S)  # over cyd's new links
     assert cyd_saw == [
         ("chat_history", "ada", "Hello <b>bob</b>", False),
         ("chat_history", "bob", "hi ada", False),
@@ -65,7 +72,7 @@ async def test_a_late_joiner_gets_the_chat_once_and_only_first_hand_for_those_pr
     # whole chat; he sees each message once, his own as his own, in order of sending.
     again = meeting.join("bob", host.meeting_id)
     bob_saw = record(again)
-    await until(lambda: channel_open(again, "ada", "cyd"))
+    await until(lambda: channel_open(again, "ada", "cyd"), LINKED_S)
     await until(lambda: len(again.chat_log) == 3)
     await asyncio.sleep(1.0)  # the second copy arrives and is dropped
     # Each once; in the order the two links' channels happened to open (Cyd's may come first,

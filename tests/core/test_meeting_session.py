@@ -25,6 +25,11 @@ pytestmark = pytest.mark.slow
 PITCH_TOLERANCE_HZ = 5.0
 #: Every test user's tone: whoever hears it knows who it came from.
 TONES = {"ada": 440.0, "bob": 550.0, "cyd": 660.0}
+#: The bound on links carrying media (a broken pipeline, not a slow run): a link that has not
+#: connected within the product's deadline (``CallOptions.connect_timeout_s``, 30 s) or went
+#: silent is offered again, and that must fit. Three in a mesh took 59.7 s at load 25, every
+#: pair on its second link; a rejoin's 20 s and a mesh's 40 s ran out there.
+LINKED_S = 90.0
 
 
 class Meeting:
@@ -63,7 +68,7 @@ class Meeting:
 
     @contextlib.asynccontextmanager
     async def signaling_dropped(
-        self, timeout: float = 20.0
+        self, timeout: float = LINKED_S
     ) -> AsyncIterator[tuple[MeetingSession, MeetingSession, list[str]]]:
         """Ada's meeting with Bob, whose way to the server (a proxy) is cut once each hears
         the other: yields (host, guest, who left meanwhile) once each has a second link to
@@ -138,8 +143,12 @@ def invitation(client: SignalingClient) -> asyncio.Future[dict]:
 
 def hears_and_sees(session: MeetingSession, *others: str, frames: int = 10) -> bool:
     """Whether ``session`` gets ``frames`` new pictures and the right pitch from each of
-    ``others`` on its newest link to them."""
+    ``others`` on its newest link to them, still open: a closed link keeps its figures (a
+    link that went silent under load and waits to be offered again had heard enough)."""
     for username in others:
+        links = session.history.get(username)
+        if not links or links[-1].closed:
+            return False
         got = session.receivers(username)
         video, audio = got.get("camera"), got.get("audio")
         if not (isinstance(video, VideoReceiver) and video.frames >= frames):
@@ -167,7 +176,7 @@ async def test_three_in_a_mesh_see_and_hear_each_other_then_one_leaves(meeting: 
     # Cyd joins once bob is in: cyd offers to ada and bob (the joiner offers to all present).
     await until(lambda: sessions["bob"].state is MeetingState.JOINED)
     sessions["cyd"] = await meeting.accept("cyd", invitations["cyd"])
-    await until(everyone_hears_everyone(sessions), 40)
+    await until(everyone_hears_everyone(sessions), LINKED_S)
     assert sessions["cyd"].machine.link_offerer("ada") is True
     assert sessions["ada"].machine.link_offerer("cyd") is False
     for me, s in sessions.items():
@@ -199,7 +208,7 @@ async def test_muting_is_told_to_the_others_and_a_former_participant_rejoins(
     invited = invitation(bob)
     host = meeting.create(["bob"])
     first = await meeting.accept("bob", invited)
-    await until(everyone_hears_everyone({"ada": host, "bob": first}))
+    await until(everyone_hears_everyone({"ada": host, "bob": first}), LINKED_S)
 
     first.set_audio_enabled(False)
     await until(lambda: host.machine.participants["bob"].audio is False)
@@ -215,7 +224,7 @@ async def test_muting_is_told_to_the_others_and_a_former_participant_rejoins(
     await asyncio.wait_for(first.wait_ended(), 10)
     await until(lambda: "bob" not in host.links)
     second = meeting.join("bob", host.meeting_id)  # a former participant may come back
-    await until(everyone_hears_everyone({"ada": host, "bob": second}))
+    await until(everyone_hears_everyone({"ada": host, "bob": second}), LINKED_S)
     assert len(host.history["bob"]) == 2 and host.machine.participants["bob"].audio
 
 
