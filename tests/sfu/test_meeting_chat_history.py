@@ -24,6 +24,7 @@ async def test_a_late_joiner_through_janus_gets_the_chat_once_even_after_a_drop(
     meeting = Meeting(server)
     proxy = TcpProxy(server.port)
     await proxy.start()
+    meeting.proxies.append(proxy)  # stopped once the sessions have left (Meeting.close)
     try:
         ada, bob = await meeting.client("ada"), await meeting.client("bob")
         cyd = await meeting.client("cyd", proxy.url())
@@ -76,5 +77,4 @@ async def test_a_late_joiner_through_janus_gets_the_chat_once_even_after_a_drop(
         await until(lambda: len(seen) == 4, 20)
         assert seen[3] == ("chat", "bob", "welcome back")
     finally:
-        await proxy.stop()
         await meeting.close()
