@@ -35,6 +35,10 @@ class VideoView(QWidget):
         super().__init__(parent)
         self.mirrored = mirrored
         self.frame: av.VideoFrame | None = None
+        #: While True, frames given are dropped: a media server stopped sending this video,
+        #: and frames still on their way would leave a late picture frozen where the view
+        #: shows nothing (see :meth:`pause`).
+        self.paused = False
         self.frames_shown = 0
         self.frames_given = 0
         self.last_frame_at: float | None = None
@@ -48,7 +52,7 @@ class VideoView(QWidget):
 
     def show_frame(self, frame: av.frame.Frame) -> None:
         """Take a new frame (a receiver's listener calls this for every frame)."""
-        if not isinstance(frame, av.VideoFrame):
+        if self.paused or not isinstance(frame, av.VideoFrame):
             return
         first = self.frame is None
         self.frame = frame
@@ -63,6 +67,13 @@ class VideoView(QWidget):
         self.frame = None
         self._image = self._image_frame = self._converted = None
         self.update()
+
+    def pause(self, paused: bool) -> None:
+        """Show nothing and take no frames until unpaused (a video no longer sent), or take
+        them again. Pausing clears: the frames still on their way are dropped, not shown."""
+        self.paused = paused
+        if paused:
+            self.clear()
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
         """Report a click."""
