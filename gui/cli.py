@@ -469,7 +469,7 @@ def local_media(args: argparse.Namespace) -> LocalMedia:
         _, _, hz = args.audio.partition(":")
         media.audio = ToneAudioTrack(float(hz) if hz else 440.0)
     elif args.audio.startswith("mic"):
-        from gui.devices import DeviceCatalog, DeviceKind, MicrophoneTrack
+        from gui.devices import DeviceCatalog, DeviceKind, MicrophoneTrack, capture_period
 
         try:
             device = audio_device(DeviceCatalog(), DeviceKind.AUDIO_INPUT, args.audio[4:])
@@ -478,7 +478,8 @@ def local_media(args: argparse.Namespace) -> LocalMedia:
             raise
         off = getattr(args, "no_audio_processing", False)
         processor = AudioProcessor(ProcessingOptions.off() if off else ProcessingOptions())
-        media.audio = ProcessedAudioTrack(MicrophoneTrack(device), processor)
+        microphone = MicrophoneTrack(device, period_frames=capture_period(not off))
+        media.audio = ProcessedAudioTrack(microphone, processor)
     return media
 
 

@@ -25,7 +25,7 @@ from gui.core.call_session import AUDIO, CallSession, LocalMedia
 from gui.core.meeting_session import MeetingSession
 from gui.core.peer_link import CAMERA
 from gui.core.profile import Profile
-from gui.devices import CameraTrack, DeviceCatalog, MicrophoneTrack, SpeakerSink
+from gui.devices import CameraTrack, DeviceCatalog, MicrophoneTrack, SpeakerSink, capture_period
 from gui.media.analysis import TrackConsumer
 from gui.media.mixer import AudioMixer
 from gui.media.processing import AudioProcessor, ProcessedAudioTrack, ProcessingOptions
@@ -93,8 +93,10 @@ class AppMedia(QObject):
         device = self.catalog.audio_input(chosen) if chosen else None
         if device is None and not self.catalog.audio_inputs():
             return None
-        raw = MicrophoneTrack(device, catalog=self.catalog)
-        track = ProcessedAudioTrack(raw, processor or self.call_processor())
+        processor = processor or self.call_processor()
+        period = capture_period(processor.options.active)  # fixed for the track's life
+        raw = MicrophoneTrack(device, catalog=self.catalog, period_frames=period)
+        track = ProcessedAudioTrack(raw, processor)
         raw.on("lost", lambda reason: self._microphone_lost(track, reason))
         return track
 

@@ -14,7 +14,7 @@ from gui.devices.camera import (
     video_frame_to_av,
 )
 from gui.devices.catalog import DeviceCatalog, DeviceInfo, DeviceKind, DeviceWatch
-from gui.devices.microphone import MicrophoneTrack
+from gui.devices.microphone import PROCESSING_PERIOD_FRAMES, MicrophoneTrack, capture_period
 from gui.devices.screen import (
     CaptureSource,
     CaptureSupport,
@@ -34,6 +34,7 @@ from gui.devices.screen import (
 from gui.devices.speaker import SpeakerSink
 
 __all__ = [
+    "PROCESSING_PERIOD_FRAMES",
     "CameraTrack",
     "CaptureSource",
     "CaptureSupport",
@@ -50,6 +51,7 @@ __all__ = [
     "VideoSinkTrack",
     "WindowSource",
     "active_captures",
+    "capture_period",
     "capture_supported",
     "capture_thumbnail",
     "choose_camera_format",

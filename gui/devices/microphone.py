@@ -56,6 +56,19 @@ logger = logging.getLogger(__name__)
 #: How many frame-ready times a track keeps for timing statistics.
 TIMING_SAMPLES = 500
 
+#: Qt's native period when the audio processing runs: 512 frames, 10.7 ms at 48 kHz. Chromium
+#: captures in 10 ms buffers when its processing is on, which hides most of the processing's
+#: own delay; Qt 6.12 takes only powers of two (480 is refused), and 512 is the nearest.
+#: Measured (bench/microphone_loss.py, docs/performance.md): it loses no more audio than the
+#: default 1024 frames, where 256 frames loses several times more on a loaded machine.
+PROCESSING_PERIOD_FRAMES = 512
+
+
+def capture_period(processing: bool) -> int | None:
+    """The ``period_frames`` for a microphone whose audio is processed (``processing``) or
+    sent as it is (Qt's default period, as Chromium keeps the device's own buffer then)."""
+    return PROCESSING_PERIOD_FRAMES if processing else None
+
 
 class _SourceBridge(QObject):
     """Receives the source device's ``readyRead`` on the Qt main thread."""
