@@ -94,8 +94,9 @@ async def test_a_janus_meeting_outlives_the_coordinator(
                 90,
                 "connected to the media server again",
             )
+        # From now on (a stats line of the second before the kill would show the old links).
         for user, child in everyone.items():
-            wait_videos(child, set(TONES) - {user}, marks[user], timeout=60)
+            wait_videos(child, set(TONES) - {user}, child.mark(), timeout=60)
 
         host.send_signal(signal.SIGINT)
         assert host.finish(30) == 0, host.describe()
