@@ -478,7 +478,9 @@ def local_media(args: argparse.Namespace) -> LocalMedia:
             raise
         off = getattr(args, "no_audio_processing", False)
         processor = AudioProcessor(ProcessingOptions.off() if off else ProcessingOptions())
-        microphone = MicrophoneTrack(device, period_frames=capture_period(not off))
+        microphone = MicrophoneTrack(
+            device, period_frames=capture_period(not off), pulse_reader=True
+        )
         media.audio = ProcessedAudioTrack(microphone, processor)
     return media
 

@@ -95,7 +95,7 @@ class AppMedia(QObject):
             return None
         processor = processor or self.call_processor()
         period = capture_period(processor.options.active)  # fixed for the track's life
-        raw = MicrophoneTrack(device, catalog=self.catalog, period_frames=period)
+        raw = MicrophoneTrack(device, catalog=self.catalog, period_frames=period, pulse_reader=True)
         track = ProcessedAudioTrack(raw, processor)
         raw.on("lost", lambda reason: self._microphone_lost(track, reason))
         return track

@@ -15,7 +15,10 @@ Qt 6.12's PulseAudio input asks the server for fragments of one period (1024 fra
 default, ``period_frames``) and caps the server-side buffer (``maxlength``) at the same size:
 a source that delivers bigger blocks loses most of its audio. Sound cards and PipeWire are
 fine; PulseAudio's ``module-sine-source`` (2-second blocks) is not, which is why the tests
-use ``module-sine`` into a null sink whose monitor is remapped as a source.
+use ``module-sine`` into a null sink whose monitor is remapped as a source. The same cap
+loses audio whenever Qt's pulse thread is starved of CPU for longer than one period (measured
+up to 12% at load 10-12, bench/microphone_loss.py), which is why a call's microphone records
+through :mod:`gui.devices.pulse_capture` (``pulse_reader``) where PulseAudio runs.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import time
 import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from PySide6.QtCore import QIODevice, QObject, Slot
+from PySide6.QtCore import QIODevice, QObject, Qt, Signal, Slot
 from PySide6.QtMultimedia import QAudioDevice, QAudioFormat, QAudioSource
 
 from gui.devices.audio import (
@@ -50,18 +53,28 @@ from gui.devices.catalog import (
     LossReporter,
     device_id,
 )
+from gui.devices.pulse_capture import PulseCapture
 
 logger = logging.getLogger(__name__)
 
 #: How many frame-ready times a track keeps for timing statistics.
 TIMING_SAMPLES = 500
 
-#: Qt's native period when the audio processing runs: 512 frames, 10.7 ms at 48 kHz. Chromium
-#: captures in 10 ms buffers when its processing is on, which hides most of the processing's
-#: own delay; Qt 6.12 takes only powers of two (480 is refused), and 512 is the nearest.
-#: Measured (bench/microphone_loss.py, docs/performance.md): it loses no more audio than the
-#: default 1024 frames, where 256 frames loses several times more on a loaded machine.
+#: Qt's native period when the audio processing runs: 512 frames, 10.7 ms at 48 kHz (the
+#: PulseAudio reader then takes exact 10 ms fragments, :func:`reader_fragment`). Chromium
+#: captures in 10 ms buffers when its processing is on; Qt 6.12 takes only powers of two
+#: (480 is refused), and 512 is the nearest. Through Qt it loses about as much audio as the
+#: default 1024 frames on a loaded machine, 256 frames several times more
+#: (bench/microphone_loss.py, docs/performance.md); through the reader, none.
 PROCESSING_PERIOD_FRAMES = 512
+
+
+def reader_fragment(period_frames: int | None) -> int:
+    """The PulseAudio reader's fragment for a Qt period: 10 ms (480 frames, which Qt cannot
+    take) for :data:`PROCESSING_PERIOD_FRAMES`, else the period itself (1024 by default)."""
+    if period_frames is None:
+        return 1024
+    return 480 if period_frames == PROCESSING_PERIOD_FRAMES else period_frames
 
 
 def capture_period(processing: bool) -> int | None:
@@ -71,15 +84,29 @@ def capture_period(processing: bool) -> int | None:
 
 
 class _SourceBridge(QObject):
-    """Receives the source device's ``readyRead`` on the Qt main thread."""
+    """Receives the source device's ``readyRead`` on the Qt main thread, and what the
+    PulseAudio reader thread hands over (queued to the main thread by Qt)."""
+
+    data_read = Signal(bytes)
+    read_failed = Signal(str)
 
     def __init__(self, track: MicrophoneTrack) -> None:
         super().__init__()
         self._track = track
+        self.data_read.connect(self.on_data, Qt.ConnectionType.QueuedConnection)
+        self.read_failed.connect(self.on_failed, Qt.ConnectionType.QueuedConnection)
 
     @Slot()
     def on_ready_read(self) -> None:
         self._track._read_available()
+
+    @Slot(bytes)
+    def on_data(self, data: bytes) -> None:
+        self._track._push_bytes(data)
+
+    @Slot(str)
+    def on_failed(self, reason: str) -> None:
+        self._track._report_lost(reason)
 
 
 class MicrophoneTrack(MediaStreamTrack, LossReporter):
@@ -88,7 +115,10 @@ class MicrophoneTrack(MediaStreamTrack, LossReporter):
     Capture starts at construction. ``audio_format`` forces the format asked of the device
     (by default 48 kHz s16 stereo when the device supports it, else its preferred format);
     ``period_frames`` sets Qt's native period (a power of two from 32 to 4096; None keeps
-    Qt's default of 1024 frames, which suits both PulseAudio and PipeWire).
+    Qt's default of 1024 frames, which suits both PulseAudio and PipeWire). ``pulse_reader``
+    records through :class:`~gui.devices.pulse_capture.PulseCapture` instead of Qt where it
+    can (a PulseAudio or PipeWire-Pulse server, the call format): a server buffer of 500 ms
+    instead of one period, and 10 ms fragments for :data:`PROCESSING_PERIOD_FRAMES`.
 
     A device that fails or is removed from ``catalog`` emits the pyee event ``"lost"``
     (reason) once, asynchronously, and sets :attr:`lost_reason`; the track then stays live
@@ -107,6 +137,7 @@ class MicrophoneTrack(MediaStreamTrack, LossReporter):
         audio_format: QAudioFormat | None = None,
         period_frames: int | None = None,
         catalog: DeviceCatalog | None = None,
+        pulse_reader: bool = False,
     ) -> None:
         super().__init__()
         if max_buffer_ms < 1000 * CALL_FRAME_SAMPLES / CALL_SAMPLE_RATE:
@@ -142,15 +173,28 @@ class MicrophoneTrack(MediaStreamTrack, LossReporter):
         self._watch = DeviceWatch(
             self.catalog, DeviceKind.AUDIO_INPUT, self.device_id, self._report_lost
         )
-        self._io: QIODevice | None = self._audio.start()
-        if self._io is None:
-            return
-        self._io.readyRead.connect(self._bridge.on_ready_read)
+        self._io: QIODevice | None = None
+        #: The PulseAudio reader thread, when it records instead of Qt (see the module).
+        self.reader: PulseCapture | None = None
+        passthrough = audio_format is None and self.converter.passthrough
+        if pulse_reader and passthrough and not self.device.isNull():
+            self.reader = PulseCapture.open(
+                self.device_id,
+                self._bridge.data_read.emit,
+                self._bridge.read_failed.emit,
+                fragment_frames=reader_fragment(period_frames),
+            )
+        if self.reader is None:
+            self._io = self._audio.start()
+            if self._io is None:
+                return
+            self._io.readyRead.connect(self._bridge.on_ready_read)
         logger.info(
-            "microphone %r: %s%s",
+            "microphone %r: %s%s%s",
             self.device_id,
             describe_format(self.format),
             "" if self.converter.passthrough else " (resampled to 48000 Hz s16 x2)",
+            ", PulseAudio reader thread" if self.reader is not None else "",
         )
 
     # Capture --------------------------------------------------------------------
@@ -162,7 +206,12 @@ class MicrophoneTrack(MediaStreamTrack, LossReporter):
         data = io.readAll()
         if data.isEmpty():
             return
-        samples = self.converter.convert_bytes(data.data())
+        self._push_bytes(data.data())
+
+    def _push_bytes(self, data: bytes | bytearray | memoryview) -> None:
+        if self.readyState != "live":
+            return
+        samples = self.converter.convert_bytes(data)
         if not len(samples):
             return
         self._fifo.push(samples)
@@ -221,6 +270,8 @@ class MicrophoneTrack(MediaStreamTrack, LossReporter):
                 with contextlib.suppress(RuntimeError, TypeError):
                     self._io.readyRead.disconnect(self._bridge.on_ready_read)
                 self._io = None
+            if self.reader is not None:
+                self.reader.stop()
             self._audio.close()
             self._fifo.clear()
         super().stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from gui.devices import MicrophoneTrack, SpeakerSink
 from gui.media.analysis import AudioReceiver, VideoReceiver, to_mono
 from gui.media.tone import ToneAudioTrack
-from tests.devices.pulse import RECORD_RATE, MonitorRecorder, PulseServer
+from tests.devices.pulse import MIC_FREQUENCY, RECORD_RATE, MonitorRecorder, PulseServer
 from tests.media.loopback import Loopback, loopback
 
 #: A sample above this (full scale 1) is sound; the test tones play at 0.3.
@@ -146,3 +147,19 @@ def glitched_windows(recorded: np.ndarray, level: float = 0.2) -> int:
     usable = recorded[: recorded.size - recorded.size % 48]
     levels = np.sqrt(np.mean(usable.reshape(-1, 48) ** 2, axis=1))
     return int(np.sum(levels < level))
+
+
+def count_gaps(mono: np.ndarray, frequency: float = MIC_FREQUENCY, rate: int = RECORD_RATE) -> int:
+    """Discontinuities in a captured pure tone ``mono`` (float, -1..1): places where the sine
+    recurrence breaks by more than a tenth of the tone's amplitude (runs count once)."""
+    if len(mono) < 3:
+        return 0
+    amplitude = float(np.percentile(np.abs(mono), 99.9))
+    if amplitude < 1e-3:
+        return 0
+    residual = np.abs(
+        mono[2:] - 2 * math.cos(2 * math.pi * frequency / rate) * mono[1:-1] + mono[:-2]
+    )
+    bad = residual > 0.1 * amplitude
+    starts = bad & ~np.concatenate(([False], bad[:-1]))
+    return int(np.count_nonzero(starts))
