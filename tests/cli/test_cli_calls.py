@@ -18,6 +18,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from gui.core.adaptation import SCALES
+from gui.media.scaler import scaled_size
 from tests.cli.procs import (
     CliProcess,
     Json,
@@ -77,15 +79,24 @@ def ended(child: CliProcess) -> Json:
 def check_media(
     who: CliProcess, summary: Json, size: tuple[int, int], hz: float, seconds: float
 ) -> None:
-    """Video at ``size`` with increasing frame numbers, and the ``hz`` tone, for ``seconds``."""
+    """Video at ``size`` with increasing frame numbers, and the ``hz`` tone, for ``seconds``.
+
+    The sender's adaptation (gui/core/adaptation.py) may step the picture down when the
+    encoder falls short, which a loaded machine makes it do: the size received is then one
+    of its rungs of ``size``, never another."""
     where = f"{who.name}: {summary}"
-    assert (summary["width"], summary["height"]) == size, where
+    assert (summary["width"], summary["height"]) in sizes_sent_for(size), where
     assert summary["frames_received"] >= 15 * seconds, where  # 30 fps sent; half is plenty
     assert summary["frames_numbered"] >= 0.9 * summary["frames_received"], where
     assert summary["frame_numbers_decreased"] == 0, where
     assert summary["audio_ms_received"] >= 800 * seconds, where
     assert summary["audio_peak_hz"] is not None, where
     assert abs(summary["audio_peak_hz"] - hz) <= PITCH_TOLERANCE_HZ, where
+
+
+def sizes_sent_for(size: tuple[int, int]) -> set[tuple[int, int]]:
+    """``size`` and the smaller pictures the sender's adaptation may send instead of it."""
+    return {scaled_size(*size, scale) for scale in SCALES}
 
 
 def wait_video_flowing(child: CliProcess, since: int = 0, timeout: float = 20.0) -> None:
@@ -244,8 +255,10 @@ def test_ten_second_video_call(launch: Launcher, server: ServerProcess) -> None:
         assert len(stats) >= 8, f"{child.name}: only {len(stats)} stats lines"
         # Frames arrived in every second after the first, up to the end.
         assert all(fps > 0 for fps in list(videos_flowing(stats))[2:]), child.named("stats")
-        sizes = {(v["width"], v["height"]) for _, m in stats for v in m["videos"]}
-        assert sizes == {tuple(size)}, sizes
+        seen = [(v["width"], v["height"]) for _, m in stats for v in m["videos"]]
+        # The size sent, and at most the adaptation's steps down from it.
+        assert tuple(size) in seen, seen
+        assert set(seen) <= sizes_sent_for((size[0], size[1])), seen
 
     # Chat both ways, each delivery confirmed.
     for sender, receiver, text in (
