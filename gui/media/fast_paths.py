@@ -113,16 +113,23 @@ def decoder_worker(
             frames = decoder.decode(encoded_frame)
         except av.FFmpegError as exc:
             # Keep the decoder's state: a reset would fail every frame until a key frame.
-            rtcrtpreceiver.logger.warning(
-                "RTCRtpReceiver(%s) failed to decode %s frame: %s",
-                codec.mimeType.split("/")[0],
-                codec.name,
-                exc,
-            )
+            _warn_decode_failed(codec, exc)
             decode_error.set()
             continue
         for frame in frames:
             loop.call_soon_threadsafe(output_q.put_nowait, frame)
+
+
+def _warn_decode_failed(codec: Any, exc: av.FFmpegError) -> None:
+    """aiortc's own warning for a frame its decoder refused, on aiortc's logger."""
+    from aiortc import rtcrtpreceiver
+
+    rtcrtpreceiver.logger.warning(
+        "RTCRtpReceiver(%s) failed to decode %s frame: %s",
+        codec.mimeType.split("/")[0],
+        codec.name,
+        exc,
+    )
 
 
 class InlineAudioDecoding:
@@ -156,12 +163,7 @@ class InlineAudioDecoding:
         try:
             frames = self._decoder.decode(encoded_frame)
         except av.FFmpegError as exc:
-            rtcrtpreceiver.logger.warning(
-                "RTCRtpReceiver(%s) failed to decode %s frame: %s",
-                codec.mimeType.split("/")[0],
-                codec.name,
-                exc,
-            )
+            _warn_decode_failed(codec, exc)
             self._receiver._RTCRtpReceiver__decoder_error.set()
             return
         except Exception:
