@@ -13,7 +13,13 @@ from PySide6.QtMultimedia import QAudioDevice, QtAudio
 from gui.devices import DeviceCatalog, SpeakerSink
 from gui.media.tone import ToneAudioTrack, dominant_frequency
 from tests.devices.conftest import RECORD_RATE, SPEAKER, PulseServer, foreign_format
-from tests.devices.measure import Feeder, glitched_windows, recent_queue, speaker_delay
+from tests.devices.measure import (
+    Feeder,
+    glitched_windows,
+    recent_queue,
+    speaker_delay,
+    steady_pitch,
+)
 from tests.waiting import until
 
 pytestmark = pytest.mark.usefixtures("qt_app")
@@ -39,6 +45,22 @@ def rms(samples: np.ndarray) -> float:
     return float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0
 
 
+def assert_steady_pitch(recorded: np.ndarray, frequency: float) -> None:
+    """The tone plays at its pitch within 0.5 Hz (0.05%) where it plays without a break.
+
+    Not one FFT over the second: a stall of the loaded machine pads a few ms of silence in,
+    which moves that peak by up to 1.3 Hz (measure.steady_pitch) while the rate is right.
+    The longest unbroken stretch (0.2 s or more: within 0.08 Hz for a clean tone) shows a
+    real rate error; breaks are bounded by the glitch count below, and printed."""
+    pitch, breaks, seconds = steady_pitch(recorded, frequency)
+    print(
+        f"pitch {pitch:.3f} Hz over {seconds:.3f} s unbroken; {breaks} breaks in 1 s"
+        f" (one FFT over the second: {dominant_frequency(recorded, RECORD_RATE):.3f} Hz)"
+    )
+    assert seconds >= 0.2
+    assert abs(pitch - frequency) < 0.5
+
+
 async def test_plays_a_tone_into_the_sink(pulse: PulseServer) -> None:
     sink = SpeakerSink()
     assert sink.device_id == SPEAKER
@@ -51,7 +73,7 @@ async def test_plays_a_tone_into_the_sink(pulse: PulseServer) -> None:
     finally:
         await feeder.stop()
         sink.stop()
-    assert abs(dominant_frequency(recorded, RECORD_RATE) - TONE) < 0.5
+    assert_steady_pitch(recorded, TONE)
     # Glitches (1 ms windows below the tone's level), underruns, drops and the queue are
     # figures of bench/devices.py; a stall of the loaded machine costs a few. A broken
     # pipeline loses a large part of the second, or lets the queue grow past its cap.
@@ -78,7 +100,7 @@ async def test_resamples_to_the_device_format(pulse: PulseServer) -> None:
     finally:
         await feeder.stop()
         sink.stop()
-    assert abs(dominant_frequency(recorded, RECORD_RATE) - 700.0) < 0.5
+    assert_steady_pitch(recorded, 700.0)
     assert sink.feed_errors == 0
 
 
