@@ -258,7 +258,13 @@ class Hub:
             )
             return
         self.send(session, ok_message(request_id, **result.fields))
-        await self.follow_up(result)
+        try:
+            await self.follow_up(result)
+        except Exception as exc:
+            # Answered already; the events it causes failed (the store timed out, e.g. after the
+            # process stalled). Raising on would end the connection: a coordinator of several
+            # instances would count its user gone (issue 12).
+            log_event("internal", 40, conn=session.id, type=kind, error=repr(exc))
         if session.guest is not None:
             self.guests.settle(session)
 

@@ -141,6 +141,9 @@ class WatchedTimers(Timers):
         self._changed = changed
         #: ("call"|"meeting", id) → timer name ("ring" or a username) → deadline.
         self.deadlines: dict[tuple[str, str], dict[str, float]] = {}
+        #: Awaited by a timer that fires, before its work: False skips the work (the bus's
+        #: lease was lost, another instance decides now).
+        self.gate: Callable[[], Awaitable[bool]] | None = None
 
     def of(self, kind: str, owner: str) -> dict[str, float]:
         """The deadlines of one call's or meeting's timers, by name."""
@@ -148,7 +151,11 @@ class WatchedTimers(Timers):
 
     @override
     def start(self, key: Hashable, delay: float, work: Callable[[], Awaitable[None]]) -> None:
-        super().start(key, delay, work)
+        async def gated() -> None:
+            if self.gate is None or await self.gate():
+                await work()
+
+        super().start(key, delay, gated)
         owner = owner_of(key)
         if owner is not None:
             kind, owner_id, name = owner

@@ -40,6 +40,22 @@ died with that process, so the two ends negotiate a new one inside the call, as 
 network drop (``restart`` on ``rtc.signal``, docs/protocol.md). An instance started with
 ``--no-echo`` that becomes coordinator ends them ``failed``.
 
+Two coordinators for a moment (issue 12): a coordinator that stalls (not scheduled, SIGSTOP,
+Redis slow) longer than its lease may find, when it runs again, that an edge took over. Each
+take of the lease increments ``parley:epoch`` (:data:`TAKE`), and the holder renews with its
+epoch (:data:`RENEW`): a lease found free is taken back only when no one took it since (the
+epoch unchanged: we only stalled) or when Redis lost everything (no epoch: it restarted);
+otherwise the lease is lost. An instance renews from the moment it takes the lease, not only
+once its take-over is done. A coordinator decides only while the lease it last renewed surely
+holds (sent time + 4 s - :data:`LEASE_MARGIN_S`): past that it handles no frame, runs no
+timer's work (``WatchedTimers.gate``), writes
+nothing it decided (mirror, sends to edges) and puts what it popped from
+``parley:to-coordinator`` back at the head, in order, until a renewal says the lease is still
+its own. One that lost it drops what it queued, closes its own clients' sockets with 1012 (the
+new coordinator counted them gone when its heartbeat lapsed; they log in again, anywhere) and
+stops (SIGTERM): its hub's state is stale and must not decide again. So the service always
+settles on one coordinator, and what a newcomer decided is never undone by the old one.
+
 Not carried over to a new coordinator: requests in flight at the moment of the switch (the
 client's request times out).
 """
@@ -115,6 +131,8 @@ PRESENCE = PREFIX + "presence"
 MEETINGS = PREFIX + "meetings"
 #: Set by the first coordinator of a Redis database: history left open before it is closed.
 STARTED = PREFIX + "started"
+#: The fencing token: incremented by every instance that takes the lease.
+EPOCH = PREFIX + "epoch"
 
 #: How often leases and heartbeats are renewed, and how long each lasts.
 TICK_S = 0.5
@@ -137,15 +155,36 @@ MAX_QUEUED = 100_000
 #: Items read from a list at once.
 BATCH = 500
 
-#: Renew our lease: 1 if it was ours, 2 if it was free (Redis lost it), 0 if another holds it.
+#: What a coordinator allows for Redis's clock and the renewal's trip: it stops deciding this
+#: long before the lease it last renewed runs out.
+LEASE_MARGIN_S = 0.5
+
+#: Take the free lease: the new epoch (fencing token), or 0 if someone holds it.
+TAKE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return redis.call('INCR', KEYS[2])
+end
+return 0
+"""
+
+#: Renew our lease (taken in epoch ARGV[3]): 1 if it was ours; 2 if it was free and the epoch gone
+#: too (Redis restarted: lists and mirror gone); 3 if it lapsed and nobody took it since (we
+#: stalled; retaken); 0 if another instance holds it or took it after us: we lost it.
 RENEW = """
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return 1
 elseif not holder then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 2
+  local epoch = redis.call('GET', KEYS[2])
+  if not epoch then
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+    redis.call('SET', KEYS[2], ARGV[3])
+    return 2
+  elseif epoch == ARGV[3] then
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+    return 3
+  end
 end
 return 0
 """
@@ -239,6 +278,14 @@ class RedisBus(Bus):
         self._dirty_meetings: set[str] = set()
         self._meetings_due = False
         self._stopping = False
+        #: The epoch in which we took the lease, while we hold it (taking over included).
+        self._epoch: int | None = None
+        #: Set for good when another instance took the lease we held.
+        self._lost = False
+        #: Until when (``time.monotonic()``) the lease we last renewed surely still holds.
+        self._lease_until = 0.0
+        #: Set at each renewal and when the lease is lost: wakes work waiting for the lease.
+        self._lease_news = asyncio.Event()
         #: Probes of remote connections waiting for their instance's answer, by nonce.
         self._probes: dict[str, asyncio.Future[bool]] = {}
         #: Whether Redis answered lately: an edge refuses frames (``unavailable``) while not.
@@ -247,6 +294,7 @@ class RedisBus(Bus):
         self._timers: WatchedTimers = install(
             hub, self._call_changed, self._presence_changed, self._meeting_changed
         )
+        self._timers.gate = self._timer_may_fire
 
     # Life cycle -------------------------------------------------------------
 
@@ -282,7 +330,7 @@ class RedisBus(Bus):
             self._tasks.append(asyncio.get_running_loop().create_task(work))
         # The first instance of a service takes the lease at once.
         try:
-            if await self._redis.set(LEASE, str(self.instance), nx=True, px=LEASE_MS):
+            if await self._take_lease():
                 await self._take_over()
         except (RedisError, OSError) as exc:
             await self.stop()
@@ -300,7 +348,7 @@ class RedisBus(Bus):
         assert self._redis is not None
         with contextlib.suppress(RedisError, OSError):
             await self._flush_once()
-            if self.coordinator:
+            if self._epoch is not None:
                 # Hand over at once: the next instance need not wait for the lease to lapse.
                 await self._redis.eval(
                     "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end",
@@ -349,7 +397,9 @@ class RedisBus(Bus):
     async def receive(self, conn: Any, data: str | bytes) -> None:
         assert isinstance(conn, LocalConn)
         if conn.session is not None:
-            await self.hub.receive(conn.session, data)
+            # Our hub decides only while our lease surely holds (lost: the socket closes, 1012).
+            if await self._until_deciding():
+                await self.hub.receive(conn.session, data)
             return
         if not self.reachable:
             _refuse(conn.peer, data)
@@ -420,6 +470,10 @@ class RedisBus(Bus):
             # One more turn of the loop: what the handlers woken with this one post goes in
             # the same pipeline (one write to Redis per turn, not one per message).
             await asyncio.sleep(0)
+            # A coordinator whose lease is in doubt writes nothing it decided (mirror, sends)
+            # until renewed; lost, ``_lost_lease`` dropped it all.
+            if self._epoch is not None and not await self._until_deciding():
+                continue
             try:
                 await self._flush_once()
             except (RedisError, OSError) as exc:
@@ -526,11 +580,20 @@ class RedisBus(Bus):
             try:
                 await self._redis.set(beat(self.instance), b"1", px=BEAT_MS)
                 self._reachable(True)
-                if self.coordinator:
-                    held = await self._redis.eval(RENEW, 1, LEASE, str(self.instance), LEASE_MS)
+                if self._epoch is not None:  # held, taking over included
+                    sent = time.monotonic()
+                    held = await self._redis.eval(
+                        RENEW, 2, LEASE, EPOCH, str(self.instance), LEASE_MS, str(self._epoch)
+                    )
                     if held == 0:
                         self._lost_lease()
                         return
+                    self._lease_until = sent + LEASE_MS / 1000 - LEASE_MARGIN_S
+                    self._lease_news.set()
+                    if held == 3:
+                        log_event("bus.lease_lapsed", 30, instance=self.instance)
+                    if not self.coordinator:  # still taking over
+                        continue
                     self._meetings_due = True  # meetings are compared once a tick
                     self._out_ready.set()
                     if held == 2:  # Redis restarted: its lists and the mirror are gone too
@@ -545,9 +608,7 @@ class RedisBus(Bus):
                     continue
                 free_seen += 1
                 # Thrice: a coordinator whose lease a Redis restart lost takes it back first.
-                if free_seen >= FREE_TICKS and await self._redis.set(
-                    LEASE, str(self.instance), nx=True, px=LEASE_MS
-                ):
+                if free_seen >= FREE_TICKS and await self._take_lease():
                     free_seen = 0
                     self._spawn(self._promote())
             except (RedisError, OSError) as exc:
@@ -568,9 +629,56 @@ class RedisBus(Bus):
             self._unreachable_logged = time.monotonic()
             log_event("bus.unreachable", 30, error=_reason(exc))
 
+    async def _take_lease(self) -> bool:
+        """Take the lease if it is free; from then on it is renewed every tick."""
+        assert self._redis is not None
+        sent = time.monotonic()
+        epoch = int(await self._redis.eval(TAKE, 2, LEASE, EPOCH, str(self.instance), LEASE_MS))
+        if epoch == 0:
+            return False
+        self._epoch = epoch
+        self._lease_until = sent + LEASE_MS / 1000 - LEASE_MARGIN_S
+        return True
+
+    def _deciding(self) -> bool:
+        """Whether the lease we hold surely has not run out (we may have stalled meanwhile)."""
+        return self._epoch is not None and time.monotonic() < self._lease_until
+
+    async def _until_deciding(self) -> bool:
+        """Wait until our lease is known to hold (the next renewal); False once it is lost."""
+        while self._epoch is not None:
+            if time.monotonic() < self._lease_until:
+                return True
+            self._lease_news.clear()
+            await self._lease_news.wait()
+        return False
+
+    async def _timer_may_fire(self) -> bool:
+        """A hub timer's work runs only while our lease surely holds (or on an edge)."""
+        if self._lost:
+            return False
+        return self._epoch is None or await self._until_deciding()
+
     def _lost_lease(self) -> None:
-        """Another instance holds the lease we held: two hubs must never decide; stop."""
-        log_event("bus.coordinator_lost", 40, instance=self.instance)
+        """Another instance took the lease after ours lapsed (we stalled): two hubs must never
+        decide. Ours stops at once: nothing it decided is written any more (mirror, sends to
+        edges), what it read and did not handle went back to the list, its own clients are told
+        to log in again (1012; the new coordinator counted them gone when our heartbeat
+        lapsed), and the instance stops (SIGTERM) rather than run a hub whose state is stale."""
+        log_event("bus.coordinator_lost", 40, instance=self.instance, epoch=self._epoch)
+        self.coordinator = False
+        self._lost = True
+        self._epoch = None
+        self._lease_news.set()
+        self._out.clear()
+        self._dirty_calls.clear()
+        self._dirty_presence.clear()
+        self._dirty_meetings.clear()
+        self._meetings_due = False
+        for local in list(self.local.values()):
+            end = getattr(local.peer, "end", None)
+            if end is not None:
+                end(1012, "service restarting; connect again")
         signal.raise_signal(signal.SIGTERM)
 
     async def _check_instances(self) -> None:
@@ -894,9 +1002,26 @@ class RedisBus(Bus):
                     log_event("bus.bad_item", 40, error=repr(exc))
 
     async def _read_coordinator_list(self) -> None:
-        """Open, feed and close remote connections from what the edges forward."""
-        assert self._blocking is not None
-        await self._drain(self._blocking, TO_COORDINATOR, self._coordinate)
+        """Open, feed and close remote connections from what the edges forward, only while our
+        lease surely holds: what was popped when it was in doubt goes back to the list's head,
+        in order, for whoever holds the lease (us again after a renewal, or the next one)."""
+        client = self._blocking
+        assert client is not None
+        while await self._until_deciding():
+            try:
+                items = await _pop_batch(client, TO_COORDINATOR)
+                if items and not self._deciding():
+                    await client.lpush(TO_COORDINATOR, *reversed(items))
+                    continue
+            except (RedisError, OSError) as exc:
+                self._reachable(False, exc)
+                await asyncio.sleep(TICK_S)
+                continue
+            for raw in items:
+                try:
+                    self._coordinate(json.loads(raw))
+                except Exception as exc:
+                    log_event("bus.bad_item", 40, error=repr(exc))
 
     def _coordinate(self, item: Json) -> None:
         kind = item["k"]
