@@ -1,9 +1,9 @@
 """An Echo Test call outlives the coordinator, whose bot carried its media.
 
 ``parley-cli`` on an edge, or on the coordinator itself, calls ``echo``; the coordinator, whose
-Echo Test answered, is SIGKILLed. The next coordinator's Echo Test takes the call over and the two ends negotiate
-a new path inside the call (a restart): the caller says ``reconnecting``, then ``connected``
-again, and gets its own pattern and tone back until it hangs up.
+Echo Test answered, is SIGKILLed. The next coordinator's Echo Test takes the call over and the
+two ends negotiate a new path inside the call (a restart): the caller says ``reconnecting``, then
+``connected`` again, and gets its own pattern and tone back until it hangs up.
 """
 
 from __future__ import annotations
