@@ -143,14 +143,17 @@ class InlineAudioDecoding:
     """
 
     def __init__(self, receiver: Any) -> None:
+        from aiortc import rtcrtpreceiver
+
         self._receiver = receiver
+        #: aiortc's receiver module, imported once here rather than on every frame (its
+        #: ``get_decoder`` is still read when the codec changes: it may be the guarded one).
+        self._aiortc = rtcrtpreceiver
         self._codec_name: str | None = None
         self._decoder: Any = None
 
     def put(self, task: Any) -> None:
         """Decode one encoded frame (or end the track on ``None``), now."""
-        from aiortc import rtcrtpreceiver
-
         output_q = self._receiver._track._queue
         if task is None:
             output_q.put_nowait(None)
@@ -158,7 +161,7 @@ class InlineAudioDecoding:
             return
         codec, encoded_frame = task
         if codec.name != self._codec_name:
-            self._decoder = rtcrtpreceiver.get_decoder(codec)
+            self._decoder = self._aiortc.get_decoder(codec)
             self._codec_name = codec.name
         try:
             frames = self._decoder.decode(encoded_frame)

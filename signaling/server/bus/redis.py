@@ -995,11 +995,7 @@ class RedisBus(Bus):
                 self._reachable(False, exc)
                 await asyncio.sleep(TICK_S)
                 continue
-            for raw in items:
-                try:
-                    handle(json.loads(raw))
-                except Exception as exc:
-                    log_event("bus.bad_item", 40, error=repr(exc))
+            _handle_each(items, handle)
 
     async def _read_coordinator_list(self) -> None:
         """Open, feed and close remote connections from what the edges forward, only while our
@@ -1017,11 +1013,7 @@ class RedisBus(Bus):
                 self._reachable(False, exc)
                 await asyncio.sleep(TICK_S)
                 continue
-            for raw in items:
-                try:
-                    self._coordinate(json.loads(raw))
-                except Exception as exc:
-                    log_event("bus.bad_item", 40, error=repr(exc))
+            _handle_each(items, self._coordinate)
 
     def _coordinate(self, item: Json) -> None:
         kind = item["k"]
@@ -1092,6 +1084,16 @@ class RedisBus(Bus):
                 end(int(item["code"]), str(item["r"]))
         elif kind == "state":
             conn.state = item["s"]
+
+
+def _handle_each(items: Iterable[Any], handle: Callable[[Json], None]) -> None:
+    """Hand each popped list item, decoded, to ``handle`` in order; one that fails (bad JSON,
+    a missing field, a handler's error) is logged and skipped, never the rest."""
+    for raw in items:
+        try:
+            handle(json.loads(raw))
+        except Exception as exc:
+            log_event("bus.bad_item", 40, error=repr(exc))
 
 
 async def _pop_batch(client: Client, key: str) -> list[bytes]:
