@@ -510,6 +510,7 @@ class RedisBus(Bus):
                     else:
                         pipe.hset(name, key, value)
                 await pipe.execute()
+            self._reachable(True)
         except BaseException:
             for key, items in out.items():  # keep them, in order, for the next try
                 self._out[key] = items + self._out.get(key, [])
@@ -995,6 +996,9 @@ class RedisBus(Bus):
                 self._reachable(False, exc)
                 await asyncio.sleep(TICK_S)
                 continue
+            # Redis answered: forward again now, not at the heartbeat's next tick (what we
+            # just delivered may prompt a request at once).
+            self._reachable(True)
             _handle_each(items, handle)
 
     async def _read_coordinator_list(self) -> None:
