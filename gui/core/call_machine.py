@@ -19,10 +19,12 @@ a connection, so a path that dies (nothing heard for a few seconds, or the conne
 failing: ``path_lost``) is replaced by a *candidate* link, a fresh peer connection
 negotiated inside the same call, its offer and answer flagged with a token. The old
 link stays open meanwhile: if it comes back by itself (a black hole that ends while
-the NATs still hold their mappings) the call is connected again at once and the
-candidate is dropped; if the candidate connects first it is promoted and the old link
-closed. Either end may offer a restart; when both do at once, the caller's wins (the
-callee answers it and drops its own). A candidate that has not connected in the I/O
+the NATs still hold their mappings) the call is connected again at once and a candidate
+the peer has not answered yet is dropped (an answered one goes on: the peer may have moved
+onto it already); if the candidate connects first it is promoted and the old link closed,
+and the end that sees its old link closed by the peer waits for the candidate. Either
+end may offer a restart; when both do at once, the caller's wins (the callee answers it
+and drops its own). A candidate that has not connected in the I/O
 layer's time (``candidate_timed_out``) is replaced while the call is reconnecting, and
 a call that stays reconnecting too long ends as ``lost`` (``reconnect_deadline_passed``).
 A peer that knows nothing of restarts ignores the second offer (as before) and the call
@@ -209,6 +211,9 @@ class CallMachine:
         self.restart_link: str | None = None
         self._restart_mine = False
         self._restart_answered = False
+        #: A candidate promoted that the I/O layer has not moved the call onto yet
+        #: (``PromoteCandidate`` queued; ``moved`` when done): the old link may close meanwhile.
+        self.moving_to: str | None = None
         #: Restarts tried so far (tokens are numbered by them) and candidates promoted.
         self.restarts = 0
         self.recoveries = 0
@@ -443,6 +448,12 @@ class CallMachine:
             self.path_lost()  # it worked once: the path broke, and a new one is sought
         elif state == "failed" and self.in_progress:
             self._end(FAILED, request="call.hangup")
+        elif state == "closed" and self.moving_to is not None:
+            pass  # the link the call is moving off: the peer closed it, having moved too
+        elif state == "closed" and self.in_progress and self.restart_link is not None:
+            # The peer moved onto the candidate under way and closed the old link: ours will
+            # connect too (or time out, and this end offers again).
+            self.path_lost()
         elif state == "closed" and self.in_progress:
             # The peer closed its connection: it hung up, even if the server's word is late.
             self._end("hangup", request="call.hangup")
@@ -455,12 +466,14 @@ class CallMachine:
     def media_resumed(self) -> None:
         """Packets flow again on the call's link after a silence that did not last.
 
-        A candidate this end offered meanwhile is dropped (the old path came back first); one
-        it answered stays until it connects or times out, since the peer asked for it.
+        A candidate this end offered and the peer has not answered is dropped (the old path
+        came back first). Once answered it stays until it connects or times out, as one this
+        end answered does: the peer may already carry the call on it and have closed the old
+        link, and dropping it then would leave each end on a link the other closed.
         """
         if self.state is CallState.RECONNECTING:
             self._enter(CallState.CONNECTED)
-            if self.restart_link is not None and self._restart_mine:
+            if self.restart_link is not None and self._restart_mine and not self._restart_answered:
                 self._drop_candidate()
 
     # Recovery --------------------------------------------------------------------
@@ -549,10 +562,17 @@ class CallMachine:
             else:
                 self.recoveries += 1
             self._candidates = 0
+            self.moving_to = token
             self._do(PromoteCandidate(token))
             self._enter(CallState.CONNECTED)
         elif state in ("failed", "closed"):
             self.candidate_timed_out(token)
+
+    def moved(self, token: str) -> None:
+        """The I/O layer moved the call onto candidate ``token`` (``PromoteCandidate`` done):
+        from now on ``media_state`` speaks of that link."""
+        if token == self.moving_to:
+            self.moving_to = None
 
     def candidate_unusable(self, token: str, problem: str) -> None:
         """What the peer sent for a candidate link cannot be used: drop that link only."""

@@ -100,6 +100,28 @@ def test_the_old_path_coming_back_first_drops_our_candidate() -> None:
     assert m.take_actions() == []
 
 
+def test_our_answered_candidate_outlives_the_old_path_coming_back() -> None:
+    """The peer may carry the call on our candidate already (its end connected first) and
+    close the old link: this end keeps the candidate, and the old link's closing is not a
+    hang-up but the move, which the candidate completes."""
+    m = connected(Role.CALLER)
+    m.path_lost()
+    m.candidate_description("caller-1", OFFER)
+    m.server_event(signal("caller-1", ANSWER))
+    m.take_actions()
+    m.media_resumed()
+    assert m.take_actions() == [StateChanged(CallState.CONNECTED)]
+    m.media_state("closed")  # the peer promoted caller-1 and closed the old link
+    assert m.take_actions() == [StateChanged(CallState.RECONNECTING)]
+    m.candidate_state("caller-1", "connected")
+    assert m.take_actions() == [PromoteCandidate("caller-1"), StateChanged(CallState.CONNECTED)]
+    m.media_state("closed")  # the old link, before the I/O layer moved the call off it
+    assert m.take_actions() == [] and not m.ended and m.recoveries == 1
+    m.moved("caller-1")
+    m.media_state("closed")  # the peer hangs up (the promoted link closes): the call ends
+    assert m.ended and m.reason == "hangup"
+
+
 def test_the_peer_restart_is_answered_even_while_connected() -> None:
     """The peer cannot hear us although we hear it: it offers, and we answer."""
     m = connected(Role.CALLEE)
