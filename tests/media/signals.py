@@ -6,7 +6,9 @@ same audio on every machine (no recording is committed, no speech engine is need
 * :func:`speech`: syllables of a formant-filtered glottal pulse train (a pitch that moves,
   eight vowels), some fricatives (filtered noise), short gaps and phrase pauses;
 * :func:`room`: the echo path of a laptop: a delay, the direct sound, a decaying tail;
-* :func:`fan`: stationary noise with a pinkish spectrum and a hum at 120 Hz and harmonics.
+* :func:`fan`: stationary noise with a pinkish spectrum and a hum at 120 Hz and harmonics;
+* :func:`chirp`: a short windowed sweep, a marker that :func:`find_markers` locates to the
+  sample in a recording, through the audio processing too (``bench/microphone_loss.py``).
 
 Levels are in dBFS (full scale 1.0); the signals are float64, and :func:`run_processor`
 carries them through an :class:`~gui.media.processing.AudioProcessor` as a call would.
@@ -173,6 +175,51 @@ def lag_of(output: np.ndarray, reference: np.ndarray, most: int = 4800) -> int:
     n = 1 << (output.size + reference.size).bit_length()
     correlation = np.fft.irfft(np.fft.rfft(output, n) * np.conj(np.fft.rfft(reference, n)), n)
     return int(np.argmax(np.abs(correlation[:most])))
+
+
+def chirp(
+    seconds: float = 0.1, low: float = 300.0, high: float = 4000.0, level_db: float = -12.0
+) -> np.ndarray:
+    """A Hann-windowed linear sweep from ``low`` to ``high`` Hz; ``level_db`` is the peak
+    level of its carrier. Its autocorrelation has one sharp peak, and the noise suppressor
+    passes it (it is not stationary): a marker to find by correlation."""
+    t = np.arange(round(seconds * RATE)) / RATE
+    phase = 2 * np.pi * (low * t + (high - low) * t**2 / (2 * seconds))
+    return np.sin(phase) * np.hanning(t.size) * 10 ** (level_db / 20)
+
+
+def marker_scores(stream: np.ndarray, marker: np.ndarray) -> np.ndarray:
+    """For each start ``i`` of ``marker`` in ``stream``: their normalised correlation (1: the
+    stream there is the marker times a positive gain; about 0: unrelated). Silence scores 0,
+    not noise divided by nothing: the stream's energy is floored at a millionth of the
+    marker's."""
+    if stream.size < marker.size:
+        return np.zeros(0)
+    n = 1 << (stream.size + marker.size).bit_length()
+    spectrum = np.fft.rfft(stream, n) * np.conj(np.fft.rfft(marker, n))
+    correlation = np.fft.irfft(spectrum, n)[: stream.size - marker.size + 1]
+    energy = np.concatenate(([0.0], np.cumsum(stream.astype(np.float64) ** 2)))
+    window = energy[marker.size :] - energy[: -marker.size]
+    floor = 1e-6 * float(np.dot(marker, marker))
+    norm = np.sqrt(float(np.dot(marker, marker)) * np.maximum(window, floor))
+    return correlation / norm
+
+
+def find_markers(
+    stream: np.ndarray, marker: np.ndarray, min_score: float = 0.5
+) -> list[tuple[int, float]]:
+    """Where copies of ``marker`` start in ``stream`` (to the sample), with their scores
+    (:func:`marker_scores`), in stream order: the best match, then the best one that does not
+    overlap it, and so on while the score is at least ``min_score``."""
+    scores = marker_scores(stream, marker)
+    found: list[tuple[int, float]] = []
+    while scores.size:
+        best = int(np.argmax(scores))
+        if scores[best] < min_score:
+            break
+        found.append((best, float(scores[best])))
+        scores[max(0, best - marker.size + 1) : best + marker.size] = -np.inf
+    return sorted(found)
 
 
 def kept_db(output: np.ndarray, reference: np.ndarray) -> float:
