@@ -23,8 +23,24 @@ processing stage (processing off and on, 1024 and 512-frame periods, the reader)
 configuration at a time, interleaved; ``--paired`` opens them all at once on the same onsets
 (the processing's own delay onset by onset; not the periods', which one source then shares).
 
+``--latency --method correlation`` measures the latency the processing adds without a loudness
+threshold (which the gain control moves, and which sees onsets only 20 ms frame by 20 ms frame):
+the shipped configurations (processing off with the reader's 1024-frame fragments, all four
+parts with 10 ms fragments) and, to show what the 10 ms fragments buy, the processing with
+1024-frame fragments, all open at once on the same microphone (so they hear the very same
+samples, and the machine's load hits them alike), each read by a task as a sender reads it.
+Chirps (:func:`tests.media.signals.chirp`) are played into the source at random moments, its
+440 Hz tone muted; a 5 ms ``parec`` of the source is the reference. Each chirp is found by
+correlation (:func:`tests.media.signals.find_markers`) in every stream; the time a stream made
+it available is the ``recv()`` time of the frame holding its last sample. Marker by marker:
+processed minus bare (the latency added), the processing's own delay in the samples (where the
+marker lies in the stage's output minus in its input, on the capture clock), and each path
+from the source (the capture part). A silent far end is fed in step, as a call's speaker does
+(``--no-far-end``: never, which makes AEC3 about 4 ms shorter).
+
 ``python -m bench.microphone_loss [--rounds N] [--seconds S] [--periods 1024,512,0]``
 ``python -m bench.microphone_loss --latency [--paired] [--rounds N] [--onsets N]``
+``python -m bench.microphone_loss --latency --method correlation [--rounds N] [--markers N]``
 """
 
 from __future__ import annotations
@@ -32,6 +48,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import itertools
 import math
 import os
 import random
@@ -44,9 +61,12 @@ from pathlib import Path
 
 import av
 import numpy as np
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from gui.media.processing import AudioProcessor, ProcessingOptions, frame_to_mono
 from tests.devices.measure import LOUD, count_gaps
-from tests.devices.pulse import PulseServer, start_pulse
+from tests.devices.pulse import MIC_FEED, MICROPHONE, MonitorRecorder, PulseServer, start_pulse
+from tests.media.signals import chirp, find_markers
 
 RATE = 48000
 LOADS = ("idle", "busy", "stalls")
@@ -220,6 +240,240 @@ async def measure_latency(pulse: PulseServer, rounds: int, onsets: int, paired: 
             print("  " + _line(f"{processed} minus {bare}, {what}", pairs, "ms"))
 
 
+#: The correlation method's configurations, all open at once on the same source: (processing
+#: on, Qt period as a call passes it; the reader's fragment is ``reader_fragment(period)``).
+CORRELATION_CONFIGS: dict[str, tuple[bool, int | None]] = {
+    "bare (processing off, reader 1024 frames: shipped)": (False, None),
+    "processed (all four, reader 10 ms: shipped)": (True, 512),
+    "processed, reader 1024 frames": (True, None),
+}
+
+
+class _TappedProcessor(AudioProcessor):
+    """The processing as a call runs it, noting every frame it is handed (when, its
+    timestamp, its mono samples). ``far_end``: a silent far end is played in step, as a
+    call's speaker always plays something (AEC3 delays about 4 ms less until it has seen a
+    far end at all)."""
+
+    def __init__(self, options: ProcessingOptions, far_end: bool) -> None:
+        super().__init__(options)
+        self.far_end = far_end
+        self.inputs: list[tuple[float, int, np.ndarray]] = []
+
+    def process(self, frame: av.AudioFrame, capture_ms: float = 0.0) -> av.AudioFrame | None:
+        self.inputs.append((time.monotonic(), int(frame.pts or 0), frame_to_mono(frame)))
+        if self.far_end:
+            self.played(np.zeros((frame.samples, 1), np.int16), RATE, 0.0)
+        return super().process(frame, capture_ms)
+
+
+class _Stream:
+    """Frames as (arrival time, pts, mono int16 samples), in order: where a marker lies."""
+
+    def __init__(self, frames: list[tuple[float, int, np.ndarray]]) -> None:
+        self.samples = (
+            np.concatenate([f[2] for f in frames]).astype(np.float64) / 32768
+            if frames
+            else np.zeros(0)
+        )
+        self.ends = np.cumsum([f[2].size for f in frames])
+        self.arrivals = [f[0] for f in frames]
+        self.pts = [f[1] for f in frames]
+        #: Frames whose timestamp does not follow on from the one before (drops).
+        self.breaks = sum(1 for a, b in itertools.pairwise(frames) if b[1] != a[1] + a[2].size)
+
+    def locate(self, index: int) -> tuple[float, int]:
+        """Sample ``index`` of the stream: when the frame holding it came, and its position
+        on the capture clock (the frame's pts plus the offset in it)."""
+        frame = int(np.searchsorted(self.ends, index, side="right"))
+        start = int(self.ends[frame - 1]) if frame else 0
+        return self.arrivals[frame], self.pts[frame] + index - start
+
+
+async def _drain(track: MediaStreamTrack, frames: list[tuple[float, int, np.ndarray]]) -> None:
+    """Read ``track`` as a sender does, noting when each frame was returned."""
+    try:
+        while True:
+            frame = await track.recv()
+            assert isinstance(frame, av.AudioFrame)
+            frames.append((time.monotonic(), int(frame.pts or 0), frame_to_mono(frame)))
+    except MediaStreamError:
+        return
+
+
+async def marker_round(
+    pulse: PulseServer, markers: int, far_end: bool, rng: random.Random
+) -> tuple[dict[str, dict[str, list[float]]], dict[str, int]]:
+    """One round: every configuration of :data:`CORRELATION_CONFIGS` opened at once (in a
+    random order) on the microphone, its tone muted; ``markers`` chirps played into the
+    source at random moments; a 5 ms ``parec`` of the source as the reference. Per
+    configuration, per marker found in all streams (ms): ``path`` (the marker's last sample
+    reached the source, to the frame holding it returned by the track's ``recv()``),
+    ``capture`` (the same to the frame holding it handed to the processing), ``module`` (where
+    the marker lies in the output minus in the input, on the capture clock: the processing's
+    own delay) and ``arrival`` (the recv() time, for differences). Also what was missed."""
+    from gui.devices import MicrophoneTrack
+    from gui.devices.microphone import reader_fragment
+    from gui.media.processing import ProcessedAudioTrack
+
+    marker = chirp()
+    silence = np.zeros(RATE // 20)
+    reference = MonitorRecorder(MICROPHONE)
+    tracks: dict[str, ProcessedAudioTrack] = {}
+    processors: dict[str, _TappedProcessor] = {}
+    outputs: dict[str, list[tuple[float, int, np.ndarray]]] = {}
+    drains: list[asyncio.Task[None]] = []
+    names = list(CORRELATION_CONFIGS)
+    rng.shuffle(names)
+    try:
+        reference.wait_running()
+        for name in names:
+            processing, period = CORRELATION_CONFIGS[name]
+            microphone = MicrophoneTrack(period_frames=period, pulse_reader=True)
+            if microphone.reader is None:
+                raise RuntimeError("the PulseAudio reader did not start")
+            assert microphone.reader.fragment_frames == reader_fragment(period)
+            options = ProcessingOptions() if processing else ProcessingOptions.off()
+            processors[name] = _TappedProcessor(options, far_end)
+            tracks[name] = ProcessedAudioTrack(microphone, processors[name])
+            outputs[name] = []
+            drains.append(asyncio.create_task(_drain(tracks[name], outputs[name])))
+        await asyncio.sleep(1.5)  # settle: the streams' first burst, the gain control
+        for _ in range(markers):
+            # A random lead: the sound server mixes the player in from a block boundary,
+            # which would put every marker at the same place in the tracks' frames.
+            lead = np.zeros(rng.randrange(RATE // 20, RATE // 10))
+            player = pulse.play(MIC_FEED, np.concatenate([lead, marker, silence]))
+            await asyncio.sleep(rng.uniform(0.35, 0.65))
+            while player.poll() is None:
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.5)
+    finally:
+        for track in tracks.values():
+            track.stop()
+        if drains:
+            await asyncio.wait(drains, timeout=5)
+        reference.close()
+    return _analyse(reference, marker, processors, outputs)
+
+
+def _analyse(
+    reference: MonitorRecorder,
+    marker: np.ndarray,
+    processors: dict[str, _TappedProcessor],
+    outputs: dict[str, list[tuple[float, int, np.ndarray]]],
+) -> tuple[dict[str, dict[str, list[float]]], dict[str, int]]:
+    """The figures of :func:`marker_round` from what it recorded."""
+    last = marker.size - 1
+    played = [
+        reference.arrival_of(index + last)
+        for index, _ in find_markers(reference.samples(0), marker, min_score=0.8)
+    ]
+    streams = {name: (_Stream(outputs[name]), _Stream(processors[name].inputs)) for name in outputs}
+    found: dict[str, list[tuple[float, int, float, int]]] = {}
+    for name, (out, into) in streams.items():
+        found[name] = []
+        outs, ins = (
+            [kind.locate(index + last) for index, _ in find_markers(kind.samples, marker)]
+            for kind in (out, into)
+        )
+        # Pair output and input by capture position (output = input + the module's delay).
+        for arrival, position in outs:
+            match = [h for h in ins if 0 <= position - h[1] < RATE // 10]
+            if match:
+                found[name].append((arrival, position, match[-1][0], match[-1][1]))
+    figures: dict[str, dict[str, list[float]]] = {
+        name: {"path": [], "capture": [], "module": [], "arrival": []} for name in outputs
+    }
+    missed = {"reference": 0, "streams": 0, "breaks": 0}
+    missed["breaks"] = sum(out.breaks + into.breaks for out, into in streams.values())
+    for at in played:
+        # The first copy each stream returned after the source had it (within a second).
+        seen = {}
+        for name, hits in found.items():
+            after = [h for h in hits if at - 0.005 <= h[0] < at + 1.0]
+            if after:
+                seen[name] = after[0]
+        if len(seen) < len(found):
+            missed["streams"] += 1
+            continue
+        for name, (arrival, position, arrival_in, position_in) in seen.items():
+            figures[name]["path"].append(1000 * (arrival - at))
+            figures[name]["capture"].append(1000 * (arrival_in - at))
+            figures[name]["module"].append(1000 * (position - position_in) / RATE)
+            figures[name]["arrival"].append(arrival)
+    missed["reference"] = 0 if played else 1
+    return figures, missed
+
+
+async def measure_correlation(pulse: PulseServer, rounds: int, markers: int, far_end: bool) -> None:
+    """Rounds of :func:`marker_round` (fresh tracks each); prints, per configuration, the
+    path, capture and module figures over all markers, and the latency the processing adds
+    (processed minus bare recv() time, marker by marker, and per-round medians), with the
+    load average."""
+    rng = random.Random(11)
+    names = list(CORRELATION_CONFIGS)
+    bare = names[0]
+    totals: dict[str, dict[str, list[float]]] = {
+        name: {"path": [], "capture": [], "module": []} for name in names
+    }
+    added: dict[str, list[float]] = {name: [] for name in names[1:]}
+    added_rounds: dict[str, list[float]] = {name: [] for name in names[1:]}
+    added_means: dict[str, list[float]] = {name: [] for name in names[1:]}
+    loads_seen, missed_total, breaks = [], 0, 0
+    pulse.mute_microphone(True)  # the markers play on silence
+    try:
+        for index in range(rounds):
+            loads_seen.append(os.getloadavg()[0])
+            figures, missed = await marker_round(pulse, markers, far_end, rng)
+            missed_total += missed["streams"] + missed["reference"] * markers
+            breaks += missed["breaks"]
+            for name in names:
+                for key in totals[name]:
+                    totals[name][key].extend(figures[name][key])
+            for name in names[1:]:
+                differences = [
+                    1000 * (a - b)
+                    for a, b in zip(figures[name]["arrival"], figures[bare]["arrival"], strict=True)
+                ]
+                added[name].extend(differences)
+                if differences:
+                    added_rounds[name].append(statistics.median(differences))
+                    added_means[name].append(statistics.fmean(differences))
+            loads_seen.append(os.getloadavg()[0])
+            print(
+                f"round {index + 1}/{rounds} done, {len(figures[bare]['path'])} markers,"
+                f" load {os.getloadavg()[0]:.1f}",
+                file=sys.stderr,
+            )
+    finally:
+        pulse.mute_microphone(False)
+    count = len(totals[bare]["path"])
+    print(
+        f"microphone path latency by correlation, {rounds} rounds x {markers} markers"
+        f" ({count} found in every stream, {missed_total} not; {breaks} breaks in the streams),"
+        f" all configurations open at once, far end {'silent' if far_end else 'never fed'};"
+        f" load average (1 min) min {min(loads_seen):.1f}"
+        f" / median {statistics.median(loads_seen):.1f} / max {max(loads_seen):.1f}"
+    )
+    if not count:
+        return
+    for name in names:
+        print(f"  {name}")
+        for key, what in (("path", "source to recv()"), ("capture", "source to the processing")):
+            values = totals[name][key]
+            print("    " + _line(what, values, f"ms (mean {statistics.fmean(values):.2f})"))
+        print("    " + _line("the processing's delay in the samples", totals[name]["module"], "ms"))
+    for name in names[1:]:
+        values = added[name]
+        print(f"  added: {name} minus {bare}")
+        print(
+            "    " + _line("marker by marker", values, f"ms (mean {statistics.fmean(values):.2f})")
+        )
+        print("    " + _line("per-round means", added_means[name], "ms"))
+        print("    " + _line("per-round medians", added_rounds[name], "ms"))
+
+
 def _line(name: str, values: list[float], unit: str) -> str:
     return (
         f"{name}: min {min(values):.2f} / median {statistics.median(values):.2f}"
@@ -270,6 +524,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--onsets", type=int, default=10)
     parser.add_argument(
+        "--method",
+        choices=("onset", "correlation"),
+        default="onset",
+        help="--latency: a tone switched on and a loudness threshold, or chirps located by"
+        " correlation in streams opened at once",
+    )
+    parser.add_argument("--markers", type=int, default=15, help="--method correlation: per round")
+    parser.add_argument(
+        "--no-far-end",
+        action="store_true",
+        help="--method correlation: feed the echo canceller no far end at all",
+    )
+    parser.add_argument(
         "--paired", action="store_true", help="--latency: all configurations at once"
     )
     args = parser.parse_args(argv)
@@ -283,11 +550,12 @@ def main(argv: list[str] | None = None) -> int:
 
             app = QApplication.instance() or QApplication(["parley-bench"])
             gc.freeze()
-            work = (
-                measure_latency(pulse, args.rounds, args.onsets, args.paired)
-                if args.latency
-                else measure(list(periods), args.rounds, args.seconds)
-            )
+            if args.latency and args.method == "correlation":
+                work = measure_correlation(pulse, args.rounds, args.markers, not args.no_far_end)
+            elif args.latency:
+                work = measure_latency(pulse, args.rounds, args.onsets, args.paired)
+            else:
+                work = measure(list(periods), args.rounds, args.seconds)
             asyncio.run(
                 work,
                 loop_factory=lambda: qasync.QEventLoop(app),
