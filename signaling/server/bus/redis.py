@@ -58,6 +58,12 @@ settles on one coordinator, and what a newcomer decided is never undone by the o
 
 Not carried over to a new coordinator: requests in flight at the moment of the switch (the
 client's request times out).
+
+This module is the instance: its Redis clients, the edge's forwarding and inbox, the sender, the
+heartbeat and the take-over's order of steps. Its parts: ``keys.py`` (the names in Redis and
+the pace), ``lease.py`` (the coordinator's lease and its fencing), ``remote.py`` (other
+instances' connections on the coordinator), ``mirror.py`` (what is mirrored, and how) and
+``resume.py`` (what a new coordinator restores from the mirror).
 """
 
 from __future__ import annotations
@@ -70,9 +76,8 @@ import re
 import secrets
 import signal
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, override
 
 import redis.asyncio as aioredis
@@ -80,15 +85,11 @@ from redis.exceptions import RedisError
 
 from signaling.protocol.constants import (
     ECHO_USERNAME,
-    CallReason,
     ErrorCode,
-    MeetingReason,
     Presence,
     RequestType,
-    Topology,
 )
 from signaling.protocol.errors import ProtocolError
-from signaling.protocol.guests import is_guest_username
 from signaling.protocol.messages import (
     Json,
     Login,
@@ -98,8 +99,30 @@ from signaling.protocol.messages import (
     parse_fields,
     read_id,
 )
-from signaling.server.bots import take_over_call
 from signaling.server.bus.base import Bus, BusUnavailable
+from signaling.server.bus.keys import (
+    ANNOUNCE,
+    ANNOUNCE_WAIT_S,
+    BATCH,
+    BEAT_MS,
+    CALLS,
+    DEAD_AFTER_S,
+    EXPIRE_EVERY_S,
+    FREE_TICKS,
+    LEASE,
+    LIST_TTL_S,
+    MAX_QUEUED,
+    MEETINGS,
+    PREFIX,
+    PRESENCE,
+    STARTED,
+    TICK_S,
+    TO_COORDINATOR,
+    Client,
+    beat,
+    inbox,
+)
+from signaling.server.bus.lease import Lease, Renewal
 from signaling.server.bus.mirror import (
     WatchedTimers,
     call_from_json,
@@ -108,96 +131,15 @@ from signaling.server.bus.mirror import (
     meeting_from_json,
     meeting_json,
     restore_session,
-    session_state,
-    timer_reason,
 )
-from signaling.server.calls import CallPhase
+from signaling.server.bus.remote import RemoteConnections
+from signaling.server.bus.resume import end_guests_gone, resume_calls, resume_meetings
 from signaling.server.hub import Hub, Peer, Session, store_error
 from signaling.server.logs import log_event
-from signaling.server.meetings import Meeting, MeetingTable
+from signaling.server.meetings import MeetingTable
 from signaling.server.metrics import Metrics
 from signaling.server.routing import Background
-from signaling.server.store import StoreUnavailable, UserRecord
-
-#: redis-py's asyncio client (its annotations are the sync client's, unions mypy cannot await).
-Client = Any
-
-PREFIX = "parley:"
-LEASE = PREFIX + "coordinator"
-TO_COORDINATOR = PREFIX + "to-coordinator"
-ANNOUNCE = PREFIX + "announce"
-CALLS = PREFIX + "calls"
-PRESENCE = PREFIX + "presence"
-MEETINGS = PREFIX + "meetings"
-#: Set by the first coordinator of a Redis database: history left open before it is closed.
-STARTED = PREFIX + "started"
-#: The fencing token: incremented by every instance that takes the lease.
-EPOCH = PREFIX + "epoch"
-
-#: How often leases and heartbeats are renewed, and how long each lasts.
-TICK_S = 0.5
-LEASE_MS = 4000
-BEAT_MS = 3000
-#: Ticks an edge must see the lease free before it takes it.
-FREE_TICKS = 3
-#: An instance whose heartbeat has been gone this long has lost its connections.
-DEAD_AFTER_S = 2.0
-#: How long a new coordinator waits for the live instances to announce their connections.
-ANNOUNCE_WAIT_S = 3.0
-#: What a probe of a remote connection allows beyond its own wait, for the hops through Redis.
-PROBE_SLACK_S = 2.0
-#: How long an instance's list outlives the last item pushed to it (nobody may read it again).
-LIST_TTL_S = 120
-#: How often a list's time to live is renewed while items are pushed to it.
-EXPIRE_EVERY_S = 10.0
-#: Items kept for one list while Redis is away.
-MAX_QUEUED = 100_000
-#: Items read from a list at once.
-BATCH = 500
-
-#: What a coordinator allows for Redis's clock and the renewal's trip: it stops deciding this
-#: long before the lease it last renewed runs out.
-LEASE_MARGIN_S = 0.5
-
-#: Take the free lease: the new epoch (fencing token), or 0 if someone holds it.
-TAKE = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return redis.call('INCR', KEYS[2])
-end
-return 0
-"""
-
-#: Renew our lease (taken in epoch ARGV[3]): 1 if it was ours; 2 if it was free and the epoch gone
-#: too (Redis restarted: lists and mirror gone); 3 if it lapsed and nobody took it since (we
-#: stalled; retaken); 0 if another instance holds it or took it after us: we lost it.
-RENEW = """
-local holder = redis.call('GET', KEYS[1])
-if holder == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-elseif not holder then
-  local epoch = redis.call('GET', KEYS[2])
-  if not epoch then
-    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-    redis.call('SET', KEYS[2], ARGV[3])
-    return 2
-  elseif epoch == ARGV[3] then
-    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-    return 3
-  end
-end
-return 0
-"""
-
-
-def inbox(instance: int) -> str:
-    """The list the coordinator sends an edge's connections' messages to."""
-    return f"{PREFIX}to:{instance}"
-
-
-def beat(instance: int) -> str:
-    """An instance's heartbeat key."""
-    return f"{PREFIX}instance:{instance}"
+from signaling.server.store import StoreUnavailable
 
 
 @dataclass(eq=False, slots=True)
@@ -211,43 +153,6 @@ class LocalConn:
     state: Json | None = None
 
 
-class RemotePeer:
-    """A connection on another instance, as the coordinator's hub sees it."""
-
-    def __init__(self, conn_id: int, address: str, instance: int, bus: RedisBus) -> None:
-        self.id = conn_id
-        self.address = address
-        self.instance = instance
-        self._bus = bus
-
-    def send(self, message: Json) -> None:
-        """Queue ``message`` for the connection's instance."""
-        self._bus.post(inbox(self.instance), {"k": "send", "c": self.id, "m": message})
-
-    async def probe(self, wait_s: float) -> bool:
-        """Whether the client answers a ping within ``wait_s`` (its instance pings it)."""
-        return await self._bus.probe_remote(self, wait_s)
-
-    def end(self, code: int, reason: str) -> None:
-        """Close the connection once what was sent before is written (a guest's, at the end)."""
-        self._bus.post(inbox(self.instance), {"k": "end", "c": self.id, "code": code, "r": reason})
-
-
-@dataclass(eq=False, slots=True)
-class RemoteConn:
-    """A connection on another instance, on the coordinator: frames are handled in order."""
-
-    peer: RemotePeer
-    session: Session
-    #: Frames; a login checked on its edge comes with what it checked (``_check_login``).
-    queue: asyncio.Queue[str | bytes | tuple[str, Json] | None] = field(
-        default_factory=asyncio.Queue
-    )
-    task: asyncio.Task[None] | None = None
-    state: Json | None = None
-    closing: bool = False
-
-
 class RedisBus(Bus):
     """One instance of a service of several, over Redis (see the module's text)."""
 
@@ -258,9 +163,7 @@ class RedisBus(Bus):
         self._ids = itertools.count(1)
         self.coordinator = False
         self.local: dict[int, LocalConn] = {}
-        self.remote: dict[int, RemoteConn] = {}
-        #: How many of ``remote`` each instance has (its heartbeat is checked every tick).
-        self._remote_per_instance: Counter[int] = Counter()
+        self.remote = RemoteConnections(hub, self.post)
         self._redis: Client | None = None
         self._blocking: Client | None = None
         self._announcer: Client | None = None
@@ -277,24 +180,14 @@ class RedisBus(Bus):
         self._meetings_written: dict[str, str] = {}
         self._dirty_meetings: set[str] = set()
         self._meetings_due = False
-        self._stopping = False
-        #: The epoch in which we took the lease, while we hold it (taking over included).
-        self._epoch: int | None = None
-        #: Set for good when another instance took the lease we held.
-        self._lost = False
-        #: Until when (``time.monotonic()``) the lease we last renewed surely still holds.
-        self._lease_until = 0.0
-        #: Set at each renewal and when the lease is lost: wakes work waiting for the lease.
-        self._lease_news = asyncio.Event()
-        #: Probes of remote connections waiting for their instance's answer, by nonce.
-        self._probes: dict[str, asyncio.Future[bool]] = {}
+        self.lease = Lease(self.instance)
         #: Whether Redis answered lately: an edge refuses frames (``unavailable``) while not.
         self.reachable = True
         self._unreachable_logged = 0.0
         self._timers: WatchedTimers = install(
             hub, self._call_changed, self._presence_changed, self._meeting_changed
         )
-        self._timers.gate = self._timer_may_fire
+        self._timers.gate = self.lease.timer_may_fire
 
     # Life cycle -------------------------------------------------------------
 
@@ -330,7 +223,7 @@ class RedisBus(Bus):
             self._tasks.append(asyncio.get_running_loop().create_task(work))
         # The first instance of a service takes the lease at once.
         try:
-            if await self._take_lease():
+            if await self.lease.take(self._redis):
                 await self._take_over()
         except (RedisError, OSError) as exc:
             await self.stop()
@@ -339,23 +232,15 @@ class RedisBus(Bus):
 
     @override
     async def stop(self) -> None:
-        self._stopping = True
-        serving = [c.task for c in self.remote.values() if c.task is not None]
-        tasks = [*self._background.tasks, *self._tasks, *serving]
+        self.remote.stopping = True
+        tasks = [*self._background.tasks, *self._tasks, *self.remote.tasks()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         assert self._redis is not None
         with contextlib.suppress(RedisError, OSError):
             await self._flush_once()
-            if self._epoch is not None:
-                # Hand over at once: the next instance need not wait for the lease to lapse.
-                await self._redis.eval(
-                    "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end",
-                    1,
-                    LEASE,
-                    str(self.instance),
-                )
+            await self.lease.release(self._redis)
             await self._redis.delete(beat(self.instance), inbox(self.instance))
         await self._close_clients()
 
@@ -398,7 +283,7 @@ class RedisBus(Bus):
         assert isinstance(conn, LocalConn)
         if conn.session is not None:
             # Our hub decides only while our lease surely holds (lost: the socket closes, 1012).
-            if await self._until_deciding():
+            if await self.lease.until_deciding():
                 await self.hub.receive(conn.session, data)
             return
         if not self.reachable:
@@ -472,7 +357,7 @@ class RedisBus(Bus):
             await asyncio.sleep(0)
             # A coordinator whose lease is in doubt writes nothing it decided (mirror, sends)
             # until renewed; lost, ``_lost_lease`` dropped it all.
-            if self._epoch is not None and not await self._until_deciding():
+            if self.lease.held and not await self.lease.until_deciding():
                 continue
             try:
                 await self._flush_once()
@@ -581,23 +466,18 @@ class RedisBus(Bus):
             try:
                 await self._redis.set(beat(self.instance), b"1", px=BEAT_MS)
                 self._reachable(True)
-                if self._epoch is not None:  # held, taking over included
-                    sent = time.monotonic()
-                    held = await self._redis.eval(
-                        RENEW, 2, LEASE, EPOCH, str(self.instance), LEASE_MS, str(self._epoch)
-                    )
-                    if held == 0:
+                if self.lease.held:  # taking over included
+                    held = await self.lease.renew(self._redis)
+                    if held is Renewal.LOST:
                         self._lost_lease()
                         return
-                    self._lease_until = sent + LEASE_MS / 1000 - LEASE_MARGIN_S
-                    self._lease_news.set()
-                    if held == 3:
+                    if held is Renewal.LAPSED:
                         log_event("bus.lease_lapsed", 30, instance=self.instance)
                     if not self.coordinator:  # still taking over
                         continue
                     self._meetings_due = True  # meetings are compared once a tick
                     self._out_ready.set()
-                    if held == 2:  # Redis restarted: its lists and the mirror are gone too
+                    if held is Renewal.REDIS_RESTARTED:  # its lists and the mirror are gone too
                         log_event("bus.lease_retaken", 30, instance=self.instance)
                         await self._redis.set(STARTED, b"1")
                         self._mirror_everything()
@@ -609,7 +489,7 @@ class RedisBus(Bus):
                     continue
                 free_seen += 1
                 # Thrice: a coordinator whose lease a Redis restart lost takes it back first.
-                if free_seen >= FREE_TICKS and await self._take_lease():
+                if free_seen >= FREE_TICKS and await self.lease.take(self._redis):
                     free_seen = 0
                     self._spawn(self._promote())
             except (RedisError, OSError) as exc:
@@ -630,47 +510,15 @@ class RedisBus(Bus):
             self._unreachable_logged = time.monotonic()
             log_event("bus.unreachable", 30, error=_reason(exc))
 
-    async def _take_lease(self) -> bool:
-        """Take the lease if it is free; from then on it is renewed every tick."""
-        assert self._redis is not None
-        sent = time.monotonic()
-        epoch = int(await self._redis.eval(TAKE, 2, LEASE, EPOCH, str(self.instance), LEASE_MS))
-        if epoch == 0:
-            return False
-        self._epoch = epoch
-        self._lease_until = sent + LEASE_MS / 1000 - LEASE_MARGIN_S
-        return True
-
-    def _deciding(self) -> bool:
-        """Whether the lease we hold surely has not run out (we may have stalled meanwhile)."""
-        return self._epoch is not None and time.monotonic() < self._lease_until
-
-    async def _until_deciding(self) -> bool:
-        """Wait until our lease is known to hold (the next renewal); False once it is lost."""
-        while self._epoch is not None:
-            if time.monotonic() < self._lease_until:
-                return True
-            self._lease_news.clear()
-            await self._lease_news.wait()
-        return False
-
-    async def _timer_may_fire(self) -> bool:
-        """A hub timer's work runs only while our lease surely holds (or on an edge)."""
-        if self._lost:
-            return False
-        return self._epoch is None or await self._until_deciding()
-
     def _lost_lease(self) -> None:
         """Another instance took the lease after ours lapsed (we stalled): two hubs must never
         decide. Ours stops at once: nothing it decided is written any more (mirror, sends to
         edges), what it read and did not handle went back to the list, its own clients are told
         to log in again (1012; the new coordinator counted them gone when our heartbeat
         lapsed), and the instance stops (SIGTERM) rather than run a hub whose state is stale."""
-        log_event("bus.coordinator_lost", 40, instance=self.instance, epoch=self._epoch)
+        log_event("bus.coordinator_lost", 40, instance=self.instance, epoch=self.lease.epoch)
         self.coordinator = False
-        self._lost = True
-        self._epoch = None
-        self._lease_news.set()
+        self.lease.lose()
         self._out.clear()
         self._dirty_calls.clear()
         self._dirty_presence.clear()
@@ -685,7 +533,7 @@ class RedisBus(Bus):
     async def _check_instances(self) -> None:
         """Close the connections of instances whose heartbeat is gone."""
         assert self._redis is not None
-        instances = sorted(self._remote_per_instance)
+        instances = sorted(self.remote.per_instance)
         if not instances:
             self._missing_since.clear()
             return
@@ -701,10 +549,10 @@ class RedisBus(Bus):
             since = self._missing_since.setdefault(instance, now)
             if now - since >= DEAD_AFTER_S:
                 self._missing_since.pop(instance, None)
-                gone = [c for c in self.remote.values() if c.peer.instance == instance]
+                gone = self.remote.of_instance(instance)
                 log_event("bus.instance_gone", 30, instance=instance, connections=len(gone))
                 for conn in gone:
-                    self._close_remote(conn)
+                    self.remote.close(conn)
                 # Only stalled, perhaps: then its clients must log in again, wherever.
                 self.post(inbox(instance), {"k": "gone"})
 
@@ -751,9 +599,9 @@ class RedisBus(Bus):
             if conn.state is not None:
                 restore_session(hub, conn.session, conn.state)
         await self._gather_announcements(await self._live_instances())
-        self._resume_calls(timers)
-        self._resume_meetings(meetings)
-        self._end_guests_gone()
+        resume_calls(hub, timers, self._spawn)
+        resume_meetings(hub, meetings, self._spawn)
+        end_guests_gone(hub, self._spawn)
         # Frames forwarded meanwhile wait in the list: their connections are known now.
         self._spawn(self._read_coordinator_list())
         if hub.meetings.sfu is not None:  # the coordinator runs the rooms on the media servers
@@ -804,124 +652,12 @@ class RedisBus(Bus):
             message = json.loads(popped[1])
             instance = int(message["i"])
             waiting.discard(instance)
-            self._apply_announcement(instance, message["conns"])
-
-    def _apply_announcement(self, instance: int, conns: list[Json]) -> None:
-        """An instance's connections as it sees them: open the unknown, close the vanished."""
-        announced = {int(c["c"]) for c in conns}
-        for conn in [c for c in self.remote.values() if c.peer.instance == instance]:
-            if conn.peer.id not in announced:
-                self._close_remote(conn)
-        for item in conns:
-            conn_id = int(item["c"])
-            known = self.remote.get(conn_id)
-            if known is None:
-                known = self._open_remote(conn_id, instance, str(item["a"]))
-            state = item.get("s")
-            if state is not None and known.session.user is None:
-                restore_session(self.hub, known.session, state)
-                known.state = state
-
-    def _resume_calls(self, timers: dict[str, dict[str, float]]) -> None:
-        """Mirrored calls go on: timers from their deadlines, graces for parties gone."""
-        hub = self.hub
-        now = time.time()
-        for call_id, deadlines in timers.items():
-            call = hub.calls.get(call_id)
-            if call is None:
-                continue
-            if ECHO_USERNAME in (call.caller, call.callee) and not take_over_call(hub, call):
-                # No Echo Test here (--no-echo): its media was in the dead process.
-                self._spawn(hub._end_by_server(call, CallReason.FAILED))
-                continue
-            for name, deadline in deadlines.items():
-                hub._start_timer(call, name, max(0.0, deadline - now), timer_reason(name))
-            for party in (call.caller, call.callee):
-                if party in deadlines:
-                    continue
-                conn = call.bound_conn(party)
-                session = hub.sessions.get(conn) if conn is not None else None
-                ringing_callee = call.phase is CallPhase.RINGING and party == call.callee
-                if ringing_callee:
-                    if party not in hub.by_user:
-                        hub._start_grace(call, party)
-                elif session is None or session.user is None:
-                    call.bind(party, None)
-                    hub._start_grace(call, party)
-
-    def _resume_meetings(self, timers: dict[str, dict[str, float]]) -> None:
-        """Mirrored meetings go on, graces from their deadlines or for participants gone. One
-        through a media server gets a new room, as when its Janus dies: the old one went with
-        the dead coordinator's Janus session (the sweep takes it once the pool connects; the
-        new one is placed after that). Without media servers here, such a meeting ends."""
-        router = self.hub.meetings
-        now = time.time()
-        for meeting_id, deadlines in timers.items():
-            meeting = router.table.get(meeting_id)
-            if meeting is None:
-                continue
-            if meeting.topology is Topology.SFU and router.sfu is None:
-                self._spawn(self._end_meeting(meeting))
-                continue
-            for participant in list(meeting.participants.values()):
-                username = participant.username
-                conn = participant.conn
-                session = self.hub.sessions.get(conn) if conn is not None else None
-                deadline = deadlines.get(username)
-                if deadline is None and session is not None and session.user is not None:
-                    continue
-                participant.conn = None
-                delay = self.hub.config.reconnect_grace_s if deadline is None else deadline - now
-                router.start_grace(meeting, username, max(0.0, delay))
-            if meeting.topology is Topology.SFU and router.sfu is not None:
-                router.sfu.meeting_resumed(meeting)
-
-    def _end_guests_gone(self) -> None:
-        """Guests of a mirrored call or meeting whose connection died with the old coordinator:
-        a guest's page cannot log in again, so their part ends now, as when its socket closes
-        (a guest on a live instance was restored with its pass and goes on)."""
-        hub = self.hub
-        names = {party for call in hub.calls.all() for party in (call.caller, call.callee)}
-        names.update(name for meeting in hub.meetings.table.all() for name in meeting.participants)
-        for username in sorted(names):
-            if is_guest_username(username) and username not in hub.by_user:
-                self._spawn(hub.guests.gone(username))
-
-    async def _end_meeting(self, meeting: Meeting) -> None:
-        router = self.hub.meetings
-        await self.hub.follow_up(await router._finish(meeting, MeetingReason.ENDED))
+            self.remote.announced(instance, message["conns"])
 
     async def _resync(self) -> None:
         """After Redis lost everything: every instance says again which connections it has."""
         await asyncio.sleep(TICK_S * 2)  # let the edges' heartbeats come back first
         await self._gather_announcements(await self._live_instances())
-
-    def _open_remote(self, conn_id: int, instance: int, address: str) -> RemoteConn:
-        peer = RemotePeer(conn_id, address, instance, self)
-        conn = RemoteConn(peer, self.hub.connect(peer))
-        conn.task = asyncio.get_running_loop().create_task(self._serve_remote(conn))
-        if conn_id not in self.remote:
-            self._remote_per_instance[instance] += 1
-        self.remote[conn_id] = conn
-        return conn
-
-    def _close_remote(self, conn: RemoteConn) -> None:
-        if not conn.closing:
-            conn.closing = True
-            conn.queue.put_nowait(None)
-
-    async def probe_remote(self, peer: RemotePeer, wait_s: float) -> bool:
-        """Ask ``peer``'s instance to ping it; no answer in time counts as no pong."""
-        nonce = secrets.token_hex(8)
-        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._probes[nonce] = answer
-        self.post(inbox(peer.instance), {"k": "probe", "c": peer.id, "n": nonce, "w": wait_s})
-        try:
-            return await asyncio.wait_for(answer, wait_s + PROBE_SLACK_S)
-        except TimeoutError:
-            return False
-        finally:
-            self._probes.pop(nonce, None)
 
     async def _probe_local(self, conn_id: int, nonce: str, wait_s: float) -> None:
         conn = self.local.get(conn_id)
@@ -931,60 +667,6 @@ class RedisBus(Bus):
             TO_COORDINATOR,
             {"k": "probed", "c": conn_id, "i": self.instance, "n": nonce, "ok": alive},
         )
-
-    async def _serve_remote(self, conn: RemoteConn) -> None:
-        """Handle one remote connection's frames in order, then its close."""
-        hub = self.hub
-        try:
-            while True:
-                data = await conn.queue.get()
-                if data is None:
-                    break
-                if isinstance(data, tuple):  # a login its edge checked: bind it, no more
-                    data, verified = data
-                    user = UserRecord(str(verified["u"]), str(verified["n"]))
-                    conn.session.verified = (user, str(verified["t"]))
-                await hub.receive(conn.session, data)
-                conn.session.verified = None
-                state = session_state(conn.session)
-                if state != conn.state:
-                    conn.state = state
-                    self.post(
-                        inbox(conn.peer.instance), {"k": "state", "c": conn.peer.id, "s": state}
-                    )
-        finally:
-            if self.remote.get(conn.peer.id) is conn:
-                del self.remote[conn.peer.id]
-                count = self._remote_per_instance
-                count[conn.peer.instance] -= 1
-                if count[conn.peer.instance] <= 0:
-                    del count[conn.peer.instance]
-            # Stopping, the connection lives on on its instance: the next coordinator has it.
-            if not self._stopping:
-                await self._disconnect_remote(conn)
-
-    async def _disconnect_remote(self, conn: RemoteConn) -> None:
-        user, token = conn.session.user, conn.session.token_hash
-        try:
-            await self.hub.disconnect(conn.session)
-        except Exception as exc:
-            log_event("internal", 40, where="bus.disconnect", conn=conn.peer.id, error=repr(exc))
-        if user is not None:
-            self._hand_over(user.username, token)
-
-    def _hand_over(self, username: str, token: str | None) -> None:
-        """A connection closed after its device logged in again elsewhere (its instance died and
-        the client reconnected before that was noticed): the call goes to the new connection."""
-        hub = self.hub
-        call = hub.calls.of_user(username)
-        if call is None or call.bound_conn(username) is not None:
-            return
-        if call.phase is CallPhase.RINGING and username == call.callee:
-            return
-        for session in hub.by_user.get(username, ()):
-            if session.token_hash == token:
-                hub._replay_call(session)
-                return
 
     async def _drain(self, client: Client, key: str, handle: Callable[[Json], None]) -> None:
         """Hand each item of the list ``key`` to ``handle``, in order, for as long as it runs
@@ -1007,10 +689,10 @@ class RedisBus(Bus):
         in order, for whoever holds the lease (us again after a renewal, or the next one)."""
         client = self._blocking
         assert client is not None
-        while await self._until_deciding():
+        while await self.lease.until_deciding():
             try:
                 items = await _pop_batch(client, TO_COORDINATOR)
-                if items and not self._deciding():
+                if items and not self.lease.deciding():
                     await client.lpush(TO_COORDINATOR, *reversed(items))
                     continue
             except (RedisError, OSError) as exc:
@@ -1021,30 +703,16 @@ class RedisBus(Bus):
 
     def _coordinate(self, item: Json) -> None:
         kind = item["k"]
-        conn_id = int(item["c"])
         if kind == "probed":
-            answer = self._probes.get(str(item["n"]))
-            if answer is not None and not answer.done():
-                answer.set_result(bool(item["ok"]))
+            self.remote.probed(str(item["n"]), bool(item["ok"]))
             return
+        frame = _frame(item) if kind == "frame" else None
         if int(item["i"]) == self.instance:  # forwarded by this instance before it took over
-            local = self.local.get(conn_id)
-            if kind == "frame" and local is not None and local.session is not None:
-                self._spawn(self.hub.receive(local.session, _frame(item)))
+            local = self.local.get(int(item["c"]))
+            if frame is not None and local is not None and local.session is not None:
+                self._spawn(self.hub.receive(local.session, frame))
             return
-        conn = self.remote.get(conn_id)
-        if kind == "open":
-            if conn is None:
-                self._open_remote(conn_id, int(item["i"]), str(item["a"]))
-        elif kind == "frame":
-            if conn is None:  # opened before this coordinator, never announced: serve it
-                conn = self._open_remote(conn_id, int(item["i"]), "unknown")
-            if not conn.closing:
-                verified = item.get("v")
-                data = _frame(item)
-                conn.queue.put_nowait(data if verified is None else (str(data), verified))
-        elif kind == "close" and conn is not None:
-            self._close_remote(conn)
+        self.remote.forwarded(item, frame)
 
     # Edges --------------------------------------------------------------------------
 
