@@ -282,6 +282,15 @@ class _Stream:
         #: Frames whose timestamp does not follow on from the one before (drops).
         self.breaks = sum(1 for a, b in itertools.pairwise(frames) if b[1] != a[1] + a[2].size)
 
+    def whole(self, first: int, last: int) -> bool:
+        """Whether samples ``first`` to ``last`` of the stream were captured in one piece
+        (no frame between them dropped, which would splice the marker)."""
+        frames = np.searchsorted(self.ends, [first, last], side="right")
+        return all(
+            self.pts[k + 1] == self.pts[k] + int(self.ends[k] - (self.ends[k - 1] if k else 0))
+            for k in range(int(frames[0]), int(frames[1]))
+        )
+
     def locate(self, index: int) -> tuple[float, int]:
         """Sample ``index`` of the stream: when the frame holding it came, and its position
         on the capture clock (the frame's pts plus the offset in it)."""
@@ -343,7 +352,8 @@ async def marker_round(
             # A random lead: the sound server mixes the player in from a block boundary,
             # which would put every marker at the same place in the tracks' frames.
             lead = np.zeros(rng.randrange(RATE // 20, RATE // 10))
-            player = pulse.play(MIC_FEED, np.concatenate([lead, marker, silence]))
+            sound = np.concatenate([lead, marker, silence])
+            player = pulse.play(MIC_FEED, sound, latency_ms=1000 * sound.size // RATE + 50)
             await asyncio.sleep(rng.uniform(0.35, 0.65))
             while player.poll() is None:
                 await asyncio.sleep(0.01)
@@ -354,12 +364,13 @@ async def marker_round(
         if drains:
             await asyncio.wait(drains, timeout=5)
         reference.close()
-    return _analyse(reference, marker, processors, outputs)
+    return _analyse(reference, marker, markers, processors, outputs)
 
 
 def _analyse(
     reference: MonitorRecorder,
     marker: np.ndarray,
+    markers: int,
     processors: dict[str, _TappedProcessor],
     outputs: dict[str, list[tuple[float, int, np.ndarray]]],
 ) -> tuple[dict[str, dict[str, list[float]]], dict[str, int]]:
@@ -374,7 +385,11 @@ def _analyse(
     for name, (out, into) in streams.items():
         found[name] = []
         outs, ins = (
-            [kind.locate(index + last) for index, _ in find_markers(kind.samples, marker)]
+            [
+                kind.locate(index + last)
+                for index, _ in find_markers(kind.samples, marker)
+                if kind.whole(index, index + last)
+            ]
             for kind in (out, into)
         )
         # Pair output and input by capture position (output = input + the module's delay).
@@ -402,7 +417,7 @@ def _analyse(
             figures[name]["capture"].append(1000 * (arrival_in - at))
             figures[name]["module"].append(1000 * (position - position_in) / RATE)
             figures[name]["arrival"].append(arrival)
-    missed["reference"] = 0 if played else 1
+    missed["reference"] = markers - len(played)
     return figures, missed
 
 
@@ -426,7 +441,7 @@ async def measure_correlation(pulse: PulseServer, rounds: int, markers: int, far
         for index in range(rounds):
             loads_seen.append(os.getloadavg()[0])
             figures, missed = await marker_round(pulse, markers, far_end, rng)
-            missed_total += missed["streams"] + missed["reference"] * markers
+            missed_total += missed["streams"] + missed["reference"]
             breaks += missed["breaks"]
             for name in names:
                 for key in totals[name]:
@@ -451,7 +466,8 @@ async def measure_correlation(pulse: PulseServer, rounds: int, markers: int, far
     count = len(totals[bare]["path"])
     print(
         f"microphone path latency by correlation, {rounds} rounds x {markers} markers"
-        f" ({count} found in every stream, {missed_total} not; {breaks} breaks in the streams),"
+        f" ({count} found whole in every stream and the reference, {missed_total} not;"
+        f" {breaks} breaks in the streams),"
         f" all configurations open at once, far end {'silent' if far_end else 'never fed'};"
         f" load average (1 min) min {min(loads_seen):.1f}"
         f" / median {statistics.median(loads_seen):.1f} / max {max(loads_seen):.1f}"

@@ -200,9 +200,11 @@ class PulseServer:
         """Silence (or bring back) the tone the microphone hears."""
         self.pactl("set-sink-input-mute", self.sine_input(), "1" if muted else "0")
 
-    def play(self, sink: str, samples: np.ndarray) -> subprocess.Popen[bytes]:
+    def play(self, sink: str, samples: np.ndarray, latency_ms: int = 10) -> subprocess.Popen[bytes]:
         """Play float mono 48 kHz ``samples`` into ``sink`` (``pacat``, from a file in the
-        server's folder); returns the process, which ends when all is played."""
+        server's folder); returns the process, which ends when all is played. A longer
+        ``latency_ms`` lets the server hold more of it ahead, so that a starved ``pacat``
+        cannot break a short sound in the middle."""
         pcm = np.clip(np.rint(samples * 32767), -32768, 32767).astype("<i2")
         path = self.runtime / f"play-{len(self.players)}.raw"
         path.write_bytes(pcm.tobytes())
@@ -215,7 +217,7 @@ class PulseServer:
                 "--format=s16le",
                 f"--rate={RECORD_RATE}",
                 "--channels=1",
-                "--latency-msec=10",
+                f"--latency-msec={latency_ms}",
                 str(path),
             ]
         )
