@@ -483,8 +483,16 @@ async def measure_correlation(pulse: PulseServer, rounds: int, markers: int, far
     for name in names[1:]:
         values = added[name]
         print(f"  added: {name} minus {bare}")
+        tenths = statistics.quantiles(values, n=10) if len(values) > 1 else values * 9
+        within = 100 * sum(1 for v in values if v <= 10) / len(values)
         print(
-            "    " + _line("marker by marker", values, f"ms (mean {statistics.fmean(values):.2f})")
+            "    "
+            + _line(
+                "marker by marker",
+                values,
+                f"ms (mean {statistics.fmean(values):.2f}, p10 {tenths[0]:.2f},"
+                f" p90 {tenths[-1]:.2f}; {within:.0f}% at most 10 ms)",
+            )
         )
         print("    " + _line("per-round means", added_means[name], "ms"))
         print("    " + _line("per-round medians", added_rounds[name], "ms"))
