@@ -18,25 +18,27 @@ them alike. Prints min / median / max over the rounds, with the load average.
 A period of ``0`` means the PulseAudio reader thread (:mod:`gui.devices.pulse_capture`: 10 ms
 fragments, a 500 ms server buffer) instead of Qt's input.
 
-``--latency`` measures instead the tone switched on to the first loud frame out of the
-processing stage (processing off and on, 1024 and 512-frame periods, the reader), one
-configuration at a time, interleaved; ``--paired`` opens them all at once on the same onsets
-(the processing's own delay onset by onset; not the periods', which one source then shares).
+``--latency`` (``--method onset``, the default) measures instead the tone switched on to the
+first loud frame out of the processing stage (processing off and on, 1024 and 512-frame
+periods, the reader), one configuration at a time, interleaved; ``--paired`` opens them all at
+once on the same onsets (the processing's own delay onset by onset; not the periods', which one
+source then shares).
 
 ``--latency --method correlation`` measures the latency the processing adds without a loudness
-threshold (which the gain control moves, and which sees onsets only 20 ms frame by 20 ms frame):
-the shipped configurations (processing off with the reader's 1024-frame fragments, all four
-parts with 10 ms fragments) and, to show what the 10 ms fragments buy, the processing with
-1024-frame fragments, all open at once on the same microphone (so they hear the very same
-samples, and the machine's load hits them alike), each read by a task as a sender reads it.
-Chirps (:func:`tests.media.signals.chirp`) are played into the source at random moments, its
-440 Hz tone muted; a 5 ms ``parec`` of the source is the reference. Each chirp is found by
-correlation (:func:`tests.media.signals.find_markers`) in every stream; the time a stream made
-it available is the ``recv()`` time of the frame holding its last sample. Marker by marker:
-processed minus bare (the latency added), the processing's own delay in the samples (where the
-marker lies in the stage's output minus in its input, on the capture clock), and each path
-from the source (the capture part). A silent far end is fed in step, as a call's speaker does
-(``--no-far-end``: never, which makes AEC3 about 4 ms shorter).
+threshold (which the gain control moves, and which sees onsets only 20 ms frame by 20 ms
+frame): the shipped configurations (processing off with the reader's 1024-frame fragments, all
+four parts with 10 ms fragments) and, to show what the 10 ms fragments buy, the processing with
+1024-frame fragments and no processing with 10 ms ones, all open at once on the same microphone
+(so they hear the very same samples, and the machine's load hits them alike), each read by a
+task as a sender reads it. Chirps (:func:`tests.media.signals.chirp`) are played into the
+source at random moments, its 440 Hz tone muted; a 5 ms ``parec`` of the source is the
+reference. Each chirp is found by correlation (:func:`tests.media.signals.find_markers`) in
+every stream; the time a stream made it available is the ``recv()`` time of the frame holding
+its last sample. Marker by marker: processed minus bare (the latency added), the processing's
+own delay in the samples (where the marker lies in the stage's output minus in its input, on
+the capture clock), and each path from the source (the capture part). A silent far end is fed
+in step, as a call's speaker does (``--no-far-end``: never, which makes AEC3 about 4 ms
+shorter).
 
 ``python -m bench.microphone_loss [--rounds N] [--seconds S] [--periods 1024,512,0]``
 ``python -m bench.microphone_loss --latency [--paired] [--rounds N] [--onsets N]``
@@ -246,6 +248,7 @@ CORRELATION_CONFIGS: dict[str, tuple[bool, int | None]] = {
     "bare (processing off, reader 1024 frames: shipped)": (False, None),
     "processed (all four, reader 10 ms: shipped)": (True, 512),
     "processed, reader 1024 frames": (True, None),
+    "bare, reader 10 ms": (False, 512),
 }
 
 
