@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``parley-server``."""
     args = build_parser().parse_args(argv)
     configure(args.log_level)
-    return asyncio.run(server_cli.run(server_cli.config_from_args(args), bots_from_args(args)))
+    config = server_cli.config_from_args(args)
+    return asyncio.run(server_cli.run(config, lambda: bots_from_args(args)))
 
 
 if __name__ == "__main__":

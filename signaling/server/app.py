@@ -296,6 +296,11 @@ class SignalingServer:
             self.vault.close()
             self.vault = None
 
+    def restart_wanted(self) -> asyncio.Event:
+        """Set when this server must stop and start again (``Bus.restart``)."""
+        assert self.bus is not None, "started"
+        return self.bus.restart
+
     async def serve_forever(self) -> None:
         """Run until cancelled."""
         assert self._server is not None

@@ -13,9 +13,10 @@ import contextlib
 import re
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from signaling import __version__
 from signaling.protocol.bots import Bot
@@ -24,7 +25,7 @@ from signaling.protocol.sfu import SFU_CAPACITY
 from signaling.server import turn
 from signaling.server.app import SignalingServer, StartupError
 from signaling.server.config import ServerConfig, SfuSettings, default_db_path
-from signaling.server.logs import configure
+from signaling.server.logs import configure, log_event
 from signaling.server.sfu.launch import read_secret
 from signaling.server.sfu.pool import SfuAddress
 from signaling.server.store import is_postgres_url
@@ -254,27 +255,47 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     return config
 
 
-async def run(config: ServerConfig, bots: Sequence[Bot] = ()) -> int:
-    """Serve (with ``bots`` plugged in) until SIGINT or SIGTERM; returns the exit status."""
-    server = SignalingServer(config, bots=bots)
-    try:
-        await server.start()
-    except StartupError as exc:
-        print(f"parley-server: error: {exc}", file=sys.stderr)
-        return exc.status
-    print(f"Parley signaling server listening on {server.url}", flush=True)
+async def run(config: ServerConfig, bots: Callable[[], Sequence[Bot]] = tuple) -> int:
+    """Serve (with the built-in users ``bots()`` makes plugged in) until SIGINT or SIGTERM;
+    returns the exit status. A server whose bus asks for it (``Bus.restart``: an instance of a
+    service whose hub can no longer be trusted) is stopped and started again, anew."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
-        await stop.wait()
+        while True:
+            server = SignalingServer(config, bots=bots())
+            try:
+                await server.start()
+            except StartupError as exc:
+                print(f"parley-server: error: {exc}", file=sys.stderr)
+                return exc.status
+            print(f"Parley signaling server listening on {server.url}", flush=True)
+            assert server.port is not None
+            config = replace(config, port=server.port)  # a restart listens where clients know
+            restart = server.restart_wanted()
+            try:
+                await _first(stop.wait(), restart.wait())
+            finally:
+                await server.stop()
+            if stop.is_set():
+                return 0
+            log_event("server.restarting", 30)
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(signum)
-        await server.stop()
-    return 0
+
+
+async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
+    """Wait until the first of ``waits`` is done; the others are cancelled."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 def main(argv: list[str] | None = None) -> int:

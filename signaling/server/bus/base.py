@@ -9,6 +9,7 @@ lease), the others forward their connections' frames to it and write what it sen
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,11 @@ class BusUnavailable(Exception):
 
 class Bus(ABC):
     """Where a connection's frames go, and how the hub's sends reach the connection."""
+
+    def __init__(self) -> None:
+        #: Set when this instance's hub can no longer be trusted (a coordinator that lost its
+        #: lease): the server stops and starts again as a new instance (``cli.run``).
+        self.restart = asyncio.Event()
 
     @abstractmethod
     def next_id(self) -> int:

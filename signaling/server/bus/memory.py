@@ -13,6 +13,7 @@ class MemoryBus(Bus):
     """Today's single server: ``open``/``receive``/``close`` are the hub's own calls."""
 
     def __init__(self, hub: Hub) -> None:
+        super().__init__()
         self.hub = hub
         self._ids = itertools.count(1)
 

@@ -52,8 +52,9 @@ timer's work (``WatchedTimers.gate``), writes
 nothing it decided (mirror, sends to edges) and puts what it popped from
 ``parley:to-coordinator`` back at the head, in order, until a renewal says the lease is still
 its own. One that lost it drops what it queued, closes its own clients' sockets with 1012 (the
-new coordinator counted them gone when its heartbeat lapsed; they log in again, anywhere) and
-stops (SIGTERM): its hub's state is stale and must not decide again. So the service always
+new coordinator counted them gone when its heartbeat lapsed; they log in again, anywhere), says
+nothing more, and the server starts again as a new instance, an edge (``Bus.restart``,
+``cli.run``): its hub's state is stale and must not decide again. So the service always
 settles on one coordinator, and what a newcomer decided is never undone by the old one.
 
 Not carried over to a new coordinator: requests in flight at the moment of the switch (the
@@ -74,7 +75,6 @@ import itertools
 import json
 import re
 import secrets
-import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -157,6 +157,7 @@ class RedisBus(Bus):
     """One instance of a service of several, over Redis (see the module's text)."""
 
     def __init__(self, url: str, hub: Hub) -> None:
+        super().__init__()
         self.url = url
         self.hub = hub
         self.instance = secrets.randbelow(1 << 30) + 1
@@ -342,6 +343,8 @@ class RedisBus(Bus):
 
     def post(self, key: str, item: Json) -> None:
         """Append ``item`` to the list ``key``, soon, in order (the sender task writes)."""
+        if self.lease.lost:  # a hub that lost the lease says nothing more (it restarts)
+            return
         queued = self._out.setdefault(key, [])
         if len(queued) >= MAX_QUEUED:  # Redis away a long time: the oldest go first
             del queued[: MAX_QUEUED // 10]
@@ -515,7 +518,8 @@ class RedisBus(Bus):
         decide. Ours stops at once: nothing it decided is written any more (mirror, sends to
         edges), what it read and did not handle went back to the list, its own clients are told
         to log in again (1012; the new coordinator counted them gone when our heartbeat
-        lapsed), and the instance stops (SIGTERM) rather than run a hub whose state is stale."""
+        lapsed), the remote connections it served are dropped without a word, and the server
+        starts again as a new instance (an edge) rather than run a hub whose state is stale."""
         log_event("bus.coordinator_lost", 40, instance=self.instance, epoch=self.lease.epoch)
         self.coordinator = False
         self.lease.lose()
@@ -524,11 +528,13 @@ class RedisBus(Bus):
         self._dirty_presence.clear()
         self._dirty_meetings.clear()
         self._meetings_due = False
+        self.remote.abandon()
         for local in list(self.local.values()):
+            local.session = None  # its close is nobody's business now: the hub is stale
             end = getattr(local.peer, "end", None)
             if end is not None:
                 end(1012, "service restarting; connect again")
-        signal.raise_signal(signal.SIGTERM)
+        self.restart.set()
 
     async def _check_instances(self) -> None:
         """Close the connections of instances whose heartbeat is gone."""
@@ -559,12 +565,13 @@ class RedisBus(Bus):
     # The coordinator -------------------------------------------------------------
 
     async def _promote(self) -> None:
-        """Take the hub's role; an instance that fails half-way stops, so another takes it."""
+        """Take the hub's role; an instance that fails half-way starts again as a new one (its
+        lease lapses meanwhile, so another takes it)."""
         try:
             await self._take_over()
         except Exception as exc:
             log_event("bus.takeover_failed", 40, instance=self.instance, error=repr(exc))
-            signal.raise_signal(signal.SIGTERM)
+            self.restart.set()
 
     async def _take_over(self) -> None:
         """Load the mirror, gather the connections, resume timers."""

@@ -82,6 +82,13 @@ class RemoteConnections:
         #: Probes waiting for their instance's answer, by nonce.
         self._probes: dict[str, asyncio.Future[bool]] = {}
 
+    def abandon(self) -> None:
+        """Stop serving every connection at once, without their close (the lease was lost:
+        they are the next coordinator's)."""
+        self.stopping = True
+        for task in self.tasks():
+            task.cancel()
+
     def tasks(self) -> list[asyncio.Task[None]]:
         """The tasks serving the connections (cancelled when the instance stops)."""
         return [c.task for c in self.by_id.values() if c.task is not None]
