@@ -27,6 +27,7 @@ this end joined or while it was away; ``outgoing`` when it is this end's own), `
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -54,7 +55,7 @@ from gui.core.meeting_machine import (
     SendRequest,
     StateChanged,
 )
-from gui.core.peer_channel import ChatMessage, ChatUnavailable
+from gui.core.peer_channel import ChatMessage, ChatUnavailable, outgoing_chat
 from gui.core.peer_link import (
     AUDIO,
     CAMERA,
@@ -165,6 +166,11 @@ class MeetingSession(AsyncIOEventEmitter):
         #: Chat messages sent and not yet acknowledged: the id shown here → the link's own id
         #: per participant still to acknowledge.
         self._undelivered: dict[str, dict[str, str]] = {}
+        #: Those messages themselves, sent again over a participant's next link when theirs
+        #: was not open (being made or made again) or closed before they acknowledged.
+        self._outgoing: dict[str, ChatMessage] = {}
+        #: Of those, the ones somebody has acknowledged already.
+        self._acknowledged: set[str] = set()
         #: The meeting's chat so far, as a late joiner gets it from this end.
         self.chat_log = ChatLog()
         #: Through a media server (topology ``"sfu"``): the publisher and subscriptions.
@@ -321,29 +327,50 @@ class MeetingSession(AsyncIOEventEmitter):
         self._pump()
 
     def send_chat(self, text: str) -> ChatMessage:
-        """Send a chat message to everyone linked now (raises ``ChatUnavailable`` when nobody
-        can get it, ``ValueError`` when it is too long); ``delivered`` follows once all have it.
-        Through a media server, the server relays it (``meeting_chat.py``)."""
+        """Send a chat message to everyone in the meeting (raises ``ChatUnavailable`` when
+        nobody else is in it, ``ValueError`` when it is too long); ``delivered`` follows once
+        all have it. A participant whose link is not open now (being made, or made again after
+        it failed) gets it over their next link as it opens, as does one whose link closes
+        before they acknowledge it; one who leaves first is not waited for. Through a media
+        server, the server relays it (``meeting_chat.py``)."""
         if self.machine.topology == "sfu":
             if self.machine.state is not MeetingState.JOINED or not self.machine.participants:
                 raise ChatUnavailable("nobody in the meeting can receive chat now")
             message = self._chat_through_server().send(text)
             self.chat_log.add(self.machine.me, message)
             return message
-        sent: dict[str, ChatMessage] = {}
-        msg_id = uuid.uuid4().hex  # one id on every link: a late joiner keeps one copy
-        for username, peer in self.links.items():
-            if peer.channel.is_open:
-                try:
-                    sent[username] = peer.chat(text, msg_id)
-                except ChatUnavailable:
-                    continue
-        if not sent:
+        message = outgoing_chat(text)  # one id on every link: a late joiner keeps one copy
+        recipients = (set(self.machine.participants) | set(self.links)) - {self.machine.me}
+        if not recipients:
             raise ChatUnavailable("nobody in the meeting can receive chat now")
-        first = next(iter(sent.values()))
-        self._undelivered[first.id] = {u: m.id for u, m in sent.items()}
-        self.chat_log.add(self.machine.me, first)
-        return first
+        for username in recipients:
+            self._send_on_link(username, message)
+        self._undelivered[message.id] = {u: message.id for u in recipients}
+        self._outgoing[message.id] = message
+        self.chat_log.add(self.machine.me, message)
+        return message
+
+    def _send_on_link(self, username: str, message: ChatMessage) -> None:
+        """``message`` over the link to ``username`` if its channel is open (else it goes when
+        a link's channel opens: ``channel_open``)."""
+        peer = self.links.get(username)
+        if peer is not None and peer.channel.is_open:
+            with contextlib.suppress(ChatUnavailable):  # closed meanwhile: the next link
+                peer.channel.send_message(message)
+
+    def _not_waited_for(self, username: str) -> None:
+        """``username`` left: this end's messages no longer wait for them (``delivered`` once
+        everyone else has them; never for a message nobody got)."""
+        for shown, waiting in list(self._undelivered.items()):
+            if waiting.pop(username, None) is not None and not waiting:
+                self._all_have(shown)
+
+    def _all_have(self, shown: str) -> None:
+        del self._undelivered[shown]
+        self._outgoing.pop(shown, None)
+        if shown in self._acknowledged:
+            self._acknowledged.discard(shown)
+            self.emit("delivered", shown)
 
     def _chat_through_server(self) -> ServerChat:
         if self._server_chat is None:
@@ -359,9 +386,9 @@ class MeetingSession(AsyncIOEventEmitter):
         for shown, waiting in list(self._undelivered.items()):
             if waiting.get(username) == link_id:
                 del waiting[username]
+                self._acknowledged.add(shown)
                 if not waiting:
-                    del self._undelivered[shown]
-                    self.emit("delivered", shown)
+                    self._all_have(shown)
                 return
 
     def receivers(self, username: str) -> dict[str, Receiver]:
@@ -390,6 +417,7 @@ class MeetingSession(AsyncIOEventEmitter):
                     self._chat_in(*received, history=message.get("history") is True)
                 return
             if kind == "meeting.left":
+                self._not_waited_for(str(message.get("username", "")))
                 self.emit("participant_left", message.get("username"), message.get("reason"))
             self.machine.server_event(message)
         else:
@@ -420,6 +448,11 @@ class MeetingSession(AsyncIOEventEmitter):
                 if vouched(entry, username, self.machine.me, present):
                     self._chat_in(entry.sender, entry.message, history=True)
         elif event == "channel_open":
+            # What this end sent that they have not acknowledged, as it was sent (live), then
+            # the chat so far: what they got live is not history to them.
+            for shown, waiting in self._undelivered.items():
+                if username in waiting and shown in self._outgoing:
+                    self._send_on_link(username, self._outgoing[shown])
             peer.channel.send_past(self.chat_log.past())
         elif event == "delivered":
             self._delivered(username, *args)

@@ -200,25 +200,28 @@ class PeerChannel:
         """Send a chat message; it stays in ``undelivered`` until the peer acknowledges it.
 
         ``msg_id``: the message's id (a meeting gives every link the same one), else new."""
+        self._check_available()
+        message = outgoing_chat(text, msg_id)
+        self.send_message(message)
+        return message
+
+    def send_message(self, message: ChatMessage) -> None:
+        """Send ``message``, made by :func:`outgoing_chat` (maybe for an earlier link: a
+        meeting sends again what a participant's link closed on before they acknowledged
+        it); it stays in ``undelivered`` until the peer acknowledges it."""
+        self._check_available()
+        self.undelivered[message.id] = message
+        self._send(
+            {"t": "chat", "id": message.id, "text": message.text, "sent_at": message.sent_at}
+        )
+
+    def _check_available(self) -> None:
         if (
             not self.negotiated
             or self.channel is None
-            or self.channel.readyState
-            in (
-                "closing",
-                "closed",
-            )
+            or self.channel.readyState in ("closing", "closed")
         ):
             raise ChatUnavailable("chat is not available in this call")
-        text = text.strip()
-        if not text:
-            raise ValueError("empty message")
-        if len(text) > MAX_CHAT_CHARS:
-            raise ValueError(f"a message is at most {MAX_CHAT_CHARS} characters")
-        message = ChatMessage(msg_id or uuid.uuid4().hex, text, time.time(), outgoing=True)
-        self.undelivered[message.id] = message
-        self._send({"t": "chat", "id": message.id, "text": text, "sent_at": message.sent_at})
-        return message
 
     def send_state(self, state: PeerMediaState) -> None:
         """Tell the peer what this end sends."""
@@ -346,6 +349,17 @@ class PeerChannel:
         ):
             return None
         return ChatMessage(msg_id, text, _timestamp(sent_at), outgoing=False)
+
+
+def outgoing_chat(text: str, msg_id: str | None = None) -> ChatMessage:
+    """This end's message of ``text`` (stripped), sent now; ``msg_id`` or a new id. Raises
+    ``ValueError`` when it is empty or longer than :data:`MAX_CHAT_CHARS`."""
+    text = text.strip()
+    if not text:
+        raise ValueError("empty message")
+    if len(text) > MAX_CHAT_CHARS:
+        raise ValueError(f"a message is at most {MAX_CHAT_CHARS} characters")
+    return ChatMessage(msg_id or uuid.uuid4().hex, text, time.time(), outgoing=True)
 
 
 def _timestamp(value: object) -> float:

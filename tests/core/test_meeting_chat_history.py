@@ -98,3 +98,42 @@ async def test_a_late_joiner_gets_the_chat_once_and_only_first_hand_for_those_pr
     await until(lambda: cyd_saw[-1][2] == "after the forgery")
     assert "forged-1" not in late.chat_log
     assert all(text != "I resign" for _, _, text, _ in cyd_saw)
+
+
+async def test_a_message_sent_while_a_link_is_made_again_arrives_once_live_and_is_delivered(
+    meeting: Meeting,
+) -> None:
+    """A participant's link breaks (its far end closed, as when consent expires there) and
+    is offered again: what Ada sent into the dying link, and what she sent while there was
+    no link to Bob, reaches Bob over the new link, live (he was there), once, and Ada is told
+    both were delivered."""
+    ada, bob = [await meeting.client(n) for n in ("ada", "bob")]
+    await befriend(ada, bob)
+    invited = invitation(bob)
+    host = meeting.create(["bob"])
+    first = await meeting.accept("bob", invited)
+    await until(lambda: channel_open(host, "bob") and channel_open(first, "ada"), LINKED_S)
+    bob_saw = record(first)
+    delivered: list[str] = []
+    host.on("delivered", delivered.append)
+
+    # Bob offered on this pair: when his end breaks, he offers a new link a second later.
+    assert first.machine.link_offerer("ada") is True
+    old = host.links["bob"]
+    in_flight = host.send_chat("sent as the link breaks")
+    await first.links["ada"].pc.close()
+    await until(lambda: old.closed, LINKED_S)  # Ada's end is gone too (closed, or replaced)
+    waiting = host.send_chat("sent while the link is made again")  # nobody linked: not refused
+
+    await until(lambda: len(delivered) == 2, LINKED_S)
+    assert sorted(delivered) == sorted([in_flight.id, waiting.id])
+    assert sorted(bob_saw) == sorted(
+        [
+            ("chat", "ada", "sent as the link breaks", False),
+            ("chat", "ada", "sent while the link is made again", False),
+        ]
+    )
+    assert [e.message.text for e in first.chat_log.past()] == [
+        "sent as the link breaks",
+        "sent while the link is made again",
+    ]
