@@ -49,6 +49,9 @@ RATE = 48000
 CHUNK = RATE // 100
 #: The frames a call sends: s16 stereo (what aiortc's Opus encoder takes).
 CHANNELS = 2
+#: Far-end audio kept for the echo canceller while no microphone chunk comes to hand it over
+#: (the microphone stopped): the latest 250 ms.
+FAR_KEPT = RATE // 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,9 +155,11 @@ class VoiceMeter:
     ) -> None:
         self.floor_db = floor_db
         self.margin_db = margin_db
-        self._levels: collections.deque[float] = collections.deque(
-            maxlen=round(floor_window_s * 100)
-        )
+        self._window = round(floor_window_s * 100)
+        #: (chunk number, level) of the window's candidates for its minimum, levels rising
+        #: (a sliding minimum: each chunk is added and dropped once, not a scan per chunk).
+        self._floor: collections.deque[tuple[int, float]] = collections.deque()
+        self._chunks = 0
         #: (time.monotonic(), level in dBFS, voice) of recent chunks, newest last.
         self.history: collections.deque[tuple[float, float, bool]] = collections.deque(
             maxlen=round(history_s * 100)
@@ -165,8 +170,14 @@ class VoiceMeter:
         samples = chunk.astype(np.float32)
         power = float(np.dot(samples, samples)) / samples.size if samples.size else 0.0
         level = 10.0 * math.log10(max(power, 1e-3) / 32768.0**2)
-        self._levels.append(level)
-        background = min(self._levels)
+        floor = self._floor
+        while floor and floor[-1][1] >= level:
+            floor.pop()
+        floor.append((self._chunks, level))
+        if floor[0][0] <= self._chunks - self._window:
+            floor.popleft()
+        self._chunks += 1
+        background = floor[0][1]
         voice = level > self.floor_db and level > background + self.margin_db
         self.history.append((time.monotonic() if at is None else at, level, voice))
         return voice
@@ -289,14 +300,27 @@ class AudioProcessor:
         self._render_ahead_ms = ahead_ms
         if self._apm is None or not self.options.echo_cancellation:
             return
-        mono = self._far_resampler.to_48k(pcm_to_mono(samples), rate)
-        self._far.push(mono)
+        self._far.push(self._far_resampler.to_48k(pcm_to_mono(samples), rate))
+        if len(self._far) > FAR_KEPT:
+            self._far.pop(len(self._far) - FAR_KEPT)
+
+    def _render(self) -> None:
+        """Hand the far end played since the last microphone chunk to the echo canceller.
+
+        Done in the microphone's turn, not in a turn of its own: each time the module runs
+        after a pause its first chunk costs about 0.25 ms more than the next (caches, branch
+        predictors; measured here: 1.0% of a core back to back, 3.5% with one render and
+        capture pair every 10 ms), so one wake-up for both sides instead of one each saves
+        that much every time. The far end's echo reaches the microphone later than it is
+        handed over here (the device's queue, the room), as AEC3 needs.
+        """
+        apm = self._apm
         while len(self._far) >= CHUNK:
             self._render_view[:] = self._far.pop(CHUNK)
             started = time.perf_counter()
             if self.tones is not None:
                 self._render_view[:] = self.tones.far(self._render_view)
-            self._apm.process_reverse_stream()
+            apm.process_reverse_stream()
             self.busy_s += time.perf_counter() - started
             self.render_chunks += 1
 
@@ -323,6 +347,8 @@ class AudioProcessor:
         # as each call into the binding costs about a third of a chunk's processing.
         delay = 10 * round((self._render_ahead_ms + capture_ms) / 10)
         apm = self._apm
+        if apm is not None and self.options.echo_cancellation:
+            self._render()
         for index in range(chunks):
             chunk = self._near.pop(CHUNK)
             if apm is not None:

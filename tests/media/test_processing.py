@@ -209,6 +209,36 @@ def test_a_speaker_in_another_format_is_still_a_reference() -> None:
     assert erle_db(echo, np.concatenate(out), 2 * RATE) >= 25
 
 
+def test_the_far_end_is_handed_over_in_the_microphones_turn() -> None:
+    """What the speaker played reaches the echo canceller when the next microphone frame is
+    processed (one wake-up of the module for both sides); while no microphone frame comes,
+    only the latest 250 ms are kept."""
+    processor = AudioProcessor(AEC_ONLY)
+    far = to_s16(speech(3, 4)).reshape(-1, 1)
+    processor.played(far[:960], RATE, 20.0)
+    assert processor.render_chunks == 0
+    assert processor.process(frame_of(np.zeros(960), 0)) is not None
+    assert (processor.render_chunks, processor.capture_chunks) == (2, 2)
+    processor.played(far[960 : 960 + 2 * RATE], RATE, 20.0)  # two seconds, no microphone
+    assert processor.process(frame_of(np.zeros(960), 960)) is not None
+    assert processor.render_chunks == 2 + 25
+
+
+def test_the_meters_background_is_the_quietest_chunk_of_its_window() -> None:
+    """The meter's sliding minimum decides as a scan of the last two seconds would."""
+    meter = VoiceMeter()
+    rng = np.random.default_rng(3)
+    levels: list[float] = []
+    for index in range(3000):
+        amplitude = float(rng.choice([0.0, 30.0, 300.0, 3000.0, 20000.0]))
+        chunk = np.clip(rng.standard_normal(480) * amplitude, -32768, 32767).astype(np.int16)
+        voice = meter.add(chunk, at=index / 100)
+        level = meter.history[-1][1]
+        levels.append(level)
+        background = min(levels[-200:])
+        assert voice == (level > meter.floor_db and level > background + meter.margin_db)
+
+
 def test_the_apm_called_directly_gives_what_the_binding_gives() -> None:
     """gui/media/apm.py sends the binding's requests serialised once: the output is the one
     the binding's own calls give, bit for bit, with all four parts on and a far end."""
