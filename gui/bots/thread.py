@@ -85,6 +85,8 @@ class BotThread:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._link: ThreadLink | None = None
         self._stopping: asyncio.Event | None = None
+        #: Set by :meth:`close`, seen by the thread even before its loop exists.
+        self._stop_requested = threading.Event()
         self._ended: asyncio.Future[None] | None = None
 
     @property
@@ -97,6 +99,7 @@ class BotThread:
         hub_loop = asyncio.get_running_loop()
         started: asyncio.Future[None] = hub_loop.create_future()
         self._ended = hub_loop.create_future()
+        self._stop_requested = threading.Event()
         self._link = ThreadLink(link, hub_loop)
         self.thread = threading.Thread(
             target=self._run,
@@ -108,7 +111,9 @@ class BotThread:
         try:
             await started
         except BaseException:
-            await self._join()
+            # Failed, or cancelled (the app quit during its start-up): a bot that started
+            # meanwhile is told to stop, or its thread is waited for forever.
+            await self.close()
             raise
 
     def _run(
@@ -138,11 +143,13 @@ class BotThread:
             hub_loop.call_soon_threadsafe(_settle, started, exc)
             return
         hub_loop.call_soon_threadsafe(_settle, started, None)
-        await self._stopping.wait()
+        if not self._stop_requested.is_set():
+            await self._stopping.wait()
         await self.bot.close()
 
     async def close(self) -> None:
         """Close the bot on its loop and wait for its thread to end (on the hub's loop)."""
+        self._stop_requested.set()
         if self.loop is not None and self._stopping is not None:
             with contextlib.suppress(RuntimeError):  # its loop ended already
                 self.loop.call_soon_threadsafe(self._stopping.set)

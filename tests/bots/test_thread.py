@@ -95,6 +95,42 @@ async def test_a_bot_that_fails_to_start_fails_the_server_and_leaves_no_thread(
     assert bot_threads() == []
 
 
+class SlowStartingBot:
+    """A bot whose start takes a while (the echo's codecs on a loaded machine)."""
+
+    username = "echo"
+
+    def __init__(self) -> None:
+        self.starting = threading.Event()
+        self.closed_on: int | None = None
+
+    async def start(self, link: SignalingLink) -> None:
+        self.starting.set()
+        await asyncio.sleep(1.0)
+
+    async def close(self) -> None:
+        self.closed_on = threading.get_ident()
+
+
+async def test_a_server_start_cancelled_while_its_bot_starts_ends_the_bot_thread(
+    tmp_path: Path,
+) -> None:
+    """The app quit while its built-in server was starting: the start is cancelled while the
+    bot's thread is in the bot's start. The bot is told to stop as soon as it has started
+    and its thread ends: before, the cancelled start waited for that thread for ever (the
+    app hung on SIGTERM 0.3 s after its window appeared, 1 run in about 20)."""
+    bot = SlowStartingBot()
+    server = SignalingServer(make_config(tmp_path), bots=[BotThread(bot)])
+    starting = asyncio.get_running_loop().create_task(server.start())
+    assert await asyncio.to_thread(bot.starting.wait, 30)
+    starting.cancel()
+    async with asyncio.timeout(15):
+        with pytest.raises(asyncio.CancelledError):
+            await starting
+    assert bot.closed_on is not None and bot.closed_on != threading.get_ident()
+    assert bot_threads() == []
+
+
 async def test_stopping_the_server_mid_echo_call_ends_the_thread_cleanly(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
