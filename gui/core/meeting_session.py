@@ -31,7 +31,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiortc.contrib.media import MediaRelay
@@ -139,6 +139,18 @@ class SharedMedia:
         self.media.stop()
 
 
+@dataclass(eq=False, slots=True)
+class _Undelivered:
+    """A chat message this end sent, and who in the meeting has not acknowledged it yet: it
+    goes again over a participant's next link when theirs was not open (being made, or made
+    again) or closed before they acknowledged it."""
+
+    message: ChatMessage
+    waiting: set[str]
+    #: Whether anybody acknowledged it (``delivered`` is said only then).
+    acknowledged: bool = False
+
+
 class MeetingSession(AsyncIOEventEmitter):
     """Drives one meeting at this end, from joining to leaving."""
 
@@ -163,14 +175,8 @@ class MeetingSession(AsyncIOEventEmitter):
         self.history: dict[str, list[PeerLink]] = {}
         self._proxies: dict[str, dict[str, MediaStreamTrack]] = {}
         self._signaling_check: asyncio.Task[Any] | None = None
-        #: Chat messages sent and not yet acknowledged: the id shown here → the link's own id
-        #: per participant still to acknowledge.
-        self._undelivered: dict[str, dict[str, str]] = {}
-        #: Those messages themselves, sent again over a participant's next link when theirs
-        #: was not open (being made or made again) or closed before they acknowledged.
-        self._outgoing: dict[str, ChatMessage] = {}
-        #: Of those, the ones somebody has acknowledged already.
-        self._acknowledged: set[str] = set()
+        #: Chat messages sent that somebody has not acknowledged yet, by id.
+        self._undelivered: dict[str, _Undelivered] = {}
         #: The meeting's chat so far, as a late joiner gets it from this end.
         self.chat_log = ChatLog()
         #: Through a media server (topology ``"sfu"``): the publisher and subscriptions.
@@ -345,8 +351,7 @@ class MeetingSession(AsyncIOEventEmitter):
             raise ChatUnavailable("nobody in the meeting can receive chat now")
         for username in recipients:
             self._send_on_link(username, message)
-        self._undelivered[message.id] = {u: message.id for u in recipients}
-        self._outgoing[message.id] = message
+        self._undelivered[message.id] = _Undelivered(message, recipients)
         self.chat_log.add(self.machine.me, message)
         return message
 
@@ -361,16 +366,15 @@ class MeetingSession(AsyncIOEventEmitter):
     def _not_waited_for(self, username: str) -> None:
         """``username`` left: this end's messages no longer wait for them (``delivered`` once
         everyone else has them; never for a message nobody got)."""
-        for shown, waiting in list(self._undelivered.items()):
-            if waiting.pop(username, None) is not None and not waiting:
-                self._all_have(shown)
+        for msg_id, pending in list(self._undelivered.items()):
+            if username in pending.waiting:
+                pending.waiting.discard(username)
+                if not pending.waiting:
+                    self._all_have(msg_id)
 
-    def _all_have(self, shown: str) -> None:
-        del self._undelivered[shown]
-        self._outgoing.pop(shown, None)
-        if shown in self._acknowledged:
-            self._acknowledged.discard(shown)
-            self.emit("delivered", shown)
+    def _all_have(self, msg_id: str) -> None:
+        if self._undelivered.pop(msg_id).acknowledged:
+            self.emit("delivered", msg_id)
 
     def _chat_through_server(self) -> ServerChat:
         if self._server_chat is None:
@@ -382,14 +386,13 @@ class MeetingSession(AsyncIOEventEmitter):
             )
         return self._server_chat
 
-    def _delivered(self, username: str, link_id: str) -> None:
-        for shown, waiting in list(self._undelivered.items()):
-            if waiting.get(username) == link_id:
-                del waiting[username]
-                self._acknowledged.add(shown)
-                if not waiting:
-                    self._all_have(shown)
-                return
+    def _delivered(self, username: str, msg_id: str) -> None:
+        pending = self._undelivered.get(msg_id)
+        if pending is not None and username in pending.waiting:
+            pending.waiting.discard(username)
+            pending.acknowledged = True
+            if not pending.waiting:
+                self._all_have(msg_id)
 
     def receivers(self, username: str) -> dict[str, Receiver]:
         """What the newest link to ``username`` received, by slot (empty: never linked)."""
@@ -450,9 +453,9 @@ class MeetingSession(AsyncIOEventEmitter):
         elif event == "channel_open":
             # What this end sent that they have not acknowledged, as it was sent (live), then
             # the chat so far: what they got live is not history to them.
-            for shown, waiting in self._undelivered.items():
-                if username in waiting and shown in self._outgoing:
-                    self._send_on_link(username, self._outgoing[shown])
+            for pending in self._undelivered.values():
+                if username in pending.waiting:
+                    self._send_on_link(username, pending.message)
             peer.channel.send_past(self.chat_log.past())
         elif event == "delivered":
             self._delivered(username, *args)
