@@ -40,22 +40,16 @@ died with that process, so the two ends negotiate a new one inside the call, as 
 network drop (``restart`` on ``rtc.signal``, docs/protocol.md). An instance started with
 ``--no-echo`` that becomes coordinator ends them ``failed``.
 
-Two coordinators for a moment (issue 12): a coordinator that stalls (not scheduled, SIGSTOP,
-Redis slow) longer than its lease may find, when it runs again, that an edge took over. Each
-take of the lease increments ``parley:epoch`` (:data:`TAKE`), and the holder renews with its
-epoch (:data:`RENEW`): a lease found free is taken back only when no one took it since (the
-epoch unchanged: we only stalled) or when Redis lost everything (no epoch: it restarted);
-otherwise the lease is lost. An instance renews from the moment it takes the lease, not only
-once its take-over is done. A coordinator decides only while the lease it last renewed surely
-holds (sent time + 4 s - :data:`LEASE_MARGIN_S`): past that it handles no frame, runs no
-timer's work (``WatchedTimers.gate``), writes
-nothing it decided (mirror, sends to edges) and puts what it popped from
-``parley:to-coordinator`` back at the head, in order, until a renewal says the lease is still
-its own. One that lost it drops what it queued, closes its own clients' sockets with 1012 (the
-new coordinator counted them gone when its heartbeat lapsed; they log in again, anywhere), says
-nothing more, and the server starts again as a new instance, an edge (``Bus.restart``,
-``cli.run``): its hub's state is stale and must not decide again. So the service always
-settles on one coordinator, and what a newcomer decided is never undone by the old one.
+Two coordinators for a moment (issue 12): the lease is fenced (``lease.py``), and a
+coordinator decides only while the lease it last renewed surely holds: past that it handles no
+frame, runs no timer's work (``WatchedTimers.gate``), writes nothing it decided (mirror, sends
+to edges) and puts what it popped from ``parley:to-coordinator`` back at the head, in order,
+until a renewal says the lease is still its own. One that lost it drops what it queued, closes
+its own clients' sockets with 1012 (the new coordinator counted them gone when its heartbeat
+lapsed; they log in again, anywhere), says nothing more, and the server starts again as a new
+instance, an edge (``Bus.restart``, ``cli.run``): its hub's state is stale and must not decide
+again. So the service always settles on one coordinator, and what a newcomer decided is never
+undone by the old one.
 
 Not carried over to a new coordinator: requests in flight at the moment of the switch (the
 client's request times out).
