@@ -653,11 +653,10 @@ class CallSession(AsyncIOEventEmitter):
         if timer is not None:
             timer.cancel()
         link = self._candidates.pop(token, None)
+        self.machine.moved(token)  # the swap below comes before any await
         if link is None:
-            self.machine.moved(token)
             return
         old, self.peer = self.peer, link
-        self.machine.moved(token)
         log.info("call %s: restart %s connected; the call moves onto it", self.call_id, token)
         for slot, track in old.tracks().items():
             link.send(slot, track)
