@@ -364,7 +364,10 @@ async def test_video_receiver_counts_numbers_decreases_and_skips():
     pattern = PatternVideoTrack(320, 240)
     numbers = [5, 6, 7, 9, 8, 10]
     frames = [pattern.make_frame(n) for n in numbers]
-    frames.insert(2, av.VideoFrame(320, 240, "yuv420p"))  # unreadable
+    # Unreadable: a black frame (av.VideoFrame(w, h) alone is uninitialised memory, which once
+    # read as a number and failed this test in CI).
+    black = av.VideoFrame.from_ndarray(np.zeros((240 * 3 // 2, 320), np.uint8), format="yuv420p")
+    frames.insert(2, black)
     sent_at = {n: 1.0 for n in numbers}
     receiver = VideoReceiver(ScriptedTrack("video", frames), sent_at=sent_at)
     receiver.start()
