@@ -96,6 +96,15 @@ class Driver:
                 "note_visible": window.sharing_note.isVisible(),
                 "picker": window.picker is not None and window.picker.isVisible(),
                 "screen_frames": getattr(track, "frames_delivered", None),
+                # Where a share that does not start or stop is stuck (a failure's message).
+                "screen_capture": None
+                if track is None or not hasattr(track, "capture")
+                else {
+                    "active": track.capture.isActive(),
+                    "error": track.capture.errorString(),
+                    "lost": track.lost_reason,
+                    "ready": track.readyState,
+                },
                 "remote_frames": window.remote.frames_given,
                 "received": {k: getattr(r, "frames", None) for k, r in session.receivers.items()},
             }

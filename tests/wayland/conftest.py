@@ -41,6 +41,8 @@ def pytest_collection_modifyitems(
 
 #: What one driver command may take at most (a call connecting, a portal starting).
 COMMAND_TIMEOUT_S = 90.0
+#: How much longer than a command's own timeout its answer may take to come back.
+ANSWER_SLACK_S = 10.0
 
 
 def _desktop(portal: bool, refuse_share: bool = False) -> Iterator[WaylandSession]:
@@ -84,23 +86,34 @@ class AppProcess:
         """Send one command and return its answer; a failed command fails the test."""
         answer = await self.ask(what, timeout, **fields)
         if not answer.get("ok"):
-            raise AssertionError(f"{what}: {answer.get('error')} (state {answer.get('state')})")
+            raise AssertionError(
+                f"{what}: {answer.get('error')} (state {answer.get('state')})\n{self.diagnosis()}"
+            )
         return answer
 
     async def ask(self, what: str, timeout: float = COMMAND_TIMEOUT_S, **fields: Any) -> dict:
         """Send one command and return its answer as it is."""
         assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write((json.dumps({"do": what, **fields}) + "\n").encode())
+        self.process.stdin.write(
+            (json.dumps({"do": what, "timeout": timeout, **fields}) + "\n").encode()
+        )
         await self.process.stdin.drain()
-        async with asyncio.timeout(timeout):
-            while True:
-                line = await self.process.stdout.readline()
-                if not line:
-                    raise AssertionError(f"the app exited during {what!r}: {self.output()}")
-                text = line.decode(errors="replace")
-                if text.startswith(MARKER):
-                    result: dict = json.loads(text[len(MARKER) :])
-                    return result
+        try:
+            # The driver's own wait for ``timeout`` answers first, with the app's state.
+            async with asyncio.timeout(timeout + ANSWER_SLACK_S):
+                while True:
+                    line = await self.process.stdout.readline()
+                    if not line:
+                        raise AssertionError(f"the app exited during {what!r}: {self.output()}")
+                    text = line.decode(errors="replace")
+                    if text.startswith(MARKER):
+                        result: dict = json.loads(text[len(MARKER) :])
+                        return result
+        except TimeoutError:
+            raise AssertionError(
+                f"the app did not answer {what!r} within {timeout + ANSWER_SLACK_S:g} s.\n"
+                f"{self.diagnosis()}"
+            ) from None
 
     async def quit(self, timeout: float = 30) -> int:
         """Ask the app to quit the normal way; its exit status."""
@@ -114,6 +127,15 @@ class AppProcess:
     def output(self) -> str:
         """What the app wrote on stderr (its log)."""
         return self.session.log(self.log)[-4000:]
+
+    def diagnosis(self) -> str:
+        """The ends of the app's log and of the portal's, for a failure's message."""
+        parts = [f"app log:\n{self.output()}"]
+        for name in ("portal", "xdpw"):
+            text = self.session.log(name)
+            if text:
+                parts.append(f"{name} log:\n{text[-2500:]}")
+        return "\n".join(parts)
 
 
 AppFactory = Callable[..., Awaitable[AppProcess]]

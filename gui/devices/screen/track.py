@@ -253,7 +253,11 @@ class ScreenTrack(VideoSinkTrack):
             self._stream_watch.start()
             self._request_watch = PortalRequestWatch()
             self._request_watch.refused.connect(self._capture_events.on_portal_refused)
-            self._request_watch.start()
+            if not self._request_watch.start():
+                logger.warning(
+                    "the session bus cannot be heard: a share cancelled in the system's "
+                    "dialog would go unnoticed"
+                )
         self.capture.start()
 
     # Events ---------------------------------------------------------------------
