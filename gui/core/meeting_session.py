@@ -189,6 +189,9 @@ class MeetingSession(AsyncIOEventEmitter):
         #: Chat through the server, in a meeting through a media server (no data channel).
         self._server_chat: ServerChat | None = None
         self._retry_timers: list[asyncio.TimerHandle] = []
+        #: Links being closed: aiortc's close() can take seconds on a busy machine, and the
+        #: actions behind it (the participant's tile going away) must not wait for it.
+        self._closing: set[asyncio.Task[None]] = set()
         self._runner = ActionRunner(machine.take_actions, self._perform, self._failed, self._last)
         self._closed = asyncio.Event()
         self._unsubscribe = link.on_event(self._on_server_event)
@@ -554,7 +557,7 @@ class MeetingSession(AsyncIOEventEmitter):
                 asyncio.get_running_loop().call_later(action.delay_s, self._retry_join)
             )
         elif isinstance(action, CloseLink):
-            await self._close_link(action.username)
+            self._close_link(action.username)
         else:
             peer = self.links.get(action.username)
             if peer is None:
@@ -608,12 +611,23 @@ class MeetingSession(AsyncIOEventEmitter):
 
         return handler
 
-    async def _close_link(self, username: str) -> None:
+    def _close_link(self, username: str) -> None:
+        """Let go of the link to ``username`` at once; its connection closes in the
+        background (the meeting's end waits for it)."""
         peer = self.links.pop(username, None)
         for proxy in self._proxies.pop(username, {}).values():
             proxy.stop()
         if peer is not None:
-            await peer.close()
+            task = asyncio.get_running_loop().create_task(
+                peer.close(), name=f"closing {peer.label}"
+            )
+            self._closing.add(task)
+            task.add_done_callback(self._link_closed)
+
+    def _link_closed(self, task: asyncio.Task[None]) -> None:
+        self._closing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("%s failed", task.get_name(), exc_info=task.exception())
 
     # The end ----------------------------------------------------------------------
 
@@ -639,7 +653,9 @@ class MeetingSession(AsyncIOEventEmitter):
         if self.sfu is not None:
             await self.sfu.close()
         for username in list(self.links):
-            await self._close_link(username)
+            self._close_link(username)
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
         for closer in self.closers:
             await closer()
         self.shared.stop()

@@ -239,3 +239,42 @@ async def test_a_participant_whose_signaling_drops_comes_back_and_offers_again(
     async with meeting.signaling_dropped() as (host, guest, left):  # bob offers again
         assert guest.machine.link_offerer("ada") is True and not left
         assert guest.state is MeetingState.JOINED and host.history["bob"][0].closed
+
+
+async def test_one_who_leaves_is_gone_at_once_while_their_link_is_slow_to_close(
+    meeting: Meeting,
+) -> None:
+    """At load 20 aiortc took 10-12 s to close a link; the tile of whoever left must not wait
+    for it, and the meeting's own end must (nothing is left running after ``ended``)."""
+    ada, bob = [await meeting.client(n) for n in ("ada", "bob")]
+    await befriend(ada, bob)
+    invited = invitation(bob)
+    host = meeting.create(["bob"])
+    guest = await meeting.accept("bob", invited)
+    await until(everyone_hears_everyone({"ada": host, "bob": guest}), LINKED_S)
+
+    link = host.links["bob"]
+    closing, release = asyncio.Event(), asyncio.Event()
+    close = link.close
+
+    async def slow_close() -> None:  # the condition: closing this link takes a while
+        closing.set()
+        await release.wait()
+        await close()
+
+    link.close = slow_close  # type: ignore[method-assign]
+    present: list[set[str]] = []
+    host.on(
+        "participants", lambda change: present.append({p.username for p in change.participants})
+    )
+    guest.leave()
+    await until(lambda: closing.is_set() and bool(present) and "bob" not in present[-1], 20)
+    assert not link.closed and "bob" not in host.links
+
+    host.leave()
+    ended = asyncio.ensure_future(host.wait_ended())
+    await asyncio.sleep(0.3)
+    assert not ended.done()  # the end waits for the link still closing
+    release.set()
+    await asyncio.wait_for(ended, LEFT_S)
+    assert link.closed
