@@ -193,17 +193,23 @@ def test_arbitrary_messages_never_raise_and_only_sound_ones_get_through(batch: l
 FLOOD_MEMORY_BYTES = 20 * 1024 * 1024
 #: The flooding side sends while its own SCTP queue holds less than this.
 SENDER_BUFFER_BYTES = 16 * 1024
-#: How late a 10 ms timer may fire during the flood: the loop is never held for long.
-LOOP_LAG_S = 1.0
+#: How much work the loop may do between a 10 ms timer falling due and firing during the
+#: flood: the loop is never held for long.
+LOOP_HELD_S = 1.0
 
 
-async def lag_probe(stop: asyncio.Event) -> float:
-    """The worst lateness of a 10 ms sleep until ``stop``."""
+async def held_probe(stop: asyncio.Event) -> float:
+    """Until ``stop``, the most CPU time the loop's thread spent while a 10 ms sleep waited.
+
+    CPU time of this thread, not the clock: on a loaded machine the whole process can wait
+    for a core longer than a second (load 20 on two cores), which says nothing about what
+    the flood makes the loop do.
+    """
     worst = 0.0
     while not stop.is_set():
-        start = time.monotonic()
+        start = time.thread_time()
         await asyncio.sleep(0.01)
-        worst = max(worst, time.monotonic() - start - 0.01)
+        worst = max(worst, time.thread_time() - start)
     return worst
 
 
@@ -234,7 +240,7 @@ async def test_a_flood_from_a_real_peer_is_dropped_while_another_call_goes_on(
 
     tracemalloc.start()
     stop = asyncio.Event()
-    probe = asyncio.create_task(lag_probe(stop))
+    probe = asyncio.create_task(held_probe(stop))
     before = tracemalloc.get_traced_memory()[0]
     big = "y" * (MAX_MESSAGE_CHARS + 10)
     small = [chat(msg_id="same"), "{", json.dumps({"t": "launch"}), b"\x00" * 100]
@@ -256,12 +262,12 @@ async def test_a_flood_from_a_real_peer_is_dropped_while_another_call_goes_on(
     elapsed = time.monotonic() - began
     grew = tracemalloc.get_traced_memory()[0] - before
     stop.set()
-    worst_lag = await probe
+    worst_held = await probe
     tracemalloc.stop()
 
     assert len(chats) <= BURST + RATE_PER_S * (elapsed + 1), (len(chats), elapsed)
     assert grew < FLOOD_MEMORY_BYTES, grew
-    assert worst_lag < LOOP_LAG_S, worst_lag
+    assert worst_held < LOOP_HELD_S, worst_held
     assert victim.state is CallState.CONNECTED and good_callee.state is CallState.CONNECTED
 
     # The good call's chat still gets through, and both calls end normally.
