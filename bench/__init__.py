@@ -162,6 +162,11 @@ BENCHMARKS: list[Benchmark] = [
         "latency the microphone's processing adds: headless Chromium's beside Parley's",
     ),
     Benchmark(
+        "processing-chromium-cpu",
+        "bench.processing_chromium_cpu:run",
+        "CPU the microphone's processing costs: headless Chromium's (on - off) beside Parley's",
+    ),
+    Benchmark(
         "meetings",
         "bench.meetings:run",
         "meetings of 2-4 parley-cli processes (mesh): first frames, frames/s, CPU, escalation",
