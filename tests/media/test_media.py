@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import gc
+import itertools
 import logging
 import math
 import random
@@ -44,6 +45,11 @@ from gui.media.pattern import (
 # ---------------------------------------------------------------------------------------------
 # Frame numbers
 # ---------------------------------------------------------------------------------------------
+
+#: From negotiated to the first frames of a pair of aiortc peers in this process: about 0.2 s
+#: on a quiet machine, seconds on a loaded one; this bound only catches a pipeline that
+#: never starts.
+FLOWS_WITHIN_S = 20
 
 EDGE_NUMBERS = [0, 1, 2, 3, 255, 256, 1000, 65535, 65536, 2**31 - 1, 2**31, 2**32 - 2, 2**32 - 1]
 
@@ -240,8 +246,15 @@ async def test_video_pacing_and_timestamps():
     start = time.monotonic()
     frames = [await track.recv() for _ in range(26)]
     elapsed = time.monotonic() - start
-    assert 0.45 < elapsed < 3  # paced: 25 intervals of 20 ms (later on a loaded machine)
-    assert [f.pts for f in frames] == [1800 * i for i in range(26)]
+    # Paced: 25 intervals of 20 ms. A loaded machine makes it later (seconds only if starved
+    # of a core); only a pacer that never wakes reaches 10 s.
+    assert 0.45 < elapsed < 10
+    # One 20 ms slot after another (1800 ticks of 90 kHz). A process kept from running for
+    # over half a second (a loaded machine) is behind by more than the pacer lets a consumer
+    # fall: its next timestamps jump over the slots it missed, as for any late consumer.
+    steps = [b.pts - a.pts for a, b in itertools.pairwise(frames)]
+    assert frames[0].pts == 0 and all(step > 0 and step % 1800 == 0 for step in steps)
+    assert frames[-1].pts == 1800 * (25 + track._pacer.skipped)
     assert [decode_frame_number(f) for f in frames] == list(range(26))
     assert frames[0].time_base == fractions.Fraction(1, 90000)
     track.stop()
@@ -261,19 +274,24 @@ async def test_sent_at_is_bounded():
 
 @pytest.mark.parametrize("make", [lambda: PatternVideoTrack(176, 96, fps=0.2), ToneAudioTrack])
 async def test_stop_during_the_pacing_wait_ends_recv_at_once(make):
-    """The video's next frame is due 5 s later: ending within a second shows that stop()
-    cut the wait short. (The tone's wait, 20 ms, is too short to tell on a loaded machine:
-    for it this shows that the waiting recv() ends.)"""
+    """The video's next frame is due 5 s later: ending within a few turns of the loop shows
+    that stop() cut the wait short (a clock bound would also count how long a loaded machine
+    keeps the process from running). (The tone's wait, 20 ms, can run out in those turns on
+    a loaded machine: for it this shows that the waiting recv() ends.)"""
     track = make()
     await track.recv()
     pending = asyncio.ensure_future(track.recv())
     await asyncio.sleep(0)
     assert not pending.done()
-    stopped = time.monotonic()
     track.stop()
+    # At once: within a few turns of the loop, however slowly a loaded machine runs them.
+    for _ in range(10):
+        if pending.done():
+            break
+        await asyncio.sleep(0)
+    assert pending.done()
     with pytest.raises(MediaStreamError):
         await pending
-    assert time.monotonic() - stopped < 1.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -371,7 +389,7 @@ async def test_video_receiver_counts_numbers_decreases_and_skips():
     sent_at = {n: 1.0 for n in numbers}
     receiver = VideoReceiver(ScriptedTrack("video", frames), sent_at=sent_at)
     receiver.start()
-    await asyncio.wait_for(receiver.wait_finished(), 2)
+    await asyncio.wait_for(receiver.wait_finished(), 10)
     assert receiver.ended and not receiver.running and receiver.error is None
     assert receiver.frames == 7 and receiver.numbered == 6
     assert (receiver.first_number, receiver.last_number) == (5, 10)
@@ -472,11 +490,27 @@ def _flowing(receivers: dict[str, VideoReceiver | AudioReceiver]) -> bool:
     return all(receivers.get(k) is not None and receivers[k].frames for k in ("video", "audio"))
 
 
+def _carried(
+    receivers: dict[str, VideoReceiver | AudioReceiver],
+    seconds: float,
+    frames_before: int = 0,
+    ms_before: float = 0,
+) -> bool:
+    """At least half of ``seconds`` of 30 frames/s video and of audio came since the counts
+    given: what a flowing pipeline carries, however long a loaded machine takes for it."""
+    video, audio = receivers["video"], receivers["audio"]
+    assert isinstance(video, VideoReceiver) and isinstance(audio, AudioReceiver)
+    return (
+        video.frames - frames_before >= 0.5 * 30 * seconds + 1
+        and audio.received_ms - ms_before >= 0.5 * 1000 * seconds
+    )
+
+
 async def _assert_nothing_left(threads_before: set[threading.Thread]) -> None:
     """No task but the test's, and no thread beyond those that existed before the test."""
     current = asyncio.current_task()
     loop = asyncio.get_running_loop()
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 10  # a poll: a hang, not a loaded machine's pace
     while (left := {t for t in asyncio.all_tasks() if t is not current}) and (
         time.monotonic() < deadline
     ):
@@ -520,29 +554,29 @@ async def test_pattern_and_tone_one_way(frequency, no_asyncio_errors):
     receivers = _receive(callee, sent_at=video.sent_at)
     await _negotiate(caller, callee)
     _assert_vp8_only(caller)
-    await _until(lambda: _flowing(receivers), 5, "first frames")
+    await _until(lambda: _flowing(receivers), FLOWS_WITHIN_S, "first frames")
 
     video_rx = receivers["video"]
     audio_rx = receivers["audio"]
     assert isinstance(video_rx, VideoReceiver) and isinstance(audio_rx, AudioReceiver)
     window = 2.5
     start, ms_before, frames_before = time.monotonic(), audio_rx.received_ms, video_rx.frames
-    await asyncio.sleep(window)
+    await _until(lambda: _carried(receivers, window, frames_before, ms_before), 30, "2.5 s more")
     elapsed = time.monotonic() - start
 
     _check_video(video_rx, (640, 480), window)
-    # Figures (frames/s, latency) are bench/calls.py's; these bounds catch a stalled or
-    # ever-growing pipeline.
-    assert video_rx.frames - frames_before >= 0.5 * 30 * elapsed
-    assert statistics.median(video_rx.latencies) < 1.0
-    assert 0.5 * 1000 * elapsed < audio_rx.received_ms - ms_before < 1000 * (elapsed + 1)
+    # Figures (frames/s, latency) are bench/calls.py's; these bounds catch a stalled, a
+    # runaway or an ever-growing pipeline, not a slow machine: one short of a core (load 20)
+    # delays frames by a second or two while it is.
+    assert 0 < statistics.median(video_rx.latencies) < 5.0
+    assert audio_rx.received_ms - ms_before < 1000 * (elapsed + 1)  # not faster than sent
     assert audio_rx.peak_hz(1.0) == pytest.approx(frequency, abs=5.0)
 
     # Hang up first: the remote tracks end, and the receivers finish on their own.
     await caller.close()
     await callee.close()
     for receiver in (video_rx, audio_rx):
-        await asyncio.wait_for(receiver.wait_finished(), 3)
+        await asyncio.wait_for(receiver.wait_finished(), 10)
         assert receiver.ended and receiver.error is None
     video.stop()
     tone.stop()
@@ -563,16 +597,19 @@ async def test_pattern_and_tone_both_ways(no_asyncio_errors):
     await bob.setLocalDescription(await bob.createAnswer())
     await alice.setRemoteDescription(bob.localDescription)
     _assert_vp8_only(alice)
-    await _until(lambda: _flowing(at_alice) and _flowing(at_bob), 5, "first frames both ways")
+    await _until(
+        lambda: _flowing(at_alice) and _flowing(at_bob), FLOWS_WITHIN_S, "first frames both ways"
+    )
 
     window = 2.5
-    await asyncio.sleep(window)
+    await _until(
+        lambda: _carried(at_alice, window) and _carried(at_bob, window), 30, "2.5 s both ways"
+    )
     for receivers, size, frequency in [(at_bob, (640, 480), 440.0), (at_alice, (320, 240), 1000.0)]:
         video_rx, audio_rx = receivers["video"], receivers["audio"]
         assert isinstance(video_rx, VideoReceiver) and isinstance(audio_rx, AudioReceiver)
         _check_video(video_rx, size, window)
         assert audio_rx.peak_hz(1.0) == pytest.approx(frequency, abs=5.0)
-        assert audio_rx.received_ms >= 0.5 * 1000 * window
 
     # Stop the receivers while the tracks are live (cancellation path), then hang up.
     for receiver in (*at_alice.values(), *at_bob.values()):
@@ -593,20 +630,25 @@ async def test_audio_onset_latency(no_asyncio_errors):
     caller.addTrack(tone)
     receivers = _receive(callee)
     await _negotiate(caller, callee)
-    await _until(lambda: "audio" in receivers and receivers["audio"].frames > 10, 5, "audio")
+    await _until(
+        lambda: "audio" in receivers and receivers["audio"].frames > 10, FLOWS_WITHIN_S, "audio"
+    )
     audio_rx = receivers["audio"]
     assert isinstance(audio_rx, AudioReceiver)
     assert audio_rx.onset_at is None and audio_rx.rms() < 0.01
 
     tone.muted = False
-    await _until(lambda: audio_rx.onset_at is not None, 3, "the onset")
+    await _until(lambda: audio_rx.onset_at is not None, 10, "the onset")
     assert audio_rx.onset_at is not None and tone.sound_started_at is not None
     latency = audio_rx.onset_at - tone.sound_started_at
     print(f"audio onset latency: {latency * 1000:.0f} ms")
-    assert 0 < latency < 1.0  # the latency itself is a figure of bench/calls.py
+    # The latency itself is a figure of bench/calls.py (about 0.05 s). A loaded machine adds
+    # the time the process waits for a core (over a second at load 20): this catches a
+    # broken onset (before the sound, or stuck behind a backlog).
+    assert 0 < latency < 5.0
 
     await caller.close()
     await callee.close()
-    await asyncio.wait_for(audio_rx.wait_finished(), 3)
+    await asyncio.wait_for(audio_rx.wait_finished(), 10)
     tone.stop()
     await _assert_nothing_left(threads_before)
