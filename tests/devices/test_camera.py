@@ -135,7 +135,11 @@ def test_invalid_frame_is_refused() -> None:
 
 
 def test_converter_measures_720p_cost() -> None:
-    """The figures in the report: conversion per 720p frame (asserted generously)."""
+    """The figures in the report: conversion per 720p frame (asserted generously).
+
+    The CPU time of the converting thread, not the clock's: on a loaded machine a conversion
+    can wait longer for a core than it takes to run, and that says nothing of the converter.
+    """
     converter = FrameConverter()
     costs = {}
     for pixel_format in (PixelFormat.Format_NV12, PixelFormat.Format_BGRA8888):
@@ -143,11 +147,11 @@ def test_converter_measures_720p_cost() -> None:
         converter.convert(qframe)
         timings = []
         for _ in range(30):
-            started = time.perf_counter()
+            started = time.thread_time()
             converter.convert(qframe)
-            timings.append(1000 * (time.perf_counter() - started))
+            timings.append(1000 * (time.thread_time() - started))
         costs[pixel_format.name] = float(np.median(timings))
-    print(f"720p conversion, median ms: {costs}")
+    print(f"720p conversion, median ms of CPU: {costs}")
     assert costs["Format_NV12"] < 5
     assert costs["Format_BGRA8888"] < 20
 
