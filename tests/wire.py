@@ -19,7 +19,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from signaling.protocol.constants import SUBPROTOCOL
 
 Json = dict[str, Any]
-TIMEOUT = 5.0
+#: How long a reply or an event may take: a hang, not a pace. A loaded machine keeps a
+#: server or a test's loop from running for a second or more, and a request may hash a
+#: password (argon2) or wait on PostgreSQL or Redis, each in a process short of a core.
+TIMEOUT = 15.0
 
 
 class ServerError(Exception):
