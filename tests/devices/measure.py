@@ -24,6 +24,7 @@ from gui.media.analysis import AudioReceiver, VideoReceiver, to_mono
 from gui.media.tone import ToneAudioTrack, dominant_frequency
 from tests.devices.pulse import MIC_FREQUENCY, RECORD_RATE, MonitorRecorder, PulseServer
 from tests.media.loopback import Loopback, loopback
+from tests.waiting import until
 
 #: A sample above this (full scale 1) is sound; the test tones play at 0.3.
 LOUD = 0.05
@@ -60,19 +61,40 @@ async def microphone_latency(pulse: PulseServer, track: MicrophoneTrack) -> floa
     return await first_loud_frame_at(track) - switched
 
 
-async def mouth_to_ear_delay(pulse: PulseServer) -> float:
+async def mouth_to_ear_delay(pulse: PulseServer, timeout: float = 10.0) -> float:
     """Seconds from the microphone's tone switched on to its sound recorded from the speaker,
-    with whatever carries the microphone to the speaker running. Leaves the tone on."""
+    with whatever carries the microphone to the speaker running. Leaves the tone on.
+
+    The silence is awaited on the speaker before the tone is switched on (a loaded machine
+    can still be playing tone from before it), and the tone's return for up to ``timeout``
+    seconds: on a loaded machine both take longer than the half second of a quiet one.
+    """
+    monitor = pulse.monitor
     pulse.mute_microphone(True)
     await asyncio.sleep(0.5)
-    mark = pulse.monitor.position
+    quiet = RECORD_RATE * 3 // 10  # 0.3 s with no tone in it
+
+    def silent() -> bool:
+        end = monitor.position
+        return end >= quiet and not np.any(np.abs(monitor.samples(end - quiet, end)) > LOUD)
+
+    await until(silent, timeout, "the speaker silent with the microphone muted")
+    mark = monitor.position
     switched = time.monotonic()
     pulse.mute_microphone(False)
-    heard = await pulse.monitor.wait_for(mark, RECORD_RATE // 2)
-    loud = np.flatnonzero(np.abs(heard) > LOUD)
-    if not loud.size:
-        raise AssertionError("the tone never came back through the speaker")
-    return pulse.monitor.arrival_of(mark + int(loud[0])) - switched
+
+    def first_loud() -> int | None:
+        loud = np.flatnonzero(np.abs(monitor.samples(mark)) > LOUD)
+        return mark + int(loud[0]) if loud.size else None
+
+    try:
+        index = await until(first_loud, timeout, "the tone back through the speaker")
+    except TimeoutError:
+        raise AssertionError(
+            f"the tone never came back through the speaker ({timeout:g} s)"
+        ) from None
+    assert index is not None
+    return monitor.arrival_of(index) - switched
 
 
 @dataclass
