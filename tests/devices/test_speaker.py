@@ -214,12 +214,19 @@ async def test_a_lasting_excess_is_trimmed_back_to_target(pulse: PulseServer) ->
             sink.feed(frame)
         assert sink.queued_ms > 100
         await asyncio.sleep(2.5)
-        queued = recent_queue(sink, 0.5)
+        queued = recent_queue(sink, 1.5)
     finally:
         await feeder.stop()
         sink.stop()
+    print(
+        f"trimmed: queue over the last 1.5 s min {min(queued):.0f}, median"
+        f" {np.median(queued):.0f} ms; {sink.dropped_ms:.0f} ms dropped"
+    )
     assert sink.dropped_ms > 50
-    assert np.median(queued) < 120  # from about 140 ms back near the 40 ms target
+    # From about 140 ms back near the 40 ms target. Its lowest over the last 1.5 s, not its
+    # level at one moment: on a loaded machine a stall of the loop comes back as a burst of
+    # the feeder's frames, which the next one-second window trims again.
+    assert min(queued) < 100
 
 
 async def test_the_target_grows_with_jitter_and_relaxes_after(pulse: PulseServer) -> None:
@@ -269,8 +276,8 @@ async def test_stop_releases_the_device_and_detaches(pulse: PulseServer) -> None
     assert sink.feed not in feeder.receiver.listeners
     sink.feed(tone_frames(1)[0])  # ignored
     assert sink.sink.state() == QtAudio.State.StoppedState
-    await asyncio.sleep(0.2)
-    assert pulse.qt_streams() == []
+    # Closed by the sound server (its own process: later on a loaded machine).
+    await until(lambda: pulse.qt_streams() == [], 10, "no Qt stream on the sound server")
     await feeder.stop()
     sink.stop()
 
