@@ -46,7 +46,8 @@ pytestmark = pytest.mark.usefixtures("qt_app")
 
 
 async def frames_of(track: ScreenTrack, count: int) -> list[av.VideoFrame]:
-    return [await asyncio.wait_for(track.recv(), 3) for _ in range(count)]
+    # Each within 10 s: a capture that stopped, not a loaded machine's pace.
+    return [await asyncio.wait_for(track.recv(), 10) for _ in range(count)]
 
 
 def test_sources_and_support() -> None:
@@ -92,10 +93,11 @@ async def test_screen_track_frames_rate_and_picture(pattern: PatternWindow) -> N
     pts = [f.pts for f in frames if f.pts is not None]
     assert len(pts) == len(frames) and pts == sorted(set(pts))
     # At most 15 frames a second (a frame no sooner than 0.9 / 15 s after the one before,
-    # the first at once): 16 frames span 0.9 s or more; within seconds, capture flows. The
-    # rate a share reaches is a figure of bench/screen.py, not a bound of this test.
-    assert 0.8 < elapsed < 5, elapsed
-    assert 0.5 < (pts[-1] - pts[0]) / 90000 < 5
+    # the first at once): 16 frames span 0.9 s or more; within seconds (20: a loaded machine
+    # can starve the capture for a few), capture flows. The rate a share reaches is a figure
+    # of bench/screen.py, not a bound of this test.
+    assert 0.8 < elapsed < 20, elapsed
+    assert 0.5 < (pts[-1] - pts[0]) / 90000 < 20
     assert pattern_mismatches(rgb(frames[-1]), pattern.regions()) == []
     assert not track.capture_active and active_captures() == []
     # Qt delivered no more than asked for (setMaximumFrameRate): nothing to drop.
@@ -155,7 +157,7 @@ async def test_the_pointer_is_drawn_because_x11_capture_leaves_it_out(
 ) -> None:
     tip = QPoint(pattern.x() + 100, pattern.y() + 80)  # inside the red quadrant
     QCursor.setPos(tip)
-    await until(lambda: QCursor.pos() == tip, 2, "pointer moved")
+    await until(lambda: QCursor.pos() == tip, 10, "pointer moved")
     area = (slice(tip.y() - 4, tip.y() + 24), slice(tip.x() - 4, tip.x() + 16))
     plain = ScreenTrack(draw_cursor=False)
     try:
@@ -259,7 +261,7 @@ async def test_wayland_without_the_portal_says_so_and_sends_nothing(
     lost: list[str] = []
     track.on("lost", lost.append)
     try:
-        await until(lambda: lost, 2, "lost event")
+        await until(lambda: lost, 10, "lost event")
         assert lost == [support.reason]
         assert not track.capture_active
         with pytest.raises(TimeoutError):  # nothing at all is sent, black or otherwise
