@@ -16,6 +16,7 @@ from gui.core.signaling_client import (
     parse_server_message,
 )
 from tests.tcp_proxy import TcpProxy
+from tests.waiting import until
 
 
 def test_backoff_grows_to_the_cap_with_full_jitter() -> None:
@@ -94,7 +95,10 @@ async def test_reconnects_by_itself_and_logs_in_with_its_token(server) -> None:
     await client.register("carol", "correct horse")
     proxy.accepting = False
     proxy.cut()
-    await asyncio.sleep(0.5)  # a few failed attempts while the "network" is down
+    # The cut noticed (on a loaded machine, not always within half a second), then a few
+    # failed attempts while the "network" is down.
+    await until(lambda: client.state is LinkState.RECONNECTING, 10, "reconnecting")
+    await asyncio.sleep(0.5)
     assert client.state is LinkState.RECONNECTING
     proxy.accepting = True
     # A request made while reconnecting waits for the connection and goes through.
