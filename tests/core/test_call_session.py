@@ -166,7 +166,8 @@ async def test_echo_answers_and_sends_the_call_back(server) -> None:
     await until(lambda: video.numbered > 30)
     assert (video.width, video.height) == (320, 240) and video.decreases == 0
     audio = session.receivers["audio"]
-    await until(lambda: audio.onset_at is not None, timeout=6)  # silence first, then the tone
+    # Silence first (the echo's 1.5 s delay), then the tone; 15 s is a hang bound.
+    await until(lambda: audio.onset_at is not None, timeout=15)
     await asyncio.sleep(1.0)
     assert abs(audio.peak_hz() - 660) < 5
     assert audio.onset_at - session.connected_at > 1.2  # delayed by about 1.5 s
