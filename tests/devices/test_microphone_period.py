@@ -8,6 +8,7 @@ there is no PulseAudio, takes 512-frame periods then."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from pathlib import Path
 
@@ -72,11 +73,15 @@ async def test_10ms_capture_loses_nothing_to_a_loop_busy_in_bursts(
             await asyncio.wait_for(track.recv(), 5)
         base, started = track.captured_samples, time.monotonic()
         frames: list[av.AudioFrame] = []
+        # When each frame was read, and what the queue still held then: how long it was left
+        # unread, and how much room it had for that.
+        read_at = [(started, track.buffered_ms / 1000)]
         next_burst = started + 0.1
         burst = 0
         while time.monotonic() - started < 4:
             frames.append(await asyncio.wait_for(track.recv(), 5))
             now = time.monotonic()
+            read_at.append((now, track.buffered_ms / 1000))
             if now >= next_burst:
                 end = now + (0.02, 0.035, 0.05)[burst % 3]
                 while time.monotonic() < end:  # busy, as Python code is
@@ -92,18 +97,28 @@ async def test_10ms_capture_loses_nothing_to_a_loop_busy_in_bursts(
             if behind <= 0:
                 break
             frames.append(await asyncio.wait_for(track.recv(), 5))
+            read_at.append((time.monotonic(), track.buffered_ms / 1000))
         caught_up = (track.captured_samples - base) / (48000 * (time.monotonic() - started))
         gaps = count_gaps(np.concatenate([to_mono(f) for f in frames]))
     finally:
         track.stop()
     ratio = captured / (48000 * elapsed)
+    # What the queue cannot hold: the time the loop left it unread beyond the room it had
+    # (200 ms less what it held), which a loaded machine (a process waiting for a core) can
+    # add to the bursts; 0 on a quiet one.
+    hold = track.max_buffer_samples / 48000
+    beyond = sum(
+        max(0.0, b - a - (hold - held)) for (a, held), (b, _) in itertools.pairwise(read_at)
+    )
     print(
         f"10 ms microphone ({'PulseAudio reader' if reader else 'Qt'}), {burst} bursts in"
         f" {elapsed:.2f} s: captured {100 * ratio:.1f}% of the wall clock, {100 * caught_up:.1f}%"
-        f" once the loop was free; {gaps} gaps in the tone"
+        f" once the loop was free; {gaps} gaps in the tone; left unread {1000 * beyond:.0f} ms"
+        f" beyond the queue's room, {track.dropped_samples} samples dropped"
     )
     assert burst >= 15
-    assert track.dropped_samples == 0
+    # Nothing dropped, but what a stall longer than the queue (plus one 10 ms period) left.
+    assert track.dropped_samples <= (48000 * (beyond + 0.01) if beyond else 0), beyond
     if reader:
         assert gaps <= 1
         assert 0.97 < caught_up < 1.03
