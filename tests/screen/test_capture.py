@@ -19,6 +19,7 @@ from PySide6.QtGui import QCursor, QGuiApplication
 from PySide6.QtMultimedia import QVideoFrame, QVideoFrameFormat
 
 from gui.devices.screen import (
+    SHARE_FPS,
     ScreenConverter,
     ScreenSource,
     ScreenTrack,
@@ -80,6 +81,7 @@ async def test_thumbnails(pattern: PatternWindow) -> None:
 
 async def test_screen_track_frames_rate_and_picture(pattern: PatternWindow) -> None:
     QCursor.setPos(5, 5)
+    created = time.monotonic()
     track = ScreenTrack()
     try:
         assert track.capture_active
@@ -88,6 +90,7 @@ async def test_screen_track_frames_rate_and_picture(pattern: PatternWindow) -> N
         elapsed = time.monotonic() - started
     finally:
         track.stop()
+        capturing = time.monotonic() - created
     assert all(f.format.name == "yuv420p" and (f.width, f.height) == SCREEN_SIZE for f in frames)
     assert all(f.time_base == VIDEO_TIME_BASE for f in frames)
     pts = [f.pts for f in frames if f.pts is not None]
@@ -100,8 +103,10 @@ async def test_screen_track_frames_rate_and_picture(pattern: PatternWindow) -> N
     assert 0.5 < (pts[-1] - pts[0]) / 90000 < 20
     assert pattern_mismatches(rgb(frames[-1]), pattern.regions()) == []
     assert not track.capture_active and active_captures() == []
-    # Qt delivered no more than asked for (setMaximumFrameRate): nothing to drop.
-    assert track.frames_received <= track.frames_delivered + 3
+    # Qt captured no more than asked for (setMaximumFrameRate: 15 a second while the track
+    # ran; unlimited, Xvfb gives about 57). Not "no more than were read": on a loaded
+    # machine the reader falls behind and the track rightly keeps only the newest.
+    assert track.frames_received <= SHARE_FPS * capturing + 3, (track.frames_received, capturing)
     with pytest.raises(MediaStreamError):
         await track.recv()
 
