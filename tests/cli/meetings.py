@@ -30,3 +30,19 @@ def check_heard(child: CliProcess, tones: dict[str, int], frames: int = 15) -> N
         assert (figures["width"], figures["height"]) == (320, 180), where
         assert figures["audio_peak_hz"] is not None, where
         assert abs(figures["audio_peak_hz"] - hz) <= PITCH_TOLERANCE_HZ, where
+
+
+def wait_pictures(child: CliProcess, others: set[str], frames: int, timeout: float = 60) -> None:
+    """Until ``child``'s per-second figures (``--stats``) add up to ``frames`` camera pictures
+    from each of ``others``: the media has flowed for that long, however long a loaded machine
+    takes for it (a fixed sleep holds fewer pictures the busier the machine)."""
+
+    def counted() -> bool | None:
+        seen = dict.fromkeys(others, 0.0)
+        for line in child.named("link_stats"):
+            if line["username"] in seen:
+                videos = line.get("videos") or []
+                seen[line["username"]] += sum(v["fps"] for v in videos if v["name"] == "camera")
+        return True if min(seen.values()) >= frames else None
+
+    child.wait_for(counted, timeout, f"{frames} pictures from each of {sorted(others)}")

@@ -8,14 +8,13 @@ bounds catch a broken pipeline only.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from functools import partial
 
 import pytest
 
 from tests.cli.meetings import check_heard as shared_check_heard
-from tests.cli.meetings import meet_answering
+from tests.cli.meetings import meet_answering, wait_pictures
 from tests.cli.procs import CliProcess, Launcher, ServerProcess, serving
 from tests.sfu.conftest import SfuSetup
 
@@ -41,7 +40,7 @@ def answering(
     launch: Launcher, server: ServerProcess, user: str, hz: int, *args: str
 ) -> CliProcess:
     """``USER meet answer`` with small video, returned once the server has seen it log in."""
-    return meet_answering(launch, server, user, hz, *SMALL, *ALL_VIDEOS, *args)
+    return meet_answering(launch, server, user, hz, *SMALL, *ALL_VIDEOS, "--stats", *args)
 
 
 def receiving(child: CliProcess, others: set[str], timeout: float = 60.0) -> None:
@@ -65,7 +64,7 @@ def test_six_through_janus_each_sees_and_hears_every_other_and_a_stranger_is_ref
     guests = {u: answering(launch, server, u, hz) for u, hz in TONES.items() if u != host_name}
     host = launch.cli(
         host_name, "meet", "create", "--invite", ",".join(guests), "--end",
-        "--audio", f"tone:{TONES[host_name]}", *SMALL, *ALL_VIDEOS,
+        "--audio", f"tone:{TONES[host_name]}", *SMALL, *ALL_VIDEOS, "--stats",
     )  # fmt: skip
     _, joined = host.wait_event("state", 30, state="joined")
     assert joined["topology"] == "sfu", joined
@@ -77,7 +76,10 @@ def test_six_through_janus_each_sees_and_hears_every_other_and_a_stranger_is_ref
     assert stranger.finish(30) == 1
     assert stranger.summary["reason"] == "forbidden", stranger.describe()
 
-    time.sleep(4)  # media flows through Janus for a while
+    # Media flows through Janus for a while: a few more pictures than the summaries must show
+    # (the per-second figures add up to about as many as were decoded).
+    for user, child in ((host_name, host), *guests.items()):
+        wait_pictures(child, everyone - {user}, 14)
     host.send_signal(2)  # SIGINT; --end: the host ends it for everyone
     assert host.finish(30) == 0, host.describe()
     for child in guests.values():
