@@ -50,6 +50,7 @@ class Apm:
             high_pass_filter=high_pass_filter,
             auto_gain_control=auto_gain_control,
         )
+        keep_native_threads_out_of_python()
         self._capture, self._render = capture, render
         self._call: _RawCall | None = None
         try:
@@ -82,6 +83,38 @@ class Apm:
     def set_stream_delay_ms(self, delay_ms: int) -> None:
         """Tell the echo canceller the delay it should expect (rare: the binding's call)."""
         self.module.set_stream_delay_ms(delay_ms)
+
+
+_native_only = False
+
+
+def keep_native_threads_out_of_python() -> None:
+    """Give LiveKit's native library a callback that never enters Python (once a process).
+
+    Its runtime calls the callback the binding gave it from the library's own threads, with
+    its log lines and panics. One such call while Python finalizes ends that thread inside the
+    library, which aborts the whole process ("panic in a function that cannot unwind"; once at
+    the end of a test run, after every test had passed). Parley uses only the APM, whose calls
+    answer synchronously, so nothing is lost but LiveKit's log lines, which its own logger then
+    prints to stderr (``RUST_LOG``). The callback is C's ``strnlen``: it only reads the event's
+    bytes, which are valid for the call.
+    """
+    global _native_only
+    if _native_only:
+        return
+    try:
+        from livekit.rtc._ffi_client import FfiClient
+        from livekit.rtc.version import __version__
+
+        lib = FfiClient.instance._ffi_lib
+        reads_only = ctypes.cast(ctypes.CDLL(None).strnlen, ctypes.c_void_p)
+        initialize = lib["livekit_ffi_initialize"]  # its own object: the binding's is untouched
+        initialize.argtypes = [ctypes.c_void_p, ctypes.c_bool, ctypes.c_char_p, ctypes.c_char_p]
+        initialize(reads_only, False, b"python", __version__.encode("ascii"))
+    except (AttributeError, ImportError, OSError, TypeError) as exc:
+        log.info("LiveKit's library keeps calling into Python: %s", exc)
+        return
+    _native_only = True
 
 
 class _Request:

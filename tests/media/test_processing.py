@@ -11,6 +11,9 @@ same input gives the same output on any machine.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 
 import av
 import numpy as np
@@ -440,3 +443,47 @@ async def test_the_track_ends_when_its_source_ends() -> None:
         for _ in range(10):
             await asyncio.wait_for(track.recv(), 10)
     assert track.readyState == "ended"
+
+
+#: Run in a process of its own: an APM, then a request LiveKit's library cannot decode (it
+#: logs an error from its own thread), then a look at what reached Python's logging.
+NATIVE_LOG_SCRIPT = """
+import ctypes, logging, sys, time
+import av, numpy as np
+heard = []
+class Keep(logging.Handler):
+    def emit(self, record):
+        heard.append(record.getMessage())
+logging.getLogger("livekit").addHandler(Keep())
+from gui.media.processing import AudioProcessor, ProcessingOptions
+processor = AudioProcessor(ProcessingOptions())
+frame = av.AudioFrame.from_ndarray(np.zeros((1, 960), np.int16), format="s16", layout="mono")
+frame.sample_rate = 48000
+assert processor.process(frame) is not None
+from livekit.rtc._ffi_client import FfiClient
+lib = FfiClient.instance._ffi_lib
+time.sleep(1.5)  # the start's own log lines, sent before the APM existed
+heard.clear()
+junk = (ctypes.c_ubyte * 3)(0xFF, 0xFF, 0xFF)
+out, size = ctypes.POINTER(ctypes.c_ubyte)(), ctypes.c_size_t()
+assert lib.livekit_ffi_request(junk, 3, ctypes.byref(out), ctypes.byref(size)) == 0
+time.sleep(1.5)  # LiveKit's logger sends what it has at least once a second
+print("heard in Python:", heard)
+"""
+
+
+def test_livekits_threads_never_call_into_python() -> None:
+    """LiveKit's runtime calls back from its own threads; one call while Python finalizes
+    aborts the process (it did once, at the end of a test run). Once an APM exists its
+    callback is native: its log lines go to stderr, none into Python, and the process ends
+    with 0."""
+    done = subprocess.run(
+        [sys.executable, "-c", NATIVE_LOG_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "RUST_LOG": "error"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "heard in Python: []" in done.stdout, (done.stdout, done.stderr[-2000:])
+    assert "failed to decode request" in done.stderr, done.stderr[-2000:]
