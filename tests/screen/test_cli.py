@@ -66,7 +66,9 @@ async def test_the_cli_shares_its_screen(server, command: str, pattern: PatternW
     await alice.request("contacts.request", username="bob")
     await bob.request("contacts.accept", username="alice")
     await alice.close()
-    options = ["--share-screen", "--duration", "5", "--audio", "none"]
+    # The in-process end hangs up once it has seen enough: a fixed length of share could hold
+    # fewer than 30 frames on a loaded machine (it did once at load 7). 60 s is a hang bound.
+    options = ["--share-screen", "--duration", "60", "--audio", "none"]
     if command == "call":
         answering = asyncio.create_task(answer_next_call(bob, media(880)))
         child = cli(server.url, "alice", "call", "bob", *options)
@@ -88,10 +90,11 @@ async def test_the_cli_shares_its_screen(server, command: str, pattern: PatternW
         screen = session.receivers["screen"]
         assert isinstance(screen, VideoReceiver)
         await shows_pattern(screen, pattern, 10)
-        await until(lambda: screen.frames >= 30, 10, "30 shared frames")
+        await until(lambda: screen.frames >= 30, 30, "30 shared frames")
         assert (screen.width, screen.height) == (1280, 720)
         camera = session.receivers["camera"]
         assert isinstance(camera, VideoReceiver) and camera.frames > 0  # the pattern, too
+        session.hang_up()
         assert await exit_status(child, 20) == 0
         await asyncio.wait_for(session.wait_ended(), 10)
     finally:
