@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.cli.meetings import wait_pictures
 from tests.cli.procs import CliProcess, Launcher, ServerProcess, serving
 from tests.cli.test_meetings import check_heard, wait_linked
 
@@ -45,7 +46,7 @@ def test_a_call_becomes_a_meeting_of_three_and_the_first_two_keep_their_media(
 ) -> None:
     launch.befriend(("es-ada", "es-bob"), ("es-ada", "es-cyd"), ("es-bob", "es-cyd"))
     bob = answering(launch, server, "es-bob", "answer", "--audio", "tone:550")
-    cyd = answering(launch, server, "es-cyd", "meet", "answer", "--audio", "tone:660")
+    cyd = answering(launch, server, "es-cyd", "meet", "answer", "--audio", "tone:660", "--stats")
     ada = launch.cli(
         "es-ada", "call", "es-bob", "--add", "es-cyd", "--add-after", "2", "--audio", "tone:440",
         *SMALL,
@@ -65,7 +66,11 @@ def test_a_call_becomes_a_meeting_of_three_and_the_first_two_keep_their_media(
     host = [m for m in ada.named("state") if m["state"] == "joined"]
     assert host and host[0]["host"] == "es-ada"
 
-    time.sleep(4)  # media flows on every link for a while
+    # Media flows on every link for a while: 4 s, and until cyd's per-second figures add up to
+    # more pictures from each of the others than the summaries must show, however long a
+    # loaded machine takes for them (a call, ada's and bob's, has no such figures).
+    time.sleep(4)
+    wait_pictures(cyd, {"es-ada", "es-bob"}, 24)
     ada.send_signal(signal.SIGINT)  # SIGINT: ada leaves; bob and cyd go on, then leave too
     assert ada.finish(30) == 0, ada.describe()
     for child in (bob, cyd):

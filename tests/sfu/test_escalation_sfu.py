@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.cli.meetings import wait_pictures
 from tests.cli.procs import CliProcess, Launcher, ServerProcess, serving
 from tests.sfu.conftest import SfuSetup
 from tests.sfu.test_sfu_meetings import SMALL, check_heard, receiving
@@ -51,7 +52,7 @@ def test_a_call_moves_to_janus_and_the_first_two_keep_their_picture_across_the_s
     ada_name, bob_name, cyd_name = TONES
     launch.befriend((ada_name, bob_name), (ada_name, cyd_name), (bob_name, cyd_name))
     bob = answering(launch, server, bob_name, "answer")
-    cyd = answering(launch, server, cyd_name, "meet", "answer")
+    cyd = answering(launch, server, cyd_name, "meet", "answer", "--stats")
     ada = launch.cli(
         ada_name, "call", bob_name, "--add", cyd_name, "--add-after", "2",
         "--audio", f"tone:{TONES[ada_name]}", *SMALL,
@@ -72,7 +73,11 @@ def test_a_call_moves_to_janus_and_the_first_two_keep_their_picture_across_the_s
     for user, child in ((ada_name, ada), (bob_name, bob), (cyd_name, cyd)):
         receiving(child, set(TONES) - {user})
 
-    time.sleep(4)  # media flows through Janus for a while
+    # Media flows through Janus for a while: 4 s, and until cyd's per-second figures add up to
+    # more pictures from each of the others than the summaries must show, however long a
+    # loaded machine takes for them (a call, ada's and bob's, has no such figures).
+    time.sleep(4)
+    wait_pictures(cyd, {ada_name, bob_name}, 24)
     ada.send_signal(signal.SIGINT)  # ada leaves; bob and cyd go on, then leave too
     assert ada.finish(30) == 0, ada.describe()
     for child in (bob, cyd):
