@@ -71,6 +71,16 @@ class Meeting:
         self.sessions.append(session)
         return session
 
+    async def ada_and_bob(self) -> tuple[MeetingSession, MeetingSession]:
+        """Ada's meeting with Bob (her contact), once each hears and sees the other."""
+        ada, bob = await self.client("ada"), await self.client("bob")
+        await befriend(ada, bob)
+        invited = invitation(bob)
+        host = self.create(["bob"])
+        guest = await self.accept("bob", invited)
+        await until(everyone_hears_everyone({"ada": host, "bob": guest}), LINKED_S)
+        return host, guest
+
     @contextlib.asynccontextmanager
     async def signaling_dropped(
         self, timeout: float = LINKED_S
@@ -208,12 +218,7 @@ async def test_three_in_a_mesh_see_and_hear_each_other_then_one_leaves(meeting: 
 async def test_muting_is_told_to_the_others_and_a_former_participant_rejoins(
     meeting: Meeting,
 ) -> None:
-    ada, bob = [await meeting.client(n) for n in ("ada", "bob")]
-    await befriend(ada, bob)
-    invited = invitation(bob)
-    host = meeting.create(["bob"])
-    first = await meeting.accept("bob", invited)
-    await until(everyone_hears_everyone({"ada": host, "bob": first}), LINKED_S)
+    host, first = await meeting.ada_and_bob()
 
     first.set_audio_enabled(False)
     await until(lambda: host.machine.participants["bob"].audio is False)
@@ -246,12 +251,7 @@ async def test_one_who_leaves_is_gone_at_once_while_their_link_is_slow_to_close(
 ) -> None:
     """At load 20 aiortc took 10-12 s to close a link; the tile of whoever left must not wait
     for it, and the meeting's own end must (nothing is left running after ``ended``)."""
-    ada, bob = [await meeting.client(n) for n in ("ada", "bob")]
-    await befriend(ada, bob)
-    invited = invitation(bob)
-    host = meeting.create(["bob"])
-    guest = await meeting.accept("bob", invited)
-    await until(everyone_hears_everyone({"ada": host, "bob": guest}), LINKED_S)
+    host, guest = await meeting.ada_and_bob()
 
     link = host.links["bob"]
     closing, release = asyncio.Event(), asyncio.Event()
