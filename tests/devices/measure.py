@@ -33,10 +33,11 @@ LOUD = 0.05
 async def read_frames(
     track: MicrophoneTrack, count: int
 ) -> tuple[list[av.AudioFrame], list[float]]:
-    """``count`` frames from ``track`` and the ``time.monotonic()`` each one came."""
+    """``count`` frames from ``track`` and the ``time.monotonic()`` each one came (each
+    within 10 s: a hang bound, as a loaded machine can hold the loop for a second)."""
     frames, times = [], []
     for _ in range(count):
-        frames.append(await asyncio.wait_for(track.recv(), 2))
+        frames.append(await asyncio.wait_for(track.recv(), 10))
         times.append(time.monotonic())
     return frames, times
 
@@ -44,7 +45,7 @@ async def read_frames(
 async def first_loud_frame_at(track: MicrophoneTrack, threshold: float = LOUD) -> float:
     """When ``recv()`` gave the first frame with sound in it."""
     while True:
-        frame = await asyncio.wait_for(track.recv(), 2)
+        frame = await asyncio.wait_for(track.recv(), 10)
         if np.max(np.abs(to_mono(frame))) > threshold:
             return time.monotonic()
 
