@@ -19,6 +19,7 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamTrack
 
+from gui.core import udp_reading
 from gui.devices import MicrophoneTrack, SpeakerSink
 from gui.media.analysis import AudioReceiver, VideoReceiver, to_mono
 from gui.media.tone import ToneAudioTrack, dominant_frequency
@@ -109,7 +110,12 @@ class LoopbackCall(Loopback):
 async def loopback_call(*tracks: MediaStreamTrack) -> AsyncIterator[LoopbackCall]:
     """Two aiortc peers in this process (:func:`tests.media.loopback.loopback`): ``tracks`` go
     from one to the other, which plays the audio on a new SpeakerSink (the default output).
-    Closes both peers, the receivers and the speaker at the end; the tracks stay the caller's."""
+    Closes both peers, the receivers and the speaker at the end; the tracks stay the caller's.
+
+    The sockets are read as a call's are (:mod:`gui.core.udp_reading`, which ``PeerLink``
+    installs): every datagram waiting when the loop comes to them, so that a loop a loaded
+    machine held does not leave the media late in the kernel's buffer for good."""
+    udp_reading.install()
     speaker = SpeakerSink()
     call = LoopbackCall(speaker=speaker)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
+import av
 import numpy as np
 import pytest
 from PySide6.QtCore import QTimer
@@ -53,8 +54,21 @@ class CameraFeed:
         self.timer.stop()
 
 
+class WatchedMicrophone(MicrophoneTrack):
+    """The microphone, with the audio each ``recv()`` of the sender left queued (ms)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.left_ms: list[float] = []
+
+    async def recv(self) -> av.AudioFrame:
+        frame = await super().recv()
+        self.left_ms.append(self.buffered_ms)
+        return frame
+
+
 async def test_a_call_through_real_devices(pulse: PulseServer) -> None:
-    microphone = MicrophoneTrack()
+    microphone = WatchedMicrophone()
     camera = VideoSinkTrack()
     feed = CameraFeed(camera)
     try:
@@ -69,11 +83,13 @@ async def test_a_call_through_real_devices(pulse: PulseServer) -> None:
             # Until the connection is up, nobody reads the microphone: its queue overflows
             # and drops (as designed); from here on the sender keeps up.
             dropped_before = microphone.dropped_samples
+            reads_before = len(microphone.left_ms)
             start = pulse.monitor.position
             recorded = await pulse.monitor.wait_for(start, RECORD_RATE)
             # Mouth to ear: the microphone's tone switched on, to its sound on the speaker.
             mouth_to_ear = [await mouth_to_ear_delay(pulse) for _ in range(3)]
             dropped_during_call = microphone.dropped_samples - dropped_before
+            left_ms = microphone.left_ms[reads_before:]
     finally:
         pulse.mute_microphone(False)
         feed.stop()
@@ -89,18 +105,28 @@ async def test_a_call_through_real_devices(pulse: PulseServer) -> None:
     # Underruns and drops (below) put phase jumps in the tone, which move its peak a little.
     assert abs(audio.peak_hz() - MIC_FREQUENCY) < 3
     assert abs(dominant_frequency(recorded, RECORD_RATE) - MIC_FREQUENCY) < 5
-    # The sender reads the microphone as fast as it fills: it only drops (its queue is
-    # bounded to 200 ms) when the event loop stalls that long, as under heavy load.
-    assert dropped_during_call < RECORD_RATE // 2
     print(
         f"call: {video.frames} video frames ({camera.frames_dropped} replaced before sending),"
         f" conversion p50 {np.median(camera.conversion_ms):.2f} ms;"
         f" speaker underruns {speaker.underruns}, queue p50"
         f" {np.median([d for _, d in speaker.queue_history]):.0f} ms;"
         f" mouth to ear {[round(1000 * d) for d in mouth_to_ear]} ms;"
-        f" microphone drops during the call {1000 * dropped_during_call / 48000:.0f} ms"
+        f" microphone drops during the call {1000 * dropped_during_call / 48000:.0f} ms,"
+        f" left queued by its reads p50 {np.median(left_ms):.0f} ms,"
+        f" p95 {np.percentile(left_ms, 95):.0f} ms ({len(left_ms)} reads)"
     )
-    assert max(mouth_to_ear) < 2.0  # a figure of bench/devices.py; seconds mean a queue grows
+    # The sender reads the microphone as fast as it fills: its reads leave the queue
+    # (bounded to 200 ms) about empty, and only a stalled loop or sender (a loaded machine)
+    # leaves it fuller, until it has caught up. A sender slower than the microphone leaves
+    # it full at every read, and drops all along. (Its drops are a figure: a loaded machine
+    # that holds the sender for longer than the queue drops audio by design.)
+    assert len(left_ms) >= 50
+    assert np.median(left_ms) < 100
+    # Seconds between mouth and ear in every measurement mean a queue keeps what piled up;
+    # the delay is a figure of bench/devices.py, and a loaded machine can hold one
+    # measurement for seconds (the loop, or pactl switching the tone on): the smallest of
+    # three counts.
+    assert min(mouth_to_ear) < 2.0
     # Everything started is stopped: no stream left open on the sound server.
     # Closed by the sound server (its own process: later on a loaded machine).
     await until(lambda: pulse.qt_streams() == [], 10, "no Qt stream on the sound server")
