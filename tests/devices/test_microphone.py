@@ -34,34 +34,50 @@ def mono(frames: list[av.AudioFrame]) -> np.ndarray:
     return np.concatenate([to_mono(f) for f in frames])
 
 
+async def read_with_drops(
+    track: MicrophoneTrack, count: int
+) -> tuple[list[av.AudioFrame], list[float], list[int]]:
+    """``count`` frames, the ``time.monotonic()`` each came, and the track's dropped samples
+    before the first and after each."""
+    frames, times, dropped = [], [], [track.dropped_samples]
+    for _ in range(count):
+        frames.extend((await read_frames(track, 1))[0])
+        times.append(time.monotonic())
+        dropped.append(track.dropped_samples)
+    return frames, times, dropped
+
+
+def assert_timestamps_follow_capture(frames: list[av.AudioFrame], dropped: list[int]) -> None:
+    """Consecutive frames are 960 apart, plus what the queue dropped between them: a loop
+    stalled for more than its 200 ms drops the oldest audio (the design), and the
+    timestamps jump over it. Without a drop (a quiet machine) that is exactly 960 each."""
+    steps = [b.pts - a.pts for a, b in itertools.pairwise(frames)]
+    assert steps == [960 + after - before for before, after in itertools.pairwise(dropped[1:])]
+
+
+def assert_steady_tone(frames: list[av.AudioFrame]) -> None:
+    """The microphone's pitch where the tone is unbroken: audio dropped (ours, or Qt's when
+    its PulseAudio thread is starved) puts phase jumps in it, which move one FFT's peak."""
+    pitch, breaks, stretch = steady_pitch(mono(frames), MIC_FREQUENCY)
+    assert stretch > 0.5, f"the tone broke {breaks} times"
+    assert abs(pitch - MIC_FREQUENCY) < 0.5
+
+
 async def test_frames_are_20ms_48k_stereo_with_the_microphones_tone(pulse: PulseServer) -> None:
     track = MicrophoneTrack()
     try:
         assert track.device_id == MICROPHONE  # the default input
         assert track.converter.passthrough  # PulseAudio takes 48 kHz s16 stereo as is
         await read_frames(track, 10)  # settle
-        dropped = [track.dropped_samples]
-        frames, times = [], []
-        for _ in range(100):
-            frames.extend((await read_frames(track, 1))[0])
-            times.append(time.monotonic())
-            dropped.append(track.dropped_samples)
+        frames, times, dropped = await read_with_drops(track, 100)
     finally:
         track.stop()
     for frame in frames:
         assert (frame.samples, frame.sample_rate) == (960, 48000)
         assert (frame.format.name, frame.layout.name) == ("s16", "stereo")
-    # Consecutive frames are 960 apart, plus what the queue dropped between them: a loop
-    # stalled for more than its 200 ms drops the oldest audio (the design), and the
-    # timestamps jump over it. Without a drop (a quiet machine) that is exactly 960 each.
-    steps = [b.pts - a.pts for a, b in itertools.pairwise(frames)]
-    assert steps == [960 + after - before for before, after in itertools.pairwise(dropped[1:])]
+    assert_timestamps_follow_capture(frames, dropped)
     assert frames[0].time_base == fractions.Fraction(1, 48000)
-    # The pitch where the tone is unbroken: audio dropped (ours, or Qt's when its PulseAudio
-    # thread is starved) puts phase jumps in it, which move one FFT's peak of the whole.
-    pitch, breaks, stretch = steady_pitch(mono(frames), MIC_FREQUENCY)
-    assert stretch > 0.5, f"the tone broke {breaks} times"
-    assert abs(pitch - MIC_FREQUENCY) < 0.5
+    assert_steady_tone(frames)
     assert np.sqrt(np.mean(mono(frames) ** 2)) > 0.1  # a real tone, not silence
 
     # Frame timing: 100 frames take 2 s; each read returns what is already complete. The
@@ -90,13 +106,13 @@ async def test_other_device_formats_are_resampled_to_48k_stereo(pulse: PulseServ
     try:
         assert not track.converter.passthrough
         await read_frames(track, 10)
-        frames, _ = await read_frames(track, 50)
+        frames, _, dropped = await read_with_drops(track, 50)
     finally:
         track.stop()
     assert all(f.samples == 960 and f.sample_rate == 48000 for f in frames)
     assert all(f.layout.name == "stereo" for f in frames)
-    assert [b.pts - a.pts for a, b in itertools.pairwise(frames)] == [960] * 49
-    assert abs(dominant_frequency(mono(frames), 48000) - MIC_FREQUENCY) < 0.5
+    assert_timestamps_follow_capture(frames, dropped)
+    assert_steady_tone(frames)
 
 
 async def test_a_stalled_consumer_never_builds_delay(pulse: PulseServer) -> None:
