@@ -43,12 +43,17 @@ async def read_frames(
     return frames, times
 
 
-async def first_loud_frame_at(track: MicrophoneTrack, threshold: float = LOUD) -> float:
-    """When ``recv()`` gave the first frame with sound in it."""
-    while True:
-        frame = await asyncio.wait_for(track.recv(), 10)
+async def first_loud_frame_at(
+    track: MicrophoneTrack, threshold: float = LOUD, timeout: float = 10.0
+) -> float:
+    """When ``recv()`` gave the first frame with sound in it (within ``timeout`` seconds, a
+    hang bound: frames of silence alone would keep this waiting for ever)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        frame = await asyncio.wait_for(track.recv(), timeout)
         if np.max(np.abs(to_mono(frame))) > threshold:
             return time.monotonic()
+    raise AssertionError(f"no sound from the microphone within {timeout:g} s")
 
 
 async def microphone_latency(pulse: PulseServer, track: MicrophoneTrack) -> float:
