@@ -20,15 +20,17 @@ is checked against what it asked for (a page that did not get it is not counted)
 
 The two pages do not only differ by the processing: with any of it on, Chromium captures in 10
 ms buffers at 48 kHz mono, and with all off in the device's own format (here 44.1 kHz stereo,
-1024 frames), so "on" includes the finer capture and its resampling, as a user gets it. The
-sound server's CPU over the same window is printed beside it (it serves the finer buffers).
+1024 frames), so "on" includes the finer capture and its resampling, as a user gets it. A third
+page asks for gain control alone ("agc": the same processed capture, neither the echo canceller
+nor the noise suppressor), so "on minus agc" is those two alone. The sound server's CPU over the
+same window is printed beside it (it serves the finer buffers).
 
 **Parley**: the live calls of :mod:`bench.processing` (two aiortc peers, a tone sent bare or
 through the processing, a voice handed to the echo canceller as the far end), CPU of the whole
 call (this process) over a window of the same length, and the CPU inside the processing
 stage; "processed minus bare" is what turning it on costs Parley.
 
-Each round runs the four (Chromium on and off, Parley bare and processed), in an order that
+Each round runs the five (Chromium on, agc and off, Parley bare and processed), in an order that
 turns around every round, so that the machine's load hits all alike.
 
 Run: ``python -m bench --only processing-chromium-cpu`` (needs chromium, playwright and
@@ -64,7 +66,9 @@ from tests.media.signals import RATE, speech
 
 BENCH = "processing-chromium-cpu"
 #: The Chromium pages compared: their getUserMedia constraints.
-PAGES = {"on": CONFIGS["all"], "off": CONFIGS["off"]}
+#: "agc", gain control alone, has the processed capture (10 ms at 48 kHz mono) without the echo
+#: canceller and noise suppressor: "on" minus "agc" is those two alone.
+PAGES = {"on": CONFIGS["all"], "agc": CONFIGS["agc"], "off": CONFIGS["off"]}
 #: What Chromium's binary is (``/usr/bin/chromium`` is a shell script that runs it).
 CHROMIUM_DIR = "/usr/lib/chromium/"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -317,6 +321,8 @@ class _Run:
     #: Chromium's on minus off, Parley's processed minus bare, Parley's stage, per round.
     chromium_added: list[float] = dataclasses.field(default_factory=list)
     pulse_added: list[float] = dataclasses.field(default_factory=list)
+    #: Chromium's on minus gain control alone, per round.
+    module_added: list[float] = dataclasses.field(default_factory=list)
     parley: dict[str, list[float]] = dataclasses.field(
         default_factory=lambda: collections.defaultdict(list)
     )
@@ -347,6 +353,7 @@ class _Run:
                 for role, value in page.by_role.items():
                     self.roles[name][role].append(value)
             self.chromium_added.append(pages["on"].total - pages["off"].total)
+            self.module_added.append(pages["on"].total - pages["agc"].total)
             self.pulse_added.append(pages["on"].pulse - pages["off"].pulse)
         self.parley["bare"].append(bare)
         self.parley["processed"].append(processed)
@@ -398,6 +405,9 @@ class _Run:
             Figure(BENCH, f"Chromium: CPU added by the processing, on minus off round by "
                    f"round, median ({_spread(self.chromium_added)})",
                    _median(self.chromium_added), "% of a core"),
+            Figure(BENCH, f"Chromium: echo canceller + noise suppressor, on minus gain control "
+                   f"alone (the same processed capture) round by round, median "
+                   f"({_spread(self.module_added)})", _median(self.module_added), "% of a core"),
             Figure(BENCH, f"sound server (PulseAudio) meanwhile, on minus off, median "
                    f"({_spread(self.pulse_added)}; off {_median(self.pulse['off']):.2f})",
                    _median(self.pulse_added), "% of a core"),
@@ -424,6 +434,12 @@ class _Run:
                        f"(round by round: {_spread(ratios, 2)})",
                        _median(values) / chromium if chromium else float("nan"), "")
             )  # fmt: skip
+        module = _median(self.module_added)
+        out.append(
+            Figure(BENCH, "ratio: Parley's stage / Chromium's echo canceller + noise suppressor "
+                   "(on minus gain control alone), medians",
+                   _median(self.stage) / module if module else float("nan"), "")
+        )  # fmt: skip
         return [dataclasses.replace(f, value=float(f.value)) for f in out]
 
 
@@ -454,7 +470,7 @@ def run(quick: bool) -> list[Figure]:
     try:
         for number in range(rounds):
             # Chromium on, off, Parley bare, processed; the other way round every other round.
-            order = ["on", "off", "bare", "processed"]
+            order = ["on", "agc", "off", "bare", "processed"]
             if number % 2:
                 order.reverse()
             pages: dict[str, _Page] = {}
