@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 
 import av
 import numpy as np
@@ -13,7 +14,13 @@ from gui.devices import MicrophoneTrack, VideoSinkTrack
 from gui.media.tone import dominant_frequency
 from tests.devices.conftest import MIC_FREQUENCY, RECORD_RATE, PulseServer
 from tests.devices.frames import PixelFormat, pattern_qframe
-from tests.devices.measure import loopback_call, microphone_latency, mouth_to_ear_delay
+from tests.devices.measure import (
+    LoopbackCall,
+    gap_starts,
+    loopback_call,
+    microphone_latency,
+    mouth_to_ear_delay,
+)
 from tests.waiting import until
 
 pytestmark = pytest.mark.usefixtures("qt_app")
@@ -56,6 +63,22 @@ class CameraFeed:
         self.timer.stop()
 
 
+def audio_now(call: LoopbackCall) -> np.ndarray:
+    """The last second of audio received in ``call`` (mono)."""
+    assert call.audio is not None
+    return call.audio.samples(1.0)
+
+
+def unbroken_pitch(mono: np.ndarray) -> tuple[float, float]:
+    """The pitch of the longest stretch of a 48 kHz tone between its breaks
+    (:func:`~tests.devices.measure.gap_starts`), and that stretch in seconds."""
+    cuts = [0, *gap_starts(mono).tolist(), mono.size]
+    first, last = max(itertools.pairwise(cuts), key=lambda cut: cut[1] - cut[0])
+    stretch = mono[first:last]
+    pitch = dominant_frequency(stretch, RECORD_RATE) if stretch.size >= 4 else 0.0
+    return pitch, stretch.size / RECORD_RATE
+
+
 class WatchedMicrophone(MicrophoneTrack):
     """The microphone, with the audio each ``recv()`` of the sender left queued (ms)."""
 
@@ -88,6 +111,7 @@ async def test_a_call_through_real_devices(pulse: PulseServer) -> None:
             reads_before = len(microphone.left_ms)
             start = pulse.monitor.position
             recorded = await pulse.monitor.wait_for(start, RECORD_RATE)
+            received = audio_now(call)  # the tone as it arrived, before the mutes below
             # Mouth to ear: the microphone's tone switched on, to its sound on the speaker.
             mouth_to_ear = [await mouth_to_ear_delay(pulse) for _ in range(3)]
             dropped_during_call = microphone.dropped_samples - dropped_before
@@ -104,9 +128,14 @@ async def test_a_call_through_real_devices(pulse: PulseServer) -> None:
     assert video.decode_rate > 0.9
     assert video.decreases == 0
     assert (video.width, video.height) == (640, 480)
-    # Underruns and drops (below) put phase jumps in the tone, which move its peak a little.
-    assert abs(audio.peak_hz() - MIC_FREQUENCY) < 3
-    assert abs(dominant_frequency(recorded, RECORD_RATE) - MIC_FREQUENCY) < 5
+    # Underruns and drops put breaks in the tone (many on a loaded machine: a silence padded
+    # in, audio dropped), which move one FFT's peak by Hz: the pitch is that of the longest
+    # unbroken stretch.
+    heard, heard_s = unbroken_pitch(received)
+    played, played_s = unbroken_pitch(recorded)
+    assert heard_s > 0.2 and played_s > 0.2, f"stretches of {heard_s:.2f} and {played_s:.2f} s"
+    assert abs(heard - MIC_FREQUENCY) < 3
+    assert abs(played - MIC_FREQUENCY) < 5
     print(
         f"call: {video.frames} video frames ({camera.frames_dropped} replaced before sending),"
         f" conversion p50 {np.median(camera.conversion_ms):.2f} ms;"
@@ -115,7 +144,8 @@ async def test_a_call_through_real_devices(pulse: PulseServer) -> None:
         f" mouth to ear {[round(1000 * d) for d in mouth_to_ear]} ms;"
         f" microphone drops during the call {1000 * dropped_during_call / 48000:.0f} ms,"
         f" left queued by its reads p50 {np.median(left_ms):.0f} ms,"
-        f" p95 {np.percentile(left_ms, 95):.0f} ms ({len(left_ms)} reads)"
+        f" p95 {np.percentile(left_ms, 95):.0f} ms ({len(left_ms)} reads); pitch heard"
+        f" {heard:.2f} Hz over {heard_s:.2f} s, played {played:.2f} Hz over {played_s:.2f} s"
     )
     # The sender reads the microphone as fast as it fills: its reads leave the queue
     # (bounded to 200 ms) about empty, and only a stalled loop or sender (a loaded machine)
