@@ -53,9 +53,7 @@ class Relay:
                     user = str(message.get("token"))
                     self.by_user.setdefault(user, set()).add(ws)
                     await ws.send(
-                        json.dumps(
-                            {"type": "ok", "re": request_id, "user": {"username": user}}
-                        )
+                        json.dumps({"type": "ok", "re": request_id, "user": {"username": user}})
                     )
                     continue
                 await ws.send(json.dumps({"type": "ok", "re": request_id}))

@@ -67,10 +67,12 @@ async def scenario(app: object, only_meeting: bool = False) -> None:
     try:
         await ada.controller.start()
         await grace.controller.start()
-        await ada.controller.sign_in(None, "ada", "analytical engine", register=True,
-                                     display_name="Ada Lovelace")
-        await grace.controller.sign_in(None, "grace", "compiler compiler", register=True,
-                                       display_name="Grace Hopper")
+        await ada.controller.sign_in(
+            None, "ada", "analytical engine", register=True, display_name="Ada Lovelace"
+        )
+        await grace.controller.sign_in(
+            None, "grace", "compiler compiler", register=True, display_name="Grace Hopper"
+        )
         for name, shown in (("alan", "Alan Turing"), ("edsger", "Edsger Dijkstra")):
             from gui.core.signaling_client import SignalingClient
 
@@ -82,8 +84,12 @@ async def scenario(app: object, only_meeting: bool = False) -> None:
         await ada.controller.add_contact("grace")
         await grace.controller.accept_contact("ada")
         await ada.controller.accept_contact("alan")
-        await until(lambda: ada.controller.contacts.contact("grace") is not None
-                    and ada.controller.contacts.contact("grace").presence == "online")
+        await until(
+            lambda: (
+                ada.controller.contacts.contact("grace") is not None
+                and ada.controller.contacts.contact("grace").presence == "online"
+            )
+        )
         await asyncio.sleep(0.3)
         ada.main.resize(420, 640)
         await asyncio.sleep(0.3)

@@ -458,7 +458,6 @@ class CameraTrack(VideoSinkTrack, LossReporter):
         else:
             self.camera.start()
 
-
     def stop(self) -> None:
         """Stop the camera and the track (idempotent)."""
         if self.readyState == "live":

@@ -74,9 +74,7 @@ async def test_late_joiners_get_the_chat_so_far_and_no_one_else_does(
     await ada.request("meeting.end", meeting_id=other)
 
 
-async def test_only_the_newest_messages_are_kept(
-    friends, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_only_the_newest_messages_are_kept(friends, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(meetings, "CHAT_HISTORY", 3)
     ada, bob = await friends("ada", "bob")
     meeting_id, _ = await create(ada, bob)
@@ -99,9 +97,7 @@ async def test_a_removed_guest_gets_nothing_more(friends, server) -> None:
     link = (await ada.request("guest_link.create", meeting_id=meeting_id))["link"]
     guest = await WireClient.open(server.url)
     try:
-        reply = await guest.request(
-            "guest.join", code=link["code"], display_name="Ann", media=AV
-        )
+        reply = await guest.request("guest.join", code=link["code"], display_name="Ann", media=AV)
         username = reply["user"]["username"]
         event = await guest.next_event("meeting.chat")
         assert (event["text"], event["history"]) == ("before the guest", True)

@@ -67,9 +67,11 @@ async def test_two_servers_from_the_settings_and_moving_to_the_other(
 
         await first.stop()  # gone: the app is online again through the other by itself
         await until(
-            lambda: controller.client is not None
-            and controller.client.url == second.url
-            and controller.client.state is LinkState.ONLINE,
+            lambda: (
+                controller.client is not None
+                and controller.client.url == second.url
+                and controller.client.state is LinkState.ONLINE
+            ),
             timeout=30,
             what="online through the second server",
         )
