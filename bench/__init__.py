@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Callable, Sequence
+import statistics
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -200,6 +201,15 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
+def spread(values: Iterable[float], digits: int = 1) -> str:
+    """``min X, median Y, max Z`` of ``values`` to ``digits`` decimals; "none" when empty."""
+    values = list(values)
+    if not values:
+        return "none"
+    low, middle, high = min(values), statistics.median(values), max(values)
+    return f"min {low:.{digits}f}, median {middle:.{digits}f}, max {high:.{digits}f}"
+
+
 def format_value(value: float) -> str:
     """A number as the table shows it: whole numbers plain, others to four digits."""
     if math.isnan(value):
@@ -217,4 +227,5 @@ __all__ = [
     "PartialFailure",
     "format_value",
     "percentile",
+    "spread",
 ]

@@ -35,11 +35,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import os
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +49,7 @@ import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
-from bench import Figure, Goal
+from bench import Figure, Goal, spread
 from bench.processing import LIVE, _live_call
 from gui.media.analysis import AudioReceiver
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS, chromium_missing
@@ -222,14 +224,28 @@ async def _noise_levels(pulse: PulseServer, named: dict[str, AudioReceiver]) -> 
 PAGES: tuple[tuple[str, ...], ...] = (("all", "off"), ("aec",), ("ns",), ("agc",))
 
 
-def run(quick: bool) -> list[Figure]:
-    """Measure (see the module) and return the figures."""
+@contextlib.contextmanager
+def chromium_beside_pulse() -> Iterator[PulseServer]:
+    """A private PulseAudio for Chromium's microphone (stopped at the end); RuntimeError at
+    once when Chromium cannot run here."""
     missing = chromium_missing()
     if missing is not None:
         raise RuntimeError(missing)
+    pulse = start_pulse(Path(tempfile.mkdtemp(prefix="parley-bench-pulse-")))
+    try:
+        yield pulse
+    finally:
+        pulse.stop()
+
+
+def run(quick: bool) -> list[Figure]:
+    """Measure (see the module) and return the figures."""
     rounds, onsets = (2, 6) if quick else (5, 15)
-    runtime = Path(tempfile.mkdtemp(prefix="parley-bench-pulse-"))
-    pulse = start_pulse(runtime)
+    with chromium_beside_pulse() as pulse:
+        return _measure(pulse, rounds, onsets)
+
+
+def _measure(pulse: PulseServer, rounds: int, onsets: int) -> list[Figure]:
     recorder = MonitorRecorder(f"{MIC_FEED}.monitor")
     recorder.wait_running()
     run = _Run()
@@ -259,7 +275,6 @@ def run(quick: bool) -> list[Figure]:
             run.load.append(os.getloadavg()[0])
     finally:
         recorder.close()
-        pulse.stop()
     return run.figures()
 
 
@@ -304,11 +319,11 @@ class _Run:
                        f"{track.get('channelCount')} ch, getSettings().latency",
                        1000 * float(track.get("latency", float("nan"))), "ms"),
                 Figure(BENCH, f"Chromium, {LABELS[name]}: onset made to decoded "
-                       f"({_spread(values)}; not timed: {self.unheard[name]}, unheard or "
+                       f"({spread(values)}; not timed: {self.unheard[name]}, unheard or "
                        "not silent before)",
                        statistics.median(values), "ms"),
                 Figure(BENCH, f"Chromium, {LABELS[name]}: a -30 dBFS white noise arrives at "
-                       f"({_spread(self.noise[name])})", statistics.median(self.noise[name]),
+                       f"({spread(self.noise[name])})", statistics.median(self.noise[name]),
                        "dBFS"),
             ]  # fmt: skip
         medians = {name: statistics.median(self.chromium[name]) for name in CONFIGS}
@@ -316,22 +331,22 @@ class _Run:
             key = f"{name}-{base}"
             out.append(
                 Figure(BENCH, f"Chromium: latency added, {_DIFFERENCE_LABELS[key]}, difference "
-                       f"of medians (round by round: {_spread(self.round_added[key])})",
+                       f"of medians (round by round: {spread(self.round_added[key])})",
                        medians[name] - medians[base], "ms")
             )  # fmt: skip
         out.append(
             Figure(BENCH, f"Chromium: all on minus all off onset by onset, one page, median "
-                   f"({_spread(self.paired)})", statistics.median(self.paired), "ms")
+                   f"({spread(self.paired)})", statistics.median(self.paired), "ms")
         )  # fmt: skip
         bare = self.parley["bare"]
-        out.append(Figure(BENCH, f"Parley, bare aiortc: onset made to decoded ({_spread(bare)})",
+        out.append(Figure(BENCH, f"Parley, bare aiortc: onset made to decoded ({spread(bare)})",
                           statistics.median(bare), "ms"))  # fmt: skip
         for name, (label, _) in LIVE.items():
             if name == "bare":
                 continue
             values = self.parley[name]
             out += [
-                Figure(BENCH, f"Parley, {label}: onset made to decoded ({_spread(values)})",
+                Figure(BENCH, f"Parley, {label}: onset made to decoded ({spread(values)})",
                        statistics.median(values), "ms"),
                 Figure(BENCH, f"Parley: latency added, {label} (difference of medians)",
                        statistics.median(values) - statistics.median(bare), "ms",
@@ -345,9 +360,3 @@ class _Run:
                    parley / chromium if chromium else float("nan"), "")
         )  # fmt: skip
         return [Figure(f.bench, f.figure, float(f.value), f.unit, f.goal) for f in out]
-
-
-def _spread(values: list[float]) -> str:
-    if not values:
-        return "none"
-    return f"min {min(values):.1f}, median {statistics.median(values):.1f}, max {max(values):.1f}"

@@ -45,23 +45,20 @@ import dataclasses
 import io
 import os
 import statistics
-import tempfile
 import time
 import wave
-from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
-from bench import Figure, Goal
+from bench import Figure, Goal, spread
 from bench.processing import ALL, _live_call
-from bench.processing_chromium import _PAGE, _PEER_JS, CONFIGS
+from bench.processing_chromium import _PAGE, _PEER_JS, CONFIGS, chromium_beside_pulse
 from gui.media.analysis import AudioReceiver
-from tests.chromium import CHROMIUM, CHROMIUM_ARGS, chromium_missing
-from tests.devices.pulse import PulseServer, start_pulse
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.devices.pulse import PulseServer
 from tests.media.signals import RATE, speech
 
 BENCH = "processing-chromium-cpu"
@@ -381,15 +378,15 @@ class _Run:
                        f"{track.get('channelCount')} ch; pages that did not get what they "
                        "asked (not counted)", self.refused[name], "pages"),
                 Figure(BENCH, f"Chromium, processing {name}: audio received per second of "
-                       f"the window, median ({_spread(self.received[name])})",
+                       f"the window, median ({spread(self.received[name])})",
                        _median(self.received[name]), "ms"),
                 Figure(BENCH, f"Chromium, processing {name}: CPU of all its processes, median "
-                       f"({_spread(self.chromium[name])})", _median(self.chromium[name]),
+                       f"({spread(self.chromium[name])})", _median(self.chromium[name]),
                        "% of a core"),
             ]  # fmt: skip
         out.append(
             Figure(BENCH, f"Chromium: far end played on the speaker during the window, median "
-                   f"({_spread(self.far)})", _median(self.far), "dBFS")
+                   f"({spread(self.far)})", _median(self.far), "dBFS")
         )  # fmt: skip
         roles = sorted(set(self.roles["on"]) | set(self.roles["off"]))
         for role in roles:
@@ -403,27 +400,27 @@ class _Run:
             )  # fmt: skip
         out += [
             Figure(BENCH, f"Chromium: CPU added by the processing, on minus off round by "
-                   f"round, median ({_spread(self.chromium_added)})",
+                   f"round, median ({spread(self.chromium_added)})",
                    _median(self.chromium_added), "% of a core"),
             Figure(BENCH, f"Chromium: echo canceller + noise suppressor, on minus gain control "
                    f"alone (the same processed capture) round by round, median "
-                   f"({_spread(self.module_added)})", _median(self.module_added), "% of a core"),
+                   f"({spread(self.module_added)})", _median(self.module_added), "% of a core"),
             Figure(BENCH, f"sound server (PulseAudio) meanwhile, on minus off, median "
-                   f"({_spread(self.pulse_added)}; off {_median(self.pulse['off']):.2f})",
+                   f"({spread(self.pulse_added)}; off {_median(self.pulse['off']):.2f})",
                    _median(self.pulse_added), "% of a core"),
         ]  # fmt: skip
         for name in ("bare", "processed"):
             values = self.parley[name]
             out.append(
                 Figure(BENCH, f"Parley: CPU of an audio call (both ends), {name}, median "
-                       f"({_spread(values)})", _median(values), "% of a core")
+                       f"({spread(values)})", _median(values), "% of a core")
             )  # fmt: skip
         out += [
             Figure(BENCH, f"Parley: CPU added by the processing, processed minus bare round "
-                   f"by round, median ({_spread(self.parley_added)})",
+                   f"by round, median ({spread(self.parley_added)})",
                    _median(self.parley_added), "% of a core", Goal.at_most(3)),
             Figure(BENCH, f"Parley: CPU inside the processing stage (both directions), median "
-                   f"({_spread(self.stage)})", _median(self.stage), "% of a core",
+                   f"({spread(self.stage)})", _median(self.stage), "% of a core",
                    Goal.at_most(3)),
         ]  # fmt: skip
         chromium = _median(self.chromium_added)
@@ -431,7 +428,7 @@ class _Run:
             ratios = [p / c for p, c in zip(values, self.chromium_added, strict=False) if c]
             out.append(
                 Figure(BENCH, f"ratio: Parley's {label} / Chromium's on minus off, medians "
-                       f"(round by round: {_spread(ratios, 2)})",
+                       f"(round by round: {spread(ratios, 2)})",
                        _median(values) / chromium if chromium else float("nan"), "")
             )  # fmt: skip
         module = _median(self.module_added)
@@ -447,27 +444,12 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def _spread(values: Iterable[float], digits: int = 2) -> str:
-    values = list(values)
-    if not values:
-        return "none"
-    return (
-        f"min {min(values):.{digits}f}, median {statistics.median(values):.{digits}f}, "
-        f"max {max(values):.{digits}f}"
-    )
-
-
 def run(quick: bool) -> list[Figure]:
     """Measure (see the module) and return the figures."""
-    missing = chromium_missing()
-    if missing is not None:
-        raise RuntimeError(missing)
     rounds, window_s = (2, 4.0) if quick else (6, 12.0)
-    runtime = Path(tempfile.mkdtemp(prefix="parley-bench-pulse-"))
-    pulse = start_pulse(runtime)
     far = _far_wav()
     result = _Run(window_s=window_s)
-    try:
+    with chromium_beside_pulse() as pulse:
         for number in range(rounds):
             # Chromium on, off, Parley bare, processed; the other way round every other round.
             order = ["on", "agc", "off", "bare", "processed"]
@@ -483,6 +465,4 @@ def run(quick: bool) -> list[Figure]:
                     live = asyncio.run(_live_call(options, 0, window_s))
                     calls[name] = (live.cpu, live.stage_cpu)
             result.add_round(pages, calls["bare"][0], *calls["processed"])
-    finally:
-        pulse.stop()
     return result.figures()
