@@ -94,7 +94,7 @@ def keep_native_threads_out_of_python() -> None:
     Its runtime calls the callback the binding gave it from the library's own threads, with
     its log lines and panics. One such call while Python finalizes ends that thread inside the
     library, which aborts the whole process ("panic in a function that cannot unwind"; once at
-    the end of a test run, after every test had passed). Parley uses only the APM, whose calls
+    the end of a whole test run, after its last test). Parley uses only the APM, whose calls
     answer synchronously, so nothing is lost but LiveKit's log lines, which its own logger then
     prints to stderr (``RUST_LOG``). The callback is C's ``strnlen``: it only reads the event's
     bytes, which are valid for the call.
