@@ -117,6 +117,58 @@ async def _made_after(recorder: MonitorRecorder, start: int, timeout: float = 3.
     raise TimeoutError("the sine never sounded in the microphone's feed")
 
 
+async def launch_with_microphone(playwright: Any, **options: Any) -> Any:
+    """Debian's Chromium, headless, its microphone the private sound server's default source
+    (``PULSE_SERVER``) and allowed without asking; ``options`` go to ``launch``."""
+    return await playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=[*CHROMIUM_ARGS, "--use-fake-ui-for-media-stream"],
+        env=dict(os.environ),
+        **options,
+    )
+
+
+async def microphone_page(browser: Any) -> Any:
+    """A new page of ``browser`` allowed the microphone at :data:`_PAGE`."""
+    context = await browser.new_context()
+    await context.grant_permissions(["microphone"], origin=_PAGE.rstrip("/"))
+    return await context.new_page()
+
+
+async def call_from_page(
+    page: Any,
+    peer: RTCPeerConnection,
+    constraints: list[Any],
+    receivers: list[AudioReceiver],
+    received_ms: float,
+    **receiver_options: Any,
+) -> list[dict[str, Any]]:
+    """The page (with :data:`_PEER_JS`) captures one track per ``constraints`` and offers them
+    to ``peer``, which answers; each track is received by an :class:`AudioReceiver` appended
+    to ``receivers`` (in the offer's order; they are the caller's to stop). Once every track
+    has brought ``received_ms`` of audio (TimeoutError after 20 s), each track's
+    getSettings()."""
+    offer = await page.evaluate("c => window.parley.start(c)", constraints)
+
+    @peer.on("track")
+    def on_track(track: MediaStreamTrack) -> None:  # in the offer's order
+        receiver = AudioReceiver(track, **receiver_options)
+        receivers.append(receiver)
+        receiver.start()
+
+    await peer.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
+    await peer.setLocalDescription(await peer.createAnswer())
+    await page.evaluate("s => window.parley.answer(s)", peer.localDescription.sdp)
+    deadline = time.monotonic() + 20
+    while len(receivers) < len(constraints) or min(r.received_ms for r in receivers) < received_ms:
+        if time.monotonic() > deadline:
+            raise TimeoutError("Chromium's microphone tracks never came")
+        await asyncio.sleep(0.05)
+    settings: list[dict[str, Any]] = offer["settings"]
+    return settings
+
+
 async def _chromium_page(
     pulse: PulseServer, recorder: MonitorRecorder, names: tuple[str, ...], onsets: int
 ) -> tuple[dict[str, list[float]], dict[str, dict[str, Any]], dict[str, float]]:
@@ -129,18 +181,11 @@ async def _chromium_page(
 
     delays: dict[str, list[float]] = {name: [] for name in names}
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[*CHROMIUM_ARGS, "--use-fake-ui-for-media-stream"],
-            env=dict(os.environ),  # PULSE_SERVER: the private sound server
-        )
+        browser = await launch_with_microphone(playwright)
         peer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         receivers: list[AudioReceiver] = []
         try:
-            context = await browser.new_context()
-            await context.grant_permissions(["microphone"], origin=_PAGE.rstrip("/"))
-            page = await context.new_page()
+            page = await microphone_page(browser)
             # localhost is a secure context (getUserMedia); nothing listens there.
             await page.route(
                 f"{_PAGE}**",
@@ -149,24 +194,9 @@ async def _chromium_page(
             )  # fmt: skip
             await page.goto(_PAGE)
             await page.evaluate(_PEER_JS)
-            offer = await page.evaluate(
-                "c => window.parley.start(c)", [CONFIGS[name] for name in names]
+            settings = await call_from_page(
+                page, peer, [CONFIGS[name] for name in names], receivers, 2000, onset_threshold=LOUD
             )
-
-            @peer.on("track")
-            def on_track(track: MediaStreamTrack) -> None:  # in the offer's order
-                receiver = AudioReceiver(track, onset_threshold=LOUD)
-                receivers.append(receiver)
-                receiver.start()
-
-            await peer.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
-            await peer.setLocalDescription(await peer.createAnswer())
-            await page.evaluate("s => window.parley.answer(s)", peer.localDescription.sdp)
-            deadline = time.monotonic() + 20
-            while len(receivers) < len(names) or min(r.received_ms for r in receivers) < 2000:
-                if time.monotonic() > deadline:
-                    raise TimeoutError("Chromium's microphone tracks never came")
-                await asyncio.sleep(0.05)
             named = dict(zip(names, receivers, strict=True))
             for _ in range(onsets):
                 pulse.mute_microphone(True)
@@ -195,7 +225,7 @@ async def _chromium_page(
             for receiver in receivers:
                 await receiver.stop()
             await browser.close()
-    return delays, dict(zip(names, offer["settings"], strict=True)), noise
+    return delays, dict(zip(names, settings, strict=True)), noise
 
 
 async def _noise_levels(pulse: PulseServer, named: dict[str, AudioReceiver]) -> dict[str, float]:

@@ -50,14 +50,20 @@ import wave
 from typing import Any
 
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamTrack
+from aiortc import RTCConfiguration, RTCPeerConnection
 
 from bench import Figure, Goal, spread
 from bench.processing import ALL, _live_call
-from bench.processing_chromium import _PAGE, _PEER_JS, CONFIGS, chromium_beside_pulse
+from bench.processing_chromium import (
+    _PAGE,
+    _PEER_JS,
+    CONFIGS,
+    call_from_page,
+    chromium_beside_pulse,
+    launch_with_microphone,
+    microphone_page,
+)
 from gui.media.analysis import AudioReceiver
-from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.devices.pulse import PulseServer
 from tests.media.signals import RATE, speech
 
@@ -217,19 +223,12 @@ async def _chromium_page(
     from playwright.async_api import Route, async_playwright
 
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[*CHROMIUM_ARGS, "--use-fake-ui-for-media-stream"],
-            env=dict(os.environ),  # PULSE_SERVER: the private sound server
-            ignore_default_args=["--mute-audio"],  # Playwright's: the far end must play
-        )
+        # Playwright mutes Chromium by default: the far end must play.
+        browser = await launch_with_microphone(playwright, ignore_default_args=["--mute-audio"])
         peer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         receivers: list[AudioReceiver] = []
         try:
-            context = await browser.new_context()
-            await context.grant_permissions(["microphone"], origin=_PAGE.rstrip("/"))
-            page = await context.new_page()
+            page = await microphone_page(browser)
 
             async def serve(route: Route) -> None:
                 if route.request.url.endswith(_FAR):
@@ -242,22 +241,7 @@ async def _chromium_page(
             await page.goto(_PAGE)
             await page.evaluate(_PEER_JS)
             await page.evaluate(_PLAY_JS, f"{_PAGE}{_FAR}")
-            offer = await page.evaluate("c => window.parley.start(c)", [constraints])
-
-            @peer.on("track")
-            def on_track(track: MediaStreamTrack) -> None:
-                receiver = AudioReceiver(track)
-                receivers.append(receiver)
-                receiver.start()
-
-            await peer.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
-            await peer.setLocalDescription(await peer.createAnswer())
-            await page.evaluate("s => window.parley.answer(s)", peer.localDescription.sdp)
-            deadline = time.monotonic() + 20
-            while not receivers or receivers[0].received_ms < 1000 * SETTLE_S:
-                if time.monotonic() > deadline:
-                    raise TimeoutError("Chromium's microphone track never came")
-                await asyncio.sleep(0.05)
+            settings = await call_from_page(page, peer, [constraints], receivers, 1000 * SETTLE_S)
             receiver = receivers[0]
             speaker = pulse.monitor.position
             assert pulse.process is not None
@@ -278,7 +262,7 @@ async def _chromium_page(
     return _Page(
         cpu_by_role(before, after, elapsed),
         pulse_cpu,
-        offer["settings"][0],
+        settings[0],
         received_per_s,
         far_dbfs,
         ended(before, after),
