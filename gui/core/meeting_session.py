@@ -369,11 +369,18 @@ class MeetingSession(AsyncIOEventEmitter):
     def _not_waited_for(self, username: str) -> None:
         """``username`` left: this end's messages no longer wait for them (``delivered`` once
         everyone else has them; never for a message nobody got)."""
-        for msg_id, pending in list(self._undelivered.items()):
-            if username in pending.waiting:
-                pending.waiting.discard(username)
-                if not pending.waiting:
-                    self._all_have(msg_id)
+        for msg_id in list(self._undelivered):
+            self._no_longer_waiting(msg_id, username)
+
+    def _no_longer_waiting(self, msg_id: str, username: str, acknowledged: bool = False) -> None:
+        """Message ``msg_id`` waits for ``username`` no more (``acknowledged``: they have it)."""
+        pending = self._undelivered.get(msg_id)
+        if pending is None or username not in pending.waiting:
+            return
+        pending.waiting.discard(username)
+        pending.acknowledged |= acknowledged
+        if not pending.waiting:
+            self._all_have(msg_id)
 
     def _all_have(self, msg_id: str) -> None:
         if self._undelivered.pop(msg_id).acknowledged:
@@ -390,12 +397,7 @@ class MeetingSession(AsyncIOEventEmitter):
         return self._server_chat
 
     def _delivered(self, username: str, msg_id: str) -> None:
-        pending = self._undelivered.get(msg_id)
-        if pending is not None and username in pending.waiting:
-            pending.waiting.discard(username)
-            pending.acknowledged = True
-            if not pending.waiting:
-                self._all_have(msg_id)
+        self._no_longer_waiting(msg_id, username, acknowledged=True)
 
     def receivers(self, username: str) -> dict[str, Receiver]:
         """What the newest link to ``username`` received, by slot (empty: never linked)."""
