@@ -172,14 +172,13 @@ def _child(quick: bool) -> int:
     with tempfile.TemporaryDirectory(prefix="parley-bench-devices-") as tmp:
         pulse = start_pulse(Path(tmp))  # before Qt Multimedia looks for a sound server
         try:
-            import qasync
             from PySide6.QtWidgets import QApplication
+
+            from gui.qt_loop import QtEventLoop
 
             app = QApplication.instance() or QApplication(["parley-bench"])
             gc.freeze()  # as the app does after start-up
-            samples = asyncio.run(
-                _measure(pulse, quick), loop_factory=lambda: qasync.QEventLoop(app)
-            )
+            samples = asyncio.run(_measure(pulse, quick), loop_factory=lambda: QtEventLoop(app))
         finally:
             pulse.stop()
     print(json.dumps(samples))

@@ -572,8 +572,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="parley-bench-micloss-") as tmp:
         pulse = start_pulse(Path(tmp))  # before Qt Multimedia looks for a sound server
         try:
-            import qasync
             from PySide6.QtWidgets import QApplication
+
+            from gui.qt_loop import QtEventLoop
 
             app = QApplication.instance() or QApplication(["parley-bench"])
             gc.freeze()
@@ -585,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
                 work = measure(list(periods), args.rounds, args.seconds)
             asyncio.run(
                 work,
-                loop_factory=lambda: qasync.QEventLoop(app),
+                loop_factory=lambda: QtEventLoop(app),
             )
         finally:
             pulse.stop()

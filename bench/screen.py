@@ -524,15 +524,16 @@ def _run_qt(
     """The sharing side on a QApplication and a qasync loop; Qt torn down before Xvfb goes."""
     import gc
 
-    import qasync
     from PySide6.QtWidgets import QApplication
+
+    from gui.qt_loop import QtEventLoop
 
     app = QApplication.instance() or QApplication(["parley-bench"])
     assert isinstance(app, QApplication)
     app.setQuitOnLastWindowClosed(False)
     try:
         results = asyncio.run(
-            _share(plan, viewer, ready, xvfb), loop_factory=lambda: qasync.QEventLoop(app)
+            _share(plan, viewer, ready, xvfb), loop_factory=lambda: QtEventLoop(app)
         )
         scaling = _scaling_costs(10 if quick else 30) if xvfb is not None else {}
     finally:

@@ -194,14 +194,14 @@ def main() -> int:
             XDG_RUNTIME_DIR=f"{home}/run",
         )
         os.makedirs(f"{home}/run", mode=0o700)
-        import qasync
         from PySide6.QtWidgets import QApplication
 
         from gui.app.main import destroy_qt
+        from gui.qt_loop import QtEventLoop
 
         app = QApplication(["parley"])
         app.setApplicationName("Parley")
-        asyncio.run(scenario(app, args.meeting), loop_factory=lambda: qasync.QEventLoop(app))
+        asyncio.run(scenario(app, args.meeting), loop_factory=lambda: QtEventLoop(app))
         destroy_qt(app)
     names = ["meeting"] if args.meeting else ["main-window", "incoming-call", "call", "meeting"]
     for name in names:

@@ -1252,8 +1252,9 @@ def run_sharing(args: argparse.Namespace) -> int:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import gc
 
-    import qasync
     from PySide6.QtGui import QGuiApplication
+
+    from gui.qt_loop import QtEventLoop
 
     if not args.verbose and "QT_LOGGING_RULES" not in os.environ:
         # Qt Multimedia's start-up chatter (FFmpeg version, no PipeWire on X11) is not ours
@@ -1270,7 +1271,7 @@ def run_sharing(args: argparse.Namespace) -> int:
     assert isinstance(app, QGuiApplication)
     try:
         if not sharing:
-            return asyncio.run(run(args), loop_factory=lambda: qasync.QEventLoop(app))
+            return asyncio.run(run(args), loop_factory=lambda: QtEventLoop(app))
         screens = QGuiApplication.screens()
         index = args.share_screen
         if index >= len(screens):
@@ -1287,7 +1288,7 @@ def run_sharing(args: argparse.Namespace) -> int:
         support = capture_supported()
         if not support.supported:
             raise BadArguments(f"--share-screen: {support.reason}")
-        return asyncio.run(run(args), loop_factory=lambda: qasync.QEventLoop(app))
+        return asyncio.run(run(args), loop_factory=lambda: QtEventLoop(app))
     finally:
         gc.collect()
         app.processEvents()

@@ -1,7 +1,7 @@
 """``parley`` (and ``python -m gui``): the desktop app.
 
-One ``QApplication`` on one qasync loop for the app's whole life. The windows
-are created once; the controller does the work. Quitting (menu, Ctrl+Q,
+One ``QApplication`` on one qasync loop (``gui/qt_loop.py``) for the app's whole life.
+The windows are created once; the controller does the work. Quitting (menu, Ctrl+Q,
 closing the last window when not kept in the tray, SIGINT/SIGTERM) hangs up,
 stops every device, closes the built-in server and exits with status 0.
 """
@@ -138,11 +138,11 @@ def main(
             return 2
 
     route_qt_messages()  # before Qt Multimedia loads: it talks as it loads
-    import qasync
     from PySide6.QtWidgets import QApplication
 
     from gui.app.collector import MainThreadCollector
     from gui.app.ui import ParleyUi
+    from gui.qt_loop import QtEventLoop
 
     app = QApplication(sys.argv[:1])
     app.setApplicationName("Parley")
@@ -165,7 +165,7 @@ def main(
                 signal.signal(signum, lambda *_: ui.request_quit())
         return await ui.run()
 
-    status = asyncio.run(run(), loop_factory=lambda: qasync.QEventLoop(app))
+    status = asyncio.run(run(), loop_factory=lambda: QtEventLoop(app))
     collector.stop()
     destroy_qt(app)
     return status

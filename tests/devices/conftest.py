@@ -22,10 +22,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from pathlib import Path
 
 import pytest
-import qasync
 from PySide6.QtMultimedia import QAudioFormat
 from PySide6.QtWidgets import QApplication
 
+from gui.qt_loop import QtEventLoop
 from tests.devices.pulse import (
     MIC_FREQUENCY,
     MICROPHONE,
@@ -67,7 +67,7 @@ def pytest_collection_modifyitems(
 
 def _qasync_loop() -> asyncio.AbstractEventLoop:
     app = QApplication.instance() or QApplication([])
-    return qasync.QEventLoop(app)
+    return QtEventLoop(app)
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict:

@@ -125,9 +125,9 @@ def _qapp() -> object:
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict:
     """Async tests in this folder run on a qasync loop (Qt and asyncio in one thread)."""
-    import qasync
+    from gui.qt_loop import QtEventLoop
 
-    factory: Callable[[], asyncio.AbstractEventLoop] = lambda: qasync.QEventLoop(_qapp())  # noqa: E731
+    factory: Callable[[], asyncio.AbstractEventLoop] = lambda: QtEventLoop(_qapp())  # noqa: E731
     return {"qasync": factory}
 
 

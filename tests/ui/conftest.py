@@ -13,8 +13,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from collections.abc import Callable
 
-import qasync
 from PySide6.QtWidgets import QApplication
+
+from gui.qt_loop import QtEventLoop
 
 
 def _qapp() -> QApplication:
@@ -26,4 +27,4 @@ def _qapp() -> QApplication:
 
 
 def pytest_asyncio_loop_factories(config, item) -> dict[str, Callable[[], object]]:
-    return {"qasync": lambda: qasync.QEventLoop(_qapp())}
+    return {"qasync": lambda: QtEventLoop(_qapp())}
