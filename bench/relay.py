@@ -27,6 +27,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from bench.serverproc import ServerProcess, raise_open_files_limit, until_stopped
+from signaling.server.collector import long_lived_heap
 from signaling.protocol.constants import (
     MAX_FRAME_BYTES,
     PING_INTERVAL_S,
@@ -82,7 +83,8 @@ class Relay:
 async def main_async() -> None:
     """Serve until a signal or the end of stdin."""
     relay = Relay()
-    async with serve(
+    # The same collector settings as parley-server's (a process setting, not relaying work).
+    async with long_lived_heap(), serve(
         relay.handle,
         "127.0.0.1",
         0,

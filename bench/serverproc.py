@@ -30,6 +30,7 @@ from types import TracebackType
 
 from gui.bots import echo_test
 from signaling.server.app import SignalingServer
+from signaling.server.collector import long_lived_heap
 from signaling.server.config import RateLimits, ServerConfig
 from signaling.server.logs import configure
 from signaling.server.store import is_postgres_url
@@ -88,13 +89,14 @@ async def until_stopped() -> None:
 
 async def serve(config: ServerConfig) -> None:
     """Start the server, print its URL, serve until a signal or the end of stdin."""
-    server = SignalingServer(config, bots=[echo_test()])
-    await server.start()
-    print(f"URL {server.url}", flush=True)
-    try:
-        await until_stopped()
-    finally:
-        await server.stop()
+    async with long_lived_heap():  # as parley-server runs (signaling/server/cli.py)
+        server = SignalingServer(config, bots=[echo_test()])
+        await server.start()
+        print(f"URL {server.url}", flush=True)
+        try:
+            await until_stopped()
+        finally:
+            await server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

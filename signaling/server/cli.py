@@ -24,6 +24,7 @@ from signaling.protocol.constants import MESH_CAPACITY
 from signaling.protocol.sfu import SFU_CAPACITY
 from signaling.server import turn
 from signaling.server.app import SignalingServer, StartupError
+from signaling.server.collector import long_lived_heap
 from signaling.server.config import ServerConfig, SfuSettings, default_db_path
 from signaling.server.logs import configure, log_event
 from signaling.server.sfu.launch import read_secret
@@ -264,28 +265,36 @@ async def run(config: ServerConfig, bots: Callable[[], Sequence[Bot]] = tuple) -
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
-        while True:
-            server = SignalingServer(config, bots=bots())
-            try:
-                await server.start()
-            except StartupError as exc:
-                print(f"parley-server: error: {exc}", file=sys.stderr)
-                return exc.status
-            print(f"Parley signaling server listening on {server.url}", flush=True)
-            assert server.port is not None
-            config = replace(config, port=server.port)  # a restart listens where clients know
-            restart = server.restart_wanted()
-            try:
-                await _first(stop.wait(), restart.wait())
-            finally:
-                await server.stop()
-            if stop.is_set():
-                return 0
-            log_event("server.restarting", 30)
+        async with long_lived_heap():  # full collections over what is new (collector.py)
+            return await _serve(config, bots, stop)
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(signum)
+
+
+async def _serve(
+    config: ServerConfig, bots: Callable[[], Sequence[Bot]], stop: asyncio.Event
+) -> int:
+    """Start the server and run it until ``stop``, anew each time its bus asks to restart."""
+    while True:
+        server = SignalingServer(config, bots=bots())
+        try:
+            await server.start()
+        except StartupError as exc:
+            print(f"parley-server: error: {exc}", file=sys.stderr)
+            return exc.status
+        print(f"Parley signaling server listening on {server.url}", flush=True)
+        assert server.port is not None
+        config = replace(config, port=server.port)  # a restart listens where clients know
+        restart = server.restart_wanted()
+        try:
+            await _first(stop.wait(), restart.wait())
+        finally:
+            await server.stop()
+        if stop.is_set():
+            return 0
+        log_event("server.restarting", 30)
 
 
 async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
