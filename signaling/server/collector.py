@@ -14,11 +14,13 @@ what became long-lived in that second (tens of milliseconds at most), where CPyt
 every connection. Frozen objects still die by reference counting. What the collector no
 longer finds is a frozen cycle: a closed connection is one (websockets' connection refers to
 itself through its logger, its transport and its tasks; about 70 objects each, measured). So
-when the process's resident memory has grown by half since the last time (and by at least
-``floor``), every frozen object is handed back and collected once: one pause as long as
-CPython's own, only when that much may be garbage. A server whose connections stay pays no
-such pause. (Counting the frozen objects instead, ``gc.get_freeze_count()``, walks all of
-them: done each second at 15,000 connections, it put the p99 at 150 to 250 ms.)
+when the process's resident memory has grown by half since the last time, ten minutes ago
+or more, or has doubled (and by 64 MiB at least), every frozen object is handed back and
+collected once: one pause as long as CPython's own, only when that much may be garbage. A
+server whose connections stay pays no such pause; one taking its connections pays one at
+each doubling, as with CPython. (Counting the frozen objects instead,
+``gc.get_freeze_count()``, walks all of them: done each second at 15,000 connections, it put
+the p99 at 150 to 250 ms.)
 
 Process-wide (the collector is): for ``parley-server`` and the benchmarks' servers, never for
 the app, whose collector runs on the Qt thread (``gui/app/collector.py``).
@@ -39,8 +41,13 @@ from signaling.server.logs import log_event
 #: How often a full collection runs over what is new (and the memory is looked at).
 CHECK_EVERY_S = 1.0
 #: Growth of the resident memory, as a share of it just after the last reclaim, that makes
-#: the next check hand every frozen object back and collect.
+#: the next check hand every frozen object back and collect, once ``RECLAIM_AFTER_S`` passed
+#: since the last reclaim (the memory of a server still taking its connections grows with
+#: nothing to reclaim) ...
 RECLAIM_GROWTH = 0.5
+RECLAIM_AFTER_S = 600.0
+#: ... and the growth that does at any time (a storm of reconnections leaves its garbage).
+RECLAIM_GROWTH_NOW = 1.0
 #: The least growth that does, in bytes (a server just started is small).
 RECLAIM_FLOOR = 64 << 20
 
@@ -58,11 +65,19 @@ class LongLivedCollector:
     """Freezes the survivors of every full collection; collects them again when the memory
     grew."""
 
-    def __init__(self, growth: float = RECLAIM_GROWTH, floor: int = RECLAIM_FLOOR) -> None:
+    def __init__(
+        self,
+        growth: float = RECLAIM_GROWTH,
+        floor: int = RECLAIM_FLOOR,
+        after_s: float = RECLAIM_AFTER_S,
+    ) -> None:
         self.growth = growth
         self.floor = floor
+        self.after_s = after_s
         #: Resident memory just after the last reclaim (or the start); None: not measurable.
         self.kept: int | None = None
+        #: ``time.monotonic()`` of the last reclaim (or the start).
+        self.kept_at = time.monotonic()
         #: Reclaims so far, and objects they found to be garbage.
         self.reclaims = 0
         self.reclaimed = 0
@@ -72,7 +87,7 @@ class LongLivedCollector:
         collection's survivors from now on."""
         gc.collect()
         gc.freeze()
-        self.kept = resident_bytes()
+        self.kept, self.kept_at = resident_bytes(), time.monotonic()
         gc.callbacks.append(self._collected)
 
     def stop(self) -> None:
@@ -87,12 +102,17 @@ class LongLivedCollector:
 
     def due(self) -> bool:
         """Whether the memory grew enough since the last reclaim to collect every frozen
-        object again (where it cannot be measured, never: frozen cycles then wait for
-        :meth:`reclaim`)."""
+        object again: by half after ``after_s``, or doubled (where it cannot be measured,
+        never: frozen cycles then wait for :meth:`reclaim`)."""
         now = resident_bytes()
         if now is None or self.kept is None:
             return False
-        return now - self.kept >= max(self.floor, self.kept * self.growth)
+        grown = now - self.kept
+        if grown < self.floor:
+            return False
+        if grown >= self.kept * RECLAIM_GROWTH_NOW:
+            return True
+        return grown >= self.kept * self.growth and time.monotonic() - self.kept_at >= self.after_s
 
     def reclaim(self) -> int:
         """Hand every frozen object back, collect, freeze the survivors: the cycles that
@@ -101,7 +121,7 @@ class LongLivedCollector:
         gc.unfreeze()
         found = gc.collect()
         gc.freeze()
-        self.kept = resident_bytes()
+        self.kept, self.kept_at = resident_bytes(), time.monotonic()
         self.reclaims += 1
         self.reclaimed += found
         log_event(

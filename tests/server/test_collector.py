@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 import weakref
 from collections.abc import Iterator
 
@@ -65,12 +66,19 @@ def test_a_cycle_that_dies_frozen_waits_for_the_reclaim(collector: LongLivedColl
     assert gc.get_freeze_count() > 0, "the survivors of the reclaim are frozen again"
 
 
-def test_a_reclaim_is_due_once_the_memory_grew_by_half(collector: LongLivedCollector) -> None:
+def test_a_reclaim_is_due_once_the_memory_doubled_or_grew_by_half_a_while_ago(
+    collector: LongLivedCollector,
+) -> None:
     now = resident_bytes()
     assert now is not None, "Linux's /proc/self/statm"
     collector.kept = now
     assert not collector.due()
-    collector.kept = now // 2
+    collector.kept = now * 2 // 3  # grown by half, just after the last reclaim: not yet
+    assert not collector.due()
+    collector.kept_at -= collector.after_s
+    assert collector.due()
+    collector.kept_at = time.monotonic()
+    collector.kept = now // 2 - 1  # doubled: at once
     assert collector.due()
     collector.floor = now  # a small server: growth under the floor is not enough
     assert not collector.due()
@@ -85,7 +93,7 @@ async def test_each_turn_collects_what_is_new_and_reclaims_when_due() -> None:
         await asyncio.sleep(0.05)  # a few turns, none due: only what is new is collected
         assert watch() is not None
         assert collector.reclaims == 0
-        collector.kept = 1  # as if the memory had grown far beyond the last reclaim
+        collector.kept = 1  # as if the memory had doubled since the last reclaim
         for _ in range(200):
             if watch() is None:
                 break
