@@ -78,7 +78,9 @@ def test_a_reclaim_is_due_once_the_memory_doubled_or_grew_by_half_a_while_ago(
     collector.kept_at -= collector.after_s
     assert collector.due()
     collector.kept_at = time.monotonic()
-    collector.kept = now // 2 - 1  # doubled: at once
+    collector.kept = now // 2 - 1  # doubled: after a minute
+    assert not collector.due()
+    collector.kept_at -= 60
     assert collector.due()
     collector.floor = now  # a small server: growth under the floor is not enough
     assert not collector.due()
@@ -93,7 +95,8 @@ async def test_each_turn_collects_what_is_new_and_reclaims_when_due() -> None:
         await asyncio.sleep(0.05)  # a few turns, none due: only what is new is collected
         assert watch() is not None
         assert collector.reclaims == 0
-        collector.kept = 1  # as if the memory had doubled since the last reclaim
+        collector.kept = 1  # as if the memory had doubled since a reclaim a minute ago
+        collector.kept_at -= 60
         for _ in range(200):
             if watch() is None:
                 break
