@@ -25,13 +25,16 @@ class Node:
 
 @pytest.fixture
 def collector() -> Iterator[LongLivedCollector]:
+    thresholds = gc.get_threshold()
     started = LongLivedCollector(floor=0)
     started.start()
+    assert gc.get_threshold()[2] > 1_000_000, "full collections are the collector's"
     try:
         yield started
     finally:
         started.stop()
     assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == thresholds
 
 
 def _dead_cycle() -> weakref.ref[Node]:
