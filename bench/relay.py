@@ -27,7 +27,6 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from bench.serverproc import ServerProcess, raise_open_files_limit, until_stopped
-from signaling.server.collector import long_lived_heap
 from signaling.protocol.constants import (
     MAX_FRAME_BYTES,
     PING_INTERVAL_S,
@@ -35,6 +34,7 @@ from signaling.protocol.constants import (
     SUBPROTOCOL,
     WS_PATH,
 )
+from signaling.server.collector import long_lived_heap
 
 
 class Relay:
@@ -84,17 +84,20 @@ async def main_async() -> None:
     """Serve until a signal or the end of stdin."""
     relay = Relay()
     # The same collector settings as parley-server's (a process setting, not relaying work).
-    async with long_lived_heap(), serve(
-        relay.handle,
-        "127.0.0.1",
-        0,
-        subprotocols=[Subprotocol(SUBPROTOCOL)],
-        compression=None,
-        max_size=MAX_FRAME_BYTES,
-        max_queue=16,
-        ping_interval=PING_INTERVAL_S,
-        ping_timeout=SILENCE_TIMEOUT_S - PING_INTERVAL_S,
-    ) as server:
+    async with (
+        long_lived_heap(),
+        serve(
+            relay.handle,
+            "127.0.0.1",
+            0,
+            subprotocols=[Subprotocol(SUBPROTOCOL)],
+            compression=None,
+            max_size=MAX_FRAME_BYTES,
+            max_queue=16,
+            ping_interval=PING_INTERVAL_S,
+            ping_timeout=SILENCE_TIMEOUT_S - PING_INTERVAL_S,
+        ) as server,
+    ):
         port = server.sockets[0].getsockname()[1]
         print(f"URL ws://127.0.0.1:{port}{WS_PATH}", flush=True)
         await until_stopped()
