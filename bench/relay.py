@@ -24,16 +24,12 @@ from typing import Any
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
-from websockets.typing import Subprotocol
 
 from bench.serverproc import ServerProcess, raise_open_files_limit, until_stopped
 from signaling.protocol.constants import (
-    MAX_FRAME_BYTES,
-    PING_INTERVAL_S,
-    SILENCE_TIMEOUT_S,
-    SUBPROTOCOL,
     WS_PATH,
 )
+from signaling.server.app import CONNECTION_OPTIONS
 from signaling.server.collector import long_lived_heap
 
 
@@ -86,17 +82,7 @@ async def main_async() -> None:
     # The same collector settings as parley-server's (a process setting, not relaying work).
     async with (
         long_lived_heap(),
-        serve(
-            relay.handle,
-            "127.0.0.1",
-            0,
-            subprotocols=[Subprotocol(SUBPROTOCOL)],
-            compression=None,
-            max_size=MAX_FRAME_BYTES,
-            max_queue=16,
-            ping_interval=PING_INTERVAL_S,
-            ping_timeout=SILENCE_TIMEOUT_S - PING_INTERVAL_S,
-        ) as server,
+        serve(relay.handle, "127.0.0.1", 0, **CONNECTION_OPTIONS) as server,
     ):
         port = server.sockets[0].getsockname()[1]
         print(f"URL ws://127.0.0.1:{port}{WS_PATH}", flush=True)

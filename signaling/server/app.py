@@ -19,6 +19,7 @@ import ssl
 import time
 from collections.abc import Sequence
 from http import HTTPStatus
+from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -48,6 +49,17 @@ from signaling.server.logs import log_event
 from signaling.server.metrics import Metrics
 from signaling.server.store import Store, StoreError, StoreUnavailable, store_for
 from signaling.server.web import guest_page
+
+#: How each client connection is served, whatever else the server does (the benchmarks' bare
+#: relay serves with the same, to be the floor of this library with these settings).
+CONNECTION_OPTIONS: dict[str, Any] = {
+    "subprotocols": [Subprotocol(SUBPROTOCOL)],
+    "compression": None,
+    "max_size": MAX_FRAME_BYTES,
+    "max_queue": 16,
+    "ping_interval": PING_INTERVAL_S,
+    "ping_timeout": SILENCE_TIMEOUT_S - PING_INTERVAL_S,
+}
 
 
 class StartupError(Exception):
@@ -229,13 +241,8 @@ class SignalingServer:
                 ssl=context,
                 process_request=self._process_request,
                 select_subprotocol=_select_subprotocol,
-                subprotocols=[Subprotocol(SUBPROTOCOL)],
-                compression=None,
-                max_size=MAX_FRAME_BYTES,
-                max_queue=16,
-                ping_interval=PING_INTERVAL_S,
-                ping_timeout=SILENCE_TIMEOUT_S - PING_INTERVAL_S,
                 server_header=f"parley-server/{__version__}",
+                **CONNECTION_OPTIONS,
             )
         except OSError as exc:
             await self._stop_bots()

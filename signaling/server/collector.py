@@ -85,9 +85,8 @@ class LongLivedCollector:
         self.kept: int | None = None
         #: ``time.monotonic()`` of the last reclaim (or the start).
         self.kept_at = time.monotonic()
-        #: Reclaims so far, and objects they found to be garbage.
+        #: Reclaims so far.
         self.reclaims = 0
-        self.reclaimed = 0
         self._thresholds = gc.get_threshold()
 
     def start(self) -> None:
@@ -137,7 +136,6 @@ class LongLivedCollector:
         gc.freeze()
         self.kept, self.kept_at = resident_bytes(), time.monotonic()
         self.reclaims += 1
-        self.reclaimed += found
         log_event(
             "gc.reclaimed",
             found=found,
