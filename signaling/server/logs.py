@@ -8,6 +8,7 @@ tests instead of in a log file.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from typing import Any
@@ -17,9 +18,13 @@ FORBIDDEN_FIELDS = frozenset({"password", "token", "password_hash", "token_hash"
 logger = logging.getLogger("parley.server")
 
 
+#: What a value may be made of to go unquoted (``\w``: what ``str.isalnum`` accepts, and ``_``).
+_BARE = re.compile(r"[\w.\-:/@\[\]]+")
+
+
 def _quote(value: Any) -> str:
     text = str(value)
-    if text and all(c.isalnum() or c in "._-:/@[]" for c in text):
+    if _BARE.fullmatch(text):
         return text
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 

@@ -178,6 +178,33 @@ async def test_blocks_and_deleting_an_account(store: Store) -> None:
     assert [u.username for u in await store.search_users("cyd", 10)] == []
 
 
+
+async def test_a_write_that_fails_beside_others_fails_alone(store: Store) -> None:
+    """Writes at once share SQLite's transaction: a call id already used fails that insert
+    only; the other inserts, an update and a write of several statements commit."""
+    await users(store, "ada", "bob")
+    await store.insert_call(CallRecord("c1", "ada", "bob", AV, started_at=100.0))
+    commits = store.commits if isinstance(store, SQLiteStore) else 0
+    outcomes = await asyncio.gather(
+        store.insert_call(CallRecord("c2", "ada", "bob", AV, started_at=101.0)),
+        store.insert_call(CallRecord("c1", "bob", "ada", AV, started_at=102.0)),
+        store.call_ended("c1", 110.0, "hangup"),
+        store.request_contact("ada", "bob"),
+        store.insert_call(CallRecord("c3", "bob", "ada", AV, started_at=103.0)),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[1], CallIdTaken)
+    others = [o for i, o in enumerate(outcomes) if i != 1]
+    assert others == [None, None, ContactStatus.OUTGOING, None]
+    if isinstance(store, SQLiteStore):  # the first write alone, the four behind it together
+        assert store.commits - commits == 2
+    await store.call_ended("c2", 120.0, "hangup")
+    await store.call_ended("c3", 130.0, "hangup")
+    calls = {c.call_id: c for c in await store.list_calls("ada", 10)}
+    assert sorted(calls) == ["c1", "c2", "c3"]
+    assert calls["c1"].caller == "ada" and calls["c1"].reason == "hangup"
+    assert await store.contact_status("ada", "bob") is ContactStatus.OUTGOING
+
 async def test_calls(store: Store) -> None:
     await users(store, "ada", "bob")
     await store.insert_call(CallRecord("c1", "ada", "bob", AV, started_at=100.0))
