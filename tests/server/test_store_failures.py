@@ -12,13 +12,15 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
-from signaling.server.store import StoreBusy
+from signaling.protocol.messages import Media
+from signaling.server.store import CallRecord, StoreBusy, StoreUnavailable
 from signaling.server.store.postgres import PostgresStore
 from tests.pg import PostgresServer
 from tests.waiting import until
 from tests.wire import ServerError, WireClient
 
 BACKEND_PID = "SELECT pg_backend_pid()"
+AV = Media(audio=True, video=True)
 
 
 async def all_lent_out(store: PostgresStore) -> None:
@@ -198,3 +200,41 @@ async def test_a_password_change_whose_token_revocation_fails_changes_nothing(
     assert reply["revoked"] == 2  # the laptop's token (the probe's too) and the phone's
     assert (await laptop.next_event("signed_out"))["reason"] == "password_changed"
     await asyncio.gather(client.close(), laptop.close(), probe.close(), phone.close())
+
+
+async def test_call_writes_that_share_a_transaction_fail_together_then_recover(
+    postgres: PostgresServer,
+) -> None:
+    """Call writes that arrive together are one transaction: the connection dies while it waits
+    for a lock, and every one of them is answered ``StoreUnavailable``, none is kept; the next
+    writes are served."""
+    url = postgres.new_database()
+    database = urlsplit(url).path.lstrip("/")
+    store = PostgresStore(url)
+    await store.open()
+    locker = await asyncpg.connect(url)
+    try:
+        for name in ("ada", "bob"):
+            await store.create_user(name, name.title(), "hash")
+        await store.insert_call(CallRecord("c0", "ada", "bob", AV, started_at=1.0))
+        async with locker.transaction():
+            await locker.execute("LOCK TABLE calls IN ACCESS EXCLUSIVE MODE")
+            writes = [
+                asyncio.create_task(store.insert_call(CallRecord(f"c{n}", "ada", "bob", AV, n)))
+                for n in (1, 2, 3)
+            ]
+            writes.append(asyncio.create_task(store.call_ended("c0", 5.0, "hangup")))
+            victim = await _backend_waiting_on_a_lock(locker, database)
+            await locker.fetchval("SELECT pg_terminate_backend($1)", victim)
+            outcomes = await asyncio.wait_for(asyncio.gather(*writes, return_exceptions=True), 30)
+        assert all(isinstance(o, StoreUnavailable) for o in outcomes), outcomes
+        assert await store.list_calls("ada", 10) == []  # c0 not ended, no c1..c3
+
+        await store.insert_call(CallRecord("c1", "ada", "bob", AV, started_at=6.0))
+        await store.call_ended("c1", 7.0, "hangup")
+        await store.call_ended("c0", 8.0, "hangup")
+        assert [c.call_id for c in await store.list_calls("ada", 10)] == ["c1", "c0"]
+        assert await locker.fetchval("SELECT count(*) FROM calls") == 2
+    finally:
+        await locker.close()
+        await store.close()

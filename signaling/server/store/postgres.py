@@ -17,6 +17,7 @@ that call fails, with :class:`StoreBusy`, and the pool keeps its connections.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -28,7 +29,6 @@ import asyncpg
 from signaling.protocol.constants import ECHO_DISPLAY_NAME, ECHO_USERNAME, ContactStatus
 from signaling.protocol.messages import Media
 from signaling.server.store.base import (
-    CallIdTaken,
     CallRecord,
     ContactRecord,
     GuestLinkRecord,
@@ -42,6 +42,7 @@ from signaling.server.store.base import (
     UserRecord,
     is_postgres_url,
 )
+from signaling.server.store.postgres_calls import CallWrites
 
 T = TypeVar("T")
 Connection = Any  # asyncpg.Connection (or a pool's proxy of one); asyncpg ships no stubs
@@ -267,6 +268,7 @@ class PostgresStore(Store):
         self.pool_size = pool_size
         self.timeout_s = timeout_s
         self._pool: asyncpg.Pool | None = None
+        self._calls = CallWrites(self._write)
 
     # Plumbing -----------------------------------------------------------------
 
@@ -373,6 +375,8 @@ class PostgresStore(Store):
 
     async def close(self) -> None:
         """Close the pool (waiting for what runs)."""
+        with contextlib.suppress(Exception):  # each write's caller has its error
+            await self._calls.drain()
         pool, self._pool = self._pool, None
         if pool is not None:
             try:
@@ -645,34 +649,13 @@ class PostgresStore(Store):
     # Calls ----------------------------------------------------------------------
 
     async def insert_call(self, record: CallRecord) -> None:
-        try:
-            await self._execute(
-                "INSERT INTO calls VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                record.call_id,
-                record.caller,
-                record.callee,
-                int(record.media.audio),
-                int(record.media.video),
-                record.started_at,
-                record.answered_at,
-                record.ended_at,
-                record.reason,
-            )
-        except asyncpg.UniqueViolationError:
-            raise CallIdTaken(record.call_id) from None
+        await self._calls.insert(record)
 
     async def call_answered(self, call_id: str, answered_at: float) -> None:
-        await self._execute(
-            "UPDATE calls SET answered_at = $1 WHERE call_id = $2", answered_at, call_id
-        )
+        await self._calls.answered(call_id, answered_at)
 
     async def call_ended(self, call_id: str, ended_at: float, reason: str) -> None:
-        await self._execute(
-            "UPDATE calls SET ended_at = $1, reason = $2 WHERE call_id = $3 AND ended_at IS NULL",
-            ended_at,
-            reason,
-            call_id,
-        )
+        await self._calls.ended(call_id, ended_at, reason)
 
     async def list_calls(self, username: str, limit: int) -> list[CallRecord]:
         async def select(db: Connection) -> list[CallRecord]:

@@ -1,0 +1,180 @@
+"""The calls' history in PostgreSQL, written in batches: one transaction for all that wait.
+
+Every invite writes a row and every end updates it, two writes per call. Written one by
+one, each is a pool connection taken and given back, a statement and a commit flushed to
+PostgreSQL's log, all on the event loop's thread: on the coordinator of several instances
+that was a quarter of its time (docs/performance.md, issue 12). Here the writes that arrive
+while a batch is being written wait for the next, and a batch is one transaction of at most
+three statements (the new rows, the answers, the ends), each over arrays (``unnest``), so its
+cost hardly grows with its size, as SQLite's group commit does (``store/sqlite.py``).
+
+Each caller is answered once its batch is committed, as before. A call id already used
+fails that insert alone (``ON CONFLICT DO NOTHING`` and the ids the insert returned); a
+database that fails fails the whole batch, each caller with the store's error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from signaling.server.store.base import CallIdTaken, CallRecord, StoreError
+
+T = TypeVar("T")
+Connection = Any  # asyncpg.Connection; asyncpg ships no stubs
+#: The store's way to run ``fn`` in one transaction on a pooled connection.
+Transact = Callable[[Callable[[Connection], Awaitable[Any]]], Awaitable[Any]]
+
+_INSERT = """
+    INSERT INTO calls
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[],
+                         $6::float8[], $7::float8[], $8::float8[], $9::text[])
+    ON CONFLICT (call_id) DO NOTHING
+    RETURNING call_id
+"""
+_ANSWERED = """
+    UPDATE calls SET answered_at = v.at
+    FROM unnest($1::text[], $2::float8[]) AS v(call_id, at)
+    WHERE calls.call_id = v.call_id
+"""
+_ENDED = """
+    UPDATE calls SET ended_at = v.at, reason = v.reason
+    FROM unnest($1::text[], $2::float8[], $3::text[]) AS v(call_id, at, reason)
+    WHERE calls.call_id = v.call_id AND calls.ended_at IS NULL
+"""
+
+
+@dataclass
+class _Batch:
+    """The writes waiting for one transaction, each with the future its caller awaits."""
+
+    inserts: list[tuple[CallRecord, asyncio.Future[None]]] = field(default_factory=list)
+    #: call id -> (time, future): the last answer of a call wins, as one update after another.
+    answered: dict[str, tuple[float, list[asyncio.Future[None]]]] = field(default_factory=dict)
+    #: call id -> (time, reason, futures): the first end of a call wins (``ended_at IS NULL``).
+    ended: dict[str, tuple[float, str, list[asyncio.Future[None]]]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.inserts or self.answered or self.ended)
+
+    def futures(self) -> list[asyncio.Future[None]]:
+        return [
+            *(future for _, future in self.inserts),
+            *(f for _, futures in self.answered.values() for f in futures),
+            *(f for _, _, futures in self.ended.values() for f in futures),
+        ]
+
+
+async def _write(db: Connection, batch: _Batch) -> set[str]:
+    """The batch's statements (inserts first: a call may start and end in one batch); returns
+    the call ids inserted."""
+    inserted: set[str] = set()
+    if batch.inserts:
+        firsts: dict[str, CallRecord] = {}
+        for record, _ in batch.inserts:
+            firsts.setdefault(record.call_id, record)  # a second row of one id is taken anyway
+        rows = list(firsts.values())
+        returned = await db.fetch(
+            _INSERT,
+            [r.call_id for r in rows],
+            [r.caller for r in rows],
+            [r.callee for r in rows],
+            [int(r.media.audio) for r in rows],
+            [int(r.media.video) for r in rows],
+            [r.started_at for r in rows],
+            [r.answered_at for r in rows],
+            [r.ended_at for r in rows],
+            [r.reason for r in rows],
+        )
+        inserted = {row["call_id"] for row in returned}
+    if batch.answered:
+        ids = list(batch.answered)
+        await db.execute(_ANSWERED, ids, [batch.answered[i][0] for i in ids])
+    if batch.ended:
+        ids = list(batch.ended)
+        await db.execute(
+            _ENDED, ids, [batch.ended[i][0] for i in ids], [batch.ended[i][1] for i in ids]
+        )
+    return inserted
+
+
+class CallWrites:
+    """Batches :meth:`insert`, :meth:`answered` and :meth:`ended` into one transaction each
+    time, through the store's ``transact``."""
+
+    def __init__(self, transact: Transact) -> None:
+        self._transact = transact
+        self._waiting = _Batch()
+        self._writer: asyncio.Task[None] | None = None
+
+    async def insert(self, record: CallRecord) -> None:
+        """A new call's row; :class:`CallIdTaken` if its id is used."""
+        future = self._future()
+        self._waiting.inserts.append((record, future))
+        await future
+
+    async def answered(self, call_id: str, at: float) -> None:
+        """A call's answer time."""
+        future = self._future()
+        _, futures = self._waiting.answered.pop(call_id, (at, []))
+        self._waiting.answered[call_id] = (at, [*futures, future])
+        await future
+
+    async def ended(self, call_id: str, at: float, reason: str) -> None:
+        """A call's end, once: a second end of a call leaves the first."""
+        future = self._future()
+        first_at, first_reason, futures = self._waiting.ended.get(call_id, (at, reason, []))
+        self._waiting.ended[call_id] = (first_at, first_reason, [*futures, future])
+        await future
+
+    async def drain(self) -> None:
+        """Wait for what is waiting or being written (before the store closes)."""
+        while self._writer is not None:
+            await asyncio.shield(self._writer)
+
+    def _future(self) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
+        if self._writer is None:
+            self._writer = loop.create_task(self._write_all())
+        return loop.create_future()
+
+    async def _write_all(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, _Batch()
+                with contextlib.suppress(Exception):  # its callers have it
+                    await self._commit(batch)
+        except BaseException:  # cancelled: what waits will not be written
+            for future in self._waiting.futures():
+                if not future.done():
+                    future.set_exception(StoreError("the store is closing"))
+            self._waiting = _Batch()
+            raise
+        finally:
+            self._writer = None
+
+    async def _commit(self, batch: _Batch) -> None:
+        try:
+            inserted: set[str] = await self._transact(lambda db: _write(db, batch))
+        except BaseException as exc:  # each caller gets it (StoreUnavailable, a cancellation…)
+            error = exc if isinstance(exc, Exception) else StoreError("the store is closing")
+            for future in batch.futures():
+                if not future.done():
+                    future.set_exception(error)
+            raise
+        claimed: set[str] = set()
+        for record, future in batch.inserts:
+            won = record.call_id in inserted and record.call_id not in claimed
+            if won:
+                claimed.add(record.call_id)
+            if not future.done():
+                if won:
+                    future.set_result(None)
+                else:
+                    future.set_exception(CallIdTaken(record.call_id))
+        for future in batch.futures():
+            if not future.done():
+                future.set_result(None)
