@@ -178,7 +178,6 @@ async def test_blocks_and_deleting_an_account(store: Store) -> None:
     assert [u.username for u in await store.search_users("cyd", 10)] == []
 
 
-
 async def test_a_write_that_fails_beside_others_fails_alone(store: Store) -> None:
     """Writes at once share SQLite's transaction: a call id already used fails that insert
     only; the other inserts, an update and a write of several statements commit."""
@@ -204,6 +203,7 @@ async def test_a_write_that_fails_beside_others_fails_alone(store: Store) -> Non
     assert sorted(calls) == ["c1", "c2", "c3"]
     assert calls["c1"].caller == "ada" and calls["c1"].reason == "hangup"
     assert await store.contact_status("ada", "bob") is ContactStatus.OUTGOING
+
 
 async def test_calls(store: Store) -> None:
     await users(store, "ada", "bob")
