@@ -238,3 +238,27 @@ async def test_call_writes_that_share_a_transaction_fail_together_then_recover(
     finally:
         await locker.close()
         await store.close()
+
+
+async def test_a_call_write_postgresql_refuses_fails_alone(postgres: PostgresServer) -> None:
+    """A batch of call writes that PostgreSQL refuses for what one of them holds (a NUL in a
+    text) is written one write at a time: only that write fails."""
+    store = PostgresStore(postgres.new_database())
+    await store.open()
+    try:
+        for name in ("ada", "bob"):
+            await store.create_user(name, name.title(), "hash")
+        await store.insert_call(CallRecord("c0", "ada", "bob", AV, started_at=1.0))
+        outcomes = await asyncio.gather(
+            store.insert_call(CallRecord("c1", "ada", "bob", AV, started_at=2.0)),
+            store.insert_call(CallRecord("bad\x00", "ada", "bob", AV, started_at=3.0)),
+            store.call_ended("c0", 4.0, "hangup"),
+            store.call_ended("c1", 5.0, "hangup"),
+            return_exceptions=True,
+        )
+        assert outcomes[0] is None and outcomes[2:] == [None, None], outcomes
+        assert isinstance(outcomes[1], Exception), outcomes
+        assert not isinstance(outcomes[1], StoreUnavailable)  # the data, not the database
+        assert [c.call_id for c in await store.list_calls("ada", 10)] == ["c1", "c0"]
+    finally:
+        await store.close()

@@ -10,7 +10,9 @@ cost hardly grows with its size, as SQLite's group commit does (``store/sqlite.p
 
 Each caller is answered once its batch is committed, as before. A call id already used
 fails that insert alone (``ON CONFLICT DO NOTHING`` and the ids the insert returned); a
-database that fails fails the whole batch, each caller with the store's error.
+database that fails fails the whole batch, each caller with the store's error; a batch that
+PostgreSQL refuses for what one write holds is written again one write at a time, so that
+only that write fails.
 """
 
 from __future__ import annotations
@@ -59,6 +61,24 @@ class _Batch:
 
     def __bool__(self) -> bool:
         return bool(self.inserts or self.answered or self.ended)
+
+    def single(self) -> bool:
+        """Whether this is one write (one call's row, answer or end)."""
+        return len(self.inserts) + len(self.answered) + len(self.ended) <= 1
+
+    def split(self) -> list[_Batch]:
+        """One batch per write, in the order they are written."""
+        return [
+            *(_Batch(inserts=[insert]) for insert in self.inserts),
+            *(_Batch(answered={call: one}) for call, one in self.answered.items()),
+            *(_Batch(ended={call: one}) for call, one in self.ended.items()),
+        ]
+
+    def fail(self, error: BaseException) -> None:
+        """Answer every caller still waiting with ``error``."""
+        for future in self.futures():
+            if not future.done():
+                future.set_exception(error)
 
     def futures(self) -> list[asyncio.Future[None]]:
         return [
@@ -133,7 +153,7 @@ class CallWrites:
     async def drain(self) -> None:
         """Wait for what is waiting or being written (before the store closes)."""
         while self._writer is not None:
-            await asyncio.shield(self._writer)
+            await asyncio.wait([self._writer])
 
     def _future(self) -> asyncio.Future[None]:
         loop = asyncio.get_running_loop()
@@ -148,9 +168,7 @@ class CallWrites:
                 with contextlib.suppress(Exception):  # its callers have it
                     await self._commit(batch)
         except BaseException:  # cancelled: what waits will not be written
-            for future in self._waiting.futures():
-                if not future.done():
-                    future.set_exception(StoreError("the store is closing"))
+            self._waiting.fail(StoreError("the store is closing"))
             self._waiting = _Batch()
             raise
         finally:
@@ -159,11 +177,21 @@ class CallWrites:
     async def _commit(self, batch: _Batch) -> None:
         try:
             inserted: set[str] = await self._transact(lambda db: _write(db, batch))
-        except BaseException as exc:  # each caller gets it (StoreUnavailable, a cancellation…)
-            error = exc if isinstance(exc, Exception) else StoreError("the store is closing")
-            for future in batch.futures():
-                if not future.done():
-                    future.set_exception(error)
+        except StoreError as exc:  # the database, not the data: each caller gets it
+            batch.fail(exc)
+            raise
+        except Exception as exc:
+            if not batch.single():
+                # Something in one write's data (text PostgreSQL refuses, say): each alone,
+                # so that only that write fails.
+                for one in batch.split():
+                    with contextlib.suppress(Exception):  # its caller has it
+                        await self._commit(one)
+                return
+            batch.fail(exc)
+            raise
+        except BaseException:
+            batch.fail(StoreError("the store is closing"))
             raise
         claimed: set[str] = set()
         for record, future in batch.inserts:
