@@ -4,6 +4,7 @@ PostgreSQL 15 started for the run, a fresh database per test)."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from signaling.server.store import (
     StoreError,
     UsernameTaken,
 )
+from signaling.server.store.sqlite import Write, _commit_batch
 from tests.pg import PostgresServer
 
 AV = Media(audio=True, video=True)
@@ -205,6 +207,29 @@ async def test_a_write_that_fails_beside_others_fails_alone(store: Store) -> Non
     assert await store.contact_status("ada", "bob") is ContactStatus.OUTGOING
 
 
+async def test_writes_of_one_call_at_once_keep_their_order(store: Store) -> None:
+    """Writes that share a transaction mean what they meant one after another: a call's row
+    before its end, the first of two rows with one id, the last answer, the first end."""
+    await users(store, "ada", "bob")
+    started = asyncio.gather(
+        store.insert_call(CallRecord("c1", "ada", "bob", AV, started_at=1.0)),
+        store.insert_call(CallRecord("c2", "ada", "bob", AV, started_at=2.0)),
+        store.insert_call(CallRecord("c2", "bob", "ada", AV, started_at=3.0)),
+        store.call_answered("c2", 4.0),
+        store.call_answered("c2", 5.0),
+        store.call_ended("c2", 6.0, "hangup"),
+        store.call_ended("c2", 7.0, "again"),
+        store.call_ended("c1", 8.0, "cancelled"),
+        return_exceptions=True,
+    )
+    outcomes = await started
+    assert isinstance(outcomes[2], CallIdTaken), outcomes
+    assert [o for i, o in enumerate(outcomes) if i != 2] == [None] * 7
+    calls = {c.call_id: c for c in await store.list_calls("ada", 10)}
+    assert calls["c1"] == CallRecord("c1", "ada", "bob", AV, 1.0, None, 8.0, "cancelled")
+    assert calls["c2"] == CallRecord("c2", "ada", "bob", AV, 2.0, 5.0, 6.0, "hangup")
+
+
 async def test_calls(store: Store) -> None:
     await users(store, "ada", "bob")
     await store.insert_call(CallRecord("c1", "ada", "bob", AV, started_at=100.0))
@@ -296,3 +321,26 @@ async def test_a_store_that_is_closed_says_so(store: Store) -> None:
     await store.close()
     with pytest.raises(StoreError):
         await store.get_user("ada")
+
+
+def test_an_error_that_ends_sqlites_transaction_fails_the_whole_batch(tmp_path: Path) -> None:
+    """A one-statement write has no savepoint: when its error ended the transaction itself
+    (a full disk, say; here a ROLLBACK), the batch fails and keeps nothing, rather than the
+    writes after it running outside any transaction."""
+    db = sqlite3.connect(tmp_path / "t.db", isolation_level=None)
+    db.execute("CREATE TABLE t (n INTEGER)")
+
+    def insert(n: int) -> Write:
+        return Write(lambda db: db.execute("INSERT INTO t VALUES (?)", (n,)), one_statement=True)
+
+    def disk_full(db: sqlite3.Connection) -> None:
+        db.execute("ROLLBACK")
+        raise sqlite3.OperationalError("database or disk is full")
+
+    with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+        _commit_batch(db, [insert(1), Write(disk_full, one_statement=True), insert(3)])
+    assert not db.in_transaction
+    assert db.execute("SELECT count(*) FROM t").fetchone() == (0,)
+    assert _commit_batch(db, [insert(4)])[0][0]  # the next batch is served
+    assert db.execute("SELECT n FROM t").fetchall() == [(4,)]
+    db.close()

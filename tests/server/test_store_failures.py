@@ -228,7 +228,8 @@ async def test_call_writes_that_share_a_transaction_fail_together_then_recover(
             await locker.fetchval("SELECT pg_terminate_backend($1)", victim)
             outcomes = await asyncio.wait_for(asyncio.gather(*writes, return_exceptions=True), 30)
         assert all(isinstance(o, StoreUnavailable) for o in outcomes), outcomes
-        assert await store.list_calls("ada", 10) == []  # c0 not ended, no c1..c3
+        rows = await locker.fetch("SELECT call_id, ended_at FROM calls")
+        assert [tuple(row) for row in rows] == [("c0", None)]  # c0 not ended, no c1..c3
 
         await store.insert_call(CallRecord("c1", "ada", "bob", AV, started_at=6.0))
         await store.call_ended("c1", 7.0, "hangup")

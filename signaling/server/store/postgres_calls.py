@@ -11,8 +11,10 @@ cost hardly grows with its size, as SQLite's group commit does (``store/sqlite.p
 Each caller is answered once its batch is committed, as before. A call id already used
 fails that insert alone (``ON CONFLICT DO NOTHING`` and the ids the insert returned); a
 database that fails fails the whole batch, each caller with the store's error; a batch that
-PostgreSQL refuses for what one write holds is written again one write at a time, so that
-only that write fails.
+PostgreSQL refuses for what one write holds, or that lost a deadlock, is written again one
+write at a time, so that only the write at fault fails. One trade-off: a batch waiting for a
+lock on ``calls`` (a deletion of an account, say) holds up the instance's other call writes
+meanwhile, where each write waited alone before.
 """
 
 from __future__ import annotations
@@ -21,14 +23,24 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
-from signaling.server.store.base import CallIdTaken, CallRecord, StoreError
+import asyncpg
 
-T = TypeVar("T")
+from signaling.server.store.base import CallIdTaken, CallRecord, StoreUnavailable
+
 Connection = Any  # asyncpg.Connection; asyncpg ships no stubs
 #: The store's way to run ``fn`` in one transaction on a pooled connection.
 Transact = Callable[[Callable[[Connection], Awaitable[Any]]], Awaitable[Any]]
+
+#: What makes a batch be written again one write at a time: PostgreSQL refused what one write
+#: holds (SQLSTATE classes 22 and 23), or the batch lost a deadlock to another transaction
+#: (class 40). Anything else (a database gone or busy) fails the whole batch.
+_ONE_AT_A_TIME: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.DataError,
+    asyncpg.exceptions.IntegrityConstraintViolationError,
+    asyncpg.exceptions.TransactionRollbackError,
+)
 
 _INSERT = """
     INSERT INTO calls
@@ -54,7 +66,7 @@ class _Batch:
     """The writes waiting for one transaction, each with the future its caller awaits."""
 
     inserts: list[tuple[CallRecord, asyncio.Future[None]]] = field(default_factory=list)
-    #: call id -> (time, future): the last answer of a call wins, as one update after another.
+    #: call id -> (time, futures): the last answer of a call wins, as one update after another.
     answered: dict[str, tuple[float, list[asyncio.Future[None]]]] = field(default_factory=dict)
     #: call id -> (time, reason, futures): the first end of a call wins (``ended_at IS NULL``).
     ended: dict[str, tuple[float, str, list[asyncio.Future[None]]]] = field(default_factory=dict)
@@ -168,7 +180,7 @@ class CallWrites:
                 with contextlib.suppress(Exception):  # its callers have it
                     await self._commit(batch)
         except BaseException:  # cancelled: what waits will not be written
-            self._waiting.fail(StoreError("the store is closing"))
+            self._waiting.fail(_cancelled())
             self._waiting = _Batch()
             raise
         finally:
@@ -177,21 +189,23 @@ class CallWrites:
     async def _commit(self, batch: _Batch) -> None:
         try:
             inserted: set[str] = await self._transact(lambda db: _write(db, batch))
-        except StoreError as exc:  # the database, not the data: each caller gets it
-            batch.fail(exc)
-            raise
-        except Exception as exc:
-            if not batch.single():
-                # Something in one write's data (text PostgreSQL refuses, say): each alone,
-                # so that only that write fails.
-                for one in batch.split():
+        except _ONE_AT_A_TIME as exc:
+            if batch.single():
+                batch.fail(exc)
+                raise
+            try:
+                for one in batch.split():  # so that only the write at fault fails
                     with contextlib.suppress(Exception):  # its caller has it
                         await self._commit(one)
-                return
+            except BaseException:
+                batch.fail(_cancelled())
+                raise
+            return
+        except Exception as exc:  # the database gone or busy: each caller gets it
             batch.fail(exc)
             raise
         except BaseException:
-            batch.fail(StoreError("the store is closing"))
+            batch.fail(_cancelled())
             raise
         claimed: set[str] = set()
         for record, future in batch.inserts:
@@ -206,3 +220,9 @@ class CallWrites:
         for future in batch.futures():
             if not future.done():
                 future.set_result(None)
+
+
+def _cancelled() -> StoreUnavailable:
+    """The error of a write whose writer was cancelled (the loop shutting down): not committed,
+    so it may be tried again."""
+    return StoreUnavailable("the write was cancelled before it was committed")

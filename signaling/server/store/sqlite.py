@@ -212,7 +212,9 @@ class SQLiteStore(Store):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._reader, fn, db)
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T], one_statement: bool = False) -> T:
+    async def _write(
+        self, fn: Callable[[sqlite3.Connection], T], *, one_statement: bool = False
+    ) -> T:
         """Run ``fn`` in a write transaction; returns once that transaction is committed.
         ``one_statement``: ``fn`` runs a single SQL statement, so it needs no savepoint of its
         own (two statements fewer, each a hand-off of the GIL, on the calls' path)."""
@@ -962,8 +964,9 @@ class Write(NamedTuple):
 
 def _commit_batch(db: sqlite3.Connection, writes: list[Write]) -> list[tuple[bool, Any]]:
     """Run ``writes`` in one transaction, each in a savepoint unless it is one statement;
-    commit once. (An error that ends the whole transaction, a full disk say, fails them all:
-    the ``COMMIT`` then raises.)"""
+    commit once. An error that ends the whole transaction (a full disk, say) fails them all:
+    it is raised as soon as it is seen (by a one-statement write itself, else by the
+    ``ROLLBACK TO`` of a savepoint that is gone)."""
     results: list[tuple[bool, Any]] = []
     db.execute("BEGIN IMMEDIATE")
     try:
