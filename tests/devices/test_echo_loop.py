@@ -151,6 +151,25 @@ def room_levels(
     ]
 
 
+async def settled_levels(
+    recorder: MonitorRecorder, track: ProcessedAudioTrack, deadline_s: float
+) -> list[float]:
+    """:func:`room_levels` of the last 2 s once the canceller has converged in the room: at
+    least 3 of every 4 100 ms remove 25 dB. The first 2 s are never judged, as they hold what
+    the track did before (another room, or no tone yet); past ``deadline_s`` the last figures
+    are returned as they are, for the test to fail on.
+
+    Polled rather than slept for: how long the tone takes to reach the room after the call is
+    up, or after a switch, depends on how busy the machine is, not on the canceller."""
+    start = time.monotonic()
+    await asyncio.sleep(2.5)
+    while True:
+        levels = room_levels(recorder, track)
+        if np.percentile(levels, 25) >= 25 or time.monotonic() - start > deadline_s:
+            return levels
+        await asyncio.sleep(0.5)
+
+
 def describe(removed: list[float]) -> str:
     quartile, median = np.percentile(removed, [25, 50])
     return (
@@ -182,10 +201,11 @@ async def test_switching_speaker_and_microphone_mid_call_keeps_the_echo_away(
         )
         session = await call_from_the_app(ui, "mona", "theo", PASSWORD)
         window = ui.calls[0]
-        await asyncio.sleep(4)  # the tone plays in room A, and the canceller converges
         track = session.media.audio
         assert isinstance(track, ProcessedAudioTrack)
-        before = room_levels(recorders[first.sink], track)
+        # The tone reaches room A and the canceller converges: 2 s after the call is up on an
+        # idle machine; seen to take 4 s and more in a full run, where the peer's tone starts late.
+        before = await settled_levels(recorders[first.sink], track, 20)
         window._fill_devices()
         for action in window.devices_menu.actions():
             if action.text() in (second.speaker_name, second.microphone_name):
@@ -194,12 +214,10 @@ async def test_switching_speaker_and_microphone_mid_call_keeps_the_echo_away(
         assert isinstance(new_track, ProcessedAudioTrack) and new_track is not track
         assert new_track.processor is track.processor  # one processor for the whole call
         assert ui.media.speaker is not None and ui.media.speaker.device_id == second.sink
-        # The tone now plays in room B, heard by room B's microphone; the last 2 s of 8 are
-        # measured: under load the app was once seen to stall 3.5 s right after the switch
-        # (the settings' fsync on the loop, since moved off it: the test below), and the
-        # canceller then relearns room B.
-        await asyncio.sleep(8)
-        after = room_levels(recorders[second.sink], new_track)
+        # The tone now plays in room B, heard by room B's microphone, and the canceller relearns
+        # room B. Under load the app was once seen to stall 3.5 s right after the switch (the
+        # settings' fsync on the loop, since moved off it: the test below).
+        after = await settled_levels(recorders[second.sink], new_track, 20)
         tones = new_track.processor.tones
         assert tones is not None
         followed = [(round(t.frequency, 2), t.calm) for t in tones.tones]
@@ -212,8 +230,9 @@ async def test_switching_speaker_and_microphone_mid_call_keeps_the_echo_away(
             recorder.close()
     print(f"echo removed in room A: {describe(before)}; in room B after switching:"
           f" {describe(after)}; tones followed (Hz, calm chunks): {followed}")  # fmt: skip
-    # The canceller works in each room: at least 3 of every 4 100 ms remove 25 dB (a move
-    # of the echo costs one window now; two or three before it was relearnt from 2 chunks).
+    # The canceller works in each room, within 20 s: at least 3 of every 4 100 ms remove 25 dB
+    # (a move of the echo costs one window now; two or three before it was relearnt from 2
+    # chunks).
     assert np.percentile(before, 25) >= 25 and np.percentile(after, 25) >= 25
 
 
