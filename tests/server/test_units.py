@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import logging
+import threading
 
 import pytest
 
@@ -10,7 +13,7 @@ from signaling.protocol.constants import CallReason, ErrorCode
 from signaling.protocol.errors import ProtocolError
 from signaling.protocol.messages import Media
 from signaling.server.calls import Call, CallPhase, CallTable
-from signaling.server.logs import LogfmtFormatter, log_event
+from signaling.server.logs import LogfmtFormatter, TurnBufferedHandler, log_event
 from signaling.server.metrics import Metrics
 from signaling.server.ratelimit import FailureLimiter, TokenBucket
 
@@ -144,3 +147,48 @@ def test_logs_are_one_logfmt_line_and_refuse_secrets(caplog: pytest.LogCaptureFi
     assert line.endswith('event=conn.open conn=3 addr=127.0.0.1 note="two words"')
     with pytest.raises(ValueError, match="secret"):
         log_event("login", password="hunter22")
+
+
+class CountedStream(io.StringIO):
+    """A stream that counts its writes."""
+
+    writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def _record(message: str, level: int = logging.INFO) -> logging.LogRecord:
+    return logging.LogRecord("parley.server", level, __file__, 1, message, None, None)
+
+
+async def test_lines_of_one_loop_turn_are_written_at_once_at_its_end() -> None:
+    stream = CountedStream()
+    handler = TurnBufferedHandler(stream)
+    for n in range(3):
+        handler.handle(_record(f"event=line{n}"))
+    assert stream.getvalue() == ""  # the turn goes on
+    await asyncio.sleep(0)
+    assert stream.getvalue() == "event=line0\nevent=line1\nevent=line2\n"
+    assert stream.writes == 1
+    handler.handle(_record("event=line3"))
+    handler.handle(_record("event=bad", logging.WARNING))  # at once, after what waits
+    assert stream.getvalue().endswith("event=line2\nevent=line3\nevent=bad\n")
+    handler.handle(_record("event=line4"))
+    thread = threading.Thread(target=handler.handle, args=(_record("event=thread"),))
+    thread.start()  # no loop on that thread: at once, after what waits
+    thread.join()
+    assert stream.getvalue().endswith("event=line4\nevent=thread\n")
+    handler.handle(_record("event=last"))
+    handler.flush()  # as logging.shutdown does at exit
+    assert stream.getvalue().endswith("event=last\n")
+    await asyncio.sleep(0)
+    assert stream.getvalue().count("event=last") == 1
+
+
+def test_with_no_loop_each_line_is_written_at_once() -> None:
+    stream = CountedStream()
+    handler = TurnBufferedHandler(stream)
+    handler.handle(_record("event=one"))
+    assert stream.getvalue() == "event=one\n"
