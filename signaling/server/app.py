@@ -25,6 +25,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed, NegotiationError
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 from websockets.typing import Subprotocol
 
 from signaling import __version__
@@ -74,7 +75,16 @@ class StartupError(Exception):
 
 
 class WebSocketPeer:
-    """A hub :class:`Peer` on a WebSocket: sends are queued and written in order by one task.
+    """A hub :class:`Peer` on a WebSocket: sends are written in order, never awaited.
+
+    A message goes straight to the socket's transport when nothing waits before it: the
+    connection's writer task is idle, the transport takes more (websockets' flow control has
+    not paused it) and the connection is open. That is what ``ws.send`` does less its
+    checks and its wait, without a wake-up of the writer task, an async context manager
+    and a drain per message: a call sends six messages, and this was about a tenth of the
+    server's work per call (docs/performance.md). Otherwise the message joins the queue
+    that the writer task writes with ``ws.send``, waiting on the client as needed; until
+    the queue is empty again every message goes through it, so none overtakes another.
 
     A connection that does not read what it is sent (its queue passes
     ``max_queue``) is closed with 1008 rather than allowed to hold memory.
@@ -89,6 +99,8 @@ class WebSocketPeer:
         #: ``None`` in the queue: close with ``_ending`` once what came before is written.
         self._queue: asyncio.Queue[str | None] = asyncio.Queue()
         self._ending: tuple[int, str] | None = None
+        #: The writer task waits on an empty queue: a message may skip it.
+        self._idle = False
         self._writer = asyncio.get_running_loop().create_task(self._write())
 
     def send(self, message: Json) -> None:
@@ -98,12 +110,21 @@ class WebSocketPeer:
             self._writer.cancel()
             asyncio.get_running_loop().create_task(self.ws.close(1008, "not reading"))
             return
-        self._queue.put_nowait(encode(message))
+        text = encode(message)
+        ws = self.ws
+        if self._idle and not ws.paused and ws.protocol.state is State.OPEN:
+            ws.protocol.send_text(text.encode())
+            ws.send_data()
+            return
+        self._idle = False  # the writer has this one to write first
+        self._queue.put_nowait(text)
 
     async def _write(self) -> None:
         try:
             while True:
+                self._idle = self._queue.empty()
                 text = await self._queue.get()
+                self._idle = False
                 if text is None:
                     assert self._ending is not None
                     await self.ws.close(*self._ending)
@@ -128,6 +149,7 @@ class WebSocketPeer:
         """Close the connection with ``code`` after the messages queued so far are written."""
         if self._ending is None:
             self._ending = (code, reason)
+            self._idle = False
             self._queue.put_nowait(None)
 
     def close(self) -> None:

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 
 import pytest
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Subprotocol
 
+from signaling.protocol.messages import Json
+from signaling.server import SignalingServer
+from signaling.server.app import WebSocketPeer
+from tests.waiting import until
 from tests.wire import WireClient
 
 
@@ -91,3 +98,68 @@ async def test_keepalive_pings_are_answered(make_server) -> None:
     latency = await asyncio.wait_for(await client.ws.ping(), 5)
     assert latency is not None
     await client.close()
+
+
+async def _slow_reader(server: SignalingServer) -> tuple[ClientConnection, WebSocketPeer]:
+    """A client that reads only when told, and the server's side of its connection, whose
+    socket sends little at a time: what the client leaves unread (beyond its kernel's receive
+    buffer) soon stops the server's writes."""
+    ws = await connect(server.url, subprotocols=[Subprotocol("parley.v1")])
+    await until(lambda: len(server._peers) == 1, 5, "the server's side of the connection")
+    (peer,) = server._peers.values()
+    _send_buffer(peer, 4096)
+    return ws, peer
+
+
+def _send_buffer(peer: WebSocketPeer, size: int) -> None:
+    peer.ws.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+
+
+def _message(n: int) -> Json:
+    return {"type": "test.event", "n": n, "pad": "x" * 1000}
+
+
+async def test_a_client_that_reads_late_gets_every_message_in_order(make_server) -> None:
+    """Messages sent while the socket is full wait in the connection's queue; those sent
+    after it drains must not overtake them (they are written straight to the socket only
+    when nothing waits)."""
+    server = await make_server(max_send_queue=10_000)
+    ws, peer = await _slow_reader(server)
+    sent = 0
+    for _ in range(100):  # 1 MB, far more than the sockets and the client's queue hold
+        for _ in range(10):
+            peer.send(_message(sent))
+            sent += 1
+        await asyncio.sleep(0)
+    assert peer._queue.qsize() > 0  # the condition under test: writes had to wait
+    _send_buffer(peer, 1 << 20)  # then read at loopback's pace, not 4 kB per round trip
+    received: list[int] = []
+
+    async def read(count: int) -> None:
+        while len(received) < count:
+            received.append(json.loads(await asyncio.wait_for(ws.recv(), 10))["n"])
+
+    reading = asyncio.create_task(read(2 * sent))
+    for _ in range(sent):  # more while the queue drains, and after
+        peer.send(_message(sent))
+        sent += 1
+        await asyncio.sleep(0)
+    await reading
+    assert received == list(range(sent))
+    await ws.close()
+
+
+async def test_a_client_that_stops_reading_is_closed_with_1008(make_server) -> None:
+    server = await make_server(max_send_queue=50)
+    ws, peer = await _slow_reader(server)
+    for n in range(1000):
+        peer.send(_message(n))
+        if n % 10 == 0:
+            await asyncio.sleep(0)
+    received = 0
+    with pytest.raises(ConnectionClosed):
+        while True:
+            await asyncio.wait_for(ws.recv(), 10)
+            received += 1
+    assert ws.close_code == 1008
+    assert 0 < received < 1000  # what was written before the queue overflowed
