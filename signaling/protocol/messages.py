@@ -446,12 +446,16 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+#: One decoder for every frame: ``json.loads`` with an argument builds a new one per call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def decode_object(data: str | bytes) -> Json:
     """Parse one text frame into a JSON object; binary frames and non-objects are refused."""
     if not isinstance(data, str):
         raise FrameError(ErrorCode.BAD_MESSAGE, "binary frames are not allowed", None)
     try:
-        value = json.loads(data, parse_constant=_reject_constant)
+        value = _DECODER.decode(data)
     except (ValueError, RecursionError):
         raise FrameError(ErrorCode.BAD_JSON, "the frame is not valid JSON", None) from None
     if type(value) is not dict:

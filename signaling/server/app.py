@@ -82,9 +82,12 @@ class WebSocketPeer:
     not paused it) and the connection is open. That is what ``ws.send`` does less its
     checks and its wait, without a wake-up of the writer task, an async context manager
     and a drain per message: a call sends six messages, and this was about a tenth of the
-    server's work per call (docs/performance.md). Otherwise the message joins the queue
-    that the writer task writes with ``ws.send``, waiting on the client as needed; until
-    the queue is empty again every message goes through it, so none overtakes another.
+    server's work per call (docs/performance.md). The frames of one turn of the loop are
+    written together at its end (a reply and the event that follows it, say ``ok`` and
+    ``call.ringing``): one system call instead of one each. Otherwise the message joins the
+    queue that the writer task writes with ``ws.send``, waiting on the client as needed;
+    until the queue is empty again every message goes through it, so none overtakes another
+    (``ws.send`` writes whatever frames wait before its own).
 
     A connection that does not read what it is sent (its queue passes
     ``max_queue``) is closed with 1008 rather than allowed to hold memory.
@@ -101,6 +104,8 @@ class WebSocketPeer:
         self._ending: tuple[int, str] | None = None
         #: The writer task waits on an empty queue: a message may skip it.
         self._idle = False
+        #: Frames wait in the protocol object for :meth:`_flush`, due at the turn's end.
+        self._flushing = False
         self._writer = asyncio.get_running_loop().create_task(self._write())
 
     def send(self, message: Json) -> None:
@@ -114,10 +119,27 @@ class WebSocketPeer:
         ws = self.ws
         if self._idle and not ws.paused and ws.protocol.state is State.OPEN:
             ws.protocol.send_text(text.encode())
-            ws.send_data()
+            if not self._flushing:
+                self._flushing = True
+                asyncio.get_running_loop().call_soon(self._flush)
             return
         self._idle = False  # the writer has this one to write first
         self._queue.put_nowait(text)
+
+    def _flush(self) -> None:
+        """Write the frames of this turn of the loop to the transport, in one write
+        (websockets' ``send_data`` writes each frame on its own)."""
+        self._flushing = False
+        transport = self.ws.transport
+        if transport.is_closing():
+            return
+        frames = self.ws.protocol.data_to_send()
+        transport.write(b"".join(frames))
+        if not all(frames):  # the end of the stream, as ``send_data`` does (never seen here:
+            if transport.can_write_eof():  # websockets writes its closing frames at once)
+                transport.write_eof()
+            else:
+                transport.close()
 
     async def _write(self) -> None:
         try:

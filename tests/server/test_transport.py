@@ -163,3 +163,25 @@ async def test_a_client_that_stops_reading_is_closed_with_1008(make_server) -> N
             received += 1
     assert ws.close_code == 1008
     assert 0 < received < 1000  # what was written before the queue overflowed
+
+
+async def test_the_messages_of_one_turn_go_out_in_one_write(make_server) -> None:
+    server = await make_server()
+    ws = await connect(server.url, subprotocols=[Subprotocol("parley.v1")])
+    await until(lambda: len(server._peers) == 1, 5, "the server's side of the connection")
+    (peer,) = server._peers.values()
+    transport = peer.ws.transport
+    writes: list[bytes] = []
+    real_write = transport.write
+
+    def write(data: bytes) -> None:
+        writes.append(data)
+        real_write(data)
+
+    transport.write = write
+    for n in range(3):
+        peer.send(_message(n))
+    received = [json.loads(await asyncio.wait_for(ws.recv(), 10))["n"] for _ in range(3)]
+    assert received == [0, 1, 2]
+    assert len(writes) == 1
+    await ws.close()
