@@ -68,14 +68,17 @@ class TurnBufferedHandler(logging.StreamHandler[TextIO]):
     A line logged on a thread running an event loop waits for the end of the loop's turn
     (``call_soon``), so the three or four lines of a call's busy turn cost one ``write`` to
     the stream instead of one each (with its flush: stderr is line-buffered). Warnings and
-    errors, lines from other threads and anything logged with no loop running are written at
-    once, after what waits, so the order is kept; so is what waits when logging shuts down.
+    errors, lines from threads without a loop or with another loop than the one due, and
+    anything logged with no loop running are written at once, after what waits, so the order
+    is kept; so is what waits when logging shuts down, or when a loop closed before its turn
+    ended (the next line's loop takes over).
     """
 
     def __init__(self, stream: TextIO) -> None:
         super().__init__(stream)
         self._waiting: list[str] = []
-        self._scheduled = False
+        #: The loop whose turn's end will write what waits, if any.
+        self._due: asyncio.AbstractEventLoop | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         """Queue the record's line for the end of this turn, or write it now."""
@@ -90,15 +93,16 @@ class TurnBufferedHandler(logging.StreamHandler[TextIO]):
             except RuntimeError:
                 pass
             else:
-                if not self._scheduled:
-                    self._scheduled = True
+                if self._due is None or self._due.is_closed():  # (closed before its turn ended)
+                    self._due = loop
                     loop.call_soon(self._end_of_turn)
-                return
+                if self._due is loop:
+                    return
         self._write_waiting()
 
     def _end_of_turn(self) -> None:
         with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
-            self._scheduled = False
+            self._due = None
             self._write_waiting()
 
     def _write_waiting(self) -> None:

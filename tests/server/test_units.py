@@ -192,3 +192,20 @@ def test_with_no_loop_each_line_is_written_at_once() -> None:
     handler = TurnBufferedHandler(stream)
     handler.handle(_record("event=one"))
     assert stream.getvalue() == "event=one\n"
+
+
+def test_lines_left_by_a_loop_closed_mid_turn_go_out_with_the_next_loop() -> None:
+    stream = CountedStream()
+    handler = TurnBufferedHandler(stream)
+
+    async def log(message: str) -> None:
+        handler.handle(_record(message))
+
+    first = asyncio.new_event_loop()
+    first.call_soon(handler.handle, _record("event=first"))
+    first.call_soon(first.stop)  # its turn's end never runs: closed now
+    first.run_forever()
+    first.close()
+    assert stream.getvalue() == ""
+    asyncio.run(log("event=second"))
+    assert stream.getvalue() == "event=first\nevent=second\n"
