@@ -106,7 +106,10 @@ class WebSocketPeer:
         self._idle = False
         #: Frames wait in the protocol object for :meth:`_flush`, due at the turn's end.
         self._flushing = False
-        self._writer = asyncio.get_running_loop().create_task(self._write())
+        #: The connection's loop. ``send`` may be called with none running: in the app, Qt
+        #: steps the embedded server's pending callbacks outside it while the app shuts down.
+        self._loop = asyncio.get_running_loop()
+        self._writer = self._loop.create_task(self._write())
 
     def send(self, message: Json) -> None:
         """Queue ``message``; never blocks."""
@@ -121,7 +124,7 @@ class WebSocketPeer:
             ws.protocol.send_text(text.encode())
             if not self._flushing:
                 self._flushing = True
-                asyncio.get_running_loop().call_soon(self._flush)
+                self._loop.call_soon(self._flush)
             return
         self._idle = False  # the writer has this one to write first
         self._queue.put_nowait(text)

@@ -185,3 +185,21 @@ async def test_the_messages_of_one_turn_go_out_in_one_write(make_server) -> None
     assert received == [0, 1, 2]
     assert len(writes) == 1
     await ws.close()
+
+
+async def test_a_message_sent_with_no_loop_running_is_delivered(make_server) -> None:
+    """In the app, Qt steps the embedded server's pending callbacks outside the loop while it
+    shuts down: a send then finds no running loop, and must still go out (it once failed the
+    request with ``internal``)."""
+    server = await make_server()
+    ws = await connect(server.url, subprotocols=[Subprotocol("parley.v1")])
+    await until(lambda: len(server._peers) == 1, 5, "the server's side of the connection")
+    (peer,) = server._peers.values()
+    running = asyncio.events._get_running_loop()
+    asyncio.events._set_running_loop(None)
+    try:
+        peer.send(_message(7))
+    finally:
+        asyncio.events._set_running_loop(running)
+    assert json.loads(await asyncio.wait_for(ws.recv(), 10))["n"] == 7
+    await ws.close()
