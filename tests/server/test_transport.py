@@ -100,13 +100,19 @@ async def test_keepalive_pings_are_answered(make_server) -> None:
     await client.close()
 
 
+async def _connected(server: SignalingServer) -> tuple[ClientConnection, WebSocketPeer]:
+    """A client connected to ``server`` (the only one), and the server's side of it."""
+    ws = await connect(server.url, subprotocols=[Subprotocol("parley.v1")])
+    await until(lambda: len(server._peers) == 1, 5, "the server's side of the connection")
+    (peer,) = server._peers.values()
+    return ws, peer
+
+
 async def _slow_reader(server: SignalingServer) -> tuple[ClientConnection, WebSocketPeer]:
     """A client that reads only when told, and the server's side of its connection, whose
     socket sends little at a time: what the client leaves unread (beyond its kernel's receive
     buffer) soon stops the server's writes."""
-    ws = await connect(server.url, subprotocols=[Subprotocol("parley.v1")])
-    await until(lambda: len(server._peers) == 1, 5, "the server's side of the connection")
-    (peer,) = server._peers.values()
+    ws, peer = await _connected(server)
     _send_buffer(peer, 4096)
     return ws, peer
 
@@ -167,9 +173,7 @@ async def test_a_client_that_stops_reading_is_closed_with_1008(make_server) -> N
 
 async def test_the_messages_of_one_turn_go_out_in_one_write(make_server) -> None:
     server = await make_server()
-    ws = await connect(server.url, subprotocols=[Subprotocol("parley.v1")])
-    await until(lambda: len(server._peers) == 1, 5, "the server's side of the connection")
-    (peer,) = server._peers.values()
+    ws, peer = await _connected(server)
     transport = peer.ws.transport
     writes: list[bytes] = []
     real_write = transport.write
@@ -192,9 +196,7 @@ async def test_a_message_sent_with_no_loop_running_is_delivered(make_server) -> 
     shuts down: a send then finds no running loop, and must still go out (it once failed the
     request with ``internal``)."""
     server = await make_server()
-    ws = await connect(server.url, subprotocols=[Subprotocol("parley.v1")])
-    await until(lambda: len(server._peers) == 1, 5, "the server's side of the connection")
-    (peer,) = server._peers.values()
+    ws, peer = await _connected(server)
     running = asyncio.events._get_running_loop()
     asyncio.events._set_running_loop(None)
     try:
