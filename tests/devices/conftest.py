@@ -27,6 +27,7 @@ from PySide6.QtWidgets import QApplication
 
 from gui.qt_loop import QtEventLoop
 from tests.devices.pulse import (
+    CLIENT_ENVIRONMENT,
     MIC_FREQUENCY,
     MICROPHONE,
     RECORD_RATE,
@@ -86,7 +87,7 @@ def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseServer]:
     if _delegated:
         yield None  # type: ignore[misc]
         return
-    previous = os.environ.get("PULSE_SERVER")
+    previous = {name: os.environ.get(name) for name in CLIENT_ENVIRONMENT}
     try:
         server = start_pulse(tmp_path_factory.mktemp("pulse"))
     except PulseError as exc:
@@ -96,10 +97,11 @@ def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseServer]:
     finally:
         server.stop()
         gc.unfreeze()
-        if previous is None:
-            os.environ.pop("PULSE_SERVER", None)
-        else:
-            os.environ["PULSE_SERVER"] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture(autouse=True)

@@ -39,7 +39,8 @@ RECORD_RATE = 48000
 _CONFIG = "\n".join(
     [
         ".fail",
-        "load-module module-native-protocol-unix auth-anonymous=1 socket={socket}",
+        "load-module module-native-protocol-unix auth-anonymous=1 auth-cookie-enabled=0"
+        " socket={socket}",
         "load-module module-null-sink sink_name={speaker}"
         " sink_properties=device.description=ParleyTestSpeaker",
         "load-module module-null-sink sink_name={feed}"
@@ -52,6 +53,10 @@ _CONFIG = "\n".join(
         "",
     ]
 )
+
+
+CLIENT_ENVIRONMENT = ("PULSE_SERVER", "PULSE_COOKIE")
+"""What :func:`start_pulse` sets in ``os.environ`` for every client this process starts."""
 
 
 class PulseError(RuntimeError):
@@ -270,7 +275,14 @@ class PulseServer:
 
 def start_pulse(runtime: Path) -> PulseServer:
     """Start a private PulseAudio in ``runtime`` with the test devices; ``PULSE_SERVER`` then
-    points at it (Qt Multimedia reads it once per process, at its first use)."""
+    points at it (Qt Multimedia reads it once per process, at its first use).
+
+    ``PULSE_COOKIE`` points at a cookie made here, before any client runs. Without it every
+    client looks for ``~/.config/pulse/cookie`` and creates it when missing, and the tests give
+    processes fresh homes: of two clients starting at once in one, the one that opens the file
+    while the other is still writing it prints "Failed to truncate cookie file" on stderr
+    (libpulse tries to rewrite a file it opened read-only), a line where a test expects one.
+    """
     if shutil.which("pulseaudio") is None or shutil.which("parec") is None:
         raise PulseError("a sound server is needed: apt-get install pulseaudio pulseaudio-utils")
     server = PulseServer(runtime)
@@ -301,7 +313,11 @@ def start_pulse(runtime: Path) -> PulseServer:
         env=env,
         stderr=(runtime / "pulseaudio.log").open("wb"),
     )
+    cookie = runtime / "cookie"
+    cookie.touch(mode=0o600)
+    cookie.write_bytes(os.urandom(256))  # libpulse's cookie length; the server ignores it
     os.environ["PULSE_SERVER"] = server.address
+    os.environ["PULSE_COOKIE"] = str(cookie)
     deadline = time.monotonic() + 15
     while True:
         try:
