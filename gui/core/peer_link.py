@@ -48,7 +48,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 from pyee.asyncio import AsyncIOEventEmitter
 
-from gui.core import ice, udp_reading
+from gui.core import ice, late_chunks, udp_reading
 from gui.core.adaptation import SenderAdaptation, route_retransmissions
 from gui.core.ice import IceServer
 from gui.core.peer_channel import ChatMessage, PeerChannel, PeerMediaState
@@ -162,6 +162,7 @@ class PeerLink(AsyncIOEventEmitter):
         fast_paths.install()  # cheaper per-frame paths: audio level, hand-overs, audio on the loop
         ice.install()  # relayed calls that work: every TURN server, no relaying to private peers
         udp_reading.install()  # a busy loop still reads every packet waiting, not one a pass
+        late_chunks.install()  # a data-channel chunk the ended path refuses is lost, not raised
         self.options = options
         self.label = label
         self.pc = RTCPeerConnection(options.rtc_configuration())
