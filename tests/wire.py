@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from signaling.protocol.constants import SUBPROTOCOL
 
@@ -52,13 +53,16 @@ class WireClient:
         return cls(ws)
 
     async def _read(self) -> None:
-        async for data in self.ws:
-            message = json.loads(data)
-            future = self._pending.pop(message.get("re"), None) if "re" in message else None
-            if future is not None and not future.done():
-                future.set_result(message)
-            else:
-                self.events.put_nowait(message)
+        try:
+            async for data in self.ws:
+                message = json.loads(data)
+                future = self._pending.pop(message.get("re"), None) if "re" in message else None
+                if future is not None and not future.done():
+                    future.set_result(message)
+                else:
+                    self.events.put_nowait(message)
+        except ConnectionClosed:  # ended abnormally (a killed server): the next send raises it
+            pass
 
     async def send(self, frame: str | bytes | Json) -> None:
         if isinstance(frame, dict):
