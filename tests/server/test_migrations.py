@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from signaling.server.store.sqlite import MIGRATIONS
+from signaling.server.store.sqlite_schema import MIGRATIONS
 from tests.server.test_meetings import create, join
 from tests.wire import WireClient, befriend, new_call_id
 

@@ -12,7 +12,8 @@ import asyncpg
 import pytest
 
 from signaling.server.store import MeetingRecord, StoreError
-from signaling.server.store.postgres import MIGRATIONS, PostgresStore
+from signaling.server.store.postgres import PostgresStore
+from signaling.server.store.postgres_schema import MIGRATIONS
 from tests.pg import PostgresServer, free_port
 from tests.server.process import ServerProcess, run_server
 from tests.wire import ServerError, WireClient, befriend, new_call_id, until_served

@@ -4,9 +4,12 @@ PostgreSQL 15 started for the run, a fresh database per test)."""
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 
@@ -23,7 +26,8 @@ from signaling.server.store import (
     StoreError,
     UsernameTaken,
 )
-from signaling.server.store.sqlite import Write, _commit_batch
+from signaling.server.store.answers import PER_TURN
+from signaling.server.store.sqlite_writes import Write, _commit_batch
 from tests.pg import PostgresServer
 
 AV = Media(audio=True, video=True)
@@ -230,6 +234,70 @@ async def test_writes_of_one_call_at_once_keep_their_order(store: Store) -> None
     assert calls["c2"] == CallRecord("c2", "ada", "bob", AV, 2.0, 5.0, 6.0, "hangup")
 
 
+@contextlib.asynccontextmanager
+async def _lock_held_elsewhere(store: Store) -> AsyncIterator[None]:
+    """Another connection holds the database's write lock (as a slow sync holds the writes
+    back) until the block ends."""
+    if isinstance(store, SQLiteStore):
+        other = sqlite3.connect(store.path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            other.execute("COMMIT")
+            other.close()
+        return
+    import asyncpg
+
+    from signaling.server.store.postgres import PostgresStore
+
+    assert isinstance(store, PostgresStore)
+    connection = await asyncpg.connect(store.url)
+    try:
+        async with connection.transaction():
+            await connection.execute("LOCK TABLE calls IN EXCLUSIVE MODE")
+            yield
+    finally:
+        await connection.close()
+
+
+async def test_writes_held_back_are_answered_a_few_per_turn_in_order(store: Store) -> None:
+    """A commit that carried many writes (they waited behind one held back) answers them at most
+    :data:`PER_TURN` a turn of the loop, in order: what comes in meanwhile is handled between
+    slices rather than after all of them (answers.py)."""
+    await users(store, "ada", "bob")
+    loop = asyncio.get_running_loop()
+    turn = 0
+    ticking = True
+
+    def tick() -> None:
+        nonlocal turn
+        turn += 1
+        if ticking:
+            loop.call_soon(tick)
+
+    answered: list[tuple[int, int]] = []
+    async with _lock_held_elsewhere(store):
+        writes = [
+            asyncio.ensure_future(store.insert_call(CallRecord(f"c{i}", "ada", "bob", AV, i)))
+            for i in range(40)
+        ]
+        for index, write in enumerate(writes):
+            write.add_done_callback(lambda _, index=index: answered.append((index, turn)))
+        await asyncio.sleep(0.3)
+        assert not answered, "the writes should wait for the lock"
+        tick()
+    try:
+        await asyncio.wait_for(asyncio.gather(*writes), 10)
+    finally:
+        ticking = False
+    assert [index for index, _ in answered] == list(range(40))
+    per_turn = collections.Counter(at for _, at in answered)
+    assert max(per_turn.values()) <= PER_TURN, per_turn
+    await store.call_ended("c39", 50.0, "cancelled")
+    assert [c.call_id for c in await store.list_calls("ada", 50)] == ["c39"]
+
+
 async def test_calls(store: Store) -> None:
     await users(store, "ada", "bob")
     await store.insert_call(CallRecord("c1", "ada", "bob", AV, started_at=100.0))
@@ -343,4 +411,21 @@ def test_an_error_that_ends_sqlites_transaction_fails_the_whole_batch(tmp_path: 
     assert db.execute("SELECT count(*) FROM t").fetchone() == (0,)
     assert _commit_batch(db, [insert(4)])[0][0]  # the next batch is served
     assert db.execute("SELECT n FROM t").fetchall() == [(4,)]
+    db.close()
+
+
+def test_a_lone_write_of_one_statement_is_its_own_transaction() -> None:
+    """A batch of one one-statement write runs in autocommit mode (no ``BEGIN``/``COMMIT`` of
+    its own: two calls into SQLite fewer); its failure is its own, and the next is served."""
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    db.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+    statements: list[str] = []
+    db.set_trace_callback(statements.append)
+    insert = Write(lambda db: db.execute("INSERT INTO t VALUES (1)"), one_statement=True)
+    assert _commit_batch(db, [insert]) == [(True, ANY)]
+    assert statements == ["INSERT INTO t VALUES (1)"]
+    ((ok, error),) = _commit_batch(db, [insert])
+    assert not ok and isinstance(error, sqlite3.IntegrityError) and not db.in_transaction
+    assert _commit_batch(db, [Write(lambda db: db.execute("INSERT INTO t VALUES (2)"), True)])
+    assert db.execute("SELECT n FROM t").fetchall() == [(1,), (2,)]
     db.close()

@@ -16,6 +16,7 @@ from signaling.server.calls import Call, CallPhase, CallTable
 from signaling.server.logs import LogfmtFormatter, TurnBufferedHandler, log_event
 from signaling.server.metrics import Metrics
 from signaling.server.ratelimit import FailureLimiter, TokenBucket
+from signaling.server.store.answers import PacedAnswers
 
 AV = Media(True, True)
 
@@ -209,3 +210,24 @@ def test_lines_left_by_a_loop_closed_mid_turn_go_out_with_the_next_loop() -> Non
     assert stream.getvalue() == ""
     asyncio.run(log("event=second"))
     assert stream.getvalue() == "event=first\nevent=second\n"
+
+
+def test_answers_left_by_a_loop_that_closed_do_not_hold_up_the_next() -> None:
+    """A loop closed before its turn came leaves answers waiting; a store used on another loop
+    afterwards still answers its writes (``store/answers.py``)."""
+    answers = PacedAnswers(per_turn=2)
+    first = asyncio.new_event_loop()
+    earlier = [first.create_future() for _ in range(5)]
+    for future in earlier:
+        answers.result(future, 1)  # two at once, three wait for a turn that never comes
+    first.close()
+    assert [future.done() for future in earlier] == [True, True, False, False, False]
+
+    async def later() -> list[int]:
+        loop = asyncio.get_running_loop()
+        mine = [loop.create_future() for _ in range(3)]
+        for future in mine:
+            answers.result(future, 2)
+        return await asyncio.wait_for(asyncio.gather(*mine), 5)
+
+    assert asyncio.run(later()) == [2, 2, 2]

@@ -27,6 +27,7 @@ from typing import Any
 
 import asyncpg
 
+from signaling.server.store.answers import PacedAnswers
 from signaling.server.store.base import CallIdTaken, CallRecord, StoreUnavailable
 
 Connection = Any  # asyncpg.Connection; asyncpg ships no stubs
@@ -86,11 +87,10 @@ class _Batch:
             *(_Batch(ended={call: one}) for call, one in self.ended.items()),
         ]
 
-    def fail(self, error: BaseException) -> None:
+    def fail(self, error: BaseException, answers: PacedAnswers) -> None:
         """Answer every caller still waiting with ``error``."""
         for future in self.futures():
-            if not future.done():
-                future.set_exception(error)
+            answers.exception(future, error)
 
     def futures(self) -> list[asyncio.Future[None]]:
         return [
@@ -141,6 +141,8 @@ class CallWrites:
         self._transact = transact
         self._waiting = _Batch()
         self._writer: asyncio.Task[None] | None = None
+        #: Committed writes are answered a few per turn (answers.py: after a slow commit).
+        self._answers = PacedAnswers()
 
     async def insert(self, record: CallRecord) -> None:
         """A new call's row; :class:`CallIdTaken` if its id is used."""
@@ -166,6 +168,7 @@ class CallWrites:
         """Wait for what is waiting or being written (before the store closes)."""
         while self._writer is not None:
             await asyncio.wait([self._writer])
+        self._answers.flush()
 
     def _future(self) -> asyncio.Future[None]:
         loop = asyncio.get_running_loop()
@@ -180,7 +183,7 @@ class CallWrites:
                 with contextlib.suppress(Exception):  # its callers have it
                     await self._commit(batch)
         except BaseException:  # cancelled: what waits will not be written
-            self._waiting.fail(_cancelled())
+            self._waiting.fail(_cancelled(), self._answers)
             self._waiting = _Batch()
             raise
         finally:
@@ -191,35 +194,37 @@ class CallWrites:
             inserted: set[str] = await self._transact(lambda db: _write(db, batch))
         except _ONE_AT_A_TIME as exc:
             if batch.single():
-                batch.fail(exc)
+                batch.fail(exc, self._answers)
                 raise
             try:
                 for one in batch.split():  # so that only the write at fault fails
                     with contextlib.suppress(Exception):  # its caller has it
                         await self._commit(one)
             except BaseException:
-                batch.fail(_cancelled())
+                batch.fail(_cancelled(), self._answers)
                 raise
             return
         except Exception as exc:  # the database gone or busy: each caller gets it
-            batch.fail(exc)
+            batch.fail(exc, self._answers)
             raise
         except BaseException:
-            batch.fail(_cancelled())
+            batch.fail(_cancelled(), self._answers)
             raise
         claimed: set[str] = set()
         for record, future in batch.inserts:
             won = record.call_id in inserted and record.call_id not in claimed
             if won:
                 claimed.add(record.call_id)
-            if not future.done():
-                if won:
-                    future.set_result(None)
-                else:
-                    future.set_exception(CallIdTaken(record.call_id))
-        for future in batch.futures():
-            if not future.done():
-                future.set_result(None)
+            if won:
+                self._answers.result(future)
+            else:
+                self._answers.exception(future, CallIdTaken(record.call_id))
+        for _, futures in batch.answered.values():
+            for future in futures:
+                self._answers.result(future)
+        for _, _, futures in batch.ended.values():
+            for future in futures:
+                self._answers.result(future)
 
 
 def _cancelled() -> StoreUnavailable:

@@ -16,9 +16,9 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import TypeVar
 
-from signaling.protocol.constants import ECHO_DISPLAY_NAME, ECHO_USERNAME, ContactStatus
+from signaling.protocol.constants import ContactStatus
 from signaling.protocol.messages import Media
 from signaling.server.store.base import (
     CallIdTaken,
@@ -32,125 +32,11 @@ from signaling.server.store.base import (
     UsernameTaken,
     UserRecord,
 )
+from signaling.server.store.sqlite_schema import migrate
+from signaling.server.store.sqlite_writes import GroupCommit
 
 T = TypeVar("T")
 
-#: Schema migrations, applied in order; ``PRAGMA user_version`` counts those applied.
-#: Only ever append to this list.
-MIGRATIONS: list[str] = [
-    f"""
-    CREATE TABLE users (
-        username TEXT PRIMARY KEY,
-        display_name TEXT NOT NULL,
-        display_name_folded TEXT NOT NULL,
-        password_hash TEXT,
-        created_at REAL NOT NULL
-    ) WITHOUT ROWID;
-    CREATE INDEX users_by_display_name ON users(display_name_folded);
-
-    CREATE TABLE tokens (
-        token_hash TEXT PRIMARY KEY,
-        username TEXT NOT NULL REFERENCES users(username),
-        expires_at REAL NOT NULL
-    ) WITHOUT ROWID;
-    CREATE INDEX tokens_by_user ON tokens(username);
-
-    CREATE TABLE contacts (
-        owner TEXT NOT NULL REFERENCES users(username),
-        peer TEXT NOT NULL REFERENCES users(username),
-        status TEXT NOT NULL CHECK (status IN ('accepted', 'incoming', 'outgoing')),
-        since REAL NOT NULL,
-        PRIMARY KEY (owner, peer)
-    ) WITHOUT ROWID;
-
-    CREATE TABLE calls (
-        call_id TEXT PRIMARY KEY,
-        caller TEXT NOT NULL REFERENCES users(username),
-        callee TEXT NOT NULL REFERENCES users(username),
-        audio INTEGER NOT NULL,
-        video INTEGER NOT NULL,
-        started_at REAL NOT NULL,
-        answered_at REAL,
-        ended_at REAL,
-        reason TEXT
-    );
-    CREATE INDEX calls_by_caller ON calls(caller, started_at);
-    CREATE INDEX calls_by_callee ON calls(callee, started_at);
-
-    INSERT INTO users VALUES ('{ECHO_USERNAME}', '{ECHO_DISPLAY_NAME}',
-                              '{ECHO_DISPLAY_NAME.casefold()}', NULL, 0);
-    """,
-    # 2: meetings (protocol v1.1). Attendance has a row per stay: one may leave and come back.
-    """
-    CREATE TABLE meetings (
-        meeting_id TEXT PRIMARY KEY,
-        title TEXT,
-        host TEXT NOT NULL REFERENCES users(username),
-        topology TEXT NOT NULL,
-        capacity INTEGER NOT NULL,
-        started_at REAL NOT NULL,
-        ended_at REAL,
-        reason TEXT
-    );
-
-    CREATE TABLE meeting_attendance (
-        meeting_id TEXT NOT NULL REFERENCES meetings(meeting_id),
-        username TEXT NOT NULL REFERENCES users(username),
-        joined_at REAL NOT NULL,
-        left_at REAL,
-        reason TEXT
-    );
-    CREATE INDEX attendance_by_meeting ON meeting_attendance(meeting_id, username);
-    CREATE INDEX attendance_by_user ON meeting_attendance(username);
-
-    CREATE TABLE meeting_invitations (
-        meeting_id TEXT NOT NULL REFERENCES meetings(meeting_id),
-        username TEXT NOT NULL REFERENCES users(username),
-        inviter TEXT NOT NULL REFERENCES users(username),
-        invited_at REAL NOT NULL,
-        answer TEXT CHECK (answer IN ('joined', 'declined', 'ended')),
-        answered_at REAL,
-        PRIMARY KEY (meeting_id, username)
-    ) WITHOUT ROWID;
-    CREATE INDEX invitations_by_user ON meeting_invitations(username);
-    """,
-    # 3: guest links (protocol v1.1). The code is kept only as its SHA-256; each guest is a
-    # row of users (no password: it cannot log in) and one of guests, naming its link.
-    """
-    CREATE TABLE guest_links (
-        link_id TEXT PRIMARY KEY,
-        code_hash TEXT NOT NULL UNIQUE,
-        owner TEXT NOT NULL REFERENCES users(username),
-        meeting_id TEXT REFERENCES meetings(meeting_id),
-        created_at REAL NOT NULL,
-        expires_at REAL NOT NULL,
-        revoked_at REAL
-    ) WITHOUT ROWID;
-    CREATE INDEX guest_links_by_owner ON guest_links(owner, created_at);
-
-    CREATE TABLE guests (
-        username TEXT PRIMARY KEY REFERENCES users(username),
-        link_id TEXT NOT NULL REFERENCES guest_links(link_id),
-        joined_at REAL NOT NULL
-    ) WITHOUT ROWID;
-    """,
-    # 4: account self-service (protocol v1.1). A deleted account keeps a row in users (its name
-    # stays reserved and old meetings keep their host) but is listed in deleted_users.
-    """
-    CREATE TABLE blocks (
-        owner TEXT NOT NULL REFERENCES users(username),
-        peer TEXT NOT NULL REFERENCES users(username),
-        since REAL NOT NULL,
-        PRIMARY KEY (owner, peer)
-    ) WITHOUT ROWID;
-    CREATE INDEX blocks_by_peer ON blocks(peer);
-
-    CREATE TABLE deleted_users (
-        username TEXT PRIMARY KEY REFERENCES users(username),
-        deleted_at REAL NOT NULL
-    ) WITHOUT ROWID;
-    """,
-]
 
 #: Appended to a query on users: leaves deleted accounts out.
 _NOT_DELETED = " AND username NOT IN (SELECT username FROM deleted_users)"
@@ -183,26 +69,23 @@ def _call(row: sqlite3.Row) -> CallRecord:
 class SQLiteStore(Store):
     """:class:`Store` on a SQLite file (``":memory:"`` works too, for quick tests).
 
-    Writes go to one connection on one thread, with *group commit*: writes
-    that arrive while a commit is under way wait and then share the next
-    transaction (each in its own savepoint, so one failing write rolls back
-    alone; a write of one statement needs none, since SQLite backs a failing
-    statement out by itself), and every caller is answered only after that
-    transaction's ``COMMIT`` has synced. Reads run on a second connection and thread, which
-    WAL mode lets proceed while the writer commits.
+    Writes go to one connection on one thread, with *group commit* (:mod:`.sqlite_writes`):
+    every caller is answered only after its transaction's ``COMMIT`` has synced. Reads run on
+    a second connection and thread, which WAL mode lets proceed while the writer commits. The
+    schema and its migrations are in :mod:`.sqlite_schema`.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parley-store-write")
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parley-store-read")
-        self._db: sqlite3.Connection | None = None
         self._read_db: sqlite3.Connection | None = None
-        self._pending: list[tuple[Write, asyncio.Future[Any]]] = []
-        self._committing = False
-        #: Transactions committed and writes they carried, for the benchmarks.
-        self.commits = 0
-        self.writes = 0
+        self._writes = GroupCommit(self._writer)
+
+    @property
+    def commits(self) -> int:
+        """Transactions committed (the tests check that writes share them)."""
+        return self._writes.commits
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run a read on the reading connection."""
@@ -212,63 +95,15 @@ class SQLiteStore(Store):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._reader, fn, db)
 
-    async def _write(
-        self, fn: Callable[[sqlite3.Connection], T], *, one_statement: bool = False
-    ) -> T:
-        """Run ``fn`` in a write transaction; returns once that transaction is committed.
-        ``one_statement``: ``fn`` runs a single SQL statement, so it needs no savepoint of its
-        own (two statements fewer, each a hand-off of the GIL, on the calls' path)."""
-        if self._db is None:
-            raise StoreError("the store is not open")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._pending.append((Write(fn, one_statement), future))
-        if not self._committing:
-            self._commit_pending(loop)
-        return await future
-
-    def _commit_pending(self, loop: asyncio.AbstractEventLoop) -> None:
-        batch, self._pending = self._pending, []
-        self._committing = True
-        db = self._db
-        assert db is not None
-        done = loop.run_in_executor(self._writer, _commit_batch, db, [w for w, _ in batch])
-        done.add_done_callback(lambda outcome: self._committed(loop, batch, outcome))
-
-    def _committed(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        batch: list[tuple[Write, asyncio.Future[Any]]],
-        outcome: asyncio.Future[list[tuple[bool, Any]]],
-    ) -> None:
-        error = outcome.exception() if not outcome.cancelled() else StoreError("cancelled")
-        if error is None:
-            self.commits += 1
-            self.writes += len(batch)
-        for index, (_, future) in enumerate(batch):
-            if future.done():
-                continue
-            if error is not None:
-                future.set_exception(error)
-                continue
-            ok, value = outcome.result()[index]
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
-        self._committing = False
-        if self._pending and self._db is not None:
-            self._commit_pending(loop)
-
     # Life cycle ---------------------------------------------------------
 
     async def open(self) -> None:
         """Open the file, set WAL mode and apply pending migrations."""
         loop = asyncio.get_running_loop()
-        self._db = await loop.run_in_executor(self._writer, self._open_sync)
+        self._writes.db = await loop.run_in_executor(self._writer, self._open_sync)
         if self.path == ":memory:":
             # A second connection would be a second, empty database: share the writer's.
-            self._read_db, self._reader = self._db, self._writer
+            self._read_db, self._reader = self._writes.db, self._writer
         else:
             self._read_db = await loop.run_in_executor(self._reader, self._connect)
 
@@ -297,43 +132,21 @@ class SQLiteStore(Store):
                 raise StoreError(f"cannot open database {self.path}: WAL mode unavailable")
             db.execute("PRAGMA synchronous = FULL")
             db.execute("PRAGMA foreign_keys = ON")
-            self._migrate(db)
+            migrate(db)
         except sqlite3.Error as exc:
             db.close()
             raise StoreError(f"cannot open database {self.path}: {exc}") from None
         return db
 
-    @staticmethod
-    def _migrate(db: sqlite3.Connection) -> None:
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise StoreError(
-                f"the database has schema version {version}, newer than this server knows "
-                f"({len(MIGRATIONS)}); upgrade Parley"
-            )
-        for number in range(version, len(MIGRATIONS)):
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in MIGRATIONS[number].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute(f"PRAGMA user_version = {number + 1}")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-
     async def close(self) -> None:
         """Wait for pending writes, close both connections and stop the threads."""
-        # A few milliseconds at most, once, at shutdown.
-        while self._committing or self._pending:  # noqa: ASYNC110
-            await asyncio.sleep(0.005)
+        await self._writes.drain()
         loop = asyncio.get_running_loop()
-        if self._read_db is not None and self._read_db is not self._db:
+        if self._read_db is not None and self._read_db is not self._writes.db:
             read_db, self._read_db = self._read_db, None
             await loop.run_in_executor(self._reader, read_db.close)
-        if self._db is not None:
-            db, self._db = self._db, None
+        if self._writes.db is not None:
+            db, self._writes.db = self._writes.db, None
             await loop.run_in_executor(self._writer, db.close)
         self._read_db = None
         self._reader.shutdown(wait=True)
@@ -363,7 +176,7 @@ class SQLiteStore(Store):
                 _add_token(db, token[0], username, token[1])
             return UserRecord(username, display_name, password_hash)
 
-        return await self._write(insert)
+        return await self._writes.run(insert)
 
     async def get_user(self, username: str) -> UserRecord | None:
         """Look an account up by username."""
@@ -387,11 +200,11 @@ class SQLiteStore(Store):
             row = db.execute("SELECT * FROM users WHERE username = ?", (username,)).fetchone()
             return _user(row)
 
-        return await self._write(update)
+        return await self._writes.run(update)
 
     async def set_password_hash(self, username: str, password_hash: str) -> None:
         """Store a rehashed password."""
-        await self._write(
+        await self._writes.run(
             lambda db: db.execute(
                 "UPDATE users SET password_hash = ? WHERE username = ?", (password_hash, username)
             )
@@ -423,7 +236,7 @@ class SQLiteStore(Store):
 
     async def add_token(self, token_hash: str, username: str, expires_at: float) -> None:
         """Store a token hash; expired tokens of the same user are swept at the same time."""
-        await self._write(lambda db: _add_token(db, token_hash, username, expires_at))
+        await self._writes.run(lambda db: _add_token(db, token_hash, username, expires_at))
 
     async def user_for_token(self, token_hash: str, now: float) -> UserRecord | None:
         """The owner of a valid token."""
@@ -440,7 +253,7 @@ class SQLiteStore(Store):
 
     async def revoke_token(self, token_hash: str) -> None:
         """Delete a token."""
-        await self._write(
+        await self._writes.run(
             lambda db: db.execute("DELETE FROM tokens WHERE token_hash = ?", (token_hash,))
         )
 
@@ -448,7 +261,9 @@ class SQLiteStore(Store):
 
     async def revoke_other_tokens(self, username: str, keep_token_hash: str | None) -> int:
         """Delete every token of the user but one."""
-        return await self._write(lambda db: _revoke_other_tokens(db, username, keep_token_hash))
+        return await self._writes.run(
+            lambda db: _revoke_other_tokens(db, username, keep_token_hash)
+        )
 
     async def change_password(
         self, username: str, password_hash: str, keep_token_hash: str | None
@@ -461,7 +276,7 @@ class SQLiteStore(Store):
             )
             return _revoke_other_tokens(db, username, keep_token_hash)
 
-        return await self._write(change)
+        return await self._writes.run(change)
 
     async def delete_user(self, username: str, at: float) -> None:
         """Everything of the account in one transaction; the users row stays as a tombstone."""
@@ -484,7 +299,7 @@ class SQLiteStore(Store):
             ):
                 db.execute(statement, who)
 
-        await self._write(delete)
+        await self._writes.run(delete)
 
     async def block_user(self, username: str, peer: str, at: float) -> ContactStatus | None:
         """The block, and the relation between the two removed, in one transaction."""
@@ -501,11 +316,11 @@ class SQLiteStore(Store):
             db.execute("INSERT OR IGNORE INTO blocks VALUES (?, ?, ?)", (username, peer, at))
             return None if row is None else ContactStatus(row["status"])
 
-        return await self._write(change)
+        return await self._writes.run(change)
 
     async def unblock_user(self, username: str, peer: str) -> bool:
         """Delete the block's row."""
-        return await self._write(
+        return await self._writes.run(
             lambda db: (
                 db.execute(
                     "DELETE FROM blocks WHERE owner = ? AND peer = ?", (username, peer)
@@ -587,7 +402,7 @@ class SQLiteStore(Store):
                 return ContactStatus.ACCEPTED
             return status
 
-        return await self._write(change)
+        return await self._writes.run(change)
 
     async def accept_contact(self, username: str, peer: str) -> bool:
         """Accept an incoming request."""
@@ -601,7 +416,7 @@ class SQLiteStore(Store):
             _accept(db, username, peer, time.time())
             return True
 
-        return await self._write(change)
+        return await self._writes.run(change)
 
     async def remove_contact(self, username: str, peer: str) -> bool:
         """Delete both rows of a relation."""
@@ -614,7 +429,7 @@ class SQLiteStore(Store):
             )
             return cursor.rowcount > 0
 
-        return await self._write(change)
+        return await self._writes.run(change)
 
     async def accepted_contacts(self, username: str) -> list[str]:
         """Peers with status accepted."""
@@ -651,11 +466,11 @@ class SQLiteStore(Store):
             except sqlite3.IntegrityError:
                 raise CallIdTaken(record.call_id) from None
 
-        await self._write(insert, one_statement=True)
+        await self._writes.run(insert, one_statement=True)
 
     async def call_answered(self, call_id: str, answered_at: float) -> None:
         """Set the answer time."""
-        await self._write(
+        await self._writes.run(
             lambda db: db.execute(
                 "UPDATE calls SET answered_at = ? WHERE call_id = ?", (answered_at, call_id)
             ),
@@ -664,7 +479,7 @@ class SQLiteStore(Store):
 
     async def call_ended(self, call_id: str, ended_at: float, reason: str) -> None:
         """Set the end time and reason (once)."""
-        await self._write(
+        await self._writes.run(
             lambda db: db.execute(
                 "UPDATE calls SET ended_at = ?, reason = ? WHERE call_id = ? AND ended_at IS NULL",
                 (ended_at, reason, call_id),
@@ -699,7 +514,7 @@ class SQLiteStore(Store):
             )
             return cursor.rowcount
 
-        return await self._write(update)
+        return await self._writes.run(update)
 
     # Meetings -------------------------------------------------------------
 
@@ -724,25 +539,25 @@ class SQLiteStore(Store):
             _join(db, record.meeting_id, record.host, record.started_at)
             _invite(db, record.meeting_id, record.host, invited, record.started_at)
 
-        await self._write(insert)
+        await self._writes.run(insert)
 
     async def meeting_invited(
         self, meeting_id: str, inviter: str, usernames: Sequence[str], at: float
     ) -> None:
         """Pending invitations, replacing declined ones."""
-        await self._write(lambda db: _invite(db, meeting_id, inviter, usernames, at))
+        await self._writes.run(lambda db: _invite(db, meeting_id, inviter, usernames, at))
 
     async def meeting_declined(self, meeting_id: str, username: str, at: float) -> None:
         """Close a pending invitation as declined."""
-        await self._write(lambda db: _answer(db, meeting_id, username, "declined", at))
+        await self._writes.run(lambda db: _answer(db, meeting_id, username, "declined", at))
 
     async def meeting_joined(self, meeting_id: str, username: str, at: float) -> None:
         """A new stay; a pending invitation is answered by it."""
-        await self._write(lambda db: _join(db, meeting_id, username, at))
+        await self._writes.run(lambda db: _join(db, meeting_id, username, at))
 
     async def meeting_left(self, meeting_id: str, username: str, at: float, reason: str) -> None:
         """Close the participant's open stay."""
-        await self._write(
+        await self._writes.run(
             lambda db: db.execute(
                 """UPDATE meeting_attendance SET left_at = ?, reason = ?
                    WHERE meeting_id = ? AND username = ? AND left_at IS NULL""",
@@ -752,7 +567,7 @@ class SQLiteStore(Store):
 
     async def meeting_ended(self, meeting_id: str, at: float, reason: str) -> None:
         """End the meeting once, close its open stays and pending invitations."""
-        await self._write(lambda db: _end_meetings(db, at, reason, meeting_id))
+        await self._writes.run(lambda db: _end_meetings(db, at, reason, meeting_id))
 
     async def list_meetings(self, username: str, limit: int) -> list[MeetingRecord]:
         """Ended meetings the user attended or was invited to, with everyone who attended."""
@@ -772,13 +587,13 @@ class SQLiteStore(Store):
 
     async def end_unfinished_meetings(self, ended_at: float, reason: str) -> int:
         """End meetings that were open when a previous run stopped."""
-        return await self._write(lambda db: _end_meetings(db, ended_at, reason))
+        return await self._writes.run(lambda db: _end_meetings(db, ended_at, reason))
 
     # Guest links ------------------------------------------------------------------
 
     async def insert_guest_link(self, record: GuestLinkRecord) -> None:
         """Remember a link (its code's hash only)."""
-        await self._write(
+        await self._writes.run(
             lambda db: db.execute(
                 "INSERT INTO guest_links VALUES (?, ?, ?, ?, ?, ?, NULL)",
                 (
@@ -833,7 +648,7 @@ class SQLiteStore(Store):
             ).fetchone()
             return None if row is None else _guest_link(row)
 
-        return await self._write(update)
+        return await self._writes.run(update)
 
     async def create_guest(
         self, username: str, display_name: str, link_id: str, at: float
@@ -851,7 +666,7 @@ class SQLiteStore(Store):
             db.execute("INSERT INTO guests VALUES (?, ?, ?)", (username, link_id, at))
             return UserRecord(username, display_name, None)
 
-        return await self._write(insert)
+        return await self._writes.run(insert)
 
 
 def _add_token(db: sqlite3.Connection, token_hash: str, username: str, expires_at: float) -> None:
@@ -952,46 +767,6 @@ def _guest_link(row: sqlite3.Row) -> GuestLinkRecord:
         meeting_id=row["meeting_id"],
         revoked_at=row["revoked_at"],
     )
-
-
-class Write(NamedTuple):
-    """One write waiting for the next transaction."""
-
-    fn: Callable[[sqlite3.Connection], Any]
-    #: ``fn`` is one statement: SQLite backs it out alone when it fails, no savepoint needed.
-    one_statement: bool = False
-
-
-def _commit_batch(db: sqlite3.Connection, writes: list[Write]) -> list[tuple[bool, Any]]:
-    """Run ``writes`` in one transaction, each in a savepoint unless it is one statement;
-    commit once. An error that ends the whole transaction (a full disk, say) fails them all:
-    it is raised as soon as it is seen (by a one-statement write itself, else by the
-    ``ROLLBACK TO`` of a savepoint that is gone)."""
-    results: list[tuple[bool, Any]] = []
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        for write in writes:
-            if write.one_statement:
-                try:
-                    results.append((True, write.fn(db)))
-                except Exception as exc:
-                    if not db.in_transaction:
-                        raise  # the error ended the transaction: every write is undone
-                    results.append((False, exc))
-                continue
-            db.execute("SAVEPOINT one_write")
-            try:
-                results.append((True, write.fn(db)))
-            except Exception as exc:
-                db.execute("ROLLBACK TO one_write")
-                results.append((False, exc))
-            db.execute("RELEASE one_write")
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
-    return results
 
 
 def _accept(db: sqlite3.Connection, username: str, peer: str, now: float) -> None:
