@@ -18,10 +18,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from signaling.protocol.constants import (
     FEATURES,
@@ -48,13 +47,11 @@ from signaling.protocol.sfu import SFU_FEATURE
 from signaling.server.logs import log_event
 from signaling.server.meetings import Invitation, Meeting, Person
 from signaling.server.ratelimit import FailureLimiter
-from signaling.server.routing import Result, Session, iso, me, me_user
+from signaling.server.routing import Handler, Result, Session, iso, me, me_user
 from signaling.server.store import GuestLinkRecord, UserRecord
 
 if TYPE_CHECKING:
     from signaling.server.hub import Hub
-
-Handler = Callable[[Session, Any], Awaitable[Result]]
 
 #: Joins through one link within a minute; more are ``rate_limited`` (a leaked link cannot
 #: be used to ring its owner without end).
@@ -312,7 +309,8 @@ class GuestRouter:
                 return Result(fields | joined.fields, joined.then)
             call_id = str(uuid.uuid4())
             invite = CallInvite(record.owner, call_id, media)
-            rang = await self.hub._call_invite(session, invite)  # busy and offline as for anyone
+            # Busy and offline as for anyone.
+            rang = await self.hub.call_router.invite(session, invite)
         except BaseException:
             await self._forget(session)
             raise
@@ -396,7 +394,7 @@ class GuestRouter:
         """The guest's call ends (``hangup``) or it leaves its meeting (``removed``/``left``)."""
         call = self.hub.calls.of_user(username)
         if call is not None:
-            await self.hub.follow_up(await self.hub._finish(call, CallReason.HANGUP))
+            await self.hub.follow_up(await self.hub.call_router.finish(call, CallReason.HANGUP))
         meeting = self.hub.meetings.table.of_user(username)
         if meeting is not None and meeting.is_participant(username):
             reason = LeaveReason.REMOVED if removed else LeaveReason.LEFT

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
 
 from signaling.protocol.constants import (
     ECHO_USERNAME,
@@ -24,7 +23,6 @@ from signaling.protocol.constants import (
     SEARCH_LIMIT,
     TOKEN_LIFETIME_S,
     UNAUTHENTICATED_REQUESTS,
-    CallReason,
     ContactStatus,
     ErrorCode,
     EventType,
@@ -35,21 +33,16 @@ from signaling.protocol.errors import ProtocolError, bad_message
 from signaling.protocol.guests import is_guest_username
 from signaling.protocol.ice import ICE_FEATURE
 from signaling.protocol.messages import (
-    CallAction,
-    CallInvite,
     ContactsAccept,
     ContactsRemove,
     ContactsRequest,
     FrameError,
-    HistoryList,
     Json,
     Login,
-    MeetingSignal,
     PresenceSet,
     ProfileUpdate,
     Register,
     Request,
-    RtcSignal,
     UsersSearch,
     decode_object,
     error_message,
@@ -60,21 +53,20 @@ from signaling.protocol.messages import (
     read_type,
 )
 from signaling.protocol.sfu import SFU_FEATURE
-from signaling.server.calls import Call, CallPhase, CallTable
+from signaling.server.calls import CallPhase, CallTable
 from signaling.server.config import ServerConfig
 from signaling.server.credentials import PasswordVault, new_token, token_hash
 from signaling.server.guests import GuestRouter
 from signaling.server.hub_accounts import AccountRouter
+from signaling.server.hub_calls import CallRouter
 from signaling.server.hub_meetings import MeetingRouter
 from signaling.server.logs import log_event
 from signaling.server.metrics import Metrics
 from signaling.server.ratelimit import FailureLimiter, TokenBucket
-from signaling.server.routing import Background, Peer, Result, Session, Timers, iso
+from signaling.server.routing import Background, Handler, Peer, Result, Session, Timers, iso
 from signaling.server.routing import me as _me
 from signaling.server.routing import me_user as _me_user
 from signaling.server.store import (
-    CallIdTaken,
-    CallRecord,
     Store,
     StoreBusy,
     StoreUnavailable,
@@ -111,14 +103,14 @@ class Hub:
         self._contacts_loading: set[str] = set()
         self._contacts_dirty: set[str] = set()
         limits = config.rate_limits
-        self._user_failures = FailureLimiter(limits.login_failures_per_user, limits.login_window_s)
-        self._address_failures = FailureLimiter(
+        self.user_failures = FailureLimiter(limits.login_failures_per_user, limits.login_window_s)
+        self.address_failures = FailureLimiter(
             limits.login_failures_per_address, limits.login_window_s
         )
         self._background = Background("background")
         self._spawn = self._background.spawn
         self.timers = Timers(self._spawn)
-        self._handlers: dict[RequestType, Callable[[Session, Any], Awaitable[Result]]] = {
+        self._handlers: dict[RequestType, Handler] = {
             RequestType.REGISTER: self._register,
             RequestType.LOGIN: self._login,
             RequestType.LOGOUT: self._logout,
@@ -129,15 +121,10 @@ class Hub:
             RequestType.USERS_SEARCH: self._users_search,
             RequestType.PRESENCE_SET: self._presence_set,
             RequestType.PROFILE_UPDATE: self._profile_update,
-            RequestType.CALL_INVITE: self._call_invite,
-            RequestType.CALL_ACCEPT: self._call_accept,
-            RequestType.CALL_DECLINE: self._call_decline,
-            RequestType.CALL_CANCEL: self._call_cancel,
-            RequestType.CALL_HANGUP: self._call_hangup,
-            RequestType.RTC_SIGNAL: self._rtc_signal,
-            RequestType.HISTORY_LIST: self._history_list,
         }
         self._handlers[RequestType.ICE_SERVERS] = self._ice_servers
+        self.call_router = CallRouter(self)
+        self._handlers.update(self.call_router.handlers())
         self.meetings = MeetingRouter(self)
         self._handlers.update(self.meetings.handlers())
         self.accounts = AccountRouter(self)
@@ -181,7 +168,7 @@ class Hub:
         if session.guest is not None:
             await self.guests.disconnected(session)
         if session.user is not None:
-            await self._detach(session)
+            await self.detach(session)
 
     async def shutdown(self) -> None:
         """Stop timers and wait for background work (the server is stopping)."""
@@ -215,9 +202,6 @@ class Hub:
         session = self.sessions.get(conn) if conn is not None else None
         if session is not None and session.user is not None and session.user.username == username:
             self.send(session, message)
-
-    def _send_bound(self, call: Call, username: str, message: Json) -> None:
-        self.send_conn(call.bound_conn(username), username, message)
 
     # Receiving ------------------------------------------------------------
 
@@ -327,29 +311,29 @@ class Hub:
         session: an edge instance of a service (``bus/redis.py``) runs it for its own
         connections, and the coordinator then only binds the session (``Session.verified``)."""
         now = self.now()
-        wait = self._address_failures.blocked(address, now)
+        wait = self.address_failures.blocked(address, now)
         if req.token is not None:
             if wait is not None:
                 raise _rate_limited(wait)
             user = await self.store.user_for_token(token_hash(req.token), now)
             if user is None:
-                self._address_failures.failed(address, now)
+                self.address_failures.failed(address, now)
                 raise ProtocolError(ErrorCode.BAD_CREDENTIALS, "the token is invalid or expired")
             return user, req.token
         assert req.username is not None and req.password is not None
-        wait = wait or self._user_failures.blocked(req.username, now)
+        wait = wait or self.user_failures.blocked(req.username, now)
         if wait is not None:
             raise _rate_limited(wait)
         found = await self.store.get_user(req.username)
         stored_hash = found.password_hash if found else None
         if not await self.vault.verify(stored_hash, req.password):
             now = self.now()
-            self._user_failures.failed(req.username, now)
-            self._address_failures.failed(address, now)
+            self.user_failures.failed(req.username, now)
+            self.address_failures.failed(address, now)
             log_event("login.failed", conn=conn, user=req.username)
             raise ProtocolError(ErrorCode.BAD_CREDENTIALS, "wrong username or password")
         assert found is not None and stored_hash is not None
-        self._user_failures.succeeded(req.username)
+        self.user_failures.succeeded(req.username)
         if self.vault.needs_rehash(stored_hash):
             await self.store.set_password_hash(found.username, await self.vault.hash(req.password))
         token = new_token()
@@ -385,7 +369,7 @@ class Hub:
             self._contacts[user.username] = contacts
 
         async def after() -> None:
-            self._replay_call(session)
+            self.call_router.replay(session)
             self.meetings.replay(session)
             await self.presence_changed(user.username, before)
 
@@ -408,14 +392,11 @@ class Hub:
         assert session.token_hash is not None
         await self.store.revoke_token(session.token_hash)
         log_event("logout", conn=session.id, user=session.user.username if session.user else None)
-        return Result(then=lambda: self._detach(session))
+        return Result(then=lambda: self.detach(session))
 
     async def detach(self, session: Session) -> None:
-        """Let ``session`` go as a lost connection (its meeting and call start their grace)."""
-        await self._detach(session)
-
-    async def _detach(self, session: Session) -> None:
-        """``session`` is no longer logged in (logout or closed)."""
+        """``session`` is no longer logged in (logout, closed, or let go as a lost connection):
+        its user may go offline, its meeting and call start their grace."""
         user = session.user
         if user is None:
             return
@@ -431,22 +412,12 @@ class Hub:
                 self.chosen_presence.pop(username, None)
                 self._contacts.pop(username, None)
         self.meetings.detached(session, username)
-        call = self.calls.of_user(username)
-        if call is not None:
-            if call.bound_conn(username) == session.id:
-                call.bind(username, None)
-                self._start_grace(call, username)
-            elif (
-                call.phase is CallPhase.RINGING
-                and username == call.callee
-                and username not in self.by_user
-            ):
-                self._start_grace(call, username)
+        self.call_router.detached(session, username)
         await self.presence_changed(username, before)
 
     # Contact cache ----------------------------------------------------------
 
-    async def _load_contacts(self, username: str) -> None:
+    async def load_contacts(self, username: str) -> None:
         """Read a user's accepted contacts into memory (again, if they changed meanwhile)."""
         contacts = await self._read_contacts(username)
         if username in self.by_user:
@@ -474,7 +445,7 @@ class Hub:
             return cached
         return set(await self.store.accepted_contacts(username))
 
-    def _relation_changed(self, a: str, b: str, accepted: bool) -> None:
+    def relation_changed(self, a: str, b: str, accepted: bool) -> None:
         """Keep the cache in step after the store committed a change between ``a`` and ``b``."""
         for user, peer in ((a, b), (b, a)):
             if user in self._contacts_loading:
@@ -485,6 +456,10 @@ class Hub:
                     cached.add(peer)
                 else:
                     cached.discard(peer)
+
+    def busy(self, username: str) -> bool:
+        """In a call (ringing or accepted) or a meeting: a user is in at most one."""
+        return self.calls.of_user(username) is not None or self.meetings.in_meeting(username)
 
     # Presence -------------------------------------------------------------
 
@@ -564,7 +539,8 @@ class Hub:
         contacts += [self._contact_json(r.user, r.status) for r in records]
         return Result({"contacts": contacts})
 
-    async def _existing_peer(self, session: Session, username: str) -> UserRecord:
+    async def existing_peer(self, session: Session, username: str) -> UserRecord:
+        """The account ``username`` names, another than the session's and no guest's."""
         if username == _me(session):
             raise bad_message("that is you")
         user = await self.user_record(username)
@@ -572,7 +548,7 @@ class Hub:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"no user '{username}'")
         return user
 
-    def _tell_contact(
+    def tell_contact(
         self, me: UserRecord, peer: UserRecord, my_status: ContactStatus, skip: Session
     ) -> None:
         """Send ``contact`` events to both sides of a relation that changed."""
@@ -592,13 +568,13 @@ class Hub:
 
     async def _contacts_request(self, session: Session, req: ContactsRequest) -> Result:
         me = _me_user(session)
-        peer = await self._existing_peer(session, req.username)
+        peer = await self.existing_peer(session, req.username)
         if peer.username == ECHO_USERNAME:
             return Result({"contact": self._contact_json(peer, ContactStatus.ACCEPTED)})
         await self.accounts.check_request(me.username, peer.username)
         status = await self.store.request_contact(me.username, peer.username)
         if status is ContactStatus.ACCEPTED:
-            self._relation_changed(me.username, peer.username, accepted=True)
+            self.relation_changed(me.username, peer.username, accepted=True)
         log_event("contact.request", user=me.username, peer=peer.username, status=status.value)
         return Result(
             {"contact": self._contact_json(peer, status)},
@@ -608,7 +584,7 @@ class Hub:
     async def _contact_changed(
         self, me: UserRecord, peer: UserRecord, status: ContactStatus, skip: Session
     ) -> None:
-        self._tell_contact(me, peer, status, skip)
+        self.tell_contact(me, peer, status, skip)
         if status is ContactStatus.ACCEPTED:
             # Each side now sees the other's presence; send it so lists update at once.
             for a, b in ((me, peer), (peer, me)):
@@ -624,12 +600,12 @@ class Hub:
 
     async def _contacts_accept(self, session: Session, req: ContactsAccept) -> Result:
         me = _me_user(session)
-        peer = await self._existing_peer(session, req.username)
+        peer = await self.existing_peer(session, req.username)
         if peer.username == ECHO_USERNAME:
             return Result({"contact": self._contact_json(peer, ContactStatus.ACCEPTED)})
         if not await self.store.accept_contact(me.username, peer.username):
             raise ProtocolError(ErrorCode.FORBIDDEN, f"no pending request from '{peer.username}'")
-        self._relation_changed(me.username, peer.username, accepted=True)
+        self.relation_changed(me.username, peer.username, accepted=True)
         log_event("contact.accept", user=me.username, peer=peer.username)
         return Result(
             {"contact": self._contact_json(peer, ContactStatus.ACCEPTED)},
@@ -638,14 +614,14 @@ class Hub:
 
     async def _contacts_remove(self, session: Session, req: ContactsRemove) -> Result:
         me = _me_user(session)
-        peer = await self._existing_peer(session, req.username)
+        peer = await self.existing_peer(session, req.username)
         if peer.username == ECHO_USERNAME:
             raise ProtocolError(ErrorCode.FORBIDDEN, "the Echo Test cannot be removed")
         if not await self.store.remove_contact(me.username, peer.username):
             return Result()
-        self._relation_changed(me.username, peer.username, accepted=False)
+        self.relation_changed(me.username, peer.username, accepted=False)
         log_event("contact.remove", user=me.username, peer=peer.username)
-        return Result(then=lambda: self._tell_contact(me, peer, ContactStatus.REMOVED, session))
+        return Result(then=lambda: self.tell_contact(me, peer, ContactStatus.REMOVED, session))
 
     async def _users_search(self, session: Session, req: UsersSearch) -> Result:
         me = _me(session)
@@ -656,253 +632,6 @@ class Hub:
         return Result({"users": users})
 
     # Calls ----------------------------------------------------------------
-
-    async def _call_invite(self, session: Session, req: CallInvite) -> Result:
-        me = _me(session)
-        if req.to == me:
-            raise bad_message("you cannot call yourself")
-        if self._busy(me):
-            raise ProtocolError(ErrorCode.BUSY, "you are already in a call or a meeting")
-        if (
-            req.to != ECHO_USERNAME
-            and not self.guests.may_call(session, req.to)
-            and req.to not in await self.accepted_contacts(me)
-        ):
-            if await self.store.get_user(req.to) is None:
-                raise ProtocolError(ErrorCode.NOT_FOUND, f"no user '{req.to}'")
-            raise ProtocolError(ErrorCode.FORBIDDEN, f"'{req.to}' is not your contact")
-        if self.calls.get(req.call_id) is not None:
-            raise bad_message("'call_id' is already in use")
-        now = self.now()
-        call = Call(req.call_id, me, req.to, req.media, now, caller_conn=session.id)
-        # Decided now, synchronously, so that two invites racing see each other.
-        immediate: CallReason | None = None
-        if self._busy(me):
-            raise ProtocolError(ErrorCode.BUSY, "you are already in a call or a meeting")
-        if self._busy(req.to):
-            immediate = CallReason.BUSY
-        elif req.to not in self.by_user:
-            immediate = CallReason.OFFLINE
-        if immediate is None:
-            self.calls.add(call)
-        record = CallRecord(req.call_id, me, req.to, req.media, now)
-        if immediate is not None:
-            call.end(immediate, now)
-            record = CallRecord(
-                req.call_id, me, req.to, req.media, now, ended_at=now, reason=immediate.value
-            )
-        # The history row is queued first, then the callee is told at once: a ringing call
-        # lives in memory (a restart loses it whatever the store holds), so the callee does
-        # not wait for the row's commit. The caller's ``ok`` still does (docs/performance.md).
-        inserted = asyncio.ensure_future(self.store.insert_call(record))
-        if immediate is None:
-            incoming = event_message(
-                EventType.CALL_INCOMING,
-                call_id=call.call_id,
-                **{"from": session.user.public() if session.user else {"username": me}},
-                media=call.media.to_json(),
-            )
-            self.send_user(call.callee, incoming)
-        try:
-            await inserted
-        except CallIdTaken:
-            self._unring(call)
-            raise bad_message("'call_id' is already in use") from None
-        except BaseException:
-            self._unring(call)
-            raise
-        log_event("call.invite", call=call.call_id, caller=me, callee=req.to)
-
-        def after() -> None:
-            if immediate is not None:
-                self._count_end(call)
-                self.send(session, _ended(call))
-                return
-            # Answered or ended while the row was committed: their events follow this one.
-            self.send(session, event_message(EventType.CALL_RINGING, call_id=call.call_id))
-            log_event("call.ringing", call=call.call_id)
-            if self.calls.get(call.call_id) is call and call.phase is CallPhase.RINGING:
-                self._start_timer(call, "ring", self.config.ring_timeout_s, CallReason.TIMEOUT)
-
-        return Result(then=after)
-
-    def _unring(self, call: Call) -> None:
-        """The invite failed after the callee was told: end the call for the callee, unrecorded."""
-        if self.calls.get(call.call_id) is not call:
-            return
-        self.calls.remove(call)
-        for key in ("ring", call.caller, call.callee):
-            self._cancel_timer(call, key)
-        previous = call.end(CallReason.FAILED, self.now())
-        if previous is CallPhase.RINGING:
-            self.send_user(call.callee, _ended(call))
-        else:
-            self._send_bound(call, call.callee, _ended(call))
-
-    def _busy(self, username: str) -> bool:
-        """In a call (ringing or accepted) or a meeting: a user is in at most one."""
-        return self.calls.of_user(username) is not None or self.meetings.in_meeting(username)
-
-    def _active_call(self, session: Session, call_id: str) -> Call:
-        call = self.calls.get(call_id)
-        if call is None:
-            raise ProtocolError(ErrorCode.NOT_FOUND, "no such call in progress")
-        if not call.is_party(_me(session)):
-            raise ProtocolError(ErrorCode.FORBIDDEN, "you are not a party to this call")
-        return call
-
-    async def _call_accept(self, session: Session, req: CallAction) -> Result:
-        me = _me(session)
-        call = self._active_call(session, req.call_id)
-        before = {u: self.presence_of(u) for u in (call.caller, call.callee)}
-        call.accept(me, session.id, self.now())
-        self._cancel_timer(call, "ring")
-        self._cancel_timer(call, me)
-        assert call.answered_at is not None
-        await self.store.call_answered(call.call_id, call.answered_at)
-        log_event("call.accepted", call=call.call_id)
-
-        async def after() -> None:
-            self._send_bound(
-                call, call.caller, event_message(EventType.CALL_ACCEPTED, call_id=call.call_id)
-            )
-            elsewhere = event_message(
-                EventType.CALL_ENDED,
-                call_id=call.call_id,
-                reason=CallReason.ANSWERED_ELSEWHERE.value,
-            )
-            self.send_user(call.callee, elsewhere, skip=session)
-            for user, presence in before.items():
-                await self.presence_changed(user, presence)
-
-        return Result(then=after)
-
-    async def _call_decline(self, session: Session, req: CallAction) -> Result:
-        call = self._active_call(session, req.call_id)
-        call.check_decline(_me(session))
-        return await self._finish(call, CallReason.DECLINED)
-
-    async def _call_cancel(self, session: Session, req: CallAction) -> Result:
-        call = self._active_call(session, req.call_id)
-        call.check_cancel(_me(session))
-        return await self._finish(call, CallReason.CANCELLED)
-
-    async def _call_hangup(self, session: Session, req: CallAction) -> Result:
-        call = self._active_call(session, req.call_id)
-        call.check_hangup(_me(session))
-        return await self._finish(call, CallReason.FAILED if req.failed else CallReason.HANGUP)
-
-    async def move_call(self, call: Call, meeting_fields: Json) -> Result:
-        """End ``call`` because its parties moved into a meeting (``meeting.create`` with
-        ``from_call``); ``call.ended`` carries ``meeting_fields`` (the meeting's id and object)."""
-        return await self._finish(call, CallReason.MOVED_TO_MEETING, meeting_fields)
-
-    async def _finish(self, call: Call, reason: CallReason, extra: Json | None = None) -> Result:
-        """End ``call``: state now, commit, then (after the reply) tell both parties."""
-        before = {u: self.presence_of(u) for u in (call.caller, call.callee)}
-        previous = call.end(reason, self.now())
-        self.calls.remove(call)
-        for key in ("ring", call.caller, call.callee):
-            self._cancel_timer(call, key)
-        assert call.ended_at is not None
-        await self.store.call_ended(call.call_id, call.ended_at, reason.value)
-        log_event("call.ended", call=call.call_id, reason=reason.value)
-        self._count_end(call)
-
-        async def after() -> None:
-            message = {**_ended(call), **(extra or {})}
-            self._send_bound(call, call.caller, message)
-            if previous is CallPhase.RINGING:
-                self.send_user(call.callee, message)
-            else:
-                self._send_bound(call, call.callee, message)
-            for user, presence in before.items():
-                await self.presence_changed(user, presence)
-
-        return Result(then=after)
-
-    def _count_end(self, call: Call) -> None:
-        assert call.reason is not None
-        self.metrics.calls[call.reason.value] += 1
-
-    async def _end_by_server(self, call: Call, reason: CallReason) -> None:
-        """A timer ended the call (no answer, or a party did not come back)."""
-        if self.calls.get(call.call_id) is not call:
-            return
-        await self.follow_up(await self._finish(call, reason))
-
-    def _start_timer(self, call: Call, key: str, delay: float, reason: CallReason) -> None:
-        self.timers.start(
-            ("call", call.call_id, key), delay, lambda: self._end_by_server(call, reason)
-        )
-
-    def _cancel_timer(self, call: Call, key: str) -> None:
-        self.timers.cancel(("call", call.call_id, key))
-
-    def _start_grace(self, call: Call, username: str) -> None:
-        log_event("call.detached", call=call.call_id, user=username)
-        self._start_timer(call, username, self.config.reconnect_grace_s, CallReason.LOST)
-
-    def _replay_call(self, session: Session) -> None:
-        """A party logged in again: rebind its call and tell it where the call stands."""
-        username = _me(session)
-        call = self.calls.of_user(username)
-        if call is None:
-            return
-        if call.phase is CallPhase.RINGING and username == call.callee:
-            self._cancel_timer(call, username)
-            caller = self.by_user.get(call.caller)
-            caller_user = next(iter(caller)).user if caller else None
-            self.send(
-                session,
-                event_message(
-                    EventType.CALL_INCOMING,
-                    call_id=call.call_id,
-                    **{"from": (caller_user or UserRecord(call.caller, call.caller)).public()},
-                    media=call.media.to_json(),
-                ),
-            )
-            return
-        if call.bound_conn(username) is not None:
-            return
-        call.bind(username, session.id)
-        self._cancel_timer(call, username)
-        log_event("call.reattached", call=call.call_id, user=username)
-        if call.phase is CallPhase.RINGING:
-            self.send(session, event_message(EventType.CALL_RINGING, call_id=call.call_id))
-        else:
-            self.send(
-                session,
-                event_message(
-                    EventType.CALL_ACCEPTED,
-                    call_id=call.call_id,
-                    peer=call.peer_of(username),
-                    role="caller" if username == call.caller else "callee",
-                ),
-            )
-
-    async def _rtc_signal(self, session: Session, req: RtcSignal | MeetingSignal) -> Result:
-        if isinstance(req, MeetingSignal):
-            return await self.meetings.signal(session, req)
-        me = _me(session)
-        call = self._active_call(session, req.call_id)
-        recipient = call.check_signal(me)
-        if req.restart is not None and call.bound_conn(me) != session.id:
-            # v1.1: a party restarting its media from another connection of theirs (its address
-            # changed; the old socket is dead but not yet noticed) takes the call there.
-            call.bind(me, session.id)
-            self._cancel_timer(call, me)
-            log_event("call.rebound", call=call.call_id, user=me)
-        message = event_message(
-            EventType.RTC_SIGNAL, call_id=call.call_id, **{"from": me}, **req.payload()
-        )
-        return Result(then=lambda: self._send_bound(call, recipient, message))
-
-    async def _history_list(self, session: Session, req: HistoryList) -> Result:
-        me = _me(session)
-        records = await self.store.list_calls(me, req.limit)
-        meetings = await self.meetings.history(me, req.limit)
-        return Result({"calls": [_call_record_json(r, me) for r in records], "meetings": meetings})
 
 
 def store_error(exc: StoreUnavailable) -> ProtocolError:
@@ -918,27 +647,6 @@ def _rate_limited(wait: int) -> ProtocolError:
     return ProtocolError(
         ErrorCode.RATE_LIMITED, "too many failed logins; try again later", retry_after=wait
     )
-
-
-def _ended(call: Call) -> Json:
-    assert call.reason is not None
-    return event_message(EventType.CALL_ENDED, call_id=call.call_id, reason=call.reason.value)
-
-
-def _call_record_json(record: CallRecord, me: str) -> Json:
-    outgoing = record.caller == me
-    out: Json = {
-        "call_id": record.call_id,
-        "peer": record.callee if outgoing else record.caller,
-        "direction": "out" if outgoing else "in",
-        "media": record.media.to_json(),
-        "started_at": iso(record.started_at),
-    }
-    if record.answered_at is not None:
-        out["answered_at"] = iso(record.answered_at)
-    out["ended_at"] = iso(record.ended_at)
-    out["reason"] = record.reason
-    return out
 
 
 __all__ = ["Hub", "Peer", "Request", "Result", "Session", "iso"]

@@ -9,8 +9,7 @@ offline); the connection stays open.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from signaling.protocol.account import (
     MAX_BLOCKED,
@@ -34,13 +33,11 @@ from signaling.protocol.errors import ProtocolError, bad_message
 from signaling.protocol.messages import event_message
 from signaling.server.calls import CallPhase
 from signaling.server.logs import log_event
-from signaling.server.routing import Result, Session, me_user
+from signaling.server.routing import Handler, Result, Session, me_user
 from signaling.server.store import UserRecord
 
 if TYPE_CHECKING:
     from signaling.server.hub import Hub
-
-Handler = Callable[[Session, Any], Awaitable[Result]]
 
 
 class AccountRouter:
@@ -68,7 +65,7 @@ class AccountRouter:
         username = me_user(session).username
         now = hub.now()
         address = session.peer.address
-        wait = hub._user_failures.blocked(username, now) or hub._address_failures.blocked(
+        wait = hub.user_failures.blocked(username, now) or hub.address_failures.blocked(
             address, now
         )
         if wait is not None:
@@ -81,8 +78,8 @@ class AccountRouter:
         if hub.vault is None or not await hub.vault.verify(
             found.password_hash if found else None, password
         ):
-            hub._user_failures.failed(username, hub.now())
-            hub._address_failures.failed(address, hub.now())
+            hub.user_failures.failed(username, hub.now())
+            hub.address_failures.failed(address, hub.now())
             log_event("account.wrong_password", conn=session.id, user=username)
             raise ProtocolError(ErrorCode.BAD_CREDENTIALS, "the current password is wrong")
         assert found is not None
@@ -120,7 +117,7 @@ class AccountRouter:
             if other.bot or other is keep or (keep_hash and other.token_hash == keep_hash):
                 continue
             self.hub.send(other, event_message(EventType.SIGNED_OUT, reason=reason.value))
-            await self.hub._detach(other)
+            await self.hub.detach(other)
 
     # Deleting ------------------------------------------------------------------------
 
@@ -135,21 +132,21 @@ class AccountRouter:
                 reason = CallReason.CANCELLED if username == call.caller else CallReason.DECLINED
             else:
                 reason = CallReason.HANGUP
-            await hub.follow_up(await hub._finish(call, reason))
+            await hub.follow_up(await hub.call_router.finish(call, reason))
         meeting = hub.meetings.table.of_user(username)
         if meeting is not None:
             await hub.follow_up(await hub.meetings._depart(meeting, username, LeaveReason.LEFT))
         relations = await hub.store.list_contacts(username)
         await hub.store.delete_user(username, hub.now())
         for relation in relations:
-            hub._relation_changed(username, relation.user.username, accepted=False)
+            hub.relation_changed(username, relation.user.username, accepted=False)
         log_event("account.deleted", conn=session.id, user=username)
 
         async def after() -> None:
             for relation in relations:
-                hub._tell_contact(user, relation.user, ContactStatus.REMOVED, session)
+                hub.tell_contact(user, relation.user, ContactStatus.REMOVED, session)
             await self.sign_out(username, SignedOutReason.ACCOUNT_DELETED, keep=session)
-            await hub._detach(session)
+            await hub.detach(session)
 
         return Result(then=after)
 
@@ -158,14 +155,14 @@ class AccountRouter:
     async def _block(self, session: Session, req: Block) -> Result:
         hub = self.hub
         me = me_user(session)
-        peer = await hub._existing_peer(session, req.username)
+        peer = await hub.existing_peer(session, req.username)
         if peer.username == ECHO_USERNAME:
             raise ProtocolError(ErrorCode.FORBIDDEN, "the Echo Test cannot be blocked")
         if len(await hub.store.blocked_users(me.username)) >= MAX_BLOCKED:
             raise ProtocolError(ErrorCode.FORBIDDEN, f"at most {MAX_BLOCKED} users can be blocked")
         before = await hub.store.block_user(me.username, peer.username, hub.now())
         if before is ContactStatus.ACCEPTED:
-            hub._relation_changed(me.username, peer.username, accepted=False)
+            hub.relation_changed(me.username, peer.username, accepted=False)
         log_event("account.blocked", user=me.username, peer=peer.username)
         # A call from them that rings now stops ringing, as if declined.
         call = hub.calls.of_user(me.username)
@@ -175,11 +172,12 @@ class AccountRouter:
             and call.caller == peer.username
             and call.callee == me.username
         )
-        ended = await hub._finish(call, CallReason.DECLINED) if ringing and call else None
+        calls = hub.call_router
+        ended = await calls.finish(call, CallReason.DECLINED) if ringing and call else None
 
         async def after() -> None:
             if before is not None:
-                hub._tell_contact(me, peer, ContactStatus.REMOVED, session)
+                hub.tell_contact(me, peer, ContactStatus.REMOVED, session)
             if ended is not None:
                 await hub.follow_up(ended)
 

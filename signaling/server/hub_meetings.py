@@ -9,8 +9,8 @@ hub's timers; when it fires the participant leaves with ``lost``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from signaling.protocol.chat import MeetingChat
 from signaling.protocol.constants import (
@@ -46,7 +46,7 @@ from signaling.server.meetings import (
     check_invitees,
     participant_json,
 )
-from signaling.server.routing import Result, Session, iso, me, me_user
+from signaling.server.routing import Handler, Result, Session, iso, me, me_user
 from signaling.server.sfu.relay import SfuRelay
 from signaling.server.store import MeetingIdTaken, MeetingRecord, UserRecord
 
@@ -56,8 +56,6 @@ PROBE_S = 3.0
 
 if TYPE_CHECKING:
     from signaling.server.hub import Hub
-
-Handler = Callable[[Session, Any], Awaitable[Result]]
 
 
 def _person(user: UserRecord) -> Person:
@@ -248,7 +246,7 @@ class MeetingRouter:
         invitations = meeting.invite(user.username, people)
         self.table.add(meeting)
         fields = {"meeting_id": meeting.meeting_id, "meeting": meeting.to_json(iso)}
-        ended = await self.hub.move_call(call, fields)
+        ended = await self.hub.call_router.move_call(call, fields)
         await self._store_new(meeting, invitations, also_joined=other.user.username)
         if self.sfu is not None and meeting.topology is Topology.SFU:
             self.sfu.meeting_started(meeting)

@@ -69,6 +69,10 @@ class Result:
     then: FollowUp | None = None
 
 
+#: A request's handler: a router's method the hub dispatches a request type to.
+Handler = Callable[[Session, Any], Awaitable[Result]]
+
+
 def iso(timestamp: float | None) -> str | None:
     """ISO 8601 UTC with milliseconds, as the protocol writes times."""
     if timestamp is None:

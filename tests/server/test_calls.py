@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+
+import pytest
 
 from tests.wire import WireClient, befriend, new_call_id
 
@@ -98,6 +101,23 @@ async def test_busy_for_the_caller_only(friends) -> None:
     # A caller already in a call cannot place another.
     reply = await alice.call("call.invite", to="carol", call_id=new_call_id(), media=AV)
     assert reply["code"] == "busy"
+
+
+async def test_an_invite_is_logged_once_with_its_outcome(
+    friends, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One ``call.invite`` line per invite, saying how it went (ringing, busy, offline)."""
+    alice, bob, carol = await friends("alice", "bob", "carol")
+    with caplog.at_level(logging.INFO, logger="parley.server"):
+        ringing = await ring(alice, bob)
+        busy = new_call_id()
+        await carol.request("call.invite", to="bob", call_id=busy, media=AV)
+        assert await ended(carol, busy) == "busy"
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("event=call.")]
+    assert lines == [
+        f"event=call.invite call={ringing} caller=alice callee=bob outcome=ringing",
+        f"event=call.invite call={busy} caller=carol callee=bob outcome=busy",
+    ]
 
 
 async def test_callee_offline(friends) -> None:

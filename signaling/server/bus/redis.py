@@ -616,7 +616,7 @@ class RedisBus(Bus):
 
     async def _load_contacts(self, username: str) -> None:
         if username not in self.hub._contacts and username != ECHO_USERNAME:
-            await self.hub._load_contacts(username)
+            await self.hub.load_contacts(username)
 
     async def _live_instances(self) -> list[int]:
         assert self._redis is not None

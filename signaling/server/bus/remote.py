@@ -221,5 +221,5 @@ class RemoteConnections:
             return
         for session in hub.by_user.get(username, ()):
             if session.token_hash == token:
-                hub._replay_call(session)
+                hub.call_router.replay(session)
                 return

@@ -34,10 +34,10 @@ def resume_calls(hub: Hub, timers: dict[str, dict[str, float]], spawn: Spawn) ->
             continue
         if ECHO_USERNAME in (call.caller, call.callee) and not take_over_call(hub, call):
             # No Echo Test here (--no-echo): its media was in the dead process.
-            spawn(hub._end_by_server(call, CallReason.FAILED))
+            spawn(hub.call_router.end_by_server(call, CallReason.FAILED))
             continue
         for name, deadline in deadlines.items():
-            hub._start_timer(call, name, max(0.0, deadline - now), timer_reason(name))
+            hub.call_router.start_timer(call, name, max(0.0, deadline - now), timer_reason(name))
         for party in (call.caller, call.callee):
             if party in deadlines:
                 continue
@@ -46,10 +46,10 @@ def resume_calls(hub: Hub, timers: dict[str, dict[str, float]], spawn: Spawn) ->
             ringing_callee = call.phase is CallPhase.RINGING and party == call.callee
             if ringing_callee:
                 if party not in hub.by_user:
-                    hub._start_grace(call, party)
+                    hub.call_router.start_grace(call, party)
             elif session is None or session.user is None:
                 call.bind(party, None)
-                hub._start_grace(call, party)
+                hub.call_router.start_grace(call, party)
 
 
 def resume_meetings(hub: Hub, timers: dict[str, dict[str, float]], spawn: Spawn) -> None:

@@ -25,9 +25,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from signaling.protocol.constants import ErrorCode, EventType, RequestType, Topology
 from signaling.protocol.errors import ProtocolError, bad_message
@@ -36,7 +35,7 @@ from signaling.protocol.sfu import SfuAnswer, SfuPublish, SfuSubscribe, SfuTrick
 from signaling.server.config import SfuSettings
 from signaling.server.logs import log_event
 from signaling.server.meetings import Meeting, MeetingTable
-from signaling.server.routing import Background, Result, Session, me
+from signaling.server.routing import Background, Handler, Result, Session, me
 from signaling.server.sfu.janus import JanusError, JanusSession, VideoRoomHandle
 from signaling.server.sfu.pool import Member, SfuPool
 from signaling.server.sfu.sweep import deployment_of, room_description, room_secret, sweep
@@ -50,8 +49,6 @@ READY_WAIT_S = 20.0
 PLACE_RETRY_S = 1.0
 #: What the room lets each publisher send (bits/s); a small room's 720p fits.
 PUBLISHER_BITRATE = 1_500_000
-
-Handler = Callable[[Session, Any], Awaitable[Result]]
 
 
 def _unavailable(message: str) -> ProtocolError:
