@@ -44,7 +44,10 @@ pytestmark = [
     pytest.mark.slow,
     # The good call's aiortc draws from ``random`` on the main thread while hypothesis
     # generates in the worker; hypothesis takes that for the strategies' doing.
-    pytest.mark.filterwarnings("ignore:Do not use the `random` module:DeprecationWarning"),
+    # (HypothesisDeprecationWarning is a FutureWarning, not a DeprecationWarning.)
+    pytest.mark.filterwarnings(
+        "ignore:Do not use the `random` module:hypothesis.errors.HypothesisDeprecationWarning"
+    ),
 ]
 
 Json = dict[str, Any]

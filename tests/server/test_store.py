@@ -203,6 +203,9 @@ async def test_a_write_that_fails_beside_others_fails_alone(store: Store) -> Non
     assert others == [None, None, ContactStatus.OUTGOING, None]
     if isinstance(store, SQLiteStore):  # the first write alone, the four behind it together
         assert store.commits - commits == 2
+        with pytest.raises(CallIdTaken):  # alone, it rolls back: no commit is counted
+            await store.insert_call(CallRecord("c1", "bob", "ada", AV, started_at=104.0))
+        assert store.commits - commits == 2
     await store.call_ended("c2", 120.0, "hangup")
     await store.call_ended("c3", 130.0, "hangup")
     calls = {c.call_id: c for c in await store.list_calls("ada", 10)}

@@ -31,7 +31,7 @@ class GroupCommit:
         self._committing = False
         #: Committed writes are answered a few per turn (answers.py: after a slow sync).
         self._answers = PacedAnswers()
-        #: Transactions committed (the tests check that writes share them).
+        #: Transactions that committed a write (the tests check that writes share them).
         self.commits = 0
 
     async def run(self, fn: Callable[[sqlite3.Connection], T], *, one_statement: bool = False) -> T:
@@ -69,8 +69,8 @@ class GroupCommit:
         outcome: asyncio.Future[list[tuple[bool, Any]]],
     ) -> None:
         error = outcome.exception() if not outcome.cancelled() else StoreError("cancelled")
-        if error is None:
-            self.commits += 1
+        if error is None and any(ok for ok, _ in outcome.result()):
+            self.commits += 1  # a lone write that failed rolled back: nothing was committed
         for index, (_, future) in enumerate(batch):
             if error is not None:
                 self._answers.exception(future, error)
