@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from gui.app.meeting_window import MeetingWindow, TileView
+from gui.app.meeting_window import MeetingWindow
 from gui.app.models import Role
+from gui.app.tile_view import TileView
 from gui.app.ui import ParleyUi
 from gui.core.backoff import Backoff
 from gui.core.meeting_machine import MeetingState
