@@ -14,7 +14,7 @@ from typing import Any
 
 from gui.cli.media import SpeakerOutput
 from gui.cli.meetings import follow_meeting
-from gui.cli.output import NORMAL_ENDINGS, emit
+from gui.cli.output import NORMAL_ENDINGS, emit, nothing_received
 from gui.core.call_machine import CallState
 from gui.core.call_session import CallSession, ScreenShareUnavailable
 from gui.core.escalation import continue_in_meeting
@@ -100,13 +100,7 @@ class CallReporter:
         """What arrived during the call."""
         video = self.session.receivers.get("camera")
         audio = self.session.receivers.get("audio")
-        out: dict[str, Any] = {
-            "frames_received": 0,
-            "width": None,
-            "height": None,
-            "audio_ms_received": 0,
-            "audio_peak_hz": None,
-        }
+        out = nothing_received()
         if isinstance(video, VideoReceiver):
             out.update(
                 frames_received=video.frames,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gui.cli.connection import FirstEvent
-from gui.cli.output import MEETING_NORMAL_ENDINGS, emit
+from gui.cli.output import MEETING_NORMAL_ENDINGS, emit, nothing_received
 from gui.core.call_session import CallOptions, LocalMedia
 from gui.core.meeting_machine import MeetingState, ParticipantsChanged
 from gui.core.meeting_session import MeetingSession
@@ -139,11 +139,7 @@ class MeetingReporter:
         figures: dict[str, Any] = {}
         for username, links in self.session.history.items():
             out: dict[str, Any] = {
-                "frames_received": 0,
-                "width": None,
-                "height": None,
-                "audio_ms_received": 0,
-                "audio_peak_hz": None,
+                **nothing_received(),
                 "links": len(links),
                 "connected": any(link.connected_at is not None for link in links),
             }

@@ -25,3 +25,14 @@ class BadArguments(CliError):
 def emit(event: str, **fields: Any) -> None:
     """One JSON line on stdout."""
     print(json.dumps({"event": event, **fields}, ensure_ascii=False), flush=True)
+
+
+def nothing_received() -> dict[str, Any]:
+    """A summary's media figures before anything arrived (a call's, or one participant's)."""
+    return {
+        "frames_received": 0,
+        "width": None,
+        "height": None,
+        "audio_ms_received": 0,
+        "audio_peak_hz": None,
+    }
