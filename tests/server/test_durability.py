@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 
 from tests.server.process import ServerProcess
-from tests.wire import WireClient
+from tests.wire import WireClient, befriend, new_call_id
 
 pytestmark = pytest.mark.slow
+
+AUDIO = {"audio": True, "video": False}
 
 
 async def burst(url: str, worker: int, acked: dict, stop: asyncio.Event) -> None:
@@ -79,5 +81,63 @@ async def test_sigkill_loses_nothing_acknowledged(tmp_path: Path) -> None:
                 checked += 1
             await client.close()
         assert checked >= 80
+    finally:
+        again.kill()
+
+
+async def calls_until_stopped(caller: WireClient, callee: str, acked: dict, stop: asyncio.Event):
+    """Invite ``callee`` and cancel, again and again: each acknowledged step is recorded."""
+    while not stop.is_set():
+        call_id = new_call_id()
+        try:
+            reply = await caller.call("call.invite", to=callee, call_id=call_id, media=AUDIO)
+            if reply["type"] != "ok":
+                await asyncio.sleep(0.05)  # rate limited, or the callee still busy: try again
+                continue
+            acked["invited"].add(call_id)
+            reply = await caller.call("call.cancel", call_id=call_id)
+            if reply["type"] == "ok":
+                acked["cancelled"].add(call_id)
+        except Exception:  # the server died under us: what was acknowledged is recorded
+            return
+
+
+async def test_sigkill_keeps_every_call_it_acknowledged(tmp_path: Path) -> None:
+    """The calls' history rows commit without a sync of their own (docs/architecture.md, "The
+    store"): still, every call whose invite or cancel a killed server acknowledged is in the
+    history after the restart, the cancelled ones as cancelled."""
+    db = str(tmp_path / "parley.db")
+    server = ServerProcess("--port", "0", "--db", db, "--log-level", "warning")
+    url = await asyncio.to_thread(server.wait_ready)
+    names = [f"pair{i}" for i in range(12)]
+    clients = [c for pair in range(6) for c in await befriend(url, *names[2 * pair : 2 * pair + 2])]
+    acked: dict[str, set[str]] = {"invited": set(), "cancelled": set()}
+    stop = asyncio.Event()
+    workers = [
+        asyncio.create_task(calls_until_stopped(clients[i], names[i + 1], acked, stop))
+        for i in range(0, 12, 2)
+    ]
+    async with asyncio.timeout(60):
+        while len(acked["cancelled"]) < 120:
+            await asyncio.sleep(0.01)
+    server.proc.kill()
+    await asyncio.to_thread(server.proc.wait)
+    stop.set()
+    for task in workers:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 10)
+
+    again = ServerProcess("--port", "0", "--db", db, "--log-level", "warning")
+    try:
+        url = await asyncio.to_thread(again.wait_ready)
+        history: dict[str, str | None] = {}
+        for name in names[::2]:
+            client = await WireClient.open(url)
+            await client.login(name)
+            reply = await client.request("history.list", limit=200)
+            history |= {c["call_id"]: c.get("reason") for c in reply["calls"]}
+            await client.close()
+        assert acked["invited"] <= set(history), acked["invited"] - set(history)
+        assert all(history[c] == "cancelled" for c in acked["cancelled"])
     finally:
         again.kill()

@@ -419,16 +419,23 @@ def test_an_error_that_ends_sqlites_transaction_fails_the_whole_batch(tmp_path: 
 
 def test_a_lone_write_of_one_statement_is_its_own_transaction() -> None:
     """A batch of one one-statement write runs in autocommit mode (no ``BEGIN``/``COMMIT`` of
-    its own: two calls into SQLite fewer); its failure is its own, and the next is served."""
+    its own: two calls into SQLite fewer); its failure is its own, and the next is served. A
+    call's write (not synced) runs alone; a synced one switches the sync on around it."""
     db = sqlite3.connect(":memory:", isolation_level=None)
     db.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)")
     statements: list[str] = []
     db.set_trace_callback(statements.append)
-    insert = Write(lambda db: db.execute("INSERT INTO t VALUES (1)"), one_statement=True)
+    insert = Write(lambda db: db.execute("INSERT INTO t VALUES (1)"), True, synced=False)
     assert _commit_batch(db, [insert]) == [(True, ANY)]
     assert statements == ["INSERT INTO t VALUES (1)"]
     ((ok, error),) = _commit_batch(db, [insert])
     assert not ok and isinstance(error, sqlite3.IntegrityError) and not db.in_transaction
+    statements.clear()
     assert _commit_batch(db, [Write(lambda db: db.execute("INSERT INTO t VALUES (2)"), True)])
+    assert statements == [
+        "PRAGMA synchronous = FULL",
+        "INSERT INTO t VALUES (2)",
+        "PRAGMA synchronous = NORMAL",
+    ]
     assert db.execute("SELECT n FROM t").fetchall() == [(1,), (2,)]
     db.close()
