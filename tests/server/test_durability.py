@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -38,16 +39,17 @@ async def burst(url: str, worker: int, acked: dict, stop: asyncio.Event) -> None
             return
 
 
-async def test_sigkill_loses_nothing_acknowledged(tmp_path: Path) -> None:
-    db = str(tmp_path / "parley.db")
-    server = ServerProcess("--port", "0", "--db", db, "--log-level", "warning")
-    url = await asyncio.to_thread(server.wait_ready)
-    acked: dict = {"users": {}, "requests": []}
-    stop = asyncio.Event()
-    workers = [asyncio.create_task(burst(url, w, acked, stop)) for w in range(6)]
-    # Kill it mid-burst, once a good number of changes were acknowledged.
+async def killed_and_started_again(
+    server: ServerProcess,
+    db: str,
+    enough: Callable[[], bool],
+    workers: list[asyncio.Task[None]],
+    stop: asyncio.Event,
+) -> ServerProcess:
+    """SIGKILL ``server`` once ``enough()`` holds (within 60 s), let the workers see it, and
+    start a new server on the same database (its ``url`` set)."""
     async with asyncio.timeout(60):
-        while len(acked["users"]) < 40 or len(acked["requests"]) < 40:
+        while not enough():
             await asyncio.sleep(0.01)
     server.proc.kill()
     await asyncio.to_thread(server.proc.wait)
@@ -55,10 +57,26 @@ async def test_sigkill_loses_nothing_acknowledged(tmp_path: Path) -> None:
     for task in workers:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, 10)
-
     again = ServerProcess("--port", "0", "--db", db, "--log-level", "warning")
+    await asyncio.to_thread(again.wait_ready)
+    return again
+
+
+async def test_sigkill_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    db = str(tmp_path / "parley.db")
+    server = ServerProcess("--port", "0", "--db", db, "--log-level", "warning")
+    url = await asyncio.to_thread(server.wait_ready)
+    acked: dict = {"users": {}, "requests": []}
+    stop = asyncio.Event()
+    workers = [asyncio.create_task(burst(url, w, acked, stop)) for w in range(6)]
+
+    # Kill it mid-burst, once a good number of changes were acknowledged.
+    def enough() -> bool:
+        return len(acked["users"]) >= 40 and len(acked["requests"]) >= 40
+
+    again = await killed_and_started_again(server, db, enough, workers, stop)
     try:
-        url = await asyncio.to_thread(again.wait_ready)
+        url = again.url
         expected: dict[str, dict[str, set[str]]] = {}
         for a, b, status in acked["requests"]:
             expected.setdefault(a, {})[b] = (
@@ -117,19 +135,13 @@ async def test_sigkill_keeps_every_call_it_acknowledged(tmp_path: Path) -> None:
         asyncio.create_task(calls_until_stopped(clients[i], names[i + 1], acked, stop))
         for i in range(0, 12, 2)
     ]
-    async with asyncio.timeout(60):
-        while len(acked["cancelled"]) < 120:
-            await asyncio.sleep(0.01)
-    server.proc.kill()
-    await asyncio.to_thread(server.proc.wait)
-    stop.set()
-    for task in workers:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 10)
 
-    again = ServerProcess("--port", "0", "--db", db, "--log-level", "warning")
+    def enough() -> bool:
+        return len(acked["cancelled"]) >= 120
+
+    again = await killed_and_started_again(server, db, enough, workers, stop)
     try:
-        url = await asyncio.to_thread(again.wait_ready)
+        url = again.url
         history: dict[str, str | None] = {}
         for name in names[::2]:
             client = await WireClient.open(url)
