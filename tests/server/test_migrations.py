@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from signaling.server.store import SQLiteStore
 from signaling.server.store.sqlite_schema import MIGRATIONS
 from tests.server.test_meetings import create, join
 from tests.wire import WireClient, befriend, new_call_id
@@ -110,3 +111,16 @@ async def test_a_v3_database_gets_blocks_and_deletions(make_server, tmp_path: Pa
     await carol.request("account.delete", password="correct horse")
     assert [c["username"] for c in (await alice.request("contacts.list"))["contacts"]] == ["echo"]
     await asyncio.gather(alice.close(), carol.close())
+
+
+async def test_two_stores_opening_one_new_file_at_once_migrate_it_once(tmp_path: Path) -> None:
+    """Each reads the schema version inside its write transaction: the second finds the file
+    migrated instead of applying the same migrations again ("table users already exists")."""
+    for attempt in range(5):
+        path = tmp_path / f"parley{attempt}.db"
+        stores = [SQLiteStore(path) for _ in range(3)]
+        await asyncio.gather(*(store.open() for store in stores))
+        for store in stores:
+            await store.close()
+        with sqlite3.connect(path) as db:
+            assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)

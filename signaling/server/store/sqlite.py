@@ -158,7 +158,9 @@ class SQLiteStore(Store):
         loop = asyncio.get_running_loop()
         if self.checkpoints is not None:
             checkpoints, self.checkpoints = self.checkpoints, None
-            await loop.run_in_executor(None, checkpoints.stop)
+            # On the store's own writer thread, idle by now: the loop's default executor is
+            # Qt's threads in the app (qasync), which would outlive the store.
+            await loop.run_in_executor(self._writer, checkpoints.stop)
         if self._read_db is not None and self._read_db is not self._writes.db:
             read_db, self._read_db = self._read_db, None
             await loop.run_in_executor(self._reader, read_db.close)

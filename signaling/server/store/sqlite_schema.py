@@ -127,19 +127,24 @@ MIGRATIONS: list[str] = [
 
 def migrate(db: sqlite3.Connection) -> None:
     """Bring ``db`` up to this server's schema; a newer one than it knows is refused."""
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    if version > len(MIGRATIONS):
-        raise StoreError(
-            f"the database has schema version {version}, newer than this server knows "
-            f"({len(MIGRATIONS)}); upgrade Parley"
-        )
-    for number in range(version, len(MIGRATIONS)):
+    while True:
+        # The version is read inside the write transaction: two servers opening one file at
+        # once must not both apply the same migration ("table ... already exists").
         db.execute("BEGIN IMMEDIATE")
         try:
-            for statement in MIGRATIONS[number].split(";"):
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise StoreError(
+                    f"the database has schema version {version}, newer than this server knows "
+                    f"({len(MIGRATIONS)}); upgrade Parley"
+                )
+            if version == len(MIGRATIONS):
+                db.execute("COMMIT")
+                return
+            for statement in MIGRATIONS[version].split(";"):
                 if statement.strip():
                     db.execute(statement)
-            db.execute(f"PRAGMA user_version = {number + 1}")
+            db.execute(f"PRAGMA user_version = {version + 1}")
         except BaseException:
             db.execute("ROLLBACK")
             raise
