@@ -92,7 +92,7 @@ class SQLiteStore(Store):
 
     @property
     def commits(self) -> int:
-        """Transactions committed (the tests check that writes share them)."""
+        """Transactions that committed a write (the tests check that writes share them)."""
         return self._writes.commits
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
